@@ -1,0 +1,49 @@
+"""A folder of images, read in name order (the OTB/LaSOT/GOT-10k layout)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import cv2
+
+from edge.camera.base import Frame
+from edge.errors import SourceError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(folder: str) -> list[str]:
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+    return [os.path.join(folder, n) for n in names]
+
+
+def read_rgb(path: str):
+    """(H, W, 3) uint8 RGB, or SourceError naming the file."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise SourceError(f"cannot read image {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class ImageFolderSource:
+    color_order = "RGB"
+
+    def __init__(self, folder: str) -> None:
+        if not os.path.isdir(folder):
+            raise SourceError(f"no such image folder: {folder}")
+        self.paths = list_images(folder)
+        if not self.paths:
+            raise SourceError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {folder}")
+        self.name = folder
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self):
+        for index, path in enumerate(self.paths):
+            image = read_rgb(path)
+            yield Frame(image=image, t_capture_ns=time.monotonic_ns(), index=index)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,52 @@
+"""OpenCV capture: camera index, video file or stream URL. Converts BGR to RGB."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+
+from edge.camera.base import Frame
+from edge.errors import SourceError
+
+
+class OpenCVSource:
+    color_order = "RGB"
+
+    def __init__(self, spec: str | int) -> None:
+        self.name = str(spec)
+        self._cap = cv2.VideoCapture(spec)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise SourceError(f"cannot open video source {spec}")
+        # Read one frame now: a file OpenCV "opens" but cannot decode fails here, not mid-run.
+        ok, first = self._cap.read()
+        if not ok or first is None:
+            self._cap.release()
+            raise SourceError(f"cannot read frames from {spec}")
+        self._first = first
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self._length = count if count > 0 and not isinstance(spec, int) else None
+
+    def __len__(self) -> int:
+        if self._length is None:
+            raise TypeError("a live source has no length")
+        return self._length
+
+    def __iter__(self):
+        index = 0
+        bgr, self._first = self._first, None
+        while True:
+            if bgr is None:
+                ok, bgr = self._cap.read()
+                if not ok or bgr is None:
+                    return
+            t_ns = time.monotonic_ns()
+            yield Frame(image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t_capture_ns=t_ns, index=index)
+            index += 1
+            bgr = None
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None

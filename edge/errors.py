@@ -1,0 +1,30 @@
+"""One error tree for the runtime.
+
+Every error a user can cause (a bad file, a bad argument, a camera that is gone) is an
+`EdgeTrackError`; the command line prints its message as one line and exits with status 2.
+Specific errors also derive from the matching builtin so callers can catch either.
+"""
+
+
+class EdgeTrackError(Exception):
+    """Root of every error edge-track raises on purpose."""
+
+
+class ConfigError(EdgeTrackError, ValueError):
+    """A bad argument, option or configuration value."""
+
+
+class ModelError(EdgeTrackError):
+    """A model file that is missing, unreadable, or not an edge-track model."""
+
+
+class CheckpointError(ModelError):
+    """A PyTorch checkpoint that does not fit the requested model."""
+
+
+class SourceError(EdgeTrackError, OSError):
+    """A frame source that cannot be opened or read."""
+
+
+class DatasetError(EdgeTrackError):
+    """A sequence folder or result file that cannot be parsed."""

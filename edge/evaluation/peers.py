@@ -1,0 +1,78 @@
+"""OpenCV's trackers behind the same init/update verbs as ``edge.tracker.Tracker``.
+
+KCF and CSRT come with opencv-contrib (``pip install 'edge-track[peers]'``); NanoTrack is in
+the main OpenCV build but needs its two ONNX files (backbone and head).
+"""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+
+from edge.errors import ConfigError
+from edge.tracker import TrackResult, TrackState
+
+PEERS = ("kcf", "csrt", "nanotrack")
+NANOTRACK_FILES = ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx")
+
+
+class OpenCVPeer:
+    """Wraps a cv2.Tracker; frames come in RGB like everywhere else in edge-track."""
+
+    def __init__(self, name: str, factory) -> None:
+        self.name = name
+        self._factory = factory
+
+    def init(self, frame: np.ndarray, box_xywh) -> TrackResult:
+        self._tracker = self._factory()
+        self._box = tuple(float(v) for v in box_xywh)
+        self._frame_id = 0
+        # OpenCV trackers take integer boxes.
+        self._tracker.init(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), tuple(int(round(v)) for v in self._box))
+        return TrackResult(box=self._box, score=1.0, state=TrackState.TRACKING, frame_id=0)
+
+    def update(self, frame: np.ndarray) -> TrackResult:
+        self._frame_id += 1
+        ok, box = self._tracker.update(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        score = float(self._tracker.getTrackingScore()) if hasattr(self._tracker, "getTrackingScore") else float(ok)
+        if ok:
+            self._box = tuple(float(v) for v in box)
+        state = TrackState.TRACKING if ok else TrackState.LOST
+        return TrackResult(box=self._box, score=score, state=state, frame_id=self._frame_id)
+
+
+def _quiet_opencv() -> None:
+    # OpenCV's DNN engine warns once per tracker about unsupported targets; not our user's problem.
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+
+
+def create_peer(name: str, nanotrack_dir: str | None = None) -> OpenCVPeer:
+    """A peer tracker by name: kcf, csrt or nanotrack (which needs ``nanotrack_dir``)."""
+    name = name.lower()
+    if name in ("kcf", "csrt"):
+        cls_name = "TrackerKCF" if name == "kcf" else "TrackerCSRT"
+        cls = getattr(cv2, cls_name, None)
+        if cls is None:
+            raise ConfigError(f"{name} needs opencv-contrib: pip install 'edge-track[peers]'")
+        return OpenCVPeer(name, cls.create)
+    if name == "nanotrack":
+        if not nanotrack_dir:
+            raise ConfigError("nanotrack needs --nanotrack-dir, a folder with "
+                              + " and ".join(NANOTRACK_FILES))
+        paths = [os.path.join(nanotrack_dir, f) for f in NANOTRACK_FILES]
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise ConfigError(f"NanoTrack model file not found: {missing[0]}")
+        _quiet_opencv()
+        params = cv2.TrackerNano_Params()
+        params.backbone, params.neckhead = paths
+
+        def factory():
+            return cv2.TrackerNano.create(params)
+
+        return OpenCVPeer(name, factory)
+    raise ConfigError(f"unknown tracker '{name}' (valid: mixformer, {', '.join(PEERS)})")

@@ -1,0 +1,123 @@
+"""What an exported model says about itself: the numbers the runtime needs, in one place.
+
+An edge-track ONNX file carries one metadata entry, ``edge_track``, holding this dataclass as
+JSON. The runtime reads crop factors, input sizes, normalisation, bins and thresholds from it and
+from nowhere else, so a model converted from another checkpoint or preset just works.
+
+The defaults below are the official MixFormerV2 tracking settings (spec sections 3 and 4); the
+presets in ``train/presets.py`` override the per-model ones (sizes, search factor, interval).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+
+from edge.errors import ModelError
+
+METADATA_KEY = "edge_track"
+FORMAT_VERSION = 1
+
+# The graph contract (README "Graph contract"): names other tools rely on.
+INPUT_NAMES = ("template", "online_template", "search")
+OUTPUT_NAMES = ("pred_boxes", "pred_scores")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """Everything the runtime needs to drive a MixFormerV2 graph.
+
+    Sizes are in pixels of the network input; factors scale sqrt(w*h) of the target box to the
+    side of the square crop taken from the frame.
+    """
+
+    preset: str
+    template_size: int
+    search_size: int
+    search_factor: float
+    bins: int
+    template_factor: float = 2.0
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    color_order: str = "RGB"
+    # The online template is replaced every `update_interval` frames by the best crop of the
+    # interval whose score exceeded `update_score_threshold` (spec 4.2, steps 5-6).
+    update_interval: int = 200
+    update_score_threshold: float = 0.5
+    # Below this score for `lost_frames` frames in a row the tracker reports LOST.
+    lost_score_threshold: float = 0.25
+    lost_frames: int = 5
+    graph: str = "full"
+    checkpoint_sha256: str = ""
+    format_version: int = FORMAT_VERSION
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("template_size", "search_size", "bins", "update_interval", "lost_frames"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
+        for name in ("search_factor", "template_factor"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                problems.append(f"{name} must be a positive number, got {value!r}")
+        for name in ("update_score_threshold", "lost_score_threshold"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                problems.append(f"{name} must be within [0, 1], got {value!r}")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
+                problems.append(f"{name} must be three numbers, got {value!r}")
+        if any(v <= 0 for v in self.std if isinstance(v, (int, float))):
+            problems.append(f"std must be positive, got {self.std!r}")
+        if self.color_order not in ("RGB", "BGR"):
+            problems.append(f"color_order must be RGB or BGR, got {self.color_order!r}")
+        if self.graph not in ("full", "cached"):
+            problems.append(f"graph must be 'full' or 'cached', got {self.graph!r}")
+        if self.format_version != FORMAT_VERSION:
+            problems.append(
+                f"format_version {self.format_version!r} is not supported "
+                f"(this edge-track reads version {FORMAT_VERSION})"
+            )
+        if problems:
+            raise ModelError("bad model metadata: " + "; ".join(problems))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+
+    def replace(self, **changes) -> "ModelMeta":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "model") -> "ModelMeta":
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{source}: metadata '{METADATA_KEY}' is not valid JSON ({exc.msg})") from None
+        if not isinstance(raw, dict):
+            raise ModelError(f"{source}: metadata '{METADATA_KEY}' is not a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ModelError(f"{source}: unknown metadata field '{unknown[0]}' (newer edge-track?)")
+        missing = [f.name for f in dataclasses.fields(cls)
+                   if f.name not in raw and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise ModelError(f"{source}: metadata lacks required field '{missing[0]}'")
+        for key in ("mean", "std"):
+            if key in raw and isinstance(raw[key], list):
+                raw[key] = tuple(raw[key])
+        try:
+            return cls(**raw)
+        except ModelError as exc:
+            raise ModelError(f"{source}: {exc}") from None

@@ -1,0 +1,75 @@
+"""Shared fixtures. Tests that need ../shared skip with a reason when it is absent."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("EDGE_TRACK_SHARED", os.path.join(os.path.dirname(REPO), "shared"))
+SEQUENCES = os.path.join(SHARED, "data", "sequences")
+REFERENCE = os.path.join(SHARED, "reference")
+NANOTRACK_DIR = os.path.join(SHARED, "models", "opencv")
+
+
+def shared_path(*parts: str) -> str:
+    path = os.path.join(SHARED, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"needs ../shared ({path} not found): CI has it beside the checkout")
+    return path
+
+
+def make_clip_frames(n: int = 24, size=(160, 120), box=(40, 30, 24, 20), step=(2, 1), seed: int = 0):
+    """A textured square moving over a noise background: (frames RGB list, gt boxes (n, 4))."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    background = cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (5, 5), 0)
+    patch = rng.integers(0, 255, (box[3], box[2], 3), dtype=np.uint8)
+    frames, boxes = [], []
+    for i in range(n):
+        x, y = box[0] + step[0] * i, box[1] + step[1] * i
+        frame = background.copy()
+        frame[y:y + box[3], x:x + box[2]] = patch
+        frames.append(frame)
+        boxes.append((x, y, box[2], box[3]))
+    return frames, np.asarray(boxes, dtype=np.float64)
+
+
+def write_sequence(folder: str, frames, boxes, gt_name: str = "groundtruth_rect.txt", sep: str = ",") -> str:
+    os.makedirs(os.path.join(folder, "img"), exist_ok=True)
+    for i, frame in enumerate(frames):
+        cv2.imwrite(os.path.join(folder, "img", f"{i + 1:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    with open(os.path.join(folder, gt_name), "w") as f:
+        for b in boxes:
+            f.write(sep.join(f"{v:g}" for v in b) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory):
+    """A seeded tiny-preset model exported through the real export path."""
+    pytest.importorskip("torch")
+    from train.export import export_onnx
+    from train.model import build_model
+    from train.presets import get_preset
+
+    path = str(tmp_path_factory.mktemp("models") / "tiny.onnx")
+    export_onnx(build_model(get_preset("tiny"), seed=0), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def s_model(tmp_path_factory):
+    """(torch model, onnx path) for the S preset with seeded weights."""
+    pytest.importorskip("torch")
+    from train.export import export_onnx
+    from train.model import build_model
+    from train.presets import get_preset
+
+    model = build_model(get_preset("S"), seed=3)
+    path = str(tmp_path_factory.mktemp("models") / "s.onnx")
+    report = export_onnx(model, path)
+    return model, path, report

@@ -1,0 +1,179 @@
+"""The command line on generated clips and real sequences, and its behaviour on bad input."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import NANOTRACK_DIR, make_clip_frames, shared_path, write_sequence
+from edge.cli.main import main
+
+
+def write_video(path, frames):
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, frames[0].shape[1::-1])
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def read_csv(path):
+    with open(path) as f:
+        lines = f.read().splitlines()
+    assert lines[0] == "x,y,w,h,score,state"
+    return [line.split(",") for line in lines[1:]]
+
+
+def one_line_failure(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("edge-track"), err
+    return err
+
+
+def test_track_generated_video(tmp_path, tiny_model_path, capsys):
+    frames, gt = make_clip_frames(20)
+    video = write_video(str(tmp_path / "clip.avi"), frames)
+    csv, out = str(tmp_path / "boxes.csv"), str(tmp_path / "annotated.avi")
+    init = ",".join(f"{v:g}" for v in gt[0])
+    assert main(["track", "--video", video, "--init", init, "--model", tiny_model_path,
+                 "--csv", csv, "--out", out]) == 0
+    rows = read_csv(csv)
+    assert len(rows) == 20
+    assert [float(v) for v in rows[0][:4]] == list(gt[0]) and rows[0][5] == "TRACKING"
+    for row in rows:
+        x, y, w, h, score = map(float, row[:5])
+        assert 0 <= x <= 160 and 0 <= y <= 120 and w >= 10 and h >= 10 and 0 <= score <= 1
+        assert row[5] in ("TRACKING", "LOST")
+    cap = cv2.VideoCapture(out)
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
+    assert "tracked 20 frames" in capsys.readouterr().out
+
+
+def test_track_annotated_folder_takes_first_box(tmp_path, tiny_model_path):
+    frames, gt = make_clip_frames(6)
+    folder = write_sequence(str(tmp_path / "seq"), frames, gt)
+    csv = str(tmp_path / "b.csv")
+    assert main(["track", "--video", os.path.join(folder, "img"), "--model", tiny_model_path, "--csv", csv]) == 0
+    rows = read_csv(csv)
+    assert len(rows) == 6 and [float(v) for v in rows[0][:4]] == list(gt[0])
+
+
+def test_track_real_sequence_with_bundled_sample_default(tmp_path, tiny_model_path):
+    csv = str(tmp_path / "b.csv")
+    assert main(["track", "--model", tiny_model_path, "--csv", csv, "--max-frames", "10"]) == 0
+    rows = read_csv(csv)
+    assert len(rows) == 10 and [float(v) for v in rows[0][:4]] == [205, 151, 17, 50]
+
+
+def test_eval_model_and_saved_results(tmp_path, tiny_model_path, capsys):
+    root = tmp_path / "seqs"
+    for name, seed, n in (("a", 0, 8), ("b", 1, 5)):
+        frames, gt = make_clip_frames(n, seed=seed)
+        write_sequence(str(root / name), frames, gt)
+    js = str(tmp_path / "r.json")
+    saved = str(tmp_path / "saved")
+    assert main(["eval", "--sequences", str(root), "--model", tiny_model_path, "--json", js,
+                 "--save-results", saved]) == 0
+    report = json.load(open(js))
+    assert [s["name"] for s in report["sequences"]] == ["a", "b"]
+    assert [s["frames"] for s in report["sequences"]] == [8, 5]
+    assert report["mean"]["auc"] == pytest.approx(np.mean([s["auc"] for s in report["sequences"]]))
+    # Rescoring the saved predictions without running anything gives the same numbers.
+    js2 = str(tmp_path / "r2.json")
+    assert main(["eval", "--sequences", str(root), "--results", saved, "--json", js2]) == 0
+    again = json.load(open(js2))
+    assert again["mean"]["auc"] == pytest.approx(report["mean"]["auc"])
+    assert "| mean" in capsys.readouterr().out
+
+
+def test_eval_results_of_ground_truth_is_perfect(tmp_path):
+    seq = shared_path("data", "sequences", "Crossing")
+    res = tmp_path / "res"
+    res.mkdir()
+    shutil.copy(os.path.join(seq, "groundtruth_rect.txt"), res / "Crossing.txt")
+    js = str(tmp_path / "r.json")
+    assert main(["eval", "--sequences", seq, "--results", str(res), "--json", js]) == 0
+    assert json.load(open(js))["mean"]["auc"] == pytest.approx(20 / 21)
+
+
+def test_eval_nanotrack_peer_tracks_a_real_sequence(tmp_path):
+    seq = shared_path("data", "sequences", "Crossing")
+    js = str(tmp_path / "r.json")
+    assert main(["eval", "--sequences", seq, "--tracker", "nanotrack", "--nanotrack-dir",
+                 shared_path("models", "opencv"), "--json", js]) == 0
+    assert json.load(open(js))["mean"]["auc"] > 0.6  # measured 0.76
+
+
+def test_eval_csrt_peer(tmp_path):
+    if not hasattr(cv2, "TrackerCSRT"):
+        pytest.skip("CSRT needs opencv-contrib (pip install 'edge-track[peers]')")
+    seq = shared_path("data", "sequences", "Crossing")
+    js = str(tmp_path / "r.json")
+    assert main(["eval", "--sequences", seq, "--tracker", "csrt", "--json", js]) == 0
+    assert json.load(open(js))["mean"]["auc"] > 0.6  # measured 0.77
+
+
+def test_export_command(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = str(tmp_path / "t.onnx")
+    assert main(["export", "--variant", "tiny", "--seed", "0", "--output", out]) == 0
+    assert "box max abs diff" in capsys.readouterr().out and os.path.getsize(out) > 0
+
+
+def test_export_of_mismatched_checkpoint_is_one_line(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from train.model import build_model
+    from train.presets import get_preset
+
+    ckpt = str(tmp_path / "tiny.pth")
+    torch.save({"net": build_model(get_preset("tiny"), seed=0).state_dict()}, ckpt)
+    err = one_line_failure(capsys, ["export", "--checkpoint", ckpt, "--variant", "S", "-o", str(tmp_path / "x.onnx")])
+    assert "use --variant tiny" in err
+    assert not os.path.exists(tmp_path / "x.onnx")
+
+
+@pytest.mark.parametrize("case", ["missing_model", "corrupt_model", "bad_init", "unreadable_video",
+                                  "missing_video", "init_outside", "empty_folder", "no_init"])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, tiny_model_path, capsys, case):
+    frames, gt = make_clip_frames(4)
+    video = write_video(str(tmp_path / "clip.avi"), frames)
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(os.urandom(512))
+    garbage_video = tmp_path / "garbage.mp4"
+    garbage_video.write_bytes(os.urandom(4096))
+    (tmp_path / "empty").mkdir()
+    args = {
+        "missing_model": ["--video", video, "--init", "40,30,24,20", "--model", str(tmp_path / "none.onnx")],
+        "corrupt_model": ["--video", video, "--init", "40,30,24,20", "--model", str(corrupt)],
+        "bad_init": ["--video", video, "--init", "40,30,-24", "--model", tiny_model_path],
+        "unreadable_video": ["--video", str(garbage_video), "--init", "40,30,24,20", "--model", tiny_model_path],
+        "missing_video": ["--video", str(tmp_path / "nope.mp4"), "--init", "1,1,5,5", "--model", tiny_model_path],
+        "init_outside": ["--video", video, "--init", "900,900,20,20", "--model", tiny_model_path],
+        "empty_folder": ["--video", str(tmp_path / "empty"), "--init", "1,1,5,5", "--model", tiny_model_path],
+        "no_init": ["--video", video, "--model", tiny_model_path],
+    }[case]
+    one_line_failure(capsys, ["track", *args])
+
+
+def test_console_script_reports_one_line(tmp_path):
+    exe = shutil.which("edge-track")
+    if exe is None:
+        pytest.skip("edge-track is not installed (pip install -e .)")
+    proc = subprocess.run([exe, "track", "--video", str(tmp_path / "none.mp4"), "--init", "1,1,2,2",
+                           "--model", str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    proc = subprocess.run([exe, "eval", "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "--sequences" in proc.stdout
+
+
+def test_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["track", "--model"])
+    assert info.value.code == 2 and capsys.readouterr().err.count("\n") == 1

@@ -1,0 +1,139 @@
+"""Export -> onnxruntime -> runtime tracker agree with PyTorch; the file describes itself."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import make_clip_frames, shared_path  # noqa: E402
+from edge.engines import open_engine  # noqa: E402
+from edge.engines.base import EngineOutput  # noqa: E402
+from edge.errors import ModelError  # noqa: E402
+from edge.model_meta import METADATA_KEY, ModelMeta  # noqa: E402
+from edge.tracker import Tracker  # noqa: E402
+from train.export import compare_with_torch, export_onnx  # noqa: E402
+from train.model import build_model  # noqa: E402
+from train.presets import get_preset  # noqa: E402
+
+
+class TorchEngine:
+    """The PyTorch model behind the runtime's engine interface (tests only)."""
+
+    name = "torch"
+
+    def __init__(self, model, meta):
+        self.model, self.meta = model, meta
+
+    def set_templates(self, template, online_template):
+        self._t = (torch.from_numpy(template), torch.from_numpy(online_template))
+
+    def run(self, search):
+        with torch.no_grad():
+            boxes, scores = self.model(*self._t, torch.from_numpy(search))
+        return EngineOutput(boxes.numpy()[0], float(scores[0]))
+
+    def close(self):
+        pass
+
+
+def test_s_export_agrees_and_describes_itself(s_model):
+    model, path, report = s_model
+    assert report.box_max_abs_diff <= 1e-4
+    engine = open_engine(path)
+    meta = engine.meta
+    assert (meta.preset, meta.template_size, meta.search_size, meta.bins) == ("S", 112, 224, 96)
+    assert meta.search_factor == 4.4 and meta.template_factor == 2.0 and meta.update_interval == 200
+    assert meta.mean == (0.485, 0.456, 0.406) and meta.std == (0.229, 0.224, 0.225)
+    assert meta.update_score_threshold == 0.5 and meta.graph == "full"
+    raw = json.loads(dict((p.key, p.value) for p in onnx.load(path, load_external_data=False).metadata_props)[METADATA_KEY])
+    assert raw["preset"] == "S"
+    # A second, independent batch of random inputs.
+    box_diff, _ = compare_with_torch(model, path, batch=3, seed=7)
+    assert box_diff <= 1e-4
+
+
+@pytest.mark.parametrize("preset", ["tiny", "B"])
+def test_other_presets_export_and_agree(tmp_path, preset):
+    model = build_model(get_preset(preset), seed=1)
+    report = export_onnx(model, str(tmp_path / f"{preset}.onnx"))
+    assert report.box_max_abs_diff <= 1e-4 and report.score_max_abs_diff <= 1e-3
+    assert open_engine(report.path).meta.preset == preset
+
+
+def test_checkpoint_hash_travels(tmp_path):
+    report = export_onnx(build_model(get_preset("tiny"), seed=0), str(tmp_path / "m.onnx"),
+                         checkpoint_sha256="ab" * 32)
+    assert open_engine(report.path).meta.checkpoint_sha256 == "ab" * 32
+
+
+def test_runtime_tracker_matches_pytorch_tracker_on_a_real_sequence(s_model):
+    """Same Tracker, two engines: onnxruntime on the exported file vs the PyTorch model."""
+    import cv2
+    import os
+
+    model, path, _ = s_model
+    seq = shared_path("data", "sequences", "bag")
+    frames = sorted(os.listdir(os.path.join(seq, "img")))[:15]
+    images = [cv2.cvtColor(cv2.imread(os.path.join(seq, "img", f)), cv2.COLOR_BGR2RGB) for f in frames]
+    with open(os.path.join(seq, "groundtruth_rect.txt")) as f:
+        init = [float(v) for v in f.readline().split(",")]
+    onnx_engine = open_engine(path)
+    trackers = [Tracker(onnx_engine, update_interval=5), Tracker(TorchEngine(model, onnx_engine.meta), update_interval=5)]
+    for t in trackers:
+        t.init(images[0], init)
+    for image in images[1:]:
+        a, b = (t.update(image) for t in trackers)
+        assert np.allclose(a.box, b.box, atol=1e-3), (a.box, b.box)
+        assert abs(a.score - b.score) < 1e-4
+
+
+def test_model_without_metadata_is_refused(tmp_path, tiny_model_path):
+    graph = onnx.load(tiny_model_path)
+    del graph.metadata_props[:]
+    bare = str(tmp_path / "bare.onnx")
+    onnx.save(graph, bare)
+    with pytest.raises(ModelError, match="no edge-track metadata"):
+        open_engine(bare)
+
+
+def test_corrupt_and_missing_models(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(ModelError, match="cannot load model"):
+        open_engine(str(bad))
+    with pytest.raises(ModelError, match="not found"):
+        open_engine(str(tmp_path / "missing.onnx"))
+
+
+def test_metadata_with_wrong_values_is_refused(tmp_path, tiny_model_path):
+    graph = onnx.load(tiny_model_path)
+    meta = json.loads(graph.metadata_props[0].value)
+    meta["search_factor"] = -1
+    graph.metadata_props[0].value = json.dumps(meta)
+    path = str(tmp_path / "m.onnx")
+    onnx.save(graph, path)
+    with pytest.raises(ModelError, match="search_factor"):
+        open_engine(path)
+
+
+def test_meta_json_round_trip():
+    meta = ModelMeta(preset="x", template_size=64, search_size=128, search_factor=4.0, bins=32)
+    assert ModelMeta.from_json(meta.to_json()) == meta
+    with pytest.raises(ModelError, match="unknown metadata field 'colour'"):
+        ModelMeta.from_json(json.dumps({**json.loads(meta.to_json()), "colour": "RGB"}))
+    with pytest.raises(ModelError, match="lacks required field 'bins'"):
+        raw = json.loads(meta.to_json())
+        del raw["bins"]
+        ModelMeta.from_json(json.dumps(raw))
+
+
+def test_tiny_tracker_runs_on_generated_frames(tiny_model_path):
+    frames, gt = make_clip_frames()
+    tracker = Tracker(open_engine(tiny_model_path))
+    tracker.init(frames[0], gt[0])
+    for frame in frames[1:]:
+        r = tracker.update(frame)
+        assert np.isfinite(r.box).all() and 0 <= r.score <= 1

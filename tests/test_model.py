@@ -1,0 +1,103 @@
+"""The network: attention semantics, the exact template cache, position tables, heads."""
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from train.model import MixedAttention, build_model, sincos_pos_embed_2d  # noqa: E402
+from train.presets import get_preset  # noqa: E402
+
+
+def reference_masked_attention(attn: MixedAttention, x, m):
+    """Full attention with an explicit mask: template queries may not see search/token keys."""
+    B, N, C = x.shape
+    h = attn.num_heads
+    qkv = x @ attn.qkv.weight.T + attn.qkv.bias
+    q, k, v = qkv.split(C, dim=-1)
+    q, k, v = (t.reshape(B, N, h, C // h).transpose(1, 2) for t in (q, k, v))
+    scores = q @ k.transpose(-1, -2) / math.sqrt(C // h)
+    mask = torch.zeros(N, N, dtype=torch.bool)
+    mask[:m, m:] = True
+    scores = scores.masked_fill(mask, float("-inf"))
+    out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, N, C)
+    return out @ attn.proj.weight.T + attn.proj.bias
+
+
+def test_mixed_attention_equals_masked_reference():
+    torch.manual_seed(0)
+    attn = MixedAttention(64, 4)
+    x = torch.randn(2, 30, 64)
+    assert torch.allclose(attn(x, 12), reference_masked_attention(attn, x, 12), atol=1e-6)
+
+
+def test_templates_do_not_see_the_search_image():
+    torch.manual_seed(1)
+    attn = MixedAttention(64, 4)
+    x = torch.randn(1, 30, 64)
+    y = x.clone()
+    y[:, 12:] = torch.randn(1, 18, 64)
+    assert torch.equal(attn(x, 12)[:, :12], attn(y, 12)[:, :12])
+
+
+@pytest.mark.parametrize("preset", ["tiny", "S", "B"])
+def test_cached_template_path_equals_full_forward(preset):
+    model = build_model(get_preset(preset), seed=0)
+    t, s = model.cfg.template_size, model.cfg.search_size
+    g = torch.Generator().manual_seed(0)
+    z, oz, x = torch.randn(2, 3, t, t, generator=g), torch.randn(2, 3, t, t, generator=g), torch.randn(2, 3, s, s, generator=g)
+    with torch.no_grad():
+        boxes, scores = model(z, oz, x)
+        cached_boxes, cached_scores = model.forward_search(x, model.forward_templates(z, oz))
+    assert (boxes - cached_boxes).abs().max() <= 1e-5
+    assert (scores - cached_scores).abs().max() <= 1e-4
+
+
+def test_sincos_table_formula():
+    D, G = 32, 3
+    table = sincos_pos_embed_2d(D, G).numpy()
+    for r in range(G):
+        for c in range(G):
+            for k in range(D // 4):
+                w = 10000 ** (-k / (D // 4))
+                row = table[r * G + c]
+                assert row[k] == pytest.approx(math.sin(c * w), abs=1e-6)
+                assert row[D // 4 + k] == pytest.approx(math.cos(c * w), abs=1e-6)
+                assert row[D // 2 + k] == pytest.approx(math.sin(r * w), abs=1e-6)
+                assert row[3 * D // 4 + k] == pytest.approx(math.cos(r * w), abs=1e-6)
+
+
+def test_box_head_expectation_and_edge_order():
+    model = build_model(get_preset("tiny"), seed=0)
+    head = model.box_head
+    F, S = head.bins, head.search_size
+    # Replace the MLP by one that emits a sharp peak at chosen bins per token (l, r, t, b).
+    peaks = [4, 20, 8, 28]
+    logits = torch.full((1, 4, F), -1e4)
+    for i, p in enumerate(peaks):
+        logits[0, i, p] = 0.0
+    head.layers = torch.nn.Identity()
+    boxes, _ = head(logits)
+    l, r, t, b = (p * S / F / S for p in peaks)
+    expected = torch.tensor([[(l + r) / 2, (t + b) / 2, r - l, b - t]])
+    assert torch.allclose(boxes, expected, atol=1e-6)
+
+
+def test_score_is_mean_of_token_logits():
+    model = build_model(get_preset("tiny"), seed=0)
+    tokens = torch.randn(2, 4, model.cfg.embed_dim)
+    per_token = model.score_head.layers(tokens).squeeze(-1)
+    assert torch.allclose(model.score_head(tokens), per_token.mean(-1))
+
+
+def test_tiny_forward_backward_runs():
+    model = build_model(get_preset("tiny"), seed=0).train()
+    t, s = model.cfg.template_size, model.cfg.search_size
+    boxes, scores = model(torch.randn(2, 3, t, t), torch.randn(2, 3, t, t), torch.randn(2, 3, s, s))
+    (boxes.sum() + scores.sum()).backward()
+    assert model.backbone.reg_tokens.grad is not None
+    assert model.backbone.pos_embed_s.grad is None  # frozen, as upstream
+    assert boxes.shape == (2, 4) and scores.shape == (2,)
+    assert np.isfinite(boxes.detach().numpy()).all()

@@ -1,0 +1,284 @@
+"""MixFormerV2: a one-stream ViT tracker with prediction tokens (spec section 2).
+
+Parameter names and shapes equal the official checkpoints (``backbone.*``, ``box_head.*``,
+``score_head.*``), so released weights load with ``strict=True``.
+
+Token sequence, per sample::
+
+    [template (Nt) | online template (Nt) | search (Ns) | prediction tokens (4: l, r, t, b)]
+
+Template queries attend only to the 2*Nt template keys; search and prediction-token queries
+attend to everything. The templates' keys/values therefore never depend on the search image:
+``forward_templates`` computes them once and ``forward_search`` reuses them, exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from train.presets import ModelConfig
+
+NUM_PRED_TOKENS = 4  # left, right, top, bottom edges
+
+
+def sincos_pos_embed_2d(embed_dim: int, grid_size: int) -> torch.Tensor:
+    """Fixed (grid², D) 2-D sin-cos table, MAE style, float32 (spec 2.1).
+
+    Token r*G + c gets [sin(c w_k), cos(c w_k)] in dims [0, D/2) (the column) and
+    [sin(r w_k), cos(r w_k)] in dims [D/2, D) (the row), with w_k = 10000^(-k / (D/4)).
+    """
+    if embed_dim % 4:
+        raise ValueError(f"embed_dim must be a multiple of 4, got {embed_dim}")
+    quarter = embed_dim // 4
+    omega = np.arange(quarter, dtype=np.float32) / np.float32(quarter)
+    omega = (1.0 / np.float32(10000) ** omega).astype(np.float32)                  # (D/4,)
+    cols, rows = np.meshgrid(np.arange(grid_size, dtype=np.float32),
+                             np.arange(grid_size, dtype=np.float32))              # (G, G) each
+
+    def one_axis(pos: np.ndarray) -> np.ndarray:
+        angles = np.einsum("m,d->md", pos.reshape(-1), omega).astype(np.float32)   # (G², D/4)
+        return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)           # (G², D/2)
+
+    table = np.concatenate([one_axis(cols), one_axis(rows)], axis=1)               # (G², D)
+    return torch.from_numpy(table.astype(np.float32))
+
+
+class PatchEmbed(nn.Module):
+    """(B, 3, H, W) -> (B, H/p * W/p, D), patches in row-major order."""
+
+    def __init__(self, patch_size: int, embed_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(3, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    """Plain softmax attention; (B, h, Nq, d) x (B, h, Nk, d) -> (B, h, Nq, d).
+
+    Written out rather than fused so ONNX/TFLite export sees MatMul + Softmax.
+    """
+    attn = (q @ k.transpose(-2, -1)) * scale                                       # (B, h, Nq, Nk)
+    return attn.softmax(dim=-1) @ v
+
+
+class MixedAttention(nn.Module):
+    """Asymmetric mixed attention (spec 2.2). ``qkv`` rows are [q | k | v], heads of 64."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=True)
+        self.proj = nn.Linear(dim, dim)
+
+    def _split(self, x: torch.Tensor):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return qkv.unbind(0)                                                       # 3 x (B, h, N, d)
+
+    def _merge(self, x: torch.Tensor) -> torch.Tensor:
+        B, h, N, d = x.shape
+        return x.transpose(1, 2).reshape(B, N, h * d)
+
+    def forward(self, x: torch.Tensor, num_template_tokens: int) -> torch.Tensor:
+        """x: (B, N, C) with the 2*Nt template tokens first."""
+        q, k, v = self._split(x)
+        m = num_template_tokens
+        out_t = _attend(q[:, :, :m], k[:, :, :m], v[:, :, :m], self.scale)         # templates only
+        out_s = _attend(q[:, :, m:], k, v, self.scale)                             # everything
+        return self.proj(self._merge(torch.cat([out_t, out_s], dim=2)))
+
+    def forward_templates(self, x_t: torch.Tensor):
+        """Template tokens alone -> (output, k_t, v_t); k_t/v_t: (B, h, M, d)."""
+        q, k, v = self._split(x_t)
+        return self.proj(self._merge(_attend(q, k, v, self.scale))), k, v
+
+    def forward_search(self, x_s: torch.Tensor, k_t: torch.Tensor, v_t: torch.Tensor) -> torch.Tensor:
+        """Search + prediction tokens against cached template keys/values."""
+        q, k, v = self._split(x_s)
+        k = torch.cat([k_t, k], dim=2)
+        v = torch.cat([v_t, v], dim=2)
+        return self.proj(self._merge(_attend(q, k, v, self.scale)))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()  # exact erf GELU, as upstream
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)).
+
+    ``residual_scale`` multiplies both residual branches; 1 normally, decayed towards 0 for the
+    layers removed by progressive elimination (deep-to-shallow distillation).
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = MixedAttention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.residual_scale = 1.0
+
+    def forward(self, x: torch.Tensor, num_template_tokens: int) -> torch.Tensor:
+        x = x + self.residual_scale * self.attn(self.norm1(x), num_template_tokens)
+        return x + self.residual_scale * self.mlp(self.norm2(x))
+
+    def forward_templates(self, x_t: torch.Tensor):
+        y, k_t, v_t = self.attn.forward_templates(self.norm1(x_t))
+        x_t = x_t + self.residual_scale * y
+        return x_t + self.residual_scale * self.mlp(self.norm2(x_t)), k_t, v_t
+
+    def forward_search(self, x_s: torch.Tensor, k_t: torch.Tensor, v_t: torch.Tensor) -> torch.Tensor:
+        x_s = x_s + self.residual_scale * self.attn.forward_search(self.norm1(x_s), k_t, v_t)
+        return x_s + self.residual_scale * self.mlp(self.norm2(x_s))
+
+
+class Backbone(nn.Module):
+    """Patch embedding, position tables, prediction tokens and the block stack (no final norm)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        D = cfg.embed_dim
+        # Frozen sin-cos tables, stored in the checkpoint as parameters (as upstream).
+        self.pos_embed_s = nn.Parameter(sincos_pos_embed_2d(D, cfg.search_grid)[None], requires_grad=False)
+        self.pos_embed_t = nn.Parameter(sincos_pos_embed_2d(D, cfg.template_grid)[None], requires_grad=False)
+        self.reg_tokens = nn.Parameter(torch.zeros(1, NUM_PRED_TOKENS, D))
+        self.pos_embed_reg = nn.Parameter(torch.zeros(1, NUM_PRED_TOKENS, D))
+        self.patch_embed = PatchEmbed(cfg.patch_size, D)
+        self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        nn.init.trunc_normal_(self.reg_tokens, std=0.02)
+
+    def embed(self, template, online_template, search):
+        """-> (templates (B, 2Nt, D), search + prediction tokens (B, Ns + 4, D))."""
+        t = self.patch_embed(template) + self.pos_embed_t
+        ot = self.patch_embed(online_template) + self.pos_embed_t
+        s = self.patch_embed(search) + self.pos_embed_s
+        tokens = (self.reg_tokens + self.pos_embed_reg).expand(s.shape[0], -1, -1)
+        return torch.cat([t, ot], dim=1), torch.cat([s, tokens], dim=1)
+
+    def forward(self, template, online_template, search, return_all: bool = False):
+        """-> final tokens (B, 2Nt + Ns + 4, D), or the list after every block if return_all."""
+        x_t, x_s = self.embed(template, online_template, search)
+        m = x_t.shape[1]
+        x = torch.cat([x_t, x_s], dim=1)
+        features = []
+        for block in self.blocks:
+            x = block(x, m)
+            features.append(x)
+        return features if return_all else x
+
+
+class DistributionBoxHead(nn.Module):
+    """Each prediction token -> a distribution over ``bins`` positions of one box edge (spec 2.3)."""
+
+    def __init__(self, dim: int, bins: int, search_size: int) -> None:
+        super().__init__()
+        self.bins = bins
+        self.search_size = search_size
+        self.layers = nn.Sequential(
+            nn.Sequential(nn.Linear(dim, dim), nn.LayerNorm(dim), nn.ReLU()),
+            nn.Sequential(nn.Linear(dim, bins), nn.LayerNorm(bins)),
+        )
+        # Bin left edges i * search/bins, in pixels. Not in the state dict (upstream has no buffers).
+        stride = search_size / bins
+        self.register_buffer("bin_pos", torch.arange(bins, dtype=torch.float32) * stride, persistent=False)
+
+    def forward(self, tokens: torch.Tensor):
+        """tokens: (B, 4, D) -> (boxes (B, 4) cx, cy, w, h normalised, edge logits (B, 4, bins))."""
+        logits = self.layers(tokens)                                               # (B, 4, F)
+        edges = (logits.softmax(dim=-1) * self.bin_pos).sum(dim=-1) / self.search_size  # (B, 4): l r t b
+        x1, x2, y1, y2 = edges.unbind(-1)
+        boxes = torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], dim=-1)
+        return boxes, logits
+
+
+class ScoreHead(nn.Module):
+    """Per-token MLP to one logit; the four logits are averaged (spec 2.4)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Sequential(nn.Linear(dim, dim), nn.ReLU()), nn.Linear(dim, 1))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.layers(tokens).squeeze(-1).mean(dim=-1)                       # (B,)
+
+
+class MixFormerV2(nn.Module):
+    """The tracking network. ``forward`` is the graph contract:
+
+    (template, online_template (B, 3, T, T), search (B, 3, S, S)) ->
+    (pred_boxes (B, 4) cx, cy, w, h normalised to the search crop, pred_scores (B,) logits).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = Backbone(cfg)
+        self.box_head = DistributionBoxHead(cfg.embed_dim, cfg.bins, cfg.search_size)
+        self.score_head = ScoreHead(cfg.embed_dim)
+        self.apply(_init_weights)
+
+    def forward_heads(self, pred_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        boxes, logits = self.box_head(pred_tokens)
+        return {"pred_boxes": boxes, "edge_logits": logits, "pred_scores": self.score_head(pred_tokens)}
+
+    def forward(self, template, online_template, search):
+        tokens = self.backbone(template, online_template, search)[:, -NUM_PRED_TOKENS:]
+        out = self.forward_heads(tokens)
+        return out["pred_boxes"], out["pred_scores"]
+
+    # -- exact cached-template path ---------------------------------------------------------
+    def forward_templates(self, template, online_template):
+        """-> per-block (k_t, v_t), each (B, heads, 2Nt, head_dim): all a frame needs of the templates."""
+        t = self.backbone.patch_embed(template) + self.backbone.pos_embed_t
+        ot = self.backbone.patch_embed(online_template) + self.backbone.pos_embed_t
+        x_t = torch.cat([t, ot], dim=1)
+        cache = []
+        for block in self.backbone.blocks:
+            x_t, k_t, v_t = block.forward_templates(x_t)
+            cache.append((k_t, v_t))
+        return cache
+
+    def forward_search(self, search, cache):
+        bb = self.backbone
+        s = bb.patch_embed(search) + bb.pos_embed_s
+        tokens = (bb.reg_tokens + bb.pos_embed_reg).expand(s.shape[0], -1, -1)
+        x = torch.cat([s, tokens], dim=1)
+        for block, (k_t, v_t) in zip(bb.blocks, cache):
+            x = block.forward_search(x, k_t, v_t)
+        out = self.forward_heads(x[:, -NUM_PRED_TOKENS:])
+        return out["pred_boxes"], out["pred_scores"]
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def build_model(cfg: ModelConfig, seed: int | None = None) -> MixFormerV2:
+    """A model with fresh weights; ``seed`` makes them reproducible."""
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return MixFormerV2(cfg).eval()
+    return MixFormerV2(cfg).eval()

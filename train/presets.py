@@ -1,0 +1,67 @@
+"""Named MixFormerV2 variants: architecture plus the tracking numbers that travel with them.
+
+``S`` and ``B`` are the official released configurations (spec section 1):
+``224_depth4_mlp1_score`` and ``288_depth8_score``. Their search factors and update interval are
+the published LaSOT test settings (spec 3 and 4.3). The small presets share the layout and exist
+for tests and for models trained here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of one MixFormerV2 variant. Token grids are size // patch_size squared."""
+
+    name: str
+    embed_dim: int = 768
+    depth: int = 4
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    template_size: int = 128
+    search_size: int = 288
+    bins: int = 96
+    # Tracking settings that belong to the variant (exported into the model metadata).
+    search_factor: float = 5.0
+    update_interval: int = 200
+
+    @property
+    def template_grid(self) -> int:
+        return self.template_size // self.patch_size
+
+    @property
+    def search_grid(self) -> int:
+        return self.search_size // self.patch_size
+
+    def describe(self) -> str:
+        ratio = f"{self.mlp_ratio:g}"
+        return (f"depth {self.depth}, width {self.embed_dim}, MLP ratio {ratio}, "
+                f"{self.template_size}/{self.search_size} px, {self.bins} bins")
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "S": ModelConfig("S", depth=4, mlp_ratio=1.0, template_size=112, search_size=224,
+                     search_factor=4.4, update_interval=200),
+    "B": ModelConfig("B", depth=8, mlp_ratio=4.0, template_size=128, search_size=288,
+                     search_factor=5.0, update_interval=200),
+    # Width 192, 3 heads: a ViT-Ti-sized student for training on modest hardware.
+    "T192": ModelConfig("T192", embed_dim=192, depth=4, num_heads=3, mlp_ratio=4.0,
+                        template_size=112, search_size=224, bins=96, search_factor=4.5,
+                        update_interval=25),
+    # For tests: seconds to build, export and run.
+    "tiny": ModelConfig("tiny", embed_dim=64, depth=2, num_heads=2, mlp_ratio=2.0,
+                        template_size=64, search_size=128, bins=32, search_factor=4.0,
+                        update_interval=10),
+}
+
+
+def get_preset(name: str) -> ModelConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown variant '{name}' (valid: {', '.join(PRESETS)})") from None
