@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field
 
 from edge.errors import ModelError
@@ -23,6 +24,18 @@ FORMAT_VERSION = 1
 # The graph contract (README "Graph contract"): names other tools rely on.
 INPUT_NAMES = ("template", "online_template", "search")
 OUTPUT_NAMES = ("pred_boxes", "pred_scores")
+# The exact template cache: the contract graph also outputs every layer's template keys/values,
+# (N, layers, 2, heads, 2*Nt, head_dim), and the step graph takes them instead of the templates.
+KV_NAME = "template_kv"
+STEP_INPUT_NAMES = ("search", KV_NAME)
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def step_path_for(model_path: str) -> str:
+    """``dir/name.onnx`` -> ``dir/name.step.onnx``: where the cached path's step graph lives."""
+    root, ext = os.path.splitext(model_path)
+    return f"{root}.step{ext or '.onnx'}"
+
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -53,6 +66,9 @@ class ModelMeta:
     lost_score_threshold: float = 0.25
     lost_frames: int = 5
     graph: str = "full"
+    # With graph == "cached": the step graph's file name, in the same folder as the model.
+    step_file: str = ""
+    precision: str = "fp32"
     checkpoint_sha256: str = ""
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
@@ -81,6 +97,10 @@ class ModelMeta:
             problems.append(f"color_order must be RGB or BGR, got {self.color_order!r}")
         if self.graph not in ("full", "cached"):
             problems.append(f"graph must be 'full' or 'cached', got {self.graph!r}")
+        if self.graph == "cached" and not self.step_file:
+            problems.append("a cached graph needs step_file")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.format_version != FORMAT_VERSION:
             problems.append(
                 f"format_version {self.format_version!r} is not supported "

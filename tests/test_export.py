@@ -47,11 +47,12 @@ def test_s_export_agrees_and_describes_itself(s_model):
     assert (meta.preset, meta.template_size, meta.search_size, meta.bins) == ("S", 112, 224, 96)
     assert meta.search_factor == 4.4 and meta.template_factor == 2.0 and meta.update_interval == 200
     assert meta.mean == (0.485, 0.456, 0.406) and meta.std == (0.229, 0.224, 0.225)
-    assert meta.update_score_threshold == 0.5 and meta.graph == "full"
+    assert meta.update_score_threshold == 0.5 and meta.graph == "cached" and meta.step_file == "s.step.onnx"
+    assert engine.cached and engine.name == "onnxruntime-fp32-cached"
     raw = json.loads(dict((p.key, p.value) for p in onnx.load(path, load_external_data=False).metadata_props)[METADATA_KEY])
     assert raw["preset"] == "S"
     # A second, independent batch of random inputs.
-    box_diff, _ = compare_with_torch(model, path, batch=3, seed=7)
+    box_diff, _ = compare_with_torch(model, path, report.step_path, batch=3, seed=7)
     assert box_diff <= 1e-4
 
 
@@ -137,3 +138,63 @@ def test_tiny_tracker_runs_on_generated_frames(tiny_model_path):
     for frame in frames[1:]:
         r = tracker.update(frame)
         assert np.isfinite(r.box).all() and 0 <= r.score <= 1
+
+
+def test_cached_and_full_paths_track_identically(s_model):
+    """The step graph on cached K/V equals the full graph, through template updates."""
+    import cv2
+    import os
+
+    _, path, _ = s_model
+    seq = shared_path("data", "sequences", "MotorRolling")
+    names = sorted(os.listdir(os.path.join(seq, "img")))[:12]
+    images = [cv2.cvtColor(cv2.imread(os.path.join(seq, "img", n)), cv2.COLOR_BGR2RGB) for n in names]
+    init = [float(v) for v in open(os.path.join(seq, "groundtruth_rect.txt")).readline().split(",")]
+    cached, full = open_engine(path), open_engine(path, use_cache=False)
+    assert cached.cached and not full.cached
+    trackers = [Tracker(cached, update_interval=3), Tracker(full, update_interval=3)]
+    for t in trackers:
+        t.init(images[0], init)
+    for image in images[1:]:
+        a, b = (t.update(image) for t in trackers)
+        assert np.allclose(a.box, b.box, atol=1e-4) and abs(a.score - b.score) < 1e-5
+
+
+def test_template_update_refreshes_the_cache(tiny_model_path):
+    engine = open_engine(tiny_model_path)
+    meta = engine.meta
+    rng = np.random.default_rng(0)
+    t1, t2 = (rng.standard_normal((1, 3, meta.template_size, meta.template_size)).astype(np.float32) for _ in range(2))
+    search = rng.standard_normal((1, 3, meta.search_size, meta.search_size)).astype(np.float32)
+    full = open_engine(tiny_model_path, use_cache=False)
+    for online in (t1, t2):
+        engine.set_templates(t1, online)
+        full.set_templates(t1, online)
+        a, b = engine.run(search), full.run(search)
+        assert np.allclose(a.box_cxcywh, b.box_cxcywh, atol=1e-5)
+    engine.set_templates(t1, t1)
+    stale = engine.run(search)
+    engine.set_templates(t1, t2)
+    assert not np.allclose(stale.box_cxcywh, engine.run(search).box_cxcywh, atol=1e-7)
+
+
+def test_missing_or_foreign_step_graph(tmp_path, tiny_model_path):
+    import shutil
+
+    from train.onnx_files import step_path_for
+
+    copy = str(tmp_path / "m.onnx")
+    shutil.copy(tiny_model_path, copy)
+    with pytest.raises(ModelError, match="step graph .* missing"):
+        open_engine(copy)
+    other = export_onnx(build_model(get_preset("tiny"), seed=9), str(tmp_path / "o.onnx"),
+                        checkpoint_sha256="cd" * 32)
+    shutil.copy(other.step_path, step_path_for(copy))
+    with pytest.raises(ModelError, match="does not belong"):
+        open_engine(copy)
+
+
+def test_full_only_export(tmp_path):
+    report = export_onnx(build_model(get_preset("tiny"), seed=0), str(tmp_path / "f.onnx"), cached=False)
+    engine = open_engine(report.path)
+    assert report.step_path is None and engine.meta.graph == "full" and not engine.cached

@@ -38,6 +38,8 @@ def register_export(subparsers) -> None:
     p.add_argument("--format", choices=["onnx"], default="onnx", help="output format (default onnx)")
     p.add_argument("--output", "-o", required=True, metavar="MODEL.onnx")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="write only the full graph (no template-cache step graph MODEL.step.onnx)")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime vs PyTorch check")
     p.set_defaults(func=run_export)
 
@@ -59,8 +61,9 @@ def run_export(args: argparse.Namespace) -> int:
         source = f"seeded random weights (seed {args.seed})"
         print(f"warning: exporting {source}: the model will not track anything", file=sys.stderr)
     report = export_onnx(model, args.output, opset=args.opset, checkpoint_sha256=sha,
-                         check=not args.no_check)
-    print(f"wrote {report.path} ({report.size_bytes / 1e6:.1f} MB): MixFormerV2-{report.meta.preset} "
+                         cached=not args.no_cache, check=not args.no_check)
+    written = report.path + (f" + {report.step_path}" if report.step_path else "")
+    print(f"wrote {written} ({report.size_bytes / 1e6:.1f} MB): MixFormerV2-{report.meta.preset} "
           f"from {source}")
     if not args.no_check:
         print(f"onnxruntime vs PyTorch on random inputs: box max abs diff {report.box_max_abs_diff:.2e} "

@@ -1,22 +1,33 @@
-"""Export a MixFormerV2 to a self-describing ONNX file and prove the runtime agrees with it."""
+"""Export a MixFormerV2 to self-describing ONNX and prove onnxruntime agrees with PyTorch.
+
+With the template cache (the default) two graphs are written:
+
+- ``MODEL.onnx``: the graph contract (template, online_template, search -> pred_boxes,
+  pred_scores) plus one extra output, ``template_kv``: every layer's template keys/values;
+- ``MODEL.step.onnx``: (search, template_kv -> pred_boxes, pred_scores), the per-frame graph.
+
+The templates never attend to the search tokens, so running the step graph on cached K/V equals
+the full forward exactly; the runtime runs the contract graph only when the templates change.
+"""
 
 from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
 import torch
+import torch.nn as nn
 
 import edge
 from edge.engines.onnx import open_session
 from edge.errors import ModelError
-from edge.model_meta import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, ModelMeta
+from edge.model_meta import INPUT_NAMES, KV_NAME, OUTPUT_NAMES, STEP_INPUT_NAMES, ModelMeta
 from train.model import MixFormerV2
+from train.onnx_files import save_together, set_meta, step_path_for
 
 # Agreement required between onnxruntime and PyTorch on random inputs (issue contract).
 BOX_TOLERANCE = 1e-4
@@ -30,18 +41,53 @@ class ExportReport:
     box_max_abs_diff: float
     score_max_abs_diff: float
     size_bytes: int
+    step_path: str | None = None
 
 
-def model_meta(model: MixFormerV2, checkpoint_sha256: str = "") -> ModelMeta:
+def model_meta(model: MixFormerV2, checkpoint_sha256: str = "", step_file: str = "") -> ModelMeta:
     cfg = model.cfg
     return ModelMeta(
         preset=cfg.name, template_size=cfg.template_size, search_size=cfg.search_size,
         search_factor=cfg.search_factor, bins=cfg.bins, update_interval=cfg.update_interval,
-        checkpoint_sha256=checkpoint_sha256, graph="full",
+        checkpoint_sha256=checkpoint_sha256, graph="cached" if step_file else "full",
+        step_file=step_file,
         extra={"edge_track_version": edge.__version__, "embed_dim": cfg.embed_dim,
                "depth": cfg.depth, "num_heads": cfg.num_heads, "mlp_ratio": cfg.mlp_ratio,
                "patch_size": cfg.patch_size},
     )
+
+
+def stack_kv(cache) -> torch.Tensor:
+    """[(k, v) per layer], each (N, h, M, d) -> (N, layers, 2, h, M, d)."""
+    return torch.stack([torch.stack([k, v], dim=1) for k, v in cache], dim=1)
+
+
+def unstack_kv(kv: torch.Tensor):
+    return [(kv[:, i, 0], kv[:, i, 1]) for i in range(kv.shape[1])]
+
+
+class ContractWithCache(nn.Module):
+    """The contract graph computed through the cache, also returning the cache."""
+
+    def __init__(self, model: MixFormerV2) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, template, online_template, search):
+        cache = self.model.forward_templates(template, online_template)
+        boxes, scores = self.model.forward_search(search, cache)
+        return boxes, scores, stack_kv(cache)
+
+
+class SearchStep(nn.Module):
+    """The per-frame graph: search crop + cached template K/V -> box and score."""
+
+    def __init__(self, model: MixFormerV2) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, search, template_kv):
+        return self.model.forward_search(search, unstack_kv(template_kv))
 
 
 def random_inputs(model: MixFormerV2, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -52,55 +98,72 @@ def random_inputs(model: MixFormerV2, batch: int = 1, seed: int = 0) -> tuple[to
             torch.randn(batch, 3, s, s, generator=g))
 
 
-def export_onnx(model: MixFormerV2, output: str, *, opset: int = 17, checkpoint_sha256: str = "",
-                check: bool = True) -> ExportReport:
-    """Write ``output`` (graph contract + metadata) and, if ``check``, compare ORT with torch.
-
-    The TorchScript-based exporter is used because it is the one that emits opset <= 17, which
-    older onnxruntime and TensorRT builds on devices still need.
-    """
-    model = model.eval()
-    meta = model_meta(model, checkpoint_sha256)
-    dummy = random_inputs(model, batch=1, seed=0)
+def to_onnx(module: nn.Module, args, input_names, output_names, opset: int) -> onnx.ModelProto:
+    """TorchScript-based export: the exporter that still emits opset <= 17 for older devices."""
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is chosen on purpose
-        torch.onnx.export(
-            model, dummy, buffer, dynamo=False, opset_version=opset,
-            input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-            dynamic_axes={name: {0: "N"} for name in (*INPUT_NAMES, *OUTPUT_NAMES)},
-        )
-    graph = onnx.load_from_string(buffer.getvalue())
-    graph.producer_name = "edge-track"
-    graph.doc_string = f"MixFormerV2-{meta.preset} tracker exported by edge-track {edge.__version__}"
-    onnx.helper.set_model_props(graph, {METADATA_KEY: meta.to_json()})
-    onnx.checker.check_model(graph)
-    directory = os.path.dirname(os.path.abspath(output))
-    os.makedirs(directory, exist_ok=True)
-    # Write beside the target and rename, so a failed export never leaves half a model behind.
-    fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=directory)
-    os.close(fd)
-    try:
-        onnx.save(graph, tmp)
-        box_diff, score_diff = compare_with_torch(model, tmp) if check else (float("nan"),) * 2
-        if check and not (box_diff <= BOX_TOLERANCE and score_diff <= SCORE_TOLERANCE):
-            raise ModelError(f"exported graph disagrees with PyTorch: box max abs diff {box_diff:.2e} "
-                             f"(limit {BOX_TOLERANCE:g}), score {score_diff:.2e} (limit {SCORE_TOLERANCE:g})")
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return ExportReport(output, meta, box_diff, score_diff, os.path.getsize(output))
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(module.eval(), args, buffer, dynamo=False, opset_version=opset,
+                          input_names=list(input_names), output_names=list(output_names),
+                          dynamic_axes={n: {0: "N"} for n in (*input_names, *output_names)})
+    proto = onnx.load_from_string(buffer.getvalue())
+    proto.producer_name = "edge-track"
+    return proto
 
 
-def compare_with_torch(model: MixFormerV2, onnx_path: str, batch: int = 2, seed: int = 1):
-    """Max abs differences (boxes, score logits) between onnxruntime and PyTorch, random inputs."""
+def export_onnx(model: MixFormerV2, output: str, *, opset: int = 17, checkpoint_sha256: str = "",
+                cached: bool = True, check: bool = True) -> ExportReport:
+    """Write ``output`` (and ``output``'s step graph when cached) and check it against PyTorch."""
+    model = model.eval()
+    step_path = step_path_for(output) if cached else None
+    meta = model_meta(model, checkpoint_sha256, os.path.basename(step_path) if cached else "")
+    t, ot, s = random_inputs(model, batch=1, seed=0)
+    files = {}
+    if cached:
+        contract = to_onnx(ContractWithCache(model), (t, ot, s), INPUT_NAMES, (*OUTPUT_NAMES, KV_NAME), opset)
+        with torch.no_grad():
+            kv = stack_kv(model.forward_templates(t, ot))
+        files[step_path] = set_meta(to_onnx(SearchStep(model), (s, kv), STEP_INPUT_NAMES, OUTPUT_NAMES, opset), meta)
+    else:
+        contract = to_onnx(model, (t, ot, s), INPUT_NAMES, OUTPUT_NAMES, opset)
+    contract.doc_string = f"MixFormerV2-{meta.preset} tracker exported by edge-track {edge.__version__}"
+    files[output] = set_meta(contract, meta)
+    for proto in files.values():
+        onnx.checker.check_model(proto)
+
+    diffs = [float("nan"), float("nan")]
+
+    def verify(tmp_paths):
+        if not check:
+            return
+        diffs[:] = compare_with_torch(model, tmp_paths[output], tmp_paths.get(step_path))
+        if not (diffs[0] <= BOX_TOLERANCE and diffs[1] <= SCORE_TOLERANCE):
+            raise ModelError(f"exported graph disagrees with PyTorch: box max abs diff {diffs[0]:.2e} "
+                             f"(limit {BOX_TOLERANCE:g}), score {diffs[1]:.2e} (limit {SCORE_TOLERANCE:g})")
+
+    save_together(files, verify)
+    size = sum(os.path.getsize(p) for p in files)
+    return ExportReport(output, meta, diffs[0], diffs[1], size, step_path)
+
+
+def compare_with_torch(model: MixFormerV2, onnx_path: str, step_path: str | None = None,
+                       batch: int = 2, seed: int = 1):
+    """Max abs differences (boxes, score logits) between onnxruntime and PyTorch's plain forward.
+
+    With a step graph, both paths are checked: the contract graph, and the step graph fed with the
+    template K/V the contract graph returned.
+    """
     inputs = random_inputs(model, batch=batch, seed=seed)
     with torch.no_grad():
-        boxes, scores = model(*inputs)
-    session = open_session(onnx_path, threads=None)
-    ort_boxes, ort_scores = session.run(list(OUTPUT_NAMES),
-                                        {n: x.numpy() for n, x in zip(INPUT_NAMES, inputs)})
-    box_diff = float(np.abs(ort_boxes - boxes.numpy()).max())
-    score_diff = float(np.abs(ort_scores - scores.numpy()).max())
+        boxes, scores = (x.numpy() for x in model(*inputs))
+    feeds = {n: x.numpy() for n, x in zip(INPUT_NAMES, inputs)}
+    session = open_session(onnx_path)
+    names = [o.name for o in session.get_outputs()]
+    outputs = dict(zip(names, session.run(names, feeds)))
+    results = [(outputs["pred_boxes"], outputs["pred_scores"])]
+    if step_path is not None:
+        step = open_session(step_path)
+        results.append(step.run(list(OUTPUT_NAMES), {"search": feeds["search"], KV_NAME: outputs[KV_NAME]}))
+    box_diff = max(float(np.abs(b - boxes).max()) for b, _ in results)
+    score_diff = max(float(np.abs(sc - scores).max()) for _, sc in results)
     return box_diff, score_diff

@@ -8,7 +8,8 @@ import numpy as np
 
 from edge.engines.base import EngineOutput
 from edge.errors import ModelError
-from edge.model_meta import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, ModelMeta
+from edge.model_meta import (INPUT_NAMES, KV_NAME, METADATA_KEY, OUTPUT_NAMES, STEP_INPUT_NAMES,
+                              ModelMeta, step_path_for)
 
 
 def _import_ort():
@@ -56,51 +57,78 @@ def read_meta(session, source: str) -> ModelMeta:
 
 
 class OnnxEngine:
-    """Runs the full three-input graph of the contract with onnxruntime.
+    """Runs an edge-track ONNX model with onnxruntime.
+
+    When the model carries the template cache (metadata ``graph == "cached"``), the contract
+    graph runs only on template updates, to produce the templates' keys/values, and each frame
+    runs the smaller step graph; otherwise every frame runs the full contract graph.
 
     Args:
-        path: an .onnx file written by ``edge-track export``.
+        path: an .onnx file written by ``edge-track export`` (or ``quantize``).
         threads: intra-op threads (None: onnxruntime's default, one per physical core).
         providers: onnxruntime execution providers, CPU by default.
+        use_cache: set False to force the full graph every frame (for comparisons).
     """
 
-    name = "onnxruntime"
-
-    def __init__(self, path: str, *, threads: int | None = None, providers=None) -> None:
+    def __init__(self, path: str, *, threads: int | None = None, providers=None,
+                 use_cache: bool = True) -> None:
         self.path = path
         self._session = open_session(path, threads, providers)
         self.meta = read_meta(self._session, path)
-        self._check_contract()
-        self._templates: dict[str, np.ndarray] | None = None
+        self._check_io(self._session, path, INPUT_NAMES, OUTPUT_NAMES)
+        self._step = None
+        if self.meta.graph == "cached" and use_cache:
+            # Beside a renamed model first, then under the name it was exported with.
+            step_path = step_path_for(path)
+            if not os.path.isfile(step_path):
+                step_path = os.path.join(os.path.dirname(os.path.abspath(path)), self.meta.step_file)
+            if not os.path.isfile(step_path):
+                raise ModelError(f"{path} needs its step graph {step_path_for(path)}, which is missing "
+                                 f"(copy both files, or re-export)")
+            self._step = open_session(step_path, threads, providers)
+            if read_meta(self._step, step_path) != self.meta:
+                raise ModelError(f"{step_path} does not belong to {path} (metadata differ; re-export both)")
+            self._check_io(self._step, step_path, STEP_INPUT_NAMES, OUTPUT_NAMES)
+            self._check_io(self._session, path, INPUT_NAMES, (KV_NAME,))
+        self.name = f"onnxruntime-{self.meta.precision}-{'cached' if self._step else 'full'}"
+        self._feeds: dict[str, np.ndarray] | None = None
+        self._blank_search = np.zeros((1, 3, self.meta.search_size, self.meta.search_size), np.float32)
 
-    def _check_contract(self) -> None:
-        inputs = {i.name: i.shape for i in self._session.get_inputs()}
-        outputs = [o.name for o in self._session.get_outputs()]
-        missing = [n for n in INPUT_NAMES if n not in inputs]
-        if missing or any(n not in outputs for n in OUTPUT_NAMES):
+    @property
+    def cached(self) -> bool:
+        return self._step is not None
+
+    def _check_io(self, session, path, inputs, outputs) -> None:
+        shapes = {i.name: i.shape for i in session.get_inputs()}
+        names = [o.name for o in session.get_outputs()]
+        if any(n not in shapes for n in inputs) or any(n not in names for n in outputs):
             raise ModelError(
-                f"{self.path}: graph does not follow the edge-track contract "
-                f"(inputs {sorted(inputs)}, outputs {outputs}; expected inputs {list(INPUT_NAMES)} "
-                f"and outputs {list(OUTPUT_NAMES)})"
-            )
+                f"{path}: graph does not follow the edge-track contract (inputs {sorted(shapes)}, "
+                f"outputs {names}; expected inputs {list(inputs)} and outputs {list(outputs)})")
         expected = {"template": self.meta.template_size, "online_template": self.meta.template_size,
                     "search": self.meta.search_size}
         for name, size in expected.items():
-            shape = inputs[name]
-            if len(shape) != 4 or shape[2:] != [size, size]:
-                raise ModelError(f"{self.path}: input '{name}' has shape {shape}, "
-                                 f"metadata says {size}x{size}")
+            shape = shapes.get(name)
+            if shape is not None and (len(shape) != 4 or shape[2:] != [size, size]):
+                raise ModelError(f"{path}: input '{name}' has shape {shape}, metadata says {size}x{size}")
 
     def set_templates(self, template: np.ndarray, online_template: np.ndarray) -> None:
-        self._templates = {"template": template, "online_template": online_template}
+        if self._step is None:
+            self._feeds = {"template": template, "online_template": online_template}
+            return
+        (kv,) = self._session.run([KV_NAME], {"template": template, "online_template": online_template,
+                                              "search": self._blank_search})
+        self._feeds = {KV_NAME: kv}
 
     def run(self, search: np.ndarray) -> EngineOutput:
-        if self._templates is None:
+        if self._feeds is None:
             raise RuntimeError("set_templates() must be called before run()")
-        boxes, scores = self._session.run(list(OUTPUT_NAMES), {**self._templates, "search": search})
+        session = self._step or self._session
+        boxes, scores = session.run(list(OUTPUT_NAMES), {**self._feeds, "search": search})
         return EngineOutput(box_cxcywh=np.asarray(boxes, dtype=np.float32).reshape(-1, 4)[0],
                             score_logit=float(np.asarray(scores).reshape(-1)[0]))
 
     def close(self) -> None:
         self._session = None
-        self._templates = None
+        self._step = None
+        self._feeds = None
