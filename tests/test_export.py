@@ -10,33 +10,13 @@ torch = pytest.importorskip("torch")
 
 from conftest import make_clip_frames, shared_path  # noqa: E402
 from edge.engines import open_engine  # noqa: E402
-from edge.engines.base import EngineOutput  # noqa: E402
 from edge.errors import ModelError  # noqa: E402
 from edge.model_meta import METADATA_KEY, ModelMeta  # noqa: E402
 from edge.tracker import Tracker  # noqa: E402
 from train.export import compare_with_torch, export_onnx  # noqa: E402
 from train.model import build_model  # noqa: E402
 from train.presets import get_preset  # noqa: E402
-
-
-class TorchEngine:
-    """The PyTorch model behind the runtime's engine interface (tests only)."""
-
-    name = "torch"
-
-    def __init__(self, model, meta):
-        self.model, self.meta = model, meta
-
-    def set_templates(self, template, online_template):
-        self._t = (torch.from_numpy(template), torch.from_numpy(online_template))
-
-    def run(self, search):
-        with torch.no_grad():
-            boxes, scores = self.model(*self._t, torch.from_numpy(search))
-        return EngineOutput(boxes.numpy()[0], float(scores[0]))
-
-    def close(self):
-        pass
+from train.torch_engine import TorchEngine  # noqa: E402
 
 
 def test_s_export_agrees_and_describes_itself(s_model):
@@ -51,8 +31,8 @@ def test_s_export_agrees_and_describes_itself(s_model):
     assert engine.cached and engine.name == "onnxruntime-fp32-cached"
     raw = json.loads(dict((p.key, p.value) for p in onnx.load(path, load_external_data=False).metadata_props)[METADATA_KEY])
     assert raw["preset"] == "S"
-    # A second, independent batch of random inputs.
-    box_diff, _ = compare_with_torch(model, path, report.step_path, batch=3, seed=7)
+    # Independent random inputs, both graphs.
+    box_diff, _ = compare_with_torch(model, path, report.step_path, seed=7)
     assert box_diff <= 1e-4
 
 
@@ -192,6 +172,14 @@ def test_missing_or_foreign_step_graph(tmp_path, tiny_model_path):
     shutil.copy(other.step_path, step_path_for(copy))
     with pytest.raises(ModelError, match="does not belong"):
         open_engine(copy)
+
+
+def test_dynamic_batch_export(tmp_path):
+    model = build_model(get_preset("tiny"), seed=0)
+    report = export_onnx(model, str(tmp_path / "d.onnx"), dynamic_batch=True)
+    assert report.box_max_abs_diff <= 1e-4
+    box_diff, _ = compare_with_torch(model, report.path, report.step_path, batch=3, seed=4)
+    assert box_diff <= 1e-4
 
 
 def test_full_only_export(tmp_path):

@@ -35,11 +35,16 @@ def register_export(subparsers) -> None:
                      help="no checkpoint: seeded random weights (a pipeline check; it will not track)")
     p.add_argument("--variant", choices=list(PRESETS), default=None,
                    help="model preset; default: the one the checkpoint's shapes fit (required with --seed)")
-    p.add_argument("--format", choices=["onnx"], default="onnx", help="output format (default onnx)")
+    p.add_argument("--format", choices=["onnx", "tflite"], default="onnx",
+                   help="onnx (default; MODEL.onnx + MODEL.step.onnx) or tflite (one file, two signatures)")
+    p.add_argument("--tflite-quantize", choices=["none", "dynamic-int8"], default="none",
+                   help="with --format tflite: dynamic-range INT8 weights (the fast CPU variant)")
     p.add_argument("--output", "-o", required=True, metavar="MODEL.onnx")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--no-cache", action="store_true",
                    help="write only the full graph (no template-cache step graph MODEL.step.onnx)")
+    p.add_argument("--dynamic-batch", action="store_true",
+                   help="ONNX: a dynamic batch axis N (default: batch 1, which runs faster, INT8 above all)")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime vs PyTorch check")
     p.set_defaults(func=run_export)
 
@@ -60,12 +65,119 @@ def run_export(args: argparse.Namespace) -> int:
         model, sha = build_model(get_preset(args.variant), seed=args.seed), ""
         source = f"seeded random weights (seed {args.seed})"
         print(f"warning: exporting {source}: the model will not track anything", file=sys.stderr)
+    if args.format == "tflite":
+        from train.export_tflite import export_tflite
+
+        q = None if args.tflite_quantize == "none" else args.tflite_quantize
+        tfl = export_tflite(model, args.output, checkpoint_sha256=sha, quantize=q, check=not args.no_check)
+        print(f"wrote {tfl.path} ({tfl.size_bytes / 1e6:.1f} MB): MixFormerV2-{model.cfg.name} from {source}; "
+              f"LiteRT vs PyTorch box max abs diff {tfl.box_max_abs_diff:.2e}")
+        return 0
     report = export_onnx(model, args.output, opset=args.opset, checkpoint_sha256=sha,
-                         cached=not args.no_cache, check=not args.no_check)
+                         cached=not args.no_cache, check=not args.no_check, dynamic_batch=args.dynamic_batch)
     written = report.path + (f" + {report.step_path}" if report.step_path else "")
     print(f"wrote {written} ({report.size_bytes / 1e6:.1f} MB): MixFormerV2-{report.meta.preset} "
           f"from {source}")
     if not args.no_check:
         print(f"onnxruntime vs PyTorch on random inputs: box max abs diff {report.box_max_abs_diff:.2e} "
               f"(limit {BOX_TOLERANCE:g}), score logit {report.score_max_abs_diff:.2e}")
+    return 0
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise EdgeTrackError("this command needs the onnx package: pip install 'edge-track[train]'") from None
+
+
+def register_quantize(subparsers) -> None:
+    p = subparsers.add_parser(
+        "quantize", help="INT8 (static or dynamic) or FP16 copy of an edge-track ONNX model",
+        description="Post-training quantisation. With --calib: static INT8 (QDQ, per-channel weights, "
+                    "MatMul/Gemm/Conv only), calibrated on real network inputs. Without: dynamic INT8, "
+                    "which needs no data. --precision fp16 converts for GPU execution providers.")
+    p.add_argument("--model", required=True, metavar="M.onnx", help="fp32 model from edge-track export")
+    p.add_argument("--output", "-o", required=True, metavar="OUT.onnx")
+    p.add_argument("--calib", metavar="SRC",
+                   help="video, image folder, annotated sequence folder(s), or .npz of recorded inputs")
+    p.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="minmax",
+                   help="activation range calibration (default minmax)")
+    p.add_argument("--samples", type=int, default=64, help="calibration samples (default 64)")
+    p.add_argument("--precision", choices=["int8", "fp16"], default="int8")
+    p.set_defaults(func=run_quantize)
+
+
+def run_quantize(args: argparse.Namespace) -> int:
+    _require_onnx()
+    from train.calibration_data import calibration_feeds
+    from train.onnx_files import load_with_meta
+    from train.quantize import convert_fp16, quantize_model
+
+    if args.precision == "fp16":
+        if args.calib:
+            raise ConfigError("--calib is for INT8; FP16 needs no calibration")
+        report = convert_fp16(args.model, args.output)
+    else:
+        feeds = None
+        if args.calib:
+            _, meta = load_with_meta(args.model)
+            feeds = calibration_feeds(args.calib, meta, samples=args.samples)
+        else:
+            print("no --calib: dynamic INT8 (weights only; give --calib for static INT8)", file=sys.stderr)
+        report = quantize_model(args.model, args.output, feeds=feeds, method=args.method)
+    written = report.path + (f" + {report.step_path}" if report.step_path else "")
+    extra = f", {report.samples} calibration samples" if report.samples else ""
+    print(f"wrote {written} ({report.size_bytes / 1e6:.1f} MB): {report.mode}{extra}")
+    return 0
+
+
+def register_bench(subparsers) -> None:
+    from train.presets import PRESETS
+
+    p = subparsers.add_parser(
+        "bench", help="every available engine side by side: latency, RSS, size, accuracy retention",
+        description="Measure, in one run, the official-style PyTorch fp32 baseline and every engine this "
+                    "machine can run (onnxruntime fp32 full/cached, INT8 static/dynamic, TFLite, ...) on "
+                    "real frames, each engine in its own runtime-only process. Prints a markdown table "
+                    "with speed-ups over the baseline.")
+    p.add_argument("--variant", choices=list(PRESETS), default=None,
+                   help="preset (default: from --checkpoint, else S)")
+    p.add_argument("--checkpoint", metavar="CKPT", help="weights (default: seeded random weights)")
+    p.add_argument("--sequences", metavar="DIR", help="annotated sequences (default: the bundled sample clip)")
+    p.add_argument("--max-frames", type=int, default=60, help="frames per sequence (default 60)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: physical cores)")
+    p.add_argument("--engines", nargs="*", metavar="NAME", help="only engines whose name contains one of these")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.add_argument("--plot", metavar="PNG", help="latency vs accuracy plot")
+    p.add_argument("--workdir", metavar="DIR", help="keep the built models here")
+    p.set_defaults(func=run_bench_command)
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    _require_torch()
+    import json
+    import os
+
+    from edge.sample import SAMPLE_DIR
+    from train.bench import format_table, plot_png, run_bench
+    from train.checkpoint import load_model
+    from train.model import build_model
+    from train.presets import get_preset
+
+    if args.checkpoint:
+        model, sha = load_model(args.checkpoint, args.variant)
+    else:
+        model, sha = build_model(get_preset(args.variant or "S"), seed=0), ""
+        print("note: seeded random weights (give --checkpoint for real accuracy numbers)", file=sys.stderr)
+    sequences = args.sequences or os.path.dirname(SAMPLE_DIR)
+    report = run_bench(model, sha, sequences, threads=args.threads, max_frames=args.max_frames,
+                       workdir=args.workdir, only=args.engines,
+                       log=lambda m: print(m, file=sys.stderr))
+    print(format_table(report))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+    if args.plot:
+        plot_png(report, args.plot)
     return 0

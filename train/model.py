@@ -62,7 +62,9 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> 
 
     Written out rather than fused so ONNX/TFLite export sees MatMul + Softmax.
     """
-    attn = (q @ k.transpose(-2, -1)) * scale                                       # (B, h, Nq, Nk)
+    attn = q @ k.transpose(-2, -1)                                                 # (B, h, Nq, Nk)
+    if scale != 1.0:  # 1.0 once export has folded the scale into the q projection
+        attn = attn * scale
     return attn.softmax(dim=-1) @ v
 
 

@@ -41,6 +41,7 @@ def save_together(files: dict[str, onnx.ModelProto], verify=None) -> None:
             os.makedirs(directory, exist_ok=True)
             fd, tmp = tempfile.mkstemp(suffix=".part.onnx", dir=directory)
             os.close(fd)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model is an ordinary file
             tmp_paths[path] = tmp
             onnx.save(proto, tmp)
         if verify is not None:

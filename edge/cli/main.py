@@ -7,7 +7,7 @@ import sys
 from importlib.metadata import entry_points
 
 import edge
-from edge.cli import evaluate, track
+from edge.cli import build_trt, evaluate, track
 from edge.errors import EdgeTrackError
 
 EXIT_USAGE = 2
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     track.register(sub)
     evaluate.register(sub)
+    build_trt.register(sub)
     _register_plugins(sub)
     return parser
 

@@ -16,11 +16,43 @@ def _onnxruntime(path, **kwargs):
     return OnnxEngine(path, **kwargs)
 
 
-ENGINES = {"onnxruntime": _onnxruntime}
+def _onnxruntime_cuda(path, **kwargs):
+    from edge.engines.onnx import OnnxEngine
+
+    return OnnxEngine(path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"], **kwargs)
 
 
-def open_engine(path: str, engine: str = "onnxruntime", **kwargs) -> Engine:
-    """Open ``path`` with the named engine; kwargs go to the engine (e.g. ``threads``)."""
+def _tflite(path, **kwargs):
+    from edge.engines.tflite import TFLiteEngine
+
+    return TFLiteEngine(path, **kwargs)
+
+
+def _tensorrt(path, **kwargs):
+    from edge.engines.tensorrt import TensorRTEngine
+
+    return TensorRTEngine(path, **kwargs)
+
+
+ENGINES = {"onnxruntime": _onnxruntime, "onnxruntime-cuda": _onnxruntime_cuda,
+           "tflite": _tflite, "tensorrt": _tensorrt}
+
+# File endings that name their engine when none is given.
+_BY_SUFFIX = {".tflite": "tflite", ".engine": "tensorrt", ".plan": "tensorrt"}
+
+
+def engine_for(path: str) -> str:
+    import os
+
+    return _BY_SUFFIX.get(os.path.splitext(path)[1].lower(), "onnxruntime")
+
+
+def open_engine(path: str, engine: str | None = None, **kwargs) -> Engine:
+    """Open ``path`` with the named engine (default: by file ending, .onnx -> onnxruntime).
+
+    kwargs go to the engine (e.g. ``threads``).
+    """
+    engine = engine or engine_for(path)
     try:
         factory = ENGINES[engine]
     except KeyError:
@@ -28,4 +60,4 @@ def open_engine(path: str, engine: str = "onnxruntime", **kwargs) -> Engine:
     return factory(path, **kwargs)
 
 
-__all__ = ["Engine", "EngineOutput", "ENGINES", "open_engine"]
+__all__ = ["Engine", "EngineOutput", "ENGINES", "engine_for", "open_engine"]

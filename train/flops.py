@@ -1,0 +1,46 @@
+"""Multiply-accumulates of one tracking frame, counted from the architecture (no profiler).
+
+Per layer and token: QKV (3 D^2), projection (D^2), MLP (2 r D^2); attention matmuls QK^T and AV
+cost 2 * D per (query, key) pair: template queries see the 2 Nt template keys, search and
+prediction-token queries see all keys. The template cache removes the template tokens from the
+per-frame count (they are paid once per template update instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from train.model import NUM_PRED_TOKENS
+from train.presets import ModelConfig
+
+
+@dataclass(frozen=True)
+class FrameMacs:
+    patch_embed: float
+    linear: float
+    attention: float
+    heads: float
+
+    @property
+    def total(self) -> float:
+        return self.patch_embed + self.linear + self.attention + self.heads
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.total
+
+
+def frame_macs(cfg: ModelConfig, cached: bool) -> FrameMacs:
+    D, L, r = cfg.embed_dim, cfg.depth, cfg.mlp_ratio
+    m = 2 * cfg.template_grid ** 2                 # both templates
+    s = cfg.search_grid ** 2 + NUM_PRED_TOKENS      # search + prediction tokens
+    patch = D * 3 * cfg.patch_size ** 2             # MACs per patch
+    per_token_linear = (4 + 2 * r) * D * D
+    search_attention = s * (m + s) * 2 * D
+    template_attention = m * m * 2 * D
+    heads = NUM_PRED_TOKENS * (D * D + D * cfg.bins) + NUM_PRED_TOKENS * (D * D + D)
+    if cached:
+        return FrameMacs(patch_embed=cfg.search_grid ** 2 * patch, linear=L * s * per_token_linear,
+                         attention=L * search_attention, heads=heads)
+    return FrameMacs(patch_embed=(cfg.search_grid ** 2 + m) * patch, linear=L * (s + m) * per_token_linear,
+                     attention=L * (search_attention + template_attention), heads=heads)
