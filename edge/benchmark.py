@@ -27,6 +27,22 @@ from edge.evaluation.datasets import find_sequences
 from edge.tracker import Tracker
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory.
+
+    VmHWM belongs to the address space, which exec() replaces; ru_maxrss does not reset at exec
+    on Linux and would report the (large, torch-holding) parent's peak for a fresh child.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def physical_cores() -> int:
     """Physical cores (hyper-threads share one), from /proc/cpuinfo; os.cpu_count() elsewhere."""
     try:
@@ -131,7 +147,7 @@ def main(argv=None) -> int:
 
     boxes, frame_s, network_s = track_all(factory, clips)
     result = summarize(frame_s, network_s)
-    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    result["rss_mb"] = peak_rss_mb()
     result["torch_imported"] = "torch" in sys.modules
     result["boxes"] = {name: b.tolist() for name, b in boxes.items()}
     with open(args.out, "w", encoding="utf-8") as f:

@@ -7,6 +7,8 @@ import os
 SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "sample", "Crossing")
 SAMPLE_FRAMES = os.path.join(SAMPLE_DIR, "img")
 SAMPLE_GROUNDTRUTH = os.path.join(SAMPLE_DIR, "groundtruth_rect.txt")
+# The model shipped inside the package once one is trained (see the model card beside it).
+BUNDLED_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "model", "edge-track-default.onnx")
 
 
 def first_box_beside(source: str):

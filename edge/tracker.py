@@ -135,6 +135,16 @@ class Tracker:
     def box(self):
         return self._box
 
+    @property
+    def search_factor(self) -> float:
+        return self.meta.search_factor
+
+    def set_search_factor(self, factor: float) -> None:
+        """Change the search region (the runtime widens it step by step while LOST)."""
+        if not (math.isfinite(factor) and factor > 0):
+            raise ConfigError(f"search factor must be a positive number, got {factor!r}")
+        self.meta = self.meta.replace(search_factor=float(factor))
+
     # -- internals ------------------------------------------------------------------------
     def _template_at(self, frame: np.ndarray, box) -> np.ndarray:
         patch, _ = sample_target(frame, box, self.meta.template_factor, self.meta.template_size)

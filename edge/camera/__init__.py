@@ -14,11 +14,21 @@ from edge.camera.opencv import OpenCVSource
 from edge.errors import SourceError
 
 
-def open_source(spec: str | int) -> FrameSource:
-    """A frame source for a camera index, a video file/URL or an image folder."""
+def open_source(spec: str | int, *, width: int = 0, height: int = 0, fps: float = 0.0) -> FrameSource:
+    """A frame source for a camera index or /dev/video path, a video file or URL, an image
+    folder, a GStreamer pipeline (contains "!"; needs an OpenCV built with GStreamer, e.g.
+    JetPack's), or "picamera2"."""
     text = str(spec).strip()
+    if text == "picamera2":
+        from edge.camera.picamera import PiCamera2Source
+
+        return PiCamera2Source(width or 640, height or 480, fps or 30.0)
+    if "!" in text:
+        return OpenCVSource(text, api="gstreamer")
     if text.isdigit():
-        return OpenCVSource(int(text))
+        return OpenCVSource(int(text), width=width, height=height, fps=fps)
+    if text.startswith("/dev/video"):
+        return OpenCVSource(text, width=width, height=height, fps=fps)
     if os.path.isdir(text):
         return ImageFolderSource(text)
     if "://" in text or os.path.isfile(text):

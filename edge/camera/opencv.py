@@ -13,12 +13,24 @@ from edge.errors import SourceError
 class OpenCVSource:
     color_order = "RGB"
 
-    def __init__(self, spec: str | int) -> None:
+    def __init__(self, spec: str | int, *, api: str = "", width: int = 0, height: int = 0, fps: float = 0.0) -> None:
         self.name = str(spec)
-        self._cap = cv2.VideoCapture(spec)
+        if api == "gstreamer":
+            if "GStreamer:                   YES" not in cv2.getBuildInformation():
+                raise SourceError("this OpenCV has no GStreamer support (pip's has none): on Jetson use "
+                                  "JetPack's python3-opencv in a venv made with --system-site-packages")
+            self._cap = cv2.VideoCapture(spec, cv2.CAP_GSTREAMER)
+        else:
+            self._cap = cv2.VideoCapture(spec)
         if not self._cap.isOpened():
             self._cap.release()
             raise SourceError(f"cannot open video source {spec}")
+        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, width), (cv2.CAP_PROP_FRAME_HEIGHT, height),
+                            (cv2.CAP_PROP_FPS, fps)):
+            if value:
+                self._cap.set(prop, value)
+        if isinstance(spec, int) or str(spec).startswith("/dev/video"):
+            self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # live cameras: keep the driver queue short
         # Read one frame now: a file OpenCV "opens" but cannot decode fails here, not mid-run.
         ok, first = self._cap.read()
         if not ok or first is None:

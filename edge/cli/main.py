@@ -7,7 +7,7 @@ import sys
 from importlib.metadata import entry_points
 
 import edge
-from edge.cli import build_trt, evaluate, track
+from edge.cli import build_trt, device, evaluate, track
 from edge.errors import EdgeTrackError
 
 EXIT_USAGE = 2
@@ -39,10 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edge-track",
         description="MixFormerV2 single-object tracking on edge devices.")
     parser.add_argument("--version", action="version", version=f"edge-track {edge.__version__}")
+    device.add_desk_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     track.register(sub)
     evaluate.register(sub)
     build_trt.register(sub)
+    device.register(sub)
     _register_plugins(sub)
     return parser
 
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None and args.camera is not None:
+        args.func = device.run_desk
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

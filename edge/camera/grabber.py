@@ -1,0 +1,111 @@
+"""A thread that keeps only the newest frame: the tracker never works on a stale buffer.
+
+Frames the tracker did not take in time are dropped and counted. When the source ends or fails
+(a camera unplugged, an RTSP stream gone) it is reopened with exponential backoff; a finite file
+source simply finishes. ``get()`` returns each frame at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from edge.camera.base import Frame
+from edge.errors import SourceError
+
+log = logging.getLogger("edge.camera")
+
+
+class LatestFrameGrabber:
+    def __init__(self, open_source, *, reconnect_initial_s: float = 0.5, reconnect_max_s: float = 10.0,
+                 reconnect: bool = True) -> None:
+        self._open = open_source
+        self._backoff_initial, self._backoff_max = reconnect_initial_s, reconnect_max_s
+        self._reconnect = reconnect
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._taken_index = -1
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._counter = 0
+        self.frames = 0
+        self.dropped = 0
+        self.reconnects = 0
+        self.connected = False
+        self.finished = False
+        self.last_error = ""
+
+    def start(self) -> "LatestFrameGrabber":
+        self._thread = threading.Thread(target=self._run, name="frame-grabber", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        backoff = self._backoff_initial
+        first = True
+        while not self._stop.is_set():
+            try:
+                source = self._open()
+            except SourceError as exc:
+                self.last_error = str(exc)
+                if not self._reconnect:
+                    break
+                log.warning("camera unavailable (%s); retrying in %.1f s", exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self._backoff_max)
+                continue
+            if not first:
+                self.reconnects += 1
+                log.info("camera reconnected")
+            first = False
+            self.connected = True
+            backoff = self._backoff_initial
+            try:
+                for frame in source:
+                    if self._stop.is_set():
+                        break
+                    with self._cond:
+                        if self._latest is not None and self._latest.index != self._taken_index:
+                            self.dropped += 1
+                        # Re-index: a reopened source restarts at 0, consumers need a running count.
+                        self._latest = Frame(frame.image, frame.t_capture_ns, self._counter)
+                        self._counter += 1
+                        self.frames += 1
+                        self._cond.notify_all()
+            except Exception as exc:  # a driver error mid-stream: treat as a disconnect
+                self.last_error = str(exc)
+                log.warning("camera read failed: %s", exc)
+            finally:
+                self.connected = False
+                try:
+                    source.close()
+                except Exception:
+                    pass
+            if not self._reconnect or self._stop.is_set():
+                break
+            log.warning("camera stream ended; reopening in %.1f s", backoff)
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, self._backoff_max)
+        with self._cond:
+            self.finished = True
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> Frame | None:
+        """The newest frame not returned before, waiting up to ``timeout`` s; None if none came."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._latest is None or self._latest.index == self._taken_index:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.finished:
+                    return None
+                self._cond.wait(remaining)
+            self._taken_index = self._latest.index
+            return self._latest
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)

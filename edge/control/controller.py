@@ -1,0 +1,95 @@
+"""Angle error -> gimbal rate command: PI with anti-windup, feed-forward, deadband and limits.
+
+Every command leaves through ``GimbalController.update`` / ``stop``, where it is clamped in one
+place: finite, within the rate limit, within the acceleration (slew) limit. Non-finite inputs
+give a stop, never a wild command.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from edge.config import ControlConfig
+
+
+@dataclass(frozen=True)
+class GimbalCommand:
+    """What the gimbal outputs execute. ``active`` False means stop / hold."""
+
+    yaw_rate_dps: float
+    pitch_rate_dps: float
+    active: bool
+
+    @classmethod
+    def stop(cls) -> "GimbalCommand":
+        return cls(0.0, 0.0, False)
+
+
+class AxisController:
+    def __init__(self, cfg: ControlConfig) -> None:
+        self.cfg = cfg
+        self.reset()
+
+    def reset(self) -> None:
+        self.integral = 0.0
+        self.output = 0.0
+        self._last_error = None
+        self.target_rate = 0.0
+
+    def update(self, error_deg: float, dt: float) -> float:
+        cfg = self.cfg
+        # Target's angular rate = what the gimbal did + how the error moved (filtered).
+        if self._last_error is not None and dt > 0:
+            measured = self.output + (error_deg - self._last_error) / dt
+            self.target_rate += 0.3 * (measured - self.target_rate)
+        self._last_error = error_deg
+        # Latency compensation: aim where the target will be when the command lands.
+        error = error_deg + self.target_rate * cfg.latency_s
+        error = math.copysign(max(abs(error) - cfg.deadband_deg, 0.0), error)
+        raw = cfg.kp * error + cfg.ki * self.integral + cfg.feedforward * self.target_rate
+        saturated = abs(raw) >= cfg.max_rate_dps and math.copysign(1, raw) == math.copysign(1, error)
+        if not saturated:  # conditional integration: no wind-up against the rate limit
+            limit = cfg.integral_limit_deg_s
+            self.integral = min(max(self.integral + error * dt, -limit), limit)
+        return raw
+
+
+class GimbalController:
+    def __init__(self, cfg: ControlConfig) -> None:
+        self.cfg = cfg
+        self.yaw = AxisController(cfg)
+        self.pitch = AxisController(cfg)
+        self._last = GimbalCommand.stop()
+
+    def clamp(self, yaw_rate: float, pitch_rate: float, dt: float) -> GimbalCommand:
+        """The one place commands are limited."""
+        cfg = self.cfg
+        if not (math.isfinite(yaw_rate) and math.isfinite(pitch_rate) and math.isfinite(dt)):
+            return self.stop()
+        step = cfg.max_accel_dps2 * max(dt, 0.0)
+        out = []
+        for value, previous in ((yaw_rate, self._last.yaw_rate_dps), (pitch_rate, self._last.pitch_rate_dps)):
+            value = min(max(value, -cfg.max_rate_dps), cfg.max_rate_dps)
+            value = min(max(value, previous - step), previous + step)
+            out.append(value)
+        self._last = GimbalCommand(out[0], out[1], True)
+        self.yaw.output, self.pitch.output = out
+        # Axis signs are applied last: the controller itself always works in camera angles.
+        return GimbalCommand(-out[0] if cfg.invert_pan else out[0],
+                             -out[1] if cfg.invert_tilt else out[1], True)
+
+    def update(self, yaw_error_deg: float, pitch_error_deg: float, dt: float) -> GimbalCommand:
+        """Errors are the target's angles from the optical axis (yaw right, pitch up), degrees."""
+        if not (math.isfinite(yaw_error_deg) and math.isfinite(pitch_error_deg)) or dt <= 0:
+            return self.stop()
+        yaw = self.yaw.update(yaw_error_deg, dt)
+        pitch = self.pitch.update(pitch_error_deg, dt)
+        return self.clamp(yaw, pitch, dt)
+
+    def stop(self) -> GimbalCommand:
+        """Hold: zero rates, integrators and rate estimates cleared."""
+        self.yaw.reset()
+        self.pitch.reset()
+        self._last = GimbalCommand.stop()
+        return self._last

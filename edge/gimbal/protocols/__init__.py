@@ -1,0 +1,1 @@
+"""Encoders and incremental parsers, stdlib only: no serial port, no sockets, no threads."""

@@ -1,0 +1,89 @@
+"""A serial port that survives being unplugged: writes never raise, the port is reopened with
+backoff, and what could not be sent is counted (the next frame supersedes it anyway)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+log = logging.getLogger("edge.io.serial")
+
+
+class SerialLink:
+    def __init__(self, port: str, baud: int, *, backoff_initial_s: float = 0.2, backoff_max_s: float = 5.0,
+                 serial_module=None, clock=time.monotonic) -> None:
+        self.port, self.baud = port, baud
+        self._serial_module = serial_module
+        self._clock = clock
+        self._backoff_initial, self._backoff_max = backoff_initial_s, backoff_max_s
+        self._backoff = backoff_initial_s
+        self._next_attempt = 0.0
+        self._port = None
+        self.write_errors = 0
+        self.reconnects = 0
+        self._open()
+
+    def _module(self):
+        if self._serial_module is None:
+            try:
+                import serial
+            except ImportError:
+                from edge.errors import ConfigError
+
+                raise ConfigError("serial outputs need pyserial: pip install 'edge-track[gimbal]'") from None
+            self._serial_module = serial
+        return self._serial_module
+
+    def _open(self) -> bool:
+        serial = self._module()
+        try:
+            self._port = serial.Serial(self.port, self.baud, timeout=0, write_timeout=0.05)
+        except (OSError, serial.SerialException) as exc:
+            self._port = None
+            self._next_attempt = self._clock() + self._backoff
+            self._backoff = min(self._backoff * 2, self._backoff_max)
+            log.warning("serial port %s unavailable (%s); retrying", self.port, exc)
+            return False
+        self._backoff = self._backoff_initial
+        return True
+
+    @property
+    def connected(self) -> bool:
+        return self._port is not None
+
+    def write(self, data: bytes) -> bool:
+        if self._port is None:
+            if self._clock() < self._next_attempt or not self._open():
+                self.write_errors += 1
+                return False
+            self.reconnects += 1
+            log.info("serial port %s reconnected", self.port)
+        try:
+            self._port.write(data)
+            return True
+        except Exception as exc:  # SerialException, OSError (EIO when unplugged), SerialTimeoutException
+            self.write_errors += 1
+            log.warning("serial port %s lost (%s)", self.port, exc)
+            self._drop()
+            return False
+
+    def read(self, size: int = 256) -> bytes:
+        if self._port is None:
+            return b""
+        try:
+            return self._port.read(size) or b""
+        except Exception:
+            self._drop()
+            return b""
+
+    def _drop(self) -> None:
+        try:
+            if self._port is not None:
+                self._port.close()
+        except Exception:
+            pass
+        self._port = None
+        self._next_attempt = self._clock() + self._backoff
+
+    def close(self) -> None:
+        self._drop()

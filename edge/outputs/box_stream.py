@@ -1,0 +1,67 @@
+"""The box stream to a microcontroller (binary or NMEA-style ASCII), over a serial port."""
+
+from __future__ import annotations
+
+from edge.gimbal.protocols import boxproto
+from edge.io.serial_link import SerialLink
+
+
+class BoxStreamOutput:
+    def __init__(self, cfg, *, ascii: bool = False, link: SerialLink | None = None) -> None:
+        self.name = "serial_nmea" if ascii else "serial_box"
+        self._encode = boxproto.encode_ascii if ascii else boxproto.encode
+        self.link = link or SerialLink(cfg.port, cfg.baud)
+        self._seq = 0
+        self._heartbeat_period_ms = 1000.0 / cfg.heartbeat_hz
+        self._last_sent_ms = -1e18
+        self._closed = False
+
+    def _write(self, msg) -> None:
+        self.link.write(self._encode(msg))
+        self._seq = (self._seq + 1) & 0xFFFF
+
+    def send(self, update) -> None:
+        msg = boxproto.make_message(self._seq, update.t_ms, update.state,
+                                    update.box if update.state != "IDLE" else None,
+                                    update.frame_size, update.score)
+        self._write(msg)
+        self._last_sent_ms = update.t_ms
+
+    def heartbeat(self, now_ms: int, state: str) -> None:
+        if now_ms - self._last_sent_ms >= self._heartbeat_period_ms:
+            self._write(boxproto.make_message(self._seq, now_ms, state, heartbeat=True))
+            self._last_sent_ms = now_ms
+
+    def poll(self):
+        """Target commands the microcontroller sent back ($EDSEL / $EDSTP lines)."""
+        from edge.outputs.base import TrackRequest
+
+        data = self.link.read(512)
+        if not data:
+            return []
+        self._rx = getattr(self, "_rx", b"") + data
+        *lines, self._rx = self._rx.split(b"\n")
+        self._rx = self._rx[-256:]
+        requests = []
+        for line in lines:
+            parsed = boxproto.parse_command(line)
+            if parsed is None:
+                continue
+            kind, box = parsed
+            requests.append(TrackRequest("stop") if kind == "stop" else TrackRequest("pixels", pixels=box))
+        return requests
+
+    def stop(self) -> None:
+        # The receiver stops its servos on LOST/IDLE; say so explicitly.
+        try:
+            import time
+
+            self._write(boxproto.make_message(self._seq, int(time.monotonic() * 1000), "IDLE", heartbeat=True))
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        if not self._closed:
+            self.stop()
+            self._closed = True
+            self.link.close()

@@ -1,0 +1,300 @@
+"""The real-time loop: newest frame -> tracker -> pixel error -> controller -> every output.
+
+States: IDLE (no target), TRACKING, LOST. On LOST the gimbal is told to hold and the search
+region widens step by step until the score recovers; with no frames for ``frame_timeout_s`` the
+outputs are stopped and the watchdog is no longer fed. Every exit path stops the outputs.
+Targets come from the config (a box or a centre ROI), or at run time from any output that can
+receive commands (MAVLink track commands, the serial link) and from ``request()`` (thread-safe).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from edge.control.camera_model import CameraModel
+from edge.control.controller import GimbalCommand, GimbalController
+from edge.errors import ConfigError
+from edge.outputs.base import ControlUpdate
+from edge.tracker import TrackState
+
+log = logging.getLogger("edge.runtime")
+
+IDLE, TRACKING, LOST = "IDLE", "TRACKING", "LOST"
+
+
+@dataclass(frozen=True)
+class TargetRequest:
+    """Start tracking ``box`` (pixels, x, y, w, h), ``roi`` ("center:WxH"), or ``remote`` (an
+    object with ``box_in(width, height)``, e.g. a ground station's normalised rectangle);
+    with none of them: stop tracking."""
+
+    box: tuple | None = None
+    roi: str | None = None
+    remote: object = None
+    source: str = "api"
+
+    @property
+    def is_stop(self) -> bool:
+        return self.box is None and self.roi is None and self.remote is None
+
+
+@dataclass
+class LoopStats:
+    frames: int = 0
+    lost_frames: int = 0
+    fps: float = 0.0
+    frame_age_ms: float = 0.0
+    latency_ms: float = 0.0
+    state: str = IDLE
+    score: float = 0.0
+    box: tuple | None = None
+    command: GimbalCommand = field(default_factory=GimbalCommand.stop)
+
+
+def parse_target(text: str, width: int, height: int) -> tuple[float, float, float, float]:
+    """'x,y,w,h' or 'center:WxH' -> a pixel box in a width x height frame."""
+    text = text.strip()
+    if text.startswith("center:"):
+        try:
+            w, h = (float(v) for v in text[len("center:"):].lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"ROI must look like center:WxH (pixels), got {text!r}") from None
+        if not (0 < w <= width and 0 < h <= height):
+            raise ConfigError(f"ROI {text} does not fit the {width}x{height} frame")
+        return ((width - w) / 2, (height - h) / 2, w, h)
+    from edge.cli.common import parse_box
+
+    return parse_box(text, "init")
+
+
+class TrackingLoop:
+    def __init__(self, *, tracker, grabber, outputs, config, camera_model: CameraModel | None = None,
+                 notifier=None, track_log=None, recorder=None, clock=time.monotonic,
+                 initial_target: TargetRequest | None = None) -> None:
+        self.tracker = tracker
+        self.grabber = grabber
+        self.outputs = list(outputs)
+        self.cfg = config
+        self.camera_model = camera_model
+        self.controller = GimbalController(config.control)
+        self.notifier = notifier
+        self.track_log = track_log
+        self.recorder = recorder
+        self.clock = clock
+        self.stats = LoopStats()
+        self._requests: queue.Queue[TargetRequest] = queue.Queue()
+        if initial_target is not None:
+            self._requests.put(initial_target)
+        self._base_search_factor = tracker.search_factor
+        self._state = IDLE
+        self._seq = 0
+        self._last_frame_t = clock()
+        self._last_update_t = None
+        self._stale = False
+        self._last_status_t = clock()
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    # -- control from outside ---------------------------------------------------------------
+    def request(self, req: TargetRequest) -> None:
+        self._requests.put(req)
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                if not self.step():
+                    break
+        finally:
+            self.shutdown()
+
+    def step(self) -> bool:
+        """One iteration; False when a finite source has ended."""
+        frame = self.grabber.get(timeout=0.1)
+        now = self.clock()
+        now_ms = int(now * 1000)
+        if frame is None:
+            if getattr(self.grabber, "finished", False):
+                return False
+            if now - self._last_frame_t > self.cfg.camera.frame_timeout_s and not self._stale:
+                self._stale = True
+                log.warning("no frame for %.1f s: stopping the gimbal", now - self._last_frame_t)
+                if self._state == TRACKING:
+                    self._set_state(LOST)
+                self._stop_outputs()
+            for out in self.outputs:
+                self._guard(out, lambda o=out: o.heartbeat(now_ms, self._state))
+                self._collect_requests(out)
+            return True
+        if self._stale:
+            log.info("frames are back")
+        self._stale = False
+        self._last_frame_t = now
+        height, width = frame.image.shape[:2]
+        if self.camera_model is None or (self.camera_model.width, self.camera_model.height) != (width, height):
+            self.camera_model = self._make_camera_model(width, height)
+        for out in self.outputs:
+            self._collect_requests(out)
+        started = self._apply_requests(frame, width, height)
+
+        if self._state == IDLE or started:   # the frame a target was picked on is its template
+            now_state = self._state
+            for out in self.outputs:
+                self._guard(out, lambda o=out: o.heartbeat(now_ms, now_state))
+            self._frame_done(now, frame, None, 0.0, GimbalCommand.stop())
+            return True
+
+        result = self.tracker.update(frame.image)
+        dt = 1.0 / max(self.cfg.camera.fps, 1.0) if self._last_update_t is None else min(max(now - self._last_update_t, 1e-3), 0.5)
+        self._last_update_t = now
+        if result.state is TrackState.LOST:
+            if self._state != LOST:
+                log.warning("target lost (score %.2f): holding the gimbal, widening the search", result.score)
+                self._set_state(LOST)
+            command = self.controller.stop()
+            widened = min(self.tracker.search_factor * self.cfg.tracking.widen_step, self.cfg.tracking.max_search_factor)
+            self.tracker.set_search_factor(max(widened, self._base_search_factor))
+            self.stats.lost_frames += 1
+        else:
+            if self._state == LOST:
+                log.info("target re-acquired (score %.2f)", result.score)
+                self.tracker.set_search_factor(self._base_search_factor)
+            self._set_state(TRACKING)
+            x, y, w, h = result.box
+            yaw, pitch = self.camera_model.angles_deg(x + w / 2, y + h / 2)
+            command = self.controller.update(yaw, pitch, dt)
+        update = ControlUpdate(seq=self._seq, t_ms=now_ms, state=self._state, box=result.box,
+                               score=result.score, frame_size=(width, height), command=command)
+        for out in self.outputs:
+            self._guard(out, lambda o=out: o.send(update))
+        self._frame_done(now, frame, result, result.score, command)
+        return True
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _make_camera_model(self, width: int, height: int) -> CameraModel:
+        cam = self.cfg.camera
+        if cam.calibration:
+            return CameraModel.from_calibration_file(cam.calibration, width, height)
+        return CameraModel.from_fov(width, height, cam.hfov_deg, cam.vfov_deg)
+
+    def _collect_requests(self, out) -> None:
+        poll = getattr(out, "poll", None)
+        if poll is None:
+            return
+        try:
+            got = poll()
+        except Exception as exc:
+            log.warning("%s: polling commands failed: %s", getattr(out, "name", out), exc)
+            return
+        for req in got or []:
+            if req.kind == "stop":
+                self._requests.put(TargetRequest(source=out.name))
+            else:
+                self._requests.put(TargetRequest(remote=req, source=out.name))
+
+    def _apply_requests(self, frame, width: int, height: int) -> bool:
+        """Apply queued target requests; True if tracking (re)started on this frame."""
+        started = False
+        while True:
+            try:
+                req = self._requests.get_nowait()
+            except queue.Empty:
+                return started
+            if req.is_stop:
+                log.info("tracking stopped (%s)", req.source)
+                self._set_state(IDLE)
+                self._stop_outputs()
+                started = False
+                continue
+            try:
+                if req.box is not None:
+                    box = req.box
+                elif req.remote is not None:
+                    box = req.remote.box_in(width, height)
+                else:
+                    box = parse_target(req.roi, width, height)
+                self.tracker.set_search_factor(self._base_search_factor)
+                self.tracker.init(frame.image, box)
+            except ConfigError as exc:
+                log.error("ignored target request from %s: %s", req.source, exc)
+                continue
+            self.controller.stop()
+            self._last_update_t = None
+            log.info("tracking target %s (%s)", tuple(round(v, 1) for v in box), req.source)
+            self._set_state(TRACKING)
+            started = True
+
+    def _set_state(self, state: str) -> None:
+        self._state = state
+        self.stats.state = state
+
+    def _guard(self, out, fn) -> None:
+        """An output failing must not stop the others, nor the loop."""
+        try:
+            fn()
+        except Exception as exc:
+            log.error("output %s failed: %s", getattr(out, "name", out), exc)
+
+    def _stop_outputs(self) -> None:
+        self.controller.stop()
+        for out in self.outputs:
+            self._guard(out, out.stop)
+
+    def _frame_done(self, now: float, frame, result, score: float, command: GimbalCommand) -> None:
+        st = self.stats
+        st.frames += 1
+        dt = now - getattr(self, "_prev_done", now)
+        self._prev_done = now
+        if dt > 0:
+            st.fps = 1.0 / dt if st.fps == 0 else 0.9 * st.fps + 0.1 / dt
+        st.frame_age_ms = (time.monotonic_ns() - frame.t_capture_ns) / 1e6
+        st.latency_ms = st.frame_age_ms
+        st.score = score
+        st.box = result.box if result is not None else None
+        st.command = command
+        self._seq += 1
+        if self.track_log is not None:
+            self.track_log.write({
+                "t_capture_ns": frame.t_capture_ns, "frame": frame.index, "frame_age_ms": round(st.frame_age_ms, 2),
+                "latency_ms": round(st.latency_ms, 2), "state": self._state, "score": round(score, 4),
+                "box": [round(v, 2) for v in st.box] if st.box else None,
+                "command": {"yaw_dps": round(command.yaw_rate_dps, 3), "pitch_dps": round(command.pitch_rate_dps, 3),
+                            "active": command.active},
+            })
+        if self.recorder is not None:
+            self.recorder(frame.image, result)
+        if self.notifier is not None:
+            self.notifier.watchdog()
+        if now - self._last_status_t >= self.cfg.telemetry.status_interval_s:
+            self._last_status_t = now
+            text = (f"{self._state} fps {st.fps:.1f} score {st.score:.2f} frame age {st.frame_age_ms:.0f} ms "
+                    f"drops {getattr(self.grabber, 'dropped', 0)}")
+            log.info(text)
+            if self.notifier is not None:
+                self.notifier.status(text)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        if self.notifier is not None:
+            self.notifier.stopping()
+        self._stop_outputs()
+        for out in self.outputs:
+            self._guard(out, out.close)
+        try:
+            self.grabber.stop()
+        except Exception:
+            pass
+        if self.track_log is not None:
+            self.track_log.close()
+

@@ -1,0 +1,130 @@
+"""Build the loop from a DeviceConfig and run it until SIGTERM/SIGINT or the source ends.
+
+Order matters for systemd: open the model (and warm it up) and the camera first, then READY=1;
+WATCHDOG=1 only while frames are processed; STOPPING=1 and a stop to every output on exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+
+from edge.camera import open_source
+from edge.camera.grabber import LatestFrameGrabber
+from edge.config import DeviceConfig
+from edge.engines import open_engine
+from edge.errors import ConfigError
+from edge.io.sdnotify import SystemdNotifier
+from edge.outputs import open_outputs
+from edge.runtime.loop import TargetRequest, TrackingLoop
+from edge.runtime.telemetry import TrackLog
+from edge.tracker import Tracker
+
+log = logging.getLogger("edge.runtime")
+
+
+def default_model_path() -> str:
+    """The model bundled with the package, if this build has one."""
+    from edge.sample import BUNDLED_MODEL
+
+    return BUNDLED_MODEL if os.path.isfile(BUNDLED_MODEL) else ""
+
+
+def build_tracker(cfg: DeviceConfig) -> Tracker:
+    path = cfg.model.path or default_model_path()
+    if not path:
+        raise ConfigError("no model: set model.path (or --model) to a file from 'edge-track export'")
+    engine = open_engine(path, cfg.model.engine or None, **({"threads": cfg.model.threads} if cfg.model.threads else {}))
+    overrides = {}
+    if cfg.model.search_factor:
+        overrides["search_factor"] = cfg.model.search_factor
+    if cfg.model.update_interval:
+        overrides["update_interval"] = cfg.model.update_interval
+    return Tracker(engine, lost_score_threshold=cfg.tracking.lost_score, lost_frames=cfg.tracking.lost_frames,
+                   **overrides)
+
+
+def warm_up(tracker: Tracker) -> None:
+    """One init + update on a blank frame, so the first real frame is not the slow one."""
+    import numpy as np
+
+    meta = tracker.meta
+    side = max(meta.search_size, 64) * 2
+    blank = np.zeros((side, side, 3), np.uint8)
+    tracker.init(blank, (side / 4, side / 4, side / 4, side / 4))
+    tracker.update(blank)
+
+
+def build_recorder(path: str, fps: float):
+    if not path:
+        return None
+    import cv2
+
+    from edge.cli.track import draw
+
+    state = {"writer": None}
+
+    def record(image, result) -> None:
+        if state["writer"] is None:
+            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.lower().endswith(".avi") else "mp4v"))
+            state["writer"] = cv2.VideoWriter(path, fourcc, fps, image.shape[1::-1])
+        state["writer"].write(draw(image, result) if result is not None else cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+    record.close = lambda: state["writer"] and state["writer"].release()
+    return record
+
+
+def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, environ=None) -> int:
+    stop = stop or threading.Event()
+    notifier = SystemdNotifier(environ)
+    tracker = build_tracker(cfg)
+    warm_up(tracker)
+    cam = cfg.camera
+
+    def opener():
+        return open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps)
+
+    # Fail fast on a bad source spec at start; later failures are reconnected.
+    first_source = opener()
+    finite = hasattr(first_source, "__len__") and not str(cam.source).isdigit()
+    first_source.close()
+    grabber = LatestFrameGrabber(opener, reconnect_initial_s=cam.reconnect_initial_s,
+                                 reconnect_max_s=cam.reconnect_max_s,
+                                 reconnect=cam.loop_file or not finite).start()
+    outputs = open_outputs(cfg.outputs, cfg.control)
+    track_log = TrackLog(cfg.telemetry.track_log) if cfg.telemetry.track_log else None
+    recorder = build_recorder(cfg.telemetry.record, cam.fps)
+    initial = TargetRequest(roi=cfg.tracking.init, source="config") if cfg.tracking.init.startswith("center:") else (
+        TargetRequest(box=_parse_box(cfg.tracking.init), source="config") if cfg.tracking.init else None)
+    loop = TrackingLoop(tracker=tracker, grabber=grabber, outputs=outputs, config=cfg, notifier=notifier,
+                        track_log=track_log, recorder=recorder, initial_target=initial)
+
+    previous = {}
+
+    def on_signal(signum, _frame):
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+    notifier.ready(f"tracking with {tracker.engine.name}, MixFormerV2-{tracker.meta.preset}")
+    log.info("ready: %s, source %s, %d output(s)", tracker.engine.name, cam.source, len(outputs))
+    try:
+        loop.run(stop)
+    finally:
+        if recorder is not None:
+            recorder.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        notifier.close()
+    log.info("stopped after %d frames", loop.stats.frames)
+    return 0
+
+
+def _parse_box(text: str):
+    from edge.cli.common import parse_box
+
+    return parse_box(text, "tracking.init")

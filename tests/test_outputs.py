@@ -1,0 +1,207 @@
+"""Outputs through the real libraries' seams: pty pairs, pymavlink over UDP loopback, MockFactory."""
+
+import os
+import socket
+import time
+
+import pytest
+
+from edge.config import OutputConfig, ControlConfig
+from edge.control.controller import GimbalCommand
+from edge.gimbal.protocols import boxproto, pelco_d, simplebgc
+from edge.outputs.base import ControlUpdate
+
+serial = pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
+
+
+class Pty:
+    """A pseudo-terminal pair; the output opens the slave by name, the test reads the master."""
+
+    def __init__(self, tmp_path, name="tty"):
+        self.master, slave = os.openpty()
+        self.slave_name = os.ttyname(slave)
+        os.close(slave)
+        self.link = str(tmp_path / name)
+        os.symlink(self.slave_name, self.link)
+        os.set_blocking(self.master, False)
+
+    def read(self, wait=0.2) -> bytes:
+        deadline, data = time.monotonic() + wait, b""
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(self.master, 4096)
+            except BlockingIOError:
+                time.sleep(0.01)
+                continue
+            except OSError:           # EIO: the slave side is closed and everything was read
+                break
+            data += chunk
+        return data
+
+    def write(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def close(self):
+        os.close(self.master)
+        os.remove(self.link)
+
+
+def update(seq=0, state="TRACKING", yaw=10.0, pitch=-5.0, active=True, box=(300, 200, 40, 80)):
+    return ControlUpdate(seq=seq, t_ms=1000 + seq * 33, state=state, box=box, score=0.9, frame_size=(640, 480),
+                         command=GimbalCommand(yaw, pitch, active))
+
+
+def test_box_stream_frames_heartbeat_and_stop(tmp_path):
+    from edge.outputs.box_stream import BoxStreamOutput
+
+    pty = Pty(tmp_path)
+    out = BoxStreamOutput(OutputConfig(type="serial_box", port=pty.link, baud=115200, heartbeat_hz=10))
+    for i in range(3):
+        out.send(update(i))
+    out.heartbeat(1000 + 3 * 33 + 150, "LOST")
+    out.close()
+    msgs = boxproto.BoxParser().feed(pty.read())
+    assert [m.type for m in msgs] == [1, 1, 1, 2, 2]
+    assert [m.seq for m in msgs] == [0, 1, 2, 3, 4]
+    assert msgs[0].box_px == (300, 200, 40, 80) and msgs[3].state == "LOST" and msgs[-1].state == "IDLE"
+    pty.close()
+
+
+def test_box_stream_receives_target_commands(tmp_path):
+    from edge.outputs.box_stream import BoxStreamOutput
+
+    pty = Pty(tmp_path)
+    out = BoxStreamOutput(OutputConfig(type="serial_nmea", port=pty.link), ascii=True)
+    pty.write(boxproto.encode_command("select", (10, 20, 30, 40)) + b"noise\n" + boxproto.encode_command("stop"))
+    time.sleep(0.05)
+    requests = out.poll()
+    assert [r.kind for r in requests] == ["pixels", "stop"] and requests[0].box_in(640, 480) == (10, 20, 30, 40)
+    out.send(update())
+    assert pty.read().startswith(b"$EDTRK,0,TRACKING,300,200,40,80,")
+    out.close()
+    pty.close()
+
+
+def test_serial_port_that_vanishes_is_reopened(tmp_path):
+    from edge.io.serial_link import SerialLink
+    from edge.outputs.simplebgc import SimpleBGCOutput
+
+    pty = Pty(tmp_path)
+    clock = [0.0]
+    link = SerialLink(pty.link, 115200, backoff_initial_s=0.1, clock=lambda: clock[0])
+    out = SimpleBGCOutput(OutputConfig(type="simplebgc", port=pty.link), link=link)
+    out.send(update())
+    assert simplebgc.parse_v2(pty.read()[:21])[0] == simplebgc.CMD_CONTROL
+    pty.close()                                   # unplugged: the device node is gone
+    for _ in range(3):
+        out.send(update())                        # never raises
+    assert not link.connected and link.write_errors >= 1
+    pty2 = Pty(tmp_path)                          # plugged back in under the same name
+    clock[0] += 10.0
+    out.send(update(yaw=0.0, pitch=0.0))
+    assert link.connected and link.reconnects == 1
+    cmd, payload = simplebgc.parse_v2(pty2.read()[:21])
+    assert cmd == simplebgc.CMD_CONTROL and payload[:3] == bytes([1, 1, 1])
+    out.close()
+    pty2.close()
+
+
+def test_pelco_sends_changes_and_an_explicit_stop(tmp_path):
+    from edge.outputs.pelco import PelcoDOutput
+
+    pty = Pty(tmp_path)
+    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), max_rate_dps=60.0)
+    out.send(update(yaw=30.0, pitch=0.0))
+    out.send(update(yaw=30.0, pitch=0.0))         # unchanged: latched in the head, not resent
+    out.send(update(active=False))
+    out.close()
+    data = pty.read()
+    frames = [data[i:i + 7] for i in range(0, len(data), 7)]
+    assert frames[0] == pelco_d.speed_command(1, 30.0, 0.0, 60.0)
+    assert frames[1:] == [pelco_d.stop(1)] * (len(frames) - 1) and len(frames) >= 2
+    pty.close()
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_mavlink_rates_heartbeat_and_ground_station_commands():
+    from edge.outputs.mavlink import DIALECT, MAV_CMD_CAMERA_TRACK_RECTANGLE, MavlinkGimbalOutput
+
+    mavutil = pytest.importorskip("pymavlink.mavutil")
+    port = free_udp_port()
+    ground = mavutil.mavlink_connection(f"udpin:127.0.0.1:{port}", source_system=255, source_component=190,
+                                        dialect=DIALECT)
+    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=f"udpout:127.0.0.1:{port}"))
+    out.send(update(yaw=10.0, pitch=-5.0))
+    got = {}
+    deadline = time.monotonic() + 3
+    while len(got) < 2 and time.monotonic() < deadline:
+        msg = ground.recv_match(blocking=True, timeout=0.2)
+        if msg is not None:
+            got[msg.get_type()] = msg
+    hb, rates = got["HEARTBEAT"], got["GIMBAL_MANAGER_SET_PITCHYAW"]
+    assert hb.get_srcComponent() == 191
+    import math
+
+    assert rates.yaw_rate == pytest.approx(math.radians(10.0), rel=1e-6)
+    assert rates.pitch_rate == pytest.approx(math.radians(-5.0), rel=1e-6)
+    assert math.isnan(rates.yaw) and math.isnan(rates.pitch)
+    # The ground station asks to track a rectangle; we accept and acknowledge.
+    ground.mav.command_long_send(1, 191, MAV_CMD_CAMERA_TRACK_RECTANGLE, 0, 0.25, 0.25, 0.75, 0.5, 0, 0, 0)
+    requests = []
+    deadline = time.monotonic() + 3
+    while not requests and time.monotonic() < deadline:
+        requests = out.poll()
+        time.sleep(0.02)
+    assert requests[0].kind == "rectangle" and requests[0].box_in(640, 480) == (160, 120, 320, 120)
+    ack = ground.recv_match(type="COMMAND_ACK", blocking=True, timeout=3)
+    assert ack.command == MAV_CMD_CAMERA_TRACK_RECTANGLE and ack.result == 0
+    out.close()
+    stop = ground.recv_match(type="GIMBAL_MANAGER_SET_PITCHYAW", blocking=True, timeout=3)
+    assert stop.yaw_rate == 0.0 and stop.pitch_rate == 0.0
+    ground.close()
+
+
+def test_mavlink_silent_link_never_blocks():
+    pytest.importorskip("pymavlink.mavutil")
+    from edge.outputs.mavlink import MavlinkGimbalOutput
+
+    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=f"udpout:127.0.0.1:{free_udp_port()}"))
+    start = time.monotonic()
+    for i in range(50):
+        out.send(update(i))
+        assert out.poll() == []
+    out.close()
+    assert time.monotonic() - start < 2.0
+
+
+def test_pwm_servos_with_mock_pins():
+    pytest.importorskip("gpiozero")
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from edge.outputs.pwm import PwmServoOutput
+
+    factory = MockFactory(pin_class=MockPWMPin)
+    clock = [0.0]
+    out = PwmServoOutput(OutputConfig(type="pwm", pan_pin=12, tilt_pin=13), ControlConfig(pan_limits_deg=[-45, 45]),
+                         pin_factory=factory, clock=lambda: clock[0])
+    out.send(update(yaw=0.0, pitch=0.0))
+    for _ in range(10):
+        clock[0] += 0.1
+        out.send(update(yaw=30.0, pitch=-10.0))
+    assert out.pan_deg == pytest.approx(30.0) and out.tilt_deg == pytest.approx(-10.0)
+    pan_pin = factory.pin(12)
+    assert pan_pin.state == pytest.approx((1.5 + 30 / 90) / 20, rel=1e-3)   # 1.833 ms of a 20 ms frame
+    for _ in range(20):
+        clock[0] += 0.1
+        out.send(update(yaw=30.0))
+    assert out.pan_deg == 45.0                                              # limit
+    out.send(update(active=False))
+    assert out.pan_deg == 45.0                                              # hold on stop
+    out.close()
