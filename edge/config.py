@@ -79,7 +79,7 @@ class ControlConfig:
 
 @dataclass
 class OutputConfig:
-    type: Literal["serial_box", "serial_nmea", "simplebgc", "mavlink", "pelco_d", "pwm", "log"] = "log"
+    type: Literal["serial_box", "serial_nmea", "simplebgc", "mavlink", "pelco_d", "pwm", "pca9685", "log"] = "log"
     port: str = ""                     # serial device or MAVLink URL (udpout:host:port, /dev/ttyACM0)
     baud: int = num(115200, 300, 4000000)
     address: int = num(1, 0, 255)      # Pelco-D camera address
@@ -88,6 +88,8 @@ class OutputConfig:
     pan_pin: int = num(12, 0, 64)      # PWM (BCM numbering)
     tilt_pin: int = num(13, 0, 64)
     pin_factory: str = ""              # gpiozero factory: lgpio, pigpio, mock, ...
+    i2c_bus: int = num(1, 0, 32)       # PCA9685 (pan_pin / tilt_pin are its channels)
+    i2c_address: int = num(0x40, 0, 127)
     heartbeat_hz: float = num(5.0, 0.1, 100.0)
     control_timeout_ms: int = num(500, 0, 65535)    # SimpleBGC dead-man timeout
     enabled: bool = True

@@ -205,3 +205,35 @@ def test_pwm_servos_with_mock_pins():
     out.send(update(active=False))
     assert out.pan_deg == 45.0                                              # hold on stop
     out.close()
+
+
+class FakeSMBus:
+    def __init__(self):
+        self.writes = []
+
+    def write_byte_data(self, addr, reg, value):
+        self.writes.append((addr, reg, value))
+
+    def write_i2c_block_data(self, addr, reg, data):
+        self.writes.append((addr, reg, list(data)))
+
+
+def test_pca9685_registers_and_pulses():
+    from edge.outputs.pca9685 import Pca9685ServoOutput
+
+    bus = FakeSMBus()
+    clock = [0.0]
+    out = Pca9685ServoOutput(OutputConfig(type="pca9685", pan_pin=0, tilt_pin=1), ControlConfig(), bus=bus,
+                             clock=lambda: clock[0])
+    assert bus.writes[:3] == [(0x40, 0x00, 0x30), (0x40, 0xFE, 121), (0x40, 0x00, 0x20)]   # 25e6/(4096*50)-1
+    # Centre: 1500 us of 20 ms = 307 counts of 4096.
+    assert bus.writes[4] == (0x40, 0x06, [0, 0, 307 & 0xFF, 307 >> 8])
+    out.send(update(yaw=0.0))
+    for _ in range(10):
+        clock[0] += 0.1
+        out.send(update(yaw=45.0, pitch=0.0))
+    clock[0] += 5.0
+    out.send(update(yaw=0.0, pitch=0.0))       # after a stall: one capped step, no jump
+    assert out.pan_deg == pytest.approx(45.0)
+    counts = round((1500 + 45 / 90 * 1000) * 1e-6 * 50 * 4096)
+    assert bus.writes[-2] == (0x40, 0x06, [0, 0, counts & 0xFF, counts >> 8])

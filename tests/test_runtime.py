@@ -386,3 +386,57 @@ def test_soak_rss_and_frame_age_stay_flat(tmp_path, tiny_model_path):
           f"(max growth {growth:.1f} MB), frame age median {early:.2f} -> {late:.2f} ms")
     assert growth < 15.0
     assert late < early * 2 + 5.0
+
+
+def test_picamera2_source_asks_for_rgb_and_uses_sensor_time():
+    from types import SimpleNamespace
+
+    from edge.camera.picamera import PiCamera2Source
+
+    seen = {}
+
+    class Request:
+        def make_array(self, name):
+            return np.zeros((4, 6, 3), np.uint8)
+
+        def get_metadata(self):
+            return {"SensorTimestamp": time.clock_gettime_ns(time.CLOCK_BOOTTIME) - 20_000_000}
+
+        def release(self):
+            seen["released"] = seen.get("released", 0) + 1
+
+    class Camera:
+        def create_video_configuration(self, main, controls, buffer_count):
+            seen["main"], seen["controls"] = main, controls
+            return "cfg"
+
+        def configure(self, cfg):
+            seen["configured"] = cfg
+
+        def start(self):
+            pass
+
+        def capture_request(self):
+            return Request()
+
+        def stop(self):
+            seen["stopped"] = True
+
+        def close(self):
+            pass
+
+    src = PiCamera2Source(640, 480, 30, picamera2_module=SimpleNamespace(Picamera2=Camera))
+    frame = next(iter(src))
+    src.close()
+    assert seen["main"] == {"size": (640, 480), "format": "BGR888"}   # libcamera's name for R,G,B bytes
+    age_ms = (time.monotonic_ns() - frame.t_capture_ns) / 1e6
+    assert 15 < age_ms < 500 and seen["released"] == 1 and seen["stopped"]
+
+
+def test_gstreamer_pipeline_without_gstreamer_opencv_is_a_clear_error():
+    from edge.camera import open_source
+
+    if "GStreamer:                   YES" in cv2.getBuildInformation():
+        pytest.skip("this OpenCV has GStreamer")
+    with pytest.raises(SourceError, match="no GStreamer support"):
+        open_source("nvarguscamerasrc ! video/x-raw(memory:NVMM) ! nvvidconv ! appsink")

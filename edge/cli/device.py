@@ -65,7 +65,7 @@ def run_desk(args) -> int:
     if not init:
         print("no --init/--roi: waiting for a target command (none can arrive without outputs); "
               "give --init x,y,w,h or --roi center:WxH", file=sys.stderr)
-    return run_device(cfg)
+    return run_device(cfg, show=True)
 
 
 def config_check(args) -> int:

@@ -32,6 +32,10 @@ def open_output(cfg, control_cfg=None) -> Output:
         from edge.outputs.pwm import PwmServoOutput
 
         return PwmServoOutput(cfg, control_cfg)
+    if kind == "pca9685":
+        from edge.outputs.pca9685 import Pca9685ServoOutput
+
+        return Pca9685ServoOutput(cfg, control_cfg)
     if kind == "log":
         from edge.outputs.base import LogOutput
 

@@ -76,7 +76,30 @@ def build_recorder(path: str, fps: float):
     return record
 
 
-def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, environ=None) -> int:
+def build_viewer(stop: threading.Event):
+    """A live window when there is a display and an OpenCV with a GUI; None (headless) otherwise."""
+    import cv2
+
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        log.info("no display: running headless")
+        return None
+    try:
+        cv2.namedWindow("edge-track", cv2.WINDOW_NORMAL)
+    except cv2.error:
+        log.info("this OpenCV has no GUI (opencv-python-headless): running headless")
+        return None
+    from edge.cli.track import draw
+
+    def show(image, result) -> None:
+        cv2.imshow("edge-track", draw(image, result) if result is not None else cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            stop.set()
+
+    show.close = cv2.destroyAllWindows
+    return show
+
+
+def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, environ=None, show: bool = False) -> int:
     stop = stop or threading.Event()
     notifier = SystemdNotifier(environ)
     tracker = build_tracker(cfg)
@@ -96,6 +119,16 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
     outputs = open_outputs(cfg.outputs, cfg.control)
     track_log = TrackLog(cfg.telemetry.track_log) if cfg.telemetry.track_log else None
     recorder = build_recorder(cfg.telemetry.record, cam.fps)
+    viewer = build_viewer(stop) if show else None
+    if viewer is not None:
+        record = recorder
+
+        def recorder(image, result, _record=record):
+            if _record is not None:
+                _record(image, result)
+            viewer(image, result)
+
+        recorder.close = lambda: (record and record.close(), viewer.close())
     initial = TargetRequest(roi=cfg.tracking.init, source="config") if cfg.tracking.init.startswith("center:") else (
         TargetRequest(box=_parse_box(cfg.tracking.init), source="config") if cfg.tracking.init else None)
     loop = TrackingLoop(tracker=tracker, grabber=grabber, outputs=outputs, config=cfg, notifier=notifier,
