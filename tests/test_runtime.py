@@ -39,13 +39,15 @@ class RecordingOutput(LogOutput):
 
 
 class ListSource:
-    def __init__(self, frames, fail_after=None):
-        self.frames, self.fail_after = frames, fail_after
+    def __init__(self, frames, fail_after=None, period_s=0.0):
+        self.frames, self.fail_after, self.period_s = frames, fail_after, period_s
 
     def __iter__(self):
         for i, f in enumerate(self.frames):
             if self.fail_after is not None and i >= self.fail_after:
                 raise OSError("device unplugged")
+            if self.period_s:
+                time.sleep(self.period_s)     # a camera delivers at its frame rate
             yield Frame(f, time.monotonic_ns(), i)
 
     def close(self):
@@ -440,3 +442,36 @@ def test_gstreamer_pipeline_without_gstreamer_opencv_is_a_clear_error():
         pytest.skip("this OpenCV has GStreamer")
     with pytest.raises(SourceError, match="no GStreamer support"):
         open_source("nvarguscamerasrc ! video/x-raw(memory:NVMM) ! nvvidconv ! appsink")
+
+
+def test_closed_loop_with_an_angle_commanded_head():
+    sim = SimConfig(path="lissajous", amplitude_deg=20.0, period_s=12.0)
+    report = run_sim(sim, load_config({"control": {"mode": "angle"}}), lambda world: OracleTracker(world), seconds=10.0)
+    assert report.mean_error_deg < 2.0 and report.p95_error_deg < 4.0, report
+
+
+def test_camera_disconnect_mid_run_stops_then_resumes():
+    opened = []
+
+    def opener():
+        opened.append(1)
+        # First connection dies after 5 frames; the second delivers frames again.
+        if len(opened) == 1:
+            return ListSource([frame640()] * 5, fail_after=5, period_s=0.01)
+        return ListSource([frame640()] * 400, period_s=0.01)
+
+    grabber = LatestFrameGrabber(opener, reconnect_initial_s=0.4, reconnect_max_s=0.4).start()
+    out = RecordingOutput()
+    cfg = load_config({"camera": {"frame_timeout_s": 0.15}})
+    loop = TrackingLoop(tracker=ScriptedTracker([]), grabber=grabber, outputs=[out], config=cfg,
+                        initial_target=TargetRequest(roi="center:40x40"))
+    timeline = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (grabber.reconnects and len(out.updates) > 8):
+        loop.step()
+        timeline.append((loop.state, out.stops, len(out.updates)))
+    loop.shutdown()
+    lost_with_stop = [i for i, (s, stops, _) in enumerate(timeline) if s == "LOST" and stops >= 1]
+    assert lost_with_stop, "the gap must produce LOST and a stop"
+    assert grabber.reconnects == 1
+    assert timeline[-1][0] == "TRACKING" and out.updates[-1].command.active        # resumed

@@ -63,6 +63,19 @@ def _graph_paths(model_path: str, meta: ModelMeta):
     return paths
 
 
+def _plan(model_path: str, output: str, precision: str):
+    """Checks shared by every conversion; returns (graph paths, step output path, new metadata)."""
+    if os.path.abspath(output) == os.path.abspath(model_path):
+        raise ConfigError("--output must differ from --model")
+    _, meta = load_with_meta(model_path)
+    if meta.precision != "fp32":
+        raise ModelError(f"{model_path} is already {meta.precision}; convert the fp32 model")
+    paths = _graph_paths(model_path, meta)
+    step_out = step_path_for(output) if "step" in paths else None
+    new_meta = meta.replace(precision=precision, step_file=os.path.basename(step_out) if step_out else "")
+    return paths, step_out, new_meta
+
+
 def _preprocessed(path: str, workdir: str) -> str:
     """Shape inference + ORT graph optimisation first: it is what turns MatMul + Add into Gemm."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -88,14 +101,7 @@ def quantize_model(model_path: str, output: str, *, feeds=None, method: str = "m
 
     if method not in METHODS:
         raise ConfigError(f"unknown calibration method '{method}' (valid: {', '.join(METHODS)})")
-    if os.path.abspath(output) == os.path.abspath(model_path):
-        raise ConfigError("--output must differ from --model")
-    _, meta = load_with_meta(model_path)
-    if meta.precision != "fp32":
-        raise ModelError(f"{model_path} is already {meta.precision}; quantise the fp32 model")
-    paths = _graph_paths(model_path, meta)
-    step_out = step_path_for(output) if "step" in paths else None
-    new_meta = meta.replace(precision="int8", step_file=os.path.basename(step_out) if step_out else "")
+    paths, step_out, new_meta = _plan(model_path, output, "int8")
     calib = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
              "entropy": CalibrationMethod.Entropy}[method]
     per_graph_feeds = {"contract": feeds}
@@ -131,14 +137,7 @@ def convert_fp16(model_path: str, output: str) -> QuantizeReport:
     """FP16 weights and activations for GPU execution providers; inputs/outputs stay float32."""
     from onnxruntime.transformers.onnx_model import OnnxModel
 
-    if os.path.abspath(output) == os.path.abspath(model_path):
-        raise ConfigError("--output must differ from --model")
-    _, meta = load_with_meta(model_path)
-    if meta.precision != "fp32":
-        raise ModelError(f"{model_path} is already {meta.precision}; convert the fp32 model")
-    paths = _graph_paths(model_path, meta)
-    step_out = step_path_for(output) if "step" in paths else None
-    new_meta = meta.replace(precision="fp16", step_file=os.path.basename(step_out) if step_out else "")
+    paths, step_out, new_meta = _plan(model_path, output, "fp16")
     files = {}
     for role, src in paths.items():
         model = OnnxModel(onnx.load(src))

@@ -87,3 +87,23 @@ class SerialLink:
 
     def close(self) -> None:
         self._drop()
+
+
+class SerialOutputBase:
+    """Shared tail of the serial outputs: close() stops first, once, then releases the port."""
+
+    link: SerialLink
+    _closed = False
+
+    def stop(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def _before_close(self) -> None:
+        """Last words to the device after the stop (e.g. hand control back)."""
+
+    def close(self) -> None:
+        if not self._closed:
+            self.stop()
+            self._before_close()
+            self._closed = True
+            self.link.close()

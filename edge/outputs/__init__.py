@@ -19,7 +19,7 @@ def open_output(cfg, control_cfg=None) -> Output:
     if kind == "simplebgc":
         from edge.outputs.simplebgc import SimpleBGCOutput
 
-        return SimpleBGCOutput(cfg)
+        return SimpleBGCOutput(cfg, control_cfg)
     if kind == "pelco_d":
         from edge.outputs.pelco import PelcoDOutput
 

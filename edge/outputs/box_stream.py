@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from edge.gimbal.protocols import boxproto
-from edge.io.serial_link import SerialLink
+from edge.io.serial_link import SerialLink, SerialOutputBase
 
 
-class BoxStreamOutput:
+class BoxStreamOutput(SerialOutputBase):
     def __init__(self, cfg, *, ascii: bool = False, link: SerialLink | None = None) -> None:
         self.name = "serial_nmea" if ascii else "serial_box"
         self._encode = boxproto.encode_ascii if ascii else boxproto.encode
@@ -14,7 +14,6 @@ class BoxStreamOutput:
         self._seq = 0
         self._heartbeat_period_ms = 1000.0 / cfg.heartbeat_hz
         self._last_sent_ms = -1e18
-        self._closed = False
 
     def _write(self, msg) -> None:
         self.link.write(self._encode(msg))
@@ -59,9 +58,3 @@ class BoxStreamOutput:
             self._write(boxproto.make_message(self._seq, int(time.monotonic() * 1000), "IDLE", heartbeat=True))
         except Exception:
             pass
-
-    def close(self) -> None:
-        if not self._closed:
-            self.stop()
-            self._closed = True
-            self.link.close()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+from edge.control.integrator import RateIntegrator, servo_limits
+
 MODE1, PRESCALE, LED0_ON_L = 0x00, 0xFE, 0x06
 SLEEP, AUTO_INCREMENT, RESTART = 0x10, 0x20, 0x80
 OSC_HZ = 25_000_000
@@ -49,32 +51,27 @@ class Pca9685ServoOutput:
             bus = SMBus(cfg.i2c_bus)
         self.board = PCA9685(bus, cfg.i2c_address)
         self.pan_ch, self.tilt_ch = cfg.pan_pin, cfg.tilt_pin
-        self.pan_limits = (max(control_cfg.pan_limits_deg[0], -90.0), min(control_cfg.pan_limits_deg[1], 90.0))
-        self.tilt_limits = (max(control_cfg.tilt_limits_deg[0], -90.0), min(control_cfg.tilt_limits_deg[1], 90.0))
-        self.pan_deg = self.tilt_deg = 0.0
-        self._clock, self._last, self._closed = clock, None, False
-        self._write()
+        self.angles = RateIntegrator(servo_limits(control_cfg.pan_limits_deg), servo_limits(control_cfg.tilt_limits_deg),
+                                     clock=clock)
+        self._closed = False
+        self._write(self.angles.pan_deg, self.angles.tilt_deg)
 
-    def _write(self) -> None:
-        for channel, deg in ((self.pan_ch, self.pan_deg), (self.tilt_ch, self.tilt_deg)):
+    @property
+    def pan_deg(self) -> float:
+        return self.angles.pan_deg
+
+    def _write(self, pan_deg: float, tilt_deg: float) -> None:
+        for channel, deg in ((self.pan_ch, pan_deg), (self.tilt_ch, tilt_deg)):
             self.board.set_pulse_us(channel, 1500.0 + deg / 90.0 * 1000.0)
 
     def send(self, update) -> None:
-        now = self._clock()
-        dt = 0.0 if self._last is None else min(now - self._last, 0.2)
-        self._last = now
-        cmd = update.command
-        if not cmd.active:
-            return
-        self.pan_deg = min(max(self.pan_deg + cmd.yaw_rate_dps * dt, self.pan_limits[0]), self.pan_limits[1])
-        self.tilt_deg = min(max(self.tilt_deg + cmd.pitch_rate_dps * dt, self.tilt_limits[0]), self.tilt_limits[1])
-        self._write()
+        self._write(*self.angles.update(update.command))
 
     def heartbeat(self, now_ms: int, state: str) -> None:
-        self._last = None
+        self.angles.hold()
 
     def stop(self) -> None:
-        self._last = None
+        self.angles.hold()
 
     def close(self) -> None:
         self._closed = True

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from edge.gimbal.protocols import pelco_d
-from edge.io.serial_link import SerialLink
+from edge.io.serial_link import SerialLink, SerialOutputBase
 
 
-class PelcoDOutput:
+class PelcoDOutput(SerialOutputBase):
     name = "pelco_d"
 
     def __init__(self, cfg, *, max_rate_dps: float = 60.0, link: SerialLink | None = None) -> None:
@@ -14,7 +14,6 @@ class PelcoDOutput:
         self.max_rate_dps = max_rate_dps
         self.link = link or SerialLink(cfg.port, cfg.baud)
         self._last = None
-        self._closed = False
 
     def send(self, update) -> None:
         cmd = update.command
@@ -33,9 +32,3 @@ class PelcoDOutput:
             self._last = pelco_d.stop(self.address)
         except Exception:
             pass
-
-    def close(self) -> None:
-        if not self._closed:
-            self.stop()
-            self._closed = True
-            self.link.close()

@@ -15,6 +15,7 @@ import numpy as np
 from edge.camera.base import Frame
 from edge.config import DeviceConfig
 from edge.control.controller import GimbalCommand
+from edge.control.integrator import RateIntegrator
 from edge.runtime.loop import TargetRequest, TrackingLoop
 from edge.sim.world import SimConfig, World
 from edge.tracker import TrackResult, TrackState
@@ -53,20 +54,29 @@ class SimGrabber:
 
 
 class SimGimbalOutput:
-    """The loop's output: commands go to the simulated head (after its delay)."""
+    """The loop's output: commands go to the simulated head (after its delay).
+
+    mode "rate": speed commands, as SimpleBGC speed mode, MAVLink rates, Pelco-D. mode "angle":
+    the rates are integrated into position set-points, as the servo outputs do.
+    """
 
     name = "sim-gimbal"
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, mode: str = "rate") -> None:
         self.world = world
+        self.mode = mode
         self.commands: list[GimbalCommand] = []
         self.stops = 0
+        self.angles = RateIntegrator((-180, 180), (-80, 80), clock=lambda: world.t) if mode == "angle" else None
 
     def send(self, update) -> None:
         cmd = update.command
         self.commands.append(cmd)
-        self.world.gimbal.command(self.world.t, cmd.yaw_rate_dps if cmd.active else 0.0,
-                                  cmd.pitch_rate_dps if cmd.active else 0.0)
+        if self.angles is not None:
+            self.world.gimbal.command_angle(self.world.t, *self.angles.update(cmd))
+        else:
+            self.world.gimbal.command(self.world.t, cmd.yaw_rate_dps if cmd.active else 0.0,
+                                      cmd.pitch_rate_dps if cmd.active else 0.0)
         self.world.step()
 
     def heartbeat(self, now_ms: int, state: str) -> None:
@@ -74,7 +84,11 @@ class SimGimbalOutput:
 
     def stop(self) -> None:
         self.stops += 1
-        self.world.gimbal.command(self.world.t, 0.0, 0.0)
+        if self.angles is not None:
+            self.angles.hold()
+            self.world.gimbal.command_angle(self.world.t, self.angles.pan_deg, self.angles.tilt_deg)
+        else:
+            self.world.gimbal.command(self.world.t, 0.0, 0.0)
 
     def close(self) -> None:
         self.stop()
@@ -128,7 +142,7 @@ def run_sim(sim: SimConfig, device: DeviceConfig, tracker_factory, seconds: floa
     device.camera.fps = sim.fps
     device.camera.hfov_deg, device.camera.vfov_deg = sim.hfov_deg, sim.vfov_deg
     tracker = tracker_factory(world)
-    output = SimGimbalOutput(world)
+    output = SimGimbalOutput(world, mode=device.control.mode)
     grabber = SimGrabber(world, seconds)
     first = world.truth_box()
     loop = TrackingLoop(tracker=tracker, grabber=grabber, outputs=[output], config=device,

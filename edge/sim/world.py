@@ -73,14 +73,22 @@ class Gimbal:
         self._commanded = (0.0, 0.0)
 
     def command(self, t: float, yaw_rate: float, pitch_rate: float) -> None:
-        self._pending.append((t + self.cfg.delay_s, yaw_rate, pitch_rate))
+        self._pending.append((t + self.cfg.delay_s, "rate", yaw_rate, pitch_rate))
+
+    def command_angle(self, t: float, yaw_deg: float, pitch_deg: float) -> None:
+        """A position set-point (servo-like heads); the head drives there within its limits."""
+        self._pending.append((t + self.cfg.delay_s, "angle", yaw_deg, pitch_deg))
 
     def step(self, t: float, dt: float) -> None:
         while self._pending and self._pending[0][0] <= t + 1e-9:
-            _, y, p = self._pending.popleft()
-            self._commanded = (y, p)
+            _, kind, y, p = self._pending.popleft()
+            self._mode, self._commanded = kind, (y, p)
         cfg = self.cfg
-        for axis, target in enumerate(self._commanded):
+        wanted = self._commanded
+        if getattr(self, "_mode", "rate") == "angle":
+            # Position loop of the head: reach the set-point in ~0.1 s, within the rate limit.
+            wanted = ((self._commanded[0] - self.yaw) / 0.1, (self._commanded[1] - self.pitch) / 0.1)
+        for axis, target in enumerate(wanted):
             target = max(-cfg.max_rate_dps, min(cfg.max_rate_dps, target))
             delta = max(-cfg.max_accel_dps2 * dt, min(cfg.max_accel_dps2 * dt, target - self.rate[axis]))
             self.rate[axis] += delta
