@@ -475,3 +475,14 @@ def test_camera_disconnect_mid_run_stops_then_resumes():
     assert lost_with_stop, "the gap must produce LOST and a stop"
     assert grabber.reconnects == 1
     assert timeline[-1][0] == "TRACKING" and out.updates[-1].command.active        # resumed
+
+
+def test_file_sources_are_paced_like_a_camera():
+    frames = [np.zeros((4, 4, 3), np.uint8)] * 10
+    grabber = LatestFrameGrabber(lambda: ListSource(frames), reconnect=False, pace_fps=50).start()
+    got, start = 0, time.monotonic()
+    while grabber.get(timeout=0.5) is not None:
+        got += 1
+    elapsed = time.monotonic() - start
+    grabber.stop()
+    assert got == 10 and grabber.dropped == 0 and elapsed >= 0.15     # 10 frames at 50 fps = 0.2 s

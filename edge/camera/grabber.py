@@ -19,8 +19,11 @@ log = logging.getLogger("edge.camera")
 
 class LatestFrameGrabber:
     def __init__(self, open_source, *, reconnect_initial_s: float = 0.5, reconnect_max_s: float = 10.0,
-                 reconnect: bool = True) -> None:
+                 reconnect: bool = True, pace_fps: float | None = None) -> None:
+        """pace_fps: deliver at most this many frames per second (files and folders read at
+        disk speed; pacing makes them behave like the camera they stand in for)."""
         self._open = open_source
+        self._period = 1.0 / pace_fps if pace_fps else 0.0
         self._backoff_initial, self._backoff_max = reconnect_initial_s, reconnect_max_s
         self._reconnect = reconnect
         self._cond = threading.Condition()
@@ -61,10 +64,15 @@ class LatestFrameGrabber:
             first = False
             self.connected = True
             backoff = self._backoff_initial
+            next_due = time.monotonic()
             try:
                 for frame in source:
                     if self._stop.is_set():
                         break
+                    if self._period:
+                        next_due += self._period
+                        if self._stop.wait(max(0.0, next_due - time.monotonic())):
+                            break
                     with self._cond:
                         if self._latest is not None and self._latest.index != self._taken_index:
                             self.dropped += 1

@@ -115,7 +115,8 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
     first_source.close()
     grabber = LatestFrameGrabber(opener, reconnect_initial_s=cam.reconnect_initial_s,
                                  reconnect_max_s=cam.reconnect_max_s,
-                                 reconnect=cam.loop_file or not finite).start()
+                                 reconnect=cam.loop_file or not finite,
+                                 pace_fps=cam.fps if finite else None).start()
     outputs = open_outputs(cfg.outputs, cfg.control)
     track_log = TrackLog(cfg.telemetry.track_log) if cfg.telemetry.track_log else None
     recorder = build_recorder(cfg.telemetry.record, cam.fps)
