@@ -75,6 +75,13 @@ class ControlConfig:
     pan_limits_deg: list = field(default_factory=lambda: [-180.0, 180.0])
     tilt_limits_deg: list = field(default_factory=lambda: [-90.0, 90.0])
     latency_s: float = num(0.0, 0.0, 2.0)           # measured by `calibrate latency`
+    # The head as measured by `calibrate gimbal`: real rate / commanded rate, camera roll on the head.
+    rate_gain_pan: float = num(1.0, 0.05, 20.0)
+    rate_gain_tilt: float = num(1.0, 0.05, 20.0)
+    roll_offset_deg: float = num(0.0, -180.0, 180.0)
+    # A gimbal profile YAML written by `edge-track calibrate gimbal|latency|pid`: its keys
+    # override the ones above.
+    profile: str = ""
 
 
 @dataclass
@@ -196,7 +203,30 @@ def _check(obj, where: str) -> None:
 
 
 def load_config(data: dict | None) -> DeviceConfig:
-    return _build(DeviceConfig, data or {}, "")
+    cfg = _build(DeviceConfig, data or {}, "")
+    if cfg.control.profile:
+        cfg.control = apply_profile(cfg.control, cfg.control.profile)
+    return cfg
+
+
+def apply_profile(control: ControlConfig, path: str) -> ControlConfig:
+    """The control section with a calibration profile's keys laid over it (validated the same way)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except OSError as exc:
+        raise ConfigError(f"control.profile: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"control.profile: {path} is not valid YAML") from None
+    if not isinstance(data, dict) or not isinstance(data.get("control", {}), dict):
+        raise ConfigError(f"control.profile: {path} must hold a 'control' mapping")
+    merged = {**dataclasses.asdict(control), **data.get("control", {}), "profile": path}
+    try:
+        return _build(ControlConfig, merged, "control")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def load_config_file(path: str) -> DeviceConfig:

@@ -19,6 +19,7 @@ class CameraModel:
     height: int
     K: np.ndarray                  # (3, 3) intrinsics
     dist: np.ndarray | None = None  # OpenCV distortion coefficients, or None
+    model: str = "pinhole"         # or "fisheye" (cv2.fisheye's 4-coefficient model)
 
     @classmethod
     def from_fov(cls, width: int, height: int, hfov_deg: float, vfov_deg: float) -> "CameraModel":
@@ -37,19 +38,26 @@ class CameraModel:
             K = np.asarray(data["K"], dtype=np.float64).reshape(3, 3)
             dist = np.asarray(data.get("dist", []), dtype=np.float64).reshape(-1)
             size = tuple(int(v) for v in data["image_size"])
+            model = str(data.get("model", "pinhole"))
+            if model not in ("pinhole", "fisheye"):
+                raise ValueError(f"unknown model {model!r}")
         except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
             raise ConfigError(f"camera calibration {path} is unreadable ({type(exc).__name__}: {exc})") from None
         if size != (width, height):
             raise ConfigError(f"camera calibration {path} is for {size[0]}x{size[1]}, the stream is "
                               f"{width}x{height}: recalibrate or set camera.width/height to match")
-        return cls(width, height, K, dist if dist.size else None)
+        return cls(width, height, K, dist if dist.size else None, model)
 
     def normalized(self, x_px: float, y_px: float) -> tuple[float, float]:
         """Undistorted normalised image coordinates of a pixel."""
         if self.dist is not None:
             import cv2
 
-            pt = cv2.undistortPoints(np.array([[[x_px, y_px]]], np.float64), self.K, self.dist)
+            pt = np.array([[[x_px, y_px]]], np.float64)
+            if self.model == "fisheye":
+                pt = cv2.fisheye.undistortPoints(pt, self.K, self.dist.reshape(4, 1))
+            else:
+                pt = cv2.undistortPoints(pt, self.K, self.dist)
             return float(pt[0, 0, 0]), float(pt[0, 0, 1])
         return (x_px - self.K[0, 2]) / self.K[0, 0], (y_px - self.K[1, 2]) / self.K[1, 1]
 

@@ -36,6 +36,12 @@ class SimConfig:
     target_size_deg: float = 6.0
     occlusions: tuple = ()               # ((start_s, end_s), ...): target hidden
     seed: int = 0
+    # How the real head differs from what is commanded (what `calibrate gimbal` recovers):
+    yaw_sign: int = 1
+    pitch_sign: int = 1
+    yaw_gain: float = 1.0
+    pitch_gain: float = 1.0
+    roll_offset_deg: float = 0.0         # camera rotated about its optical axis on the head
 
 
 def make_panorama(cfg: SimConfig, span_deg: float = 200.0, image: np.ndarray | None = None) -> np.ndarray:
@@ -84,7 +90,7 @@ class Gimbal:
             _, kind, y, p = self._pending.popleft()
             self._mode, self._commanded = kind, (y, p)
         cfg = self.cfg
-        wanted = self._commanded
+        wanted = (self._commanded[0] * cfg.yaw_sign * cfg.yaw_gain, self._commanded[1] * cfg.pitch_sign * cfg.pitch_gain)
         if getattr(self, "_mode", "rate") == "angle":
             # Position loop of the head: reach the set-point in ~0.1 s, within the rate limit.
             wanted = ((self._commanded[0] - self.yaw) / 0.1, (self._commanded[1] - self.pitch) / 0.1)
@@ -111,8 +117,12 @@ class World:
         u, v = np.meshgrid(np.arange(cfg.width, dtype=np.float64), np.arange(cfg.height, dtype=np.float64))
         xn = (u - self.camera.K[0, 2]) / self.camera.K[0, 0]
         yn = (v - self.camera.K[1, 2]) / self.camera.K[1, 1]
-        self._ray_yaw = np.degrees(np.arctan(xn))
-        self._ray_pitch = np.degrees(np.arctan2(-yn, np.hypot(1.0, xn)))
+        ray_yaw = np.degrees(np.arctan(xn))
+        ray_pitch = np.degrees(np.arctan2(-yn, np.hypot(1.0, xn)))
+        # Camera frame -> head frame: the camera may be rolled on the head.
+        r = math.radians(cfg.roll_offset_deg)
+        self._ray_yaw = math.cos(r) * ray_yaw - math.sin(r) * ray_pitch
+        self._ray_pitch = math.sin(r) * ray_yaw + math.cos(r) * ray_pitch
 
     # -- target motion -----------------------------------------------------------------------
     def target_angles(self, t: float | None = None) -> tuple[float, float]:
@@ -133,7 +143,10 @@ class World:
         if not self.target_visible():
             return None
         ty, tp = self.target_angles()
-        rel_yaw, rel_pitch = ty - self.gimbal.yaw, tp - self.gimbal.pitch
+        head_yaw, head_pitch = ty - self.gimbal.yaw, tp - self.gimbal.pitch
+        r = math.radians(self.cfg.roll_offset_deg)     # head frame -> camera frame
+        rel_yaw = math.cos(r) * head_yaw + math.sin(r) * head_pitch
+        rel_pitch = -math.sin(r) * head_yaw + math.cos(r) * head_pitch
         if abs(rel_yaw) > 80 or abs(rel_pitch) > 80:
             return None
         cx, cy = self.camera.pixel(rel_yaw, rel_pitch)

@@ -1,0 +1,254 @@
+"""``edge-track calibrate <step>``: the offline calibration steps, each writing one file."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from edge.errors import ConfigError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("calibrate", help="offline calibration: intrinsics, pixel-to-angle, gimbal, latency, pid, int8",
+                              description="Run once per camera and gimbal before the service goes live.")
+    steps = p.add_subparsers(dest="step", metavar="STEP", required=True)
+
+    s = steps.add_parser("intrinsics", help="K and distortion from chessboard views -> YAML for camera.calibration")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", metavar="DIR", help="folder of board photos")
+    src.add_argument("--source", metavar="SRC", help="camera or video: every --every-th frame")
+    s.add_argument("--board", required=True, metavar="COLSxROWS", help="inner corners, e.g. 9x6")
+    s.add_argument("--square", type=float, default=1.0, help="square size (units of the extrinsics; default 1)")
+    s.add_argument("--fisheye", action="store_true", help="cv2.fisheye model for wide-angle lenses")
+    s.add_argument("--views", type=int, default=30, help="with --source: views to take (default 30)")
+    s.add_argument("--every", type=int, default=15, help="with --source: take every N-th frame (default 15)")
+    s.add_argument("--min-views", type=int, default=8)
+    s.add_argument("--sensor-mode", default="", help="recorded in the file, e.g. '1640x1232 binned'")
+    s.add_argument("--output", "-o", required=True, metavar="camera.yaml")
+    s.set_defaults(func=run_intrinsics)
+
+    s = steps.add_parser("pixel-to-angle", help="print the yaw/pitch of a pixel, as the controller computes it")
+    s.add_argument("--calibration", metavar="camera.yaml", help="intrinsics (default: the FOV below)")
+    s.add_argument("--size", metavar="WxH", default="640x480")
+    s.add_argument("--hfov", type=float, default=62.2)
+    s.add_argument("--vfov", type=float, default=48.8)
+    s.add_argument("--pixel", required=True, metavar="x,y", action="append")
+    s.set_defaults(func=run_pixel_to_angle)
+
+    for name, helptext in (("gimbal", "fit axis signs, rate gains and camera roll by moving the head"),
+                           ("latency", "command-to-motion delay from step moves"),
+                           ("pid", "suggest controller gains for the measured head and check them in the simulator")):
+        s = steps.add_parser(name, help=helptext)
+        where = s.add_mutually_exclusive_group(required=name != "pid")
+        where.add_argument("--config", metavar="device.yaml", help="the real head: its outputs, camera and model")
+        where.add_argument("--sim", action="store_true", help="the simulated head (see --sim-* options)")
+        s.add_argument("--init", metavar="x,y,w,h", help="with --config: the still target's box (default: centre 100x100)")
+        s.add_argument("--rate", type=float, default=8.0 if name == "gimbal" else 20.0, help="test rate, deg/s")
+        s.add_argument("--sim-delay", type=float, default=0.05)
+        s.add_argument("--sim-gains", default="1,1", metavar="PAN,TILT")
+        s.add_argument("--sim-signs", default="1,1", metavar="PAN,TILT")
+        s.add_argument("--sim-roll", type=float, default=0.0)
+        s.add_argument("--profile", required=True, metavar="gimbal.yaml", help="the gimbal profile to update")
+        s.set_defaults(func={"gimbal": run_gimbal, "latency": run_latency, "pid": run_pid}[name])
+
+    s = steps.add_parser("int8", help="record the exact network inputs the tracker builds -> .npz for quantize --calib")
+    s.add_argument("--model", required=True, metavar="M.onnx")
+    s.add_argument("--source", required=True, metavar="SRC", help="camera, video, or annotated sequence folder")
+    s.add_argument("--init", metavar="x,y,w,h", help="target box (default: the folder's first ground-truth box)")
+    s.add_argument("--every", type=int, default=5, help="keep every N-th frame's inputs (default 5)")
+    s.add_argument("--max-samples", type=int, default=500)
+    s.add_argument("--max-frames", type=int, default=0, help="stop after N frames (live sources)")
+    s.add_argument("--output", "-o", required=True, metavar="calib.npz")
+    s.set_defaults(func=run_int8)
+
+
+def run_intrinsics(args) -> int:
+    from calib.intrinsics import calibrate, images_from_folder, images_from_source, parse_board, write_result
+
+    cols, rows = parse_board(args.board)
+    images = images_from_folder(args.images) if args.images else images_from_source(args.source, args.views, args.every)
+    result = calibrate(images, cols, rows, args.square, fisheye=args.fisheye, min_views=args.min_views)
+    write_result(result, args.output, args.sensor_mode)
+    used = sum(v.used for v in result.views)
+    K = result.K
+    print(f"wrote {args.output}: {result.model}, {result.image_size[0]}x{result.image_size[1]}, fx {K[0, 0]:.1f} "
+          f"fy {K[1, 1]:.1f} cx {K[0, 2]:.1f} cy {K[1, 2]:.1f}, RMS {result.rms_px:.3f} px from {used} views "
+          f"({len(result.views) - used} rejected)")
+    if result.rms_px > 0.5:
+        print(f"warning: RMS {result.rms_px:.2f} px is above 0.5 px", file=sys.stderr)
+    return 0
+
+
+def _size(text: str):
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size must be WxH, got {text!r}") from None
+    return w, h
+
+
+def run_pixel_to_angle(args) -> int:
+    from edge.control.camera_model import CameraModel
+
+    width, height = _size(args.size)
+    cam = (CameraModel.from_calibration_file(args.calibration, width, height) if args.calibration
+           else CameraModel.from_fov(width, height, args.hfov, args.vfov))
+    for text in args.pixel:
+        try:
+            x, y = (float(v) for v in text.split(","))
+        except ValueError:
+            raise ConfigError(f"--pixel must be x,y, got {text!r}") from None
+        yaw, pitch = cam.angles_deg(x, y)
+        print(f"pixel ({x:g}, {y:g}) -> yaw {yaw:+.3f} deg, pitch {pitch:+.3f} deg")
+    return 0
+
+
+def _pair(text: str, kind=float):
+    try:
+        a, b = (kind(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"expected two comma-separated values, got {text!r}") from None
+    return a, b
+
+
+def _probe(args):
+    """A probe on the simulated head or on the configured device."""
+    if args.sim:
+        from calib.probe import SimProbe
+        from edge.sim.run import OracleTracker
+        from edge.sim.world import SimConfig, World
+
+        gains, signs = _pair(args.sim_gains), _pair(args.sim_signs, int)
+        world = World(SimConfig(path="still", delay_s=args.sim_delay, yaw_gain=gains[0], pitch_gain=gains[1],
+                                yaw_sign=signs[0], pitch_sign=signs[1], roll_offset_deg=args.sim_roll))
+        return SimProbe(world, OracleTracker(world)), lambda: None
+    from calib.probe import DeviceProbe
+    from edge.camera import open_source
+    from edge.camera.grabber import LatestFrameGrabber
+    from edge.config import load_config_file
+    from edge.control.camera_model import CameraModel
+    from edge.outputs import open_outputs
+    from edge.runtime.loop import parse_target
+    from edge.runtime.service import build_tracker
+
+    cfg = load_config_file(args.config)
+    cam = cfg.camera
+    tracker = build_tracker(cfg)
+    grabber = LatestFrameGrabber(lambda: open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps)).start()
+    outputs = open_outputs(cfg.outputs, cfg.control)
+    first = grabber.get(timeout=5.0)
+    if first is None:
+        raise ConfigError(f"no frames from {cam.source}")
+    h, w = first.image.shape[:2]
+    model = (CameraModel.from_calibration_file(cam.calibration, w, h) if cam.calibration
+             else CameraModel.from_fov(w, h, cam.hfov_deg, cam.vfov_deg))
+    init = parse_target(args.init or "center:100x100", w, h)
+
+    def close():
+        for out in outputs:
+            out.close()
+        grabber.stop()
+
+    return DeviceProbe(outputs, grabber, tracker, model, init), close
+
+
+def run_gimbal(args) -> int:
+    from calib.gimbal import fit_gimbal
+    from calib.profile import update_profile
+
+    probe, close = _probe(args)
+    try:
+        fit = fit_gimbal(probe, rate_dps=args.rate)
+    finally:
+        close()
+    update_profile(args.profile, fit.profile(), "gimbal")
+    print(f"wrote {args.profile}: pan {'inverted' if fit.invert_pan else 'normal'}, tilt "
+          f"{'inverted' if fit.invert_tilt else 'normal'}, rate gains {fit.rate_gain_pan:.3f} / {fit.rate_gain_tilt:.3f}, "
+          f"camera roll {fit.roll_offset_deg:+.2f} deg (axes disagree by {fit.roll_disagreement_deg:.2f} deg)")
+    return 0
+
+
+def run_latency(args) -> int:
+    from calib.latency import measure_latency
+    from calib.profile import update_profile
+
+    probe, close = _probe(args)
+    try:
+        result = measure_latency(probe, rate_dps=args.rate)
+    finally:
+        close()
+    update_profile(args.profile, result.profile(), "latency")
+    print(f"wrote {args.profile}: command-to-motion {1000 * result.command_to_motion_s:.0f} ms "
+          f"(trials {', '.join(f'{1000 * t:.0f}' for t in result.trials)} ms)")
+    return 0
+
+
+def run_pid(args) -> int:
+    import yaml
+
+    from calib.pid import suggest_gains
+    from calib.profile import update_profile
+    from edge.config import load_config
+    from edge.sim.run import OracleTracker, run_sim
+    from edge.sim.world import SimConfig
+
+    try:
+        with open(args.profile, encoding="utf-8") as f:
+            control = (yaml.safe_load(f) or {}).get("control", {})
+    except OSError:
+        raise ConfigError(f"{args.profile}: run 'calibrate gimbal' and 'calibrate latency' first") from None
+    if "latency_s" not in control:
+        raise ConfigError(f"{args.profile} has no latency_s: run 'calibrate latency' first")
+    gain = math.sqrt(control.get("rate_gain_pan", 1.0) * control.get("rate_gain_tilt", 1.0))
+    suggestion = suggest_gains(control["latency_s"])   # the profile's gains are compensated by the controller
+    # Check in the simulator with the measured delay before writing anything.
+    sim = SimConfig(delay_s=max(control["latency_s"] - 1 / 60, 0.0))
+    scores = {}
+    for name, gains in (("current", {}), ("suggested", suggestion.profile())):
+        cfg = load_config({"control": {**{k: v for k, v in control.items() if k in ("latency_s",)}, **gains}})
+        scores[name] = run_sim(sim, cfg, lambda world: OracleTracker(world), seconds=12.0)
+    better = scores["suggested"].p95_error_deg <= scores["current"].p95_error_deg * 1.05
+    print(f"measured head: delay {1000 * control['latency_s']:.0f} ms, gain {gain:.3f}; Ziegler-Nichols start kp "
+          f"{suggestion.zn_kp:.2f}, ki {suggestion.zn_ki:.2f}; suggested (reduced for the delay) kp {suggestion.kp:.2f}, "
+          f"ki {suggestion.ki:.2f}")
+    for name, rep in scores.items():
+        print(f"  simulator, {name} gains: centring error mean {rep.mean_error_deg:.2f} deg, p95 {rep.p95_error_deg:.2f} deg")
+    if better:
+        update_profile(args.profile, suggestion.profile(), "pid")
+        print(f"wrote {args.profile}: kp {suggestion.kp:.3f}, ki {suggestion.ki:.3f}")
+    else:
+        print("the suggestion did not beat the current gains in the simulator: profile unchanged")
+    return 0
+
+
+def run_int8(args) -> int:
+    import os
+
+    from calib.int8_inputs import record, save
+    from edge.camera import open_source
+    from edge.cli.common import parse_box
+    from edge.sample import first_box_beside
+
+    init = parse_box(args.init) if args.init else (first_box_beside(args.source) if os.path.isdir(args.source) else None)
+    if init is None:
+        raise ConfigError(f"--init x,y,w,h is required for {args.source}")
+    source = open_source(args.source)
+
+    def frames():
+        for frame in source:
+            if args.max_frames and frame.index >= args.max_frames:
+                return
+            yield frame.image
+
+    try:
+        arrays = record(frames(), init, args.model, every=args.every, max_samples=args.max_samples)
+    finally:
+        source.close()
+    save(arrays, args.output)
+    print(f"wrote {args.output}: {len(arrays['search'])} samples of "
+          + ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in arrays.items()))
+    return 0
+
+
+__all__ = ["register", "argparse"]

@@ -1,0 +1,30 @@
+"""The gimbal profile: one YAML that `calibrate gimbal`, `latency` and `pid` each update, and that
+the runtime loads with `control.profile` (validated like the rest of the config)."""
+
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from edge.config import ControlConfig, apply_profile
+from edge.errors import ConfigError
+
+
+def update_profile(path: str, values: dict, note: str) -> dict:
+    data = {}
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} is not a gimbal profile")
+    data.setdefault("control", {}).update(values)
+    data.setdefault("notes", {})[note] = {k: v for k, v in values.items()}
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = path + ".part"
+    with open(tmp, "w", encoding="utf-8") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+    apply_profile(ControlConfig(), tmp)            # never write a profile the runtime would refuse
+    os.replace(tmp, path)
+    return data
