@@ -34,18 +34,6 @@ def _register_plugins(subparsers) -> None:
             subparsers.add_parser(name, help=f"(unavailable: {exc})").set_defaults(func=unavailable)
 
 
-def _register_calibration(subparsers) -> None:
-    """calib/ ships with the distribution and needs only the runtime's libraries, but edge/ must not
-    depend on it: it is found by name, and its absence costs only the command."""
-    import importlib.util
-
-    if importlib.util.find_spec("calib") is None:
-        return
-    import importlib
-
-    importlib.import_module("calib.commands").register(subparsers)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="edge-track",
@@ -55,7 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     track.register(sub)
     evaluate.register(sub)
-    _register_calibration(sub)
     build_trt.register(sub)
     device.register(sub)
     _register_plugins(sub)
