@@ -110,6 +110,17 @@ class TelemetryConfig:
 
 
 @dataclass
+class WebConfig:
+    enabled: bool = False
+    bind: str = "127.0.0.1"            # another address requires the token (printed at start)
+    port: int = num(8080, 0, 65535)
+    max_fps: float = num(8.0, 0.5, 60.0)            # live view rate cap
+    jpeg_quality: int = num(70, 10, 95)
+    max_width: int = num(960, 64, 4096)             # live view is downscaled to this width
+    state_dir: str = ""                # where the token file lives; empty: $STATE_DIRECTORY or ~/.local/state/edge-track
+
+
+@dataclass
 class DeviceConfig:
     camera: CameraConfig = field(default_factory=CameraConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -117,6 +128,7 @@ class DeviceConfig:
     control: ControlConfig = field(default_factory=ControlConfig)
     outputs: list[OutputConfig] = field(default_factory=list)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
 
 # -- loading -----------------------------------------------------------------------------------

@@ -69,15 +69,17 @@ class LatestFrameGrabber:
                 for frame in source:
                     if self._stop.is_set():
                         break
+                    t_capture = frame.t_capture_ns
                     if self._period:
                         next_due += self._period
                         if self._stop.wait(max(0.0, next_due - time.monotonic())):
                             break
+                        t_capture = time.monotonic_ns()   # a paced file is "captured" when released
                     with self._cond:
                         if self._latest is not None and self._latest.index != self._taken_index:
                             self.dropped += 1
                         # Re-index: a reopened source restarts at 0, consumers need a running count.
-                        self._latest = Frame(frame.image, frame.t_capture_ns, self._counter)
+                        self._latest = Frame(frame.image, t_capture, self._counter)
                         self._counter += 1
                         self.frames += 1
                         self._cond.notify_all()

@@ -75,6 +75,11 @@ class MavlinkGimbalOutput:
     def stop(self) -> None:
         self._safe(lambda: self._set_rates(0.0, 0.0))
 
+    def recenter(self) -> None:
+        """Angles 0/0 (rates NaN = unused): the gimbal manager's neutral forward position."""
+        self._safe(lambda: self.mav.gimbal_manager_set_pitchyaw_send(self._target[0], self._target[1], 0, 0,
+                                                                     0.0, 0.0, NAN, NAN))
+
     def close(self) -> None:
         if not self._closed:
             self.stop()

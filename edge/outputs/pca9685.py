@@ -73,5 +73,9 @@ class Pca9685ServoOutput:
     def stop(self) -> None:
         self.angles.hold()
 
+    def recenter(self) -> None:
+        self.angles.pan_deg = self.angles.tilt_deg = 0.0
+        self._write(0.0, 0.0)
+
     def close(self) -> None:
         self._closed = True

@@ -50,6 +50,10 @@ class PwmServoOutput:
     def stop(self) -> None:
         self.angles.hold()   # servos hold their last angle
 
+    def recenter(self) -> None:
+        self.angles.pan_deg = self.angles.tilt_deg = 0.0
+        self.pan.angle = self.tilt.angle = 0.0
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

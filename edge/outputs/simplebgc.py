@@ -45,5 +45,10 @@ class SimpleBGCOutput(SerialOutputBase):
         except Exception:
             pass
 
+    def recenter(self) -> None:
+        if self.angles is not None:
+            self.angles.pan_deg = self.angles.tilt_deg = 0.0
+        self.link.write(simplebgc.control_angle(0.0, 0.0))
+
     def _before_close(self) -> None:
         self.link.write(simplebgc.release())

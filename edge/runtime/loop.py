@@ -35,11 +35,13 @@ class TargetRequest:
     box: tuple | None = None
     roi: str | None = None
     remote: object = None
+    recenter: bool = False         # with no target: also move the head to neutral
+    hold_outputs: bool = False     # keep tracking, but tell the outputs to hold (dry run starts)
     source: str = "api"
 
     @property
     def is_stop(self) -> bool:
-        return self.box is None and self.roi is None and self.remote is None
+        return self.box is None and self.roi is None and self.remote is None and not self.hold_outputs
 
 
 @dataclass
@@ -74,7 +76,7 @@ def parse_target(text: str, width: int, height: int) -> tuple[float, float, floa
 class TrackingLoop:
     def __init__(self, *, tracker, grabber, outputs, config, camera_model: CameraModel | None = None,
                  notifier=None, track_log=None, recorder=None, clock=time.monotonic,
-                 initial_target: TargetRequest | None = None) -> None:
+                 initial_target: TargetRequest | None = None, publisher=None) -> None:
         self.tracker = tracker
         self.grabber = grabber
         self.outputs = list(outputs)
@@ -84,6 +86,8 @@ class TrackingLoop:
         self.notifier = notifier
         self.track_log = track_log
         self.recorder = recorder
+        self.publisher = publisher
+        self.dry_run = False
         self.clock = clock
         self.stats = LoopStats()
         self._requests: queue.Queue[TargetRequest] = queue.Queue()
@@ -106,6 +110,12 @@ class TrackingLoop:
     @property
     def state(self) -> str:
         return self._state
+
+    def set_dry_run(self, on: bool) -> None:
+        """Compute commands but do not send them (outputs are told to hold once)."""
+        if on and not self.dry_run:
+            self._requests.put(TargetRequest(hold_outputs=True, source="dry run"))
+        self.dry_run = bool(on)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -173,8 +183,9 @@ class TrackingLoop:
             command = self.controller.update(yaw, pitch, dt)
         update = ControlUpdate(seq=self._seq, t_ms=now_ms, state=self._state, box=result.box,
                                score=result.score, frame_size=(width, height), command=command)
-        for out in self.outputs:
-            self._guard(out, lambda o=out: o.send(update))
+        if not self.dry_run:
+            for out in self.outputs:
+                self._guard(out, lambda o=out: o.send(update))
         self._frame_done(now, frame, result, result.score, command)
         return True
 
@@ -208,10 +219,18 @@ class TrackingLoop:
                 req = self._requests.get_nowait()
             except queue.Empty:
                 return started
+            if req.hold_outputs:
+                self._stop_outputs()
+                continue
             if req.is_stop:
-                log.info("tracking stopped (%s)", req.source)
+                log.info("tracking stopped (%s)%s", req.source, ", re-centring" if req.recenter else "")
                 self._set_state(IDLE)
                 self._stop_outputs()
+                if req.recenter:
+                    for out in self.outputs:
+                        recenter = getattr(out, "recenter", None)
+                        if recenter is not None:
+                            self._guard(out, recenter)
                 started = False
                 continue
             try:
@@ -271,6 +290,8 @@ class TrackingLoop:
             })
         if self.recorder is not None:
             self.recorder(frame.image, result)
+        if self.publisher is not None:
+            self.publisher.offer(frame.image, result)
         if self.notifier is not None:
             self.notifier.watchdog()
         if now - self._last_status_t >= self.cfg.telemetry.status_interval_s:

@@ -132,8 +132,24 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
         recorder.close = lambda: (record and record.close(), viewer.close())
     initial = TargetRequest(roi=cfg.tracking.init, source="config") if cfg.tracking.init.startswith("center:") else (
         TargetRequest(box=_parse_box(cfg.tracking.init), source="config") if cfg.tracking.init else None)
+    publisher = console = None
+    if cfg.web.enabled:
+        from edge.web.publisher import FramePublisher
+
+        publisher = FramePublisher(cfg.web.max_fps, cfg.web.jpeg_quality, cfg.web.max_width)
     loop = TrackingLoop(tracker=tracker, grabber=grabber, outputs=outputs, config=cfg, notifier=notifier,
-                        track_log=track_log, recorder=recorder, initial_target=initial)
+                        track_log=track_log, recorder=recorder, initial_target=initial, publisher=publisher)
+    if cfg.web.enabled:
+        from edge.web.server import ConsoleServer
+
+        try:
+            console = ConsoleServer(loop, publisher, cfg, bind=cfg.web.bind, port=cfg.web.port,
+                                    state_dir=cfg.web.state_dir or None).start()
+        except OSError as exc:
+            loop.shutdown()
+            publisher.close()
+            raise ConfigError(f"web console cannot listen on {cfg.web.bind}:{cfg.web.port}: {exc.strerror}") from None
+        log.info("web console: %s", console.url)
 
     previous = {}
 
@@ -149,6 +165,10 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
     try:
         loop.run(stop)
     finally:
+        if console is not None:
+            console.close()
+        if publisher is not None:
+            publisher.close()
         if recorder is not None:
             recorder.close()
         for sig, handler in previous.items():
