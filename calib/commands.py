@@ -18,7 +18,11 @@ def register(subparsers) -> None:
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", metavar="DIR", help="folder of board photos")
     src.add_argument("--source", metavar="SRC", help="camera or video: every --every-th frame")
-    s.add_argument("--board", required=True, metavar="COLSxROWS", help="inner corners, e.g. 9x6")
+    s.add_argument("--board", required=True, metavar="COLSxROWS",
+                   help="chessboard: inner corners, e.g. 9x6; with --charuco: squares, e.g. 7x5")
+    s.add_argument("--charuco", action="store_true", help="a ChArUco board (needs opencv-contrib; partial views work)")
+    s.add_argument("--marker", type=float, default=0.75, help="ChArUco marker side, units of --square (default 0.75)")
+    s.add_argument("--dictionary", default="DICT_4X4_50", help="ChArUco ArUco dictionary (default DICT_4X4_50)")
     s.add_argument("--square", type=float, default=1.0, help="square size (units of the extrinsics; default 1)")
     s.add_argument("--fisheye", action="store_true", help="cv2.fisheye model for wide-angle lenses")
     s.add_argument("--views", type=int, default=30, help="with --source: views to take (default 30)")
@@ -66,9 +70,14 @@ def register(subparsers) -> None:
 def run_intrinsics(args) -> int:
     from calib.intrinsics import calibrate, images_from_folder, images_from_source, parse_board, write_result
 
+    from calib.intrinsics import CharucoDetector
+
     cols, rows = parse_board(args.board)
+    detector = (CharucoDetector(cols, rows, args.square, args.marker * args.square, args.dictionary)
+                if args.charuco else None)
     images = images_from_folder(args.images) if args.images else images_from_source(args.source, args.views, args.every)
-    result = calibrate(images, cols, rows, args.square, fisheye=args.fisheye, min_views=args.min_views)
+    result = calibrate(images, cols, rows, args.square, fisheye=args.fisheye, min_views=args.min_views,
+                       detector=detector)
     write_result(result, args.output, args.sensor_mode)
     used = sum(v.used for v in result.views)
     K = result.K
@@ -179,7 +188,8 @@ def run_latency(args) -> int:
     finally:
         close()
     update_profile(args.profile, result.profile(), "latency")
-    print(f"wrote {args.profile}: command-to-motion {1000 * result.command_to_motion_s:.0f} ms "
+    print(f"wrote {args.profile}: latency {1000 * result.total_s:.0f} ms = capture-to-command "
+          f"{1000 * result.capture_to_command_s:.0f} ms + command-to-motion {1000 * result.command_to_motion_s:.0f} ms "
           f"(trials {', '.join(f'{1000 * t:.0f}' for t in result.trials)} ms)")
     return 0
 

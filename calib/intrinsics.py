@@ -75,12 +75,69 @@ def detect(gray: np.ndarray, cols: int, rows: int):
     return np.asarray(refined, np.float32).reshape(-1, 1, 2)   # OpenCV versions differ in shape
 
 
+class ChessboardDetector:
+    """All inner corners of a cols x rows chessboard, or nothing."""
+
+    def __init__(self, cols: int, rows: int, square: float) -> None:
+        self.cols, self.rows = cols, rows
+        self.obj = board_points(cols, rows, square)
+        self.ids = np.arange(cols * rows)
+        self.describe = f"{cols}x{rows} board"
+
+    def __call__(self, gray):
+        corners = detect(gray, self.cols, self.rows)
+        return None if corners is None else (self.obj, corners, self.ids)
+
+
+class CharucoDetector:
+    """Corners of a ChArUco board (opencv-contrib): partial views count, ids tell which corners."""
+
+    def __init__(self, squares_x: int, squares_y: int, square: float, marker: float, dictionary: str,
+                 min_corners: int = 8) -> None:
+        aruco = getattr(cv2, "aruco", None)
+        if aruco is None:
+            raise ConfigError("ChArUco boards need opencv-contrib: pip install 'edge-track[peers]'")
+        try:
+            dict_id = getattr(aruco, dictionary)
+        except AttributeError:
+            raise ConfigError(f"unknown ArUco dictionary {dictionary} (e.g. DICT_4X4_50, DICT_5X5_100)") from None
+        self.board = aruco.CharucoBoard((squares_x, squares_y), square, marker, aruco.getPredefinedDictionary(dict_id))
+        self.detector = aruco.CharucoDetector(self.board)
+        self.min_corners = min_corners
+        self.describe = f"{squares_x}x{squares_y} ChArUco board"
+
+    def __call__(self, gray):
+        corners, ids, _, _ = self.detector.detectBoard(gray)
+        if ids is None or len(ids) < self.min_corners:
+            return None
+        obj, img = self.board.matchImagePoints(corners, ids)
+        return (np.asarray(obj, np.float32).reshape(-1, 3), np.asarray(img, np.float32).reshape(-1, 1, 2),
+                np.asarray(ids).reshape(-1))
+
+
+def _is_duplicate(ids, corners, kept, min_move_px: float) -> bool:
+    """Same corners seen at (almost) the same place as in a view already kept."""
+    here = dict(zip(ids.tolist(), corners.reshape(-1, 2)))
+    for other_ids, other in kept:
+        shared = [i for i in other_ids.tolist() if i in here]
+        if len(shared) < 0.8 * min(len(here), len(other_ids)):
+            continue
+        there = dict(zip(other_ids.tolist(), other.reshape(-1, 2)))
+        if np.mean([np.linalg.norm(here[i] - there[i]) for i in shared]) < min_move_px:
+            return True
+    return False
+
+
 def calibrate(images, cols: int, rows: int, square: float = 1.0, *, fisheye: bool = False,
-              min_sharpness: float = 30.0, min_move_px: float = 8.0, min_views: int = MIN_VIEWS) -> IntrinsicsResult:
-    """images: iterable of (name, (H, W, 3) uint8 BGR or RGB, or (H, W) gray)."""
-    obj = board_points(cols, rows, square)
+              min_sharpness: float = 30.0, min_move_px: float = 8.0, min_views: int = MIN_VIEWS,
+              detector=None) -> IntrinsicsResult:
+    """images: iterable of (name, (H, W, 3) uint8 BGR or RGB, or (H, W) gray).
+
+    detector: ``ChessboardDetector(cols, rows, square)`` by default, or a ``CharucoDetector``.
+    """
+    detector = detector or ChessboardDetector(cols, rows, square)
     views: list[ViewReport] = []
-    kept_corners, size = [], None
+    kept_corners, kept_ids, object_points, size = [], [], [], None
     for name, image in images:
         if image is None:
             views.append(ViewReport(name, False, "unreadable"))
@@ -92,26 +149,28 @@ def calibrate(images, cols: int, rows: int, square: float = 1.0, *, fisheye: boo
         elif size != (w, h):
             views.append(ViewReport(name, False, f"size {w}x{h} differs from {size[0]}x{size[1]}"))
             continue
-        corners = detect(gray, cols, rows)
-        if corners is None:
+        found = detector(gray)
+        if found is None:
             views.append(ViewReport(name, False, "board not found"))
             continue
+        obj, corners, ids = found
         sharp = sharpness(gray, corners)
         if sharp < min_sharpness:
             views.append(ViewReport(name, False, f"blurred (sharpness {sharp:.0f} < {min_sharpness:g})", sharp))
             continue
-        if any(np.mean(np.linalg.norm((c - corners).reshape(-1, 2), axis=1)) < min_move_px for c in kept_corners):
+        if _is_duplicate(ids, corners, list(zip(kept_ids, kept_corners)), min_move_px):
             views.append(ViewReport(name, False, "duplicate of an earlier view", sharp))
             continue
         kept_corners.append(corners)
+        kept_ids.append(ids)
+        object_points.append(obj.copy())
         views.append(ViewReport(name, True, sharpness=sharp))
     if not views:
         raise SourceError("no calibration images")
     if len(kept_corners) < min_views:
         reasons = sorted({v.reason for v in views if not v.used})
-        raise EdgeTrackError(f"only {len(kept_corners)} usable views of the {cols}x{rows} board (need {min_views}); "
+        raise EdgeTrackError(f"only {len(kept_corners)} usable views of the {detector.describe} (need {min_views}); "
                              f"rejected: {'; '.join(reasons) or 'none'}")
-    object_points = [obj.copy() for _ in kept_corners]
     if fisheye:
         K, dist = np.zeros((3, 3)), np.zeros((4, 1))
         flags = cv2.fisheye.CALIB_RECOMPUTE_EXTRINSIC | cv2.fisheye.CALIB_FIX_SKEW

@@ -150,6 +150,8 @@ def test_latency_within_one_frame(delay):
     result = measure_latency(SimProbe(world, OracleTracker(world)))
     # Motion can only be seen on the first frame after it starts: [delay, delay + one frame].
     assert delay - 0.005 <= result.command_to_motion_s <= delay + 1 / 30 + 0.005
+    assert result.capture_to_command_s == 0.0           # virtual time: tracking takes none
+    assert result.profile()["latency_s"] == pytest.approx(result.total_s, abs=1e-4)
 
 
 def test_calibration_commands_chain_in_the_simulator(tmp_path, capsys):
@@ -219,3 +221,40 @@ def test_int8_command_output_feeds_quantize(tmp_path, tiny_model_path, capsys):
     out = str(tmp_path / "q.onnx")
     assert main(["quantize", "--model", tiny_model_path, "--calib", npz, "--output", out]) == 0
     assert "static-minmax, 10 calibration samples" in capsys.readouterr().out
+
+
+def render_texture(texture, units_w, units_h, rvec, tvec, blur=0.6, noise=2.0, seed=0):
+    """Like render_board, but the board's face is an image spanning units_w x units_h."""
+    R, _ = cv2.Rodrigues(np.asarray(rvec, np.float64))
+    Hinv = np.linalg.inv(np.column_stack([R[:, 0], R[:, 1], np.asarray(tvec, np.float64)]))
+    w, h = SIZE[0] * 2, SIZE[1] * 2
+    u, v = np.meshgrid((np.arange(w) + 0.5) / 2 - 0.5, (np.arange(h) + 0.5) / 2 - 0.5)
+    norm = cv2.undistortPoints(np.stack([u.ravel(), v.ravel()], 1).reshape(-1, 1, 2), K_TRUE, DIST_TRUE).reshape(-1, 2)
+    board = np.column_stack([norm, np.ones(len(norm))]) @ Hinv.T
+    X, Y = board[:, 0] / board[:, 2], board[:, 1] / board[:, 2]
+    th, tw = texture.shape
+    tx, ty = (X / units_w * tw).astype(np.float32), (Y / units_h * th).astype(np.float32)
+    img = cv2.remap(texture.astype(np.float32), tx.reshape(h, w), ty.reshape(h, w), cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_CONSTANT, borderValue=140.0)
+    img = cv2.GaussianBlur(cv2.resize(img, SIZE, interpolation=cv2.INTER_AREA), (0, 0), blur)
+    img = img + np.random.default_rng(seed).normal(0, noise, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_charuco_board_with_partial_views():
+    if not hasattr(cv2, "aruco"):
+        pytest.skip("ChArUco needs opencv-contrib")
+    from calib.intrinsics import CharucoDetector
+
+    det = CharucoDetector(7, 5, 1.0, 0.75, "DICT_4X4_50")
+    texture = det.board.generateImage((700, 500), marginSize=0, borderBits=1)
+    rng = np.random.default_rng(5)
+    views = []
+    for i in range(12):
+        rvec = np.radians([rng.uniform(-25, 25), rng.uniform(-25, 25), rng.uniform(-10, 10)])
+        tvec = [rng.uniform(-5.0, -1.5), rng.uniform(-3.5, -1.0), rng.uniform(9, 13)]
+        views.append((f"c{i}.png", render_texture(texture, 7.0, 5.0, rvec, tvec, seed=i)))
+    result = calibrate(views, 7, 5, 1.0, detector=det)
+    K = result.K
+    for got, want in ((K[0, 0], 520.0), (K[1, 1], 515.0), (K[0, 2], 318.0), (K[1, 2], 242.0)):
+        assert abs(got - want) / want < 0.01, (got, want)
