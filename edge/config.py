@@ -39,6 +39,7 @@ class CameraConfig:
     reconnect_max_s: float = num(10.0, 0.1, 600.0)
     frame_timeout_s: float = num(2.0, 0.05, 60.0)   # no frame for this long: LOST + stop
     loop_file: bool = False            # replay a video file / folder forever (demos, soak tests)
+    start_timeout_s: float = num(30.0, 0.1, 600.0)  # live camera: wait this long for a first frame
 
 
 @dataclass

@@ -486,3 +486,15 @@ def test_file_sources_are_paced_like_a_camera():
     elapsed = time.monotonic() - start
     grabber.stop()
     assert got == 10 and grabber.dropped == 0 and elapsed >= 0.15     # 10 frames at 50 fps = 0.2 s
+
+
+def test_a_camera_that_never_appears_is_one_line_exit_2(tmp_path, tiny_model_path):
+    cfg = tmp_path / "device.yaml"
+    cfg.write_text(json.dumps({"camera": {"source": "/dev/video77", "start_timeout_s": 1.0,
+                                          "reconnect_initial_s": 0.1, "reconnect_max_s": 0.2},
+                               "model": {"path": tiny_model_path}}))
+    start = time.monotonic()
+    proc = subprocess.run(edge_track_cmd() + ["run", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and time.monotonic() - start > 1.0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("edge-track: error: camera /dev/video77 gave no frame within 1 s") and "Traceback" not in proc.stderr

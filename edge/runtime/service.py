@@ -15,7 +15,7 @@ from edge.camera import open_source
 from edge.camera.grabber import LatestFrameGrabber
 from edge.config import DeviceConfig
 from edge.engines import open_engine
-from edge.errors import ConfigError
+from edge.errors import ConfigError, SourceError
 from edge.io.sdnotify import SystemdNotifier
 from edge.outputs import open_outputs
 from edge.runtime.loop import TargetRequest, TrackingLoop
@@ -44,6 +44,12 @@ def build_tracker(cfg: DeviceConfig) -> Tracker:
         overrides["update_interval"] = cfg.model.update_interval
     return Tracker(engine, lost_score_threshold=cfg.tracking.lost_score, lost_frames=cfg.tracking.lost_frames,
                    **overrides)
+
+
+def is_live(source: str) -> bool:
+    """Cameras (index, /dev/video*, picamera2, GStreamer pipelines, network streams) vs files and folders."""
+    return (source.isdigit() or source.startswith("/dev/video") or source == "picamera2" or "!" in source
+            or "://" in source)
 
 
 def warm_up(tracker: Tracker) -> None:
@@ -109,14 +115,20 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
     def opener():
         return open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps)
 
-    # Fail fast on a bad source spec at start; later failures are reconnected.
-    first_source = opener()
-    finite = hasattr(first_source, "__len__") and not str(cam.source).isdigit()
-    first_source.close()
+    live = is_live(str(cam.source))
+    if not live:
+        # A file, folder or URL that does not open is a mistake in the config: say so and stop.
+        opener().close()
     grabber = LatestFrameGrabber(opener, reconnect_initial_s=cam.reconnect_initial_s,
                                  reconnect_max_s=cam.reconnect_max_s,
-                                 reconnect=cam.loop_file or not finite,
-                                 pace_fps=cam.fps if finite else None).start()
+                                 reconnect=cam.loop_file or live,
+                                 pace_fps=None if live else cam.fps).start()
+    if live:
+        # A USB camera may appear a few seconds after boot: wait for it (the grabber retries).
+        if grabber.get(timeout=cam.start_timeout_s) is None:
+            grabber.stop()
+            raise SourceError(f"camera {cam.source} gave no frame within {cam.start_timeout_s:g} s"
+                              + (f" ({grabber.last_error})" if grabber.last_error else ""))
     outputs = open_outputs(cfg.outputs, cfg.control)
     track_log = TrackLog(cfg.telemetry.track_log) if cfg.telemetry.track_log else None
     recorder = build_recorder(cfg.telemetry.record, cam.fps)
