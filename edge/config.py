@@ -215,6 +215,12 @@ def _check(obj, where: str) -> None:
         raise ConfigError(f"{prefix}port: required for output type {obj.type}")
 
 
+def build_dataclass(cls, raw, where: str = ""):
+    """Any dataclass from a mapping with the same checks as the device config (types, ranges,
+    unknown keys), errors naming the key. Used by the training configs too."""
+    return _build(cls, raw, where)
+
+
 def load_config(data: dict | None) -> DeviceConfig:
     cfg = _build(DeviceConfig, data or {}, "")
     if cfg.control.profile:

@@ -60,6 +60,11 @@ def _unpickling_reason(exc: BaseException) -> str:
 
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     """The weights in ``path`` as a flat {name: tensor} dict (``module.`` prefixes removed)."""
+    return _read(path)[0]
+
+
+def _read(path: str):
+    """(state dict, the model_config an edge-track training checkpoint records, or None)."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     if not zipfile.is_zipfile(path):
@@ -74,7 +79,9 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     if state is None:
         keys = ", ".join(map(str, list(obj)[:8])) if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointError(f"{path} holds no model weights (found: {keys})")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    model_config = obj.get("model_config") if isinstance(obj, dict) else None
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    return state, model_config if isinstance(model_config, dict) else None
 
 
 def _is_state_dict(obj) -> bool:
@@ -143,9 +150,15 @@ def load_model(path: str, variant: str | None = None) -> tuple[MixFormerV2, str]
     variant: a preset name; None picks the preset the shapes fit.
     Returns (model in eval mode, sha256 of the file).
     """
-    state = read_state_dict(path)
+    state, recorded = _read(path)
     if variant is None:
         cfg = infer_config(state)
+        if cfg is None and recorded is not None:
+            try:
+                cfg = ModelConfig(**recorded)       # a shape made by training (e.g. fewer layers)
+                check_state_dict(state, cfg, path)
+            except (TypeError, CheckpointError):
+                cfg = None
         if cfg is None:
             raise CheckpointError(f"{path} fits none of the variants {', '.join(PRESETS)}; "
                                   f"name one with --variant to see the first mismatch")

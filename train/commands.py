@@ -181,3 +181,37 @@ def run_bench_command(args: argparse.Namespace) -> int:
     if args.plot:
         plot_png(report, args.plot)
     return 0
+
+
+def register_train(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train / distil a MixFormerV2 from a YAML config (stages: distill, deep_to_shallow, score)",
+        description="Run one training stage from a config (see train/configs/). Multi-GPU / multi-process: "
+                    "--nproc N (or launch 'python -m train.run_training CONFIG' with torchrun).")
+    p.add_argument("config", metavar="CONFIG.yaml")
+    p.add_argument("--nproc", type=int, default=1, help="processes on this machine (DDP; gloo on CPU)")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint_last.pth.tar")
+    p.add_argument("--max-steps", type=int, default=0, help="stop after N optimiser steps (smoke runs)")
+    p.set_defaults(func=run_train_command)
+
+
+def run_train_command(args: argparse.Namespace) -> int:
+    _require_torch()
+    import subprocess
+
+    from train.config import load_train_config
+
+    cfg = load_train_config(args.config)       # validate before starting any process
+    if args.nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
+               "-m", "train.run_training", args.config]
+        cmd += ["--resume"] if args.resume else []
+        cmd += [f"--max-steps={args.max_steps}"] if args.max_steps else []
+        return subprocess.call(cmd)
+    from train.trainer import train
+
+    result = train(cfg, resume=args.resume, max_steps=args.max_steps or None)
+    last = result["history"][-1] if result["history"] else {}
+    print(f"trained {result['steps']} steps ({result['epochs_run']} epochs); last loss {last.get('loss', float('nan')):.4f}; "
+          f"wrote {result['checkpoint']} (MixFormerV2-{result['preset']})")
+    return 0

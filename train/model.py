@@ -240,7 +240,12 @@ class MixFormerV2(nn.Module):
         boxes, logits = self.box_head(pred_tokens)
         return {"pred_boxes": boxes, "edge_logits": logits, "pred_scores": self.score_head(pred_tokens)}
 
-    def forward(self, template, online_template, search):
+    def forward(self, template, online_template, search, train_outputs: bool = False):
+        """The graph contract, or with ``train_outputs`` a dict with the edge logits and every
+        block's tokens too (training calls the model itself, so DDP sees the forward)."""
+        if train_outputs:
+            feats = self.backbone(template, online_template, search, return_all=True)
+            return {**self.forward_heads(feats[-1][:, -NUM_PRED_TOKENS:]), "features": feats}
         tokens = self.backbone(template, online_template, search)[:, -NUM_PRED_TOKENS:]
         out = self.forward_heads(tokens)
         return out["pred_boxes"], out["pred_scores"]

@@ -71,8 +71,8 @@ class MixFormerV2Teacher:
 
     @torch.no_grad()
     def __call__(self, template, online_template, search, bins: int):
-        feats = self.model.backbone(template, online_template, search, return_all=True)
-        out = self.model.forward_heads(feats[-1][:, -4:])
+        out = self.model(template, online_template, search, train_outputs=True)
+        feats = out["features"]
         probs = out["edge_logits"].softmax(dim=-1)
         if probs.shape[-1] != bins:
             probs = resample_bins(probs, bins)

@@ -1,0 +1,212 @@
+"""The training side end to end on tiny data made here: readers, pair sampler, every stage,
+resume, DDP with two CPU processes, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+
+from conftest import NANOTRACK_DIR, SEQUENCES, make_clip_frames, write_sequence  # noqa: E402
+from edge.cli.main import main  # noqa: E402
+from train.actors import BoxActor  # noqa: E402
+from train.config import LossConfig, load_train_config  # noqa: E402
+from train.data.pairs import PairConfig, PairDataset  # noqa: E402
+from train.data.sources import load_videos  # noqa: E402
+from train.model import build_model  # noqa: E402
+from train.presets import get_preset  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    for i in range(3):
+        frames, gt = make_clip_frames(16, size=(160, 120), box=(30 + 10 * i, 25, 28, 24), step=(2, 1), seed=i)
+        write_sequence(str(root / f"seq{i}"), frames, gt)
+    return str(root)
+
+
+def write_config(tmp_path, dataset_root, **overrides):
+    cfg = {"stage": "distill", "variant": "tiny", "output": str(tmp_path / "run"), "seed": 0,
+           "data": {"sources": [{"path": dataset_root, "kind": "otb"}], "samples_per_epoch": 8},
+           "optim": {"epochs": 2, "batch_size": 4, "lr_drop_epoch": 10, "lr": 0.001}}
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            cfg.setdefault(key, {}).update(value)
+        else:
+            cfg[key] = value
+    path = tmp_path / f"{cfg['stage']}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path), cfg
+
+
+def pairs(dataset_root, **kw):
+    cfg = PairConfig(template_size=64, search_size=128, search_factor=4.0, **kw)
+    return PairDataset([(load_videos(dataset_root), 1.0)], cfg, samples_per_epoch=16, seed=3)
+
+
+def test_samples_are_deterministic_and_the_target_is_in_the_crop(dataset_root):
+    a, b = pairs(dataset_root), pairs(dataset_root)
+    for i in range(6):
+        x, y = a[i], b[i]
+        assert all(torch.equal(x[k], y[k]) for k in x)
+        x1, y1, x2, y2 = x["target_xyxy"].tolist()
+        assert 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1 and x["label"] == 1
+        assert x["search"].shape == (3, 128, 128) and x["template"].shape == (3, 64, 64)
+    a.set_epoch(1)
+    assert not torch.equal(a[0]["search"], b[0]["search"])          # a new epoch draws anew
+    # Worker processes change nothing.
+    loaders = [torch.utils.data.DataLoader(pairs(dataset_root), batch_size=4, num_workers=n) for n in (0, 2)]
+    for one, two in zip(*loaders):
+        assert torch.equal(one["search"], two["search"])
+
+
+def test_jitter_moves_and_scales_the_search_region(dataset_root):
+    calm = pairs(dataset_root, center_jitter=0.0, scale_jitter=0.0, flip_p=0.0)
+    wild = pairs(dataset_root, center_jitter=3.0, scale_jitter=0.5, flip_p=0.0)
+    centres = lambda d: np.array([((s["target_xyxy"][0] + s["target_xyxy"][2]) / 2).item() for s in (d[i] for i in range(16))])
+    assert np.allclose(centres(calm), 0.5, atol=0.02)                # unjittered: target centred
+    assert centres(wild).std() > 0.03
+
+
+def test_negatives_for_the_score_stage(dataset_root):
+    d = pairs(dataset_root, negative_p=1.0)
+    labels = [d[i]["label"].item() for i in range(8)]
+    assert labels == [0.0] * 8                      # searches from another video never hold this target
+    for i in range(8):
+        assert torch.equal(d[i]["target_xyxy"], torch.zeros(4))
+
+
+def test_loss_falls_on_a_fixed_batch(dataset_root):
+    torch.manual_seed(0)
+    model = build_model(get_preset("tiny"), seed=0).train()
+    batch = next(iter(torch.utils.data.DataLoader(pairs(dataset_root), batch_size=8)))
+    actor = BoxActor(LossConfig())
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(100):
+        loss, stats = actor(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(stats["loss"])
+    assert losses[-1] < 0.6 * losses[0], losses[::10]
+
+
+def test_stage1_runs_and_its_checkpoint_exports(tmp_path, dataset_root, capsys):
+    config, cfg = write_config(tmp_path, dataset_root)
+    assert main(["train", config]) == 0
+    assert "trained 4 steps (2 epochs)" in capsys.readouterr().out
+    final = os.path.join(cfg["output"], "final.pth.tar")
+    rows = open(os.path.join(cfg["output"], "log.csv")).read().splitlines()
+    assert rows[0].split(",") >= ["epoch"] and len(rows) >= 2
+    onnx_out = str(tmp_path / "m.onnx")
+    assert main(["export", "--checkpoint", final, "--output", onnx_out]) == 0   # the official layout loads
+
+
+def test_resume_continues_from_the_last_epoch(tmp_path, dataset_root):
+    from train.trainer import train
+
+    config, cfg = write_config(tmp_path, dataset_root, optim={"epochs": 1})
+    train(load_train_config(config))
+    cfg["optim"]["epochs"] = 3
+    (tmp_path / "more.yaml").write_text(yaml.safe_dump(cfg))
+    result = train(load_train_config(str(tmp_path / "more.yaml")), resume=True)
+    assert result["epochs_run"] == 2 and {h["epoch"] for h in result["history"]} == {2, 3}
+
+
+def test_stage1_with_a_mixformer_teacher_and_stage2_removes_layers(tmp_path, dataset_root):
+    from train.checkpoint import load_model
+    from train.trainer import train
+
+    teacher_ckpt = str(tmp_path / "teacher.pth.tar")
+    torch.save({"net": build_model(get_preset("tiny"), seed=5).state_dict()}, teacher_ckpt)
+    config, _ = write_config(tmp_path, dataset_root, teacher={"kind": "mixformer", "path": teacher_ckpt})
+    result = train(load_train_config(config))
+    assert "kl" in result["history"][-1]
+    # Stage 2 from that model: layer 0 fades out over 2 epochs, then is removed.
+    config2, cfg2 = write_config(tmp_path, dataset_root, stage="deep_to_shallow", init=result["checkpoint"],
+                                 output=str(tmp_path / "stage2"),
+                                 elimination={"layers": [0], "decay_epochs": 2, "feature_pairs": [[1, 1]]})
+    result2 = train(load_train_config(config2))
+    assert "feature" in result2["history"][-1]
+    shallow, _ = load_model(result2["checkpoint"])
+    assert shallow.cfg.depth == 1                                     # tiny has 2 layers
+
+
+def test_stage3_trains_only_the_score_head(tmp_path, dataset_root):
+    from train.checkpoint import load_model
+    from train.trainer import train
+
+    start = build_model(get_preset("tiny"), seed=1)
+    init = str(tmp_path / "init.pth.tar")
+    torch.save({"net": start.state_dict()}, init)
+    config, _ = write_config(tmp_path, dataset_root, stage="score", init=init, data={"negative_p": 0.5})
+    result = train(load_train_config(config))
+    trained, _ = load_model(result["checkpoint"])
+    before, after = start.state_dict(), trained.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("score_head.") for k in changed)
+    assert "score_accuracy" in result["history"][-1]
+
+
+def test_stage1_with_the_nanotrack_teacher_on_real_frames(tmp_path):
+    if not (os.path.isdir(NANOTRACK_DIR) and os.path.isdir(SEQUENCES)):
+        pytest.skip("needs ../shared (NanoTrack and the real sequences)")
+    from train.trainer import train
+
+    config, _ = write_config(tmp_path, os.path.join(SEQUENCES, "bag"), teacher={"kind": "nanotrack", "path": NANOTRACK_DIR},
+                             optim={"epochs": 1})
+    result = train(load_train_config(config))
+    assert result["steps"] == 2 and np.isfinite(result["history"][-1]["kl"])
+
+
+def test_two_process_ddp_ends_with_identical_weights(tmp_path, dataset_root):
+    config, cfg = write_config(tmp_path, dataset_root, optim={"epochs": 1, "batch_size": 2})
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", "import sys; from edge.cli.main import main; sys.exit(main())",
+                           "train", config, "--nproc", "2"], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sums = [open(os.path.join(cfg["output"], f"rank{r}.checksum")).read() for r in (0, 1)]
+    assert sums[0] == sums[1] and len(sums[0]) == 64
+
+
+def test_bad_training_input_is_one_line(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    config, _ = write_config(tmp_path, str(empty))
+    assert main(["train", config]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no sequences" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stage: distill\noptim: {epochz: 3}\ndata: {sources: [{path: x}]}\n")
+    assert main(["train", str(bad)]) == 2
+    assert "optim.epochz: unknown key" in capsys.readouterr().err
+
+
+def test_trackingnet_and_coco_readers(tmp_path):
+    import cv2
+
+    frames, gt = make_clip_frames(4)
+    tn = tmp_path / "tn" / "TRAIN_0"
+    (tn / "anno").mkdir(parents=True)
+    (tn / "frames" / "vid1").mkdir(parents=True)
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(tn / "frames" / "vid1" / f"{i}.jpg"), f)
+    np.savetxt(tn / "anno" / "vid1.txt", gt, delimiter=",", fmt="%g")
+    (video,) = load_videos(str(tmp_path / "tn"), "trackingnet")
+    assert len(video) == 4 and video.frames[1].endswith("1.jpg")
+    coco = tmp_path / "coco"
+    (coco / "images").mkdir(parents=True)
+    cv2.imwrite(str(coco / "images" / "a.jpg"), frames[0])
+    (coco / "annotations.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg"}],
+        "annotations": [{"id": 7, "image_id": 1, "bbox": [40, 30, 24, 20], "iscrowd": 0},
+                        {"id": 8, "image_id": 1, "bbox": [0, 0, 2, 2], "iscrowd": 0}]}))
+    videos = load_videos(str(coco), "coco")
+    assert [v.name for v in videos] == ["coco-7"] and len(videos[0]) == 1

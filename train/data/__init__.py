@@ -1,0 +1,1 @@
+"""Training data: dataset readers, the pair sampler, crops and augmentation."""
