@@ -155,14 +155,27 @@ def test_bench_runs_engines_in_runtime_only_processes(tmp_path, capsys):
     write_sequence(str(root / "clip"), frames, gt)
     js = str(tmp_path / "bench.json")
     png = str(tmp_path / "bench.png")
+    # A QAT export measured beside post-training INT8 (the same seeded tiny weights as the bench's).
+    import torch
+
+    from train.model import build_model
+    from train.presets import get_preset
+    from train.qat import calibrate, export_qat_onnx, prepare_qat
+
+    qmodel = prepare_qat(build_model(get_preset("tiny"), seed=0))
+    g = torch.Generator().manual_seed(0)
+    calibrate(qmodel, [{"template": torch.randn(2, 3, 64, 64, generator=g), "online_template": torch.randn(2, 3, 64, 64, generator=g),
+                        "search": torch.randn(2, 3, 128, 128, generator=g)}])
+    qat_path = export_qat_onnx(qmodel, str(tmp_path / "qat.onnx")).path
     assert main(["bench", "--variant", "tiny", "--sequences", str(root), "--max-frames", "8",
-                 "--engines", "fp32", "int8-dynamic", "--json", js, "--plot", png]) == 0
+                 "--engines", "fp32", "int8-dynamic", "--extra-model", qat_path, "--json", js, "--plot", png]) == 0
     import json
 
     report = json.load(open(js))
     names = [e["name"] for e in report["engines"]]
     assert report["baseline"] == "pytorch-fp32-full" and names[0] == "pytorch-fp32-full"
-    assert {"onnxruntime-fp32-full", "onnxruntime-fp32-cached", "onnxruntime-int8-dynamic-cached"} <= set(names)
+    assert {"onnxruntime-fp32-full", "onnxruntime-fp32-cached", "onnxruntime-int8-dynamic-cached",
+            "onnxruntime-int8 (qat.onnx)"} <= set(names)
     keys = {"name", "median_ms", "p90_ms", "frame_median_ms", "fps", "rss_mb", "size_mb",
             "speedup_vs_baseline", "mean_iou_vs_fp32", "auc_delta"}
     for row in report["engines"]:

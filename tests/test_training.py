@@ -210,3 +210,38 @@ def test_trackingnet_and_coco_readers(tmp_path):
                         {"id": 8, "image_id": 1, "bbox": [0, 0, 2, 2], "iscrowd": 0}]}))
     videos = load_videos(str(coco), "coco")
     assert [v.name for v in videos] == ["coco-7"] and len(videos[0]) == 1
+
+
+def test_qat_exports_a_qdq_graph_onnxruntime_runs_in_int8(tmp_path, dataset_root):
+    from edge.engines import open_engine
+    from train.qat import calibrate, export_qat_onnx, int8_ops_after_optimisation, prepare_qat
+
+    model = build_model(get_preset("tiny"), seed=0)
+    qmodel = prepare_qat(model)
+    calibrate(qmodel, torch.utils.data.DataLoader(pairs(dataset_root), batch_size=8))
+    report = export_qat_onnx(qmodel, str(tmp_path / "qat.onnx"))
+    ops = int8_ops_after_optimisation(report.step_path)
+    assert ops.get("QGemm", 0) == 4 * model.cfg.depth                   # every transformer Linear
+    # onnxruntime's INT8 kernels agree with the fake-quant model they were exported from.
+    engine = open_engine(report.path)
+    batch = next(iter(torch.utils.data.DataLoader(pairs(dataset_root), batch_size=4)))
+    qmodel.eval()
+    for i in range(4):
+        t, ot, s = (batch[k][i:i + 1] for k in ("template", "online_template", "search"))
+        engine.set_templates(t.numpy(), ot.numpy())
+        with torch.no_grad():
+            boxes, _ = qmodel(t, ot, s)
+        assert np.abs(engine.run(s.numpy()).box_cxcywh - boxes.numpy()[0]).max() < 1e-3
+    assert engine.meta.precision == "int8" and engine.cached
+
+
+def test_qat_training_writes_a_float_checkpoint_and_an_int8_model(tmp_path, dataset_root):
+    from edge.engines import open_engine
+    from train.checkpoint import load_model
+    from train.trainer import train
+
+    config, _ = write_config(tmp_path, dataset_root, qat=True)
+    result = train(load_train_config(config))
+    model, _ = load_model(result["checkpoint"])                         # the official layout, float
+    assert model.cfg.name == "tiny"
+    assert open_engine(result["onnx_int8"]).meta.precision == "int8"

@@ -152,7 +152,8 @@ def accuracy(boxes: dict, reference: dict, clips) -> tuple[float, float]:
 
 def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | None = None,
               max_frames: int = 60, calib_samples: int = 32, workdir: str | None = None,
-              only: list[str] | None = None, log=print) -> dict:
+              only: list[str] | None = None, extra_models: list[str] | None = None, log=print) -> dict:
+    """extra_models: ready-made model files (e.g. a QAT export) measured beside the built ones."""
     threads = threads or physical_cores()
     torch.set_num_threads(threads)
     clips = load_frames(sequences, max_frames)
@@ -174,6 +175,13 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
     rows, skipped = candidates(model, sha, sequences, calib_samples)
     if only:
         rows = [r for r in rows if any(o in r.name for o in only)]
+    for path in extra_models or []:
+        from edge.engines import engine_for
+        from edge.engines.onnx import open_session, read_meta
+
+        precision = read_meta(open_session(path), path).precision if engine_for(path) == "onnxruntime" else "int8"
+        rows.append(Candidate(f"{engine_for(path)}-{precision} ({os.path.basename(path)})", precision, True,
+                              build=lambda work, p=path: p, engine=engine_for(path)))
     engines = [baseline]
     with tempfile.TemporaryDirectory() as tmp:
         work = workdir or tmp

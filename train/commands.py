@@ -151,6 +151,8 @@ def register_bench(subparsers) -> None:
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.add_argument("--plot", metavar="PNG", help="latency vs accuracy plot")
     p.add_argument("--workdir", metavar="DIR", help="keep the built models here")
+    p.add_argument("--extra-model", action="append", default=[], metavar="MODEL",
+                   help="also measure this model file (e.g. a QAT export, against post-training INT8)")
     p.set_defaults(func=run_bench_command)
 
 
@@ -172,7 +174,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         print("note: seeded random weights (give --checkpoint for real accuracy numbers)", file=sys.stderr)
     sequences = args.sequences or os.path.dirname(SAMPLE_DIR)
     report = run_bench(model, sha, sequences, threads=args.threads, max_frames=args.max_frames,
-                       workdir=args.workdir, only=args.engines,
+                       workdir=args.workdir, only=args.engines, extra_models=args.extra_model,
                        log=lambda m: print(m, file=sys.stderr))
     print(format_table(report))
     if args.json:

@@ -74,6 +74,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True                   # mixed precision on GPU
     log_every: int = num(10, 1, 100000)
+    qat: bool = False                  # fake-quant finetuning; also writes OUTPUT/final-int8.onnx
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     loss: LossConfig = field(default_factory=LossConfig)

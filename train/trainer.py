@@ -110,6 +110,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
 
     model = _load_start(cfg)
     teacher = _teacher(cfg, model) if cfg.stage != "score" else None
+    if cfg.qat:
+        from train.qat import prepare_qat
+
+        model = prepare_qat(model)
     if cfg.stage == "score":
         for name, p in model.named_parameters():
             p.requires_grad_("score" in name)
@@ -212,7 +216,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
         torch.distributed.barrier()
     if rank == 0:
         final_path = os.path.join(cfg.output, "final.pth.tar")
-        save_checkpoint(final_path, final.cpu(), epoch, cfg)
+        if cfg.qat:
+            from train.qat import export_qat_onnx, float_state_dict
+
+            plain = build_model(final.cfg)
+            plain.load_state_dict(float_state_dict(final.cpu()))
+            save_checkpoint(final_path, plain, epoch, cfg)
+            result["onnx_int8"] = export_qat_onnx(final.cpu(), os.path.join(cfg.output, "final-int8.onnx")).path
+        else:
+            save_checkpoint(final_path, final.cpu(), epoch, cfg)
         result["checkpoint"] = final_path
         result["preset"] = final.cfg.name
     if world > 1:
