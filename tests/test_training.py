@@ -245,3 +245,33 @@ def test_qat_training_writes_a_float_checkpoint_and_an_int8_model(tmp_path, data
     model, _ = load_model(result["checkpoint"])                         # the official layout, float
     assert model.cfg.name == "tiny"
     assert open_engine(result["onnx_int8"]).meta.precision == "int8"
+
+
+def test_corner_map_teacher_marginalises_a_dense_head():
+    from train.teachers import CornerMapTeacher
+
+    class PeakHead:
+        def eval(self):
+            return self
+
+        def __call__(self, t, ot, s):
+            tl = torch.full((1, 8, 8), -30.0)
+            br = torch.full((1, 8, 8), -30.0)
+            tl[0, 2, 1] = 30.0          # top-left corner at x = 1, y = 2 of an 8x8 map
+            br[0, 6, 5] = 30.0
+            return tl, br
+
+    probs = CornerMapTeacher(PeakHead())(None, None, None, bins=8)["edge_probs"][0]
+    assert probs.argmax(-1).tolist() == [1, 5, 2, 6]                     # left, right, top, bottom
+    probs96 = CornerMapTeacher(PeakHead())(None, None, None, bins=96)["edge_probs"][0]
+    assert probs96.shape == (4, 96) and torch.allclose(probs96.sum(-1), torch.ones(4))
+
+
+def test_negatives_from_frames_where_the_target_is_absent(tmp_path):
+    frames, gt = make_clip_frames(10, size=(160, 120))
+    folder = write_sequence(str(tmp_path / "lasot" / "cat" / "cat-1"), frames, gt, gt_name="groundtruth.txt")
+    (tmp_path / "lasot" / "cat" / "cat-1" / "full_occlusion.txt").write_text("0,0,0,0,0,1,1,1,0,0\n")
+    (tmp_path / "lasot" / "cat" / "cat-1" / "out_of_view.txt").write_text("0,0,0,0,0,0,0,0,0,0\n")
+    videos = load_videos(str(tmp_path / "lasot"), "lasot")
+    d = PairDataset([(videos, 1.0)], PairConfig(template_size=64, search_size=128, search_factor=4.0, negative_p=1.0), 8)
+    assert [d[i]["label"].item() for i in range(8)] == [0.0] * 8

@@ -61,6 +61,27 @@ def edges_to_distribution(edges: torch.Tensor, weights: torch.Tensor, bins: int,
     return dist / dist.sum(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
+class CornerMapTeacher:
+    """A dense corner-head tracker (MixViT style) as teacher.
+
+    ``model(template, online_template, search)`` returns top-left and bottom-right score maps
+    (B, H, W) over the search crop (logits); they are softmaxed over all H*W positions,
+    marginalised into the four edge distributions, and resampled to the student's bins.
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model.eval() if hasattr(model, "eval") else model
+
+    @torch.no_grad()
+    def __call__(self, template, online_template, search, bins: int):
+        tl, br = self.model(template, online_template, search)
+        b, h, w = tl.shape
+        tl = tl.reshape(b, -1).softmax(-1).reshape(b, h, w)
+        br = br.reshape(b, -1).softmax(-1).reshape(b, h, w)
+        probs = marginalize_corners(tl, br)
+        return {"edge_probs": resample_bins(probs, bins) if probs.shape[-1] != bins else probs}
+
+
 class MixFormerV2Teacher:
     """A frozen MixFormerV2 (e.g. the 12-layer stage-1 model) as teacher: its softmaxed edge logits."""
 

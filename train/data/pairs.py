@@ -89,8 +89,15 @@ class PairDataset(torch.utils.data.Dataset):
         raise RuntimeError(f"no valid sample after {cfg.max_tries} tries (index {index}): boxes may be degenerate")
 
     def _other_video(self, rng, video: Video):
-        """A frame of another video (stage 3's negatives), or None when there is only one video."""
+        """Stage 3's negative search frame (spec section 5): a frame of this video where the target is
+        absent, or a frame of another video; None when neither exists."""
+        absent = np.flatnonzero(~video.visible)
         pool = [v for videos, _ in self.sets for v in videos if v is not video]
+        if absent.size and (not pool or rng.random() < 0.5):
+            k = int(rng.choice(absent))
+            visible = np.flatnonzero(video.visible)
+            near = visible[np.argmin(np.abs(visible - k))]         # where the target was last seen
+            return _AbsentFrame(video.frames[k], video.boxes[near]), 0
         if not pool:
             return None
         other = pool[int(rng.integers(len(pool)))]
@@ -162,6 +169,13 @@ class PairDataset(torch.utils.data.Dataset):
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
             return patch, None
         return patch, target
+
+
+class _AbsentFrame:
+    """One frame without the target, with the box the search region is centred on."""
+
+    def __init__(self, frame: str, box) -> None:
+        self.frames, self.boxes = [frame], np.asarray([box], np.float64)
 
 
 def _flip(target):
