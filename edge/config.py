@@ -106,6 +106,8 @@ class OutputConfig:
 @dataclass
 class TelemetryConfig:
     track_log: str = ""                # JSONL path; empty: none
+    track_log_max_mb: float = num(50.0, 0.01, 100000.0)   # rotate at this size...
+    track_log_keep: int = num(3, 0, 100)                   # ...keeping this many old files (.1, .2, ...)
     record: str = ""                   # annotated video path; empty: none
     status_interval_s: float = num(5.0, 0.1, 3600.0)
 

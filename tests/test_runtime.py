@@ -498,3 +498,20 @@ def test_a_camera_that_never_appears_is_one_line_exit_2(tmp_path, tiny_model_pat
     assert proc.returncode == 2 and time.monotonic() - start > 1.0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("edge-track: error: camera /dev/video77 gave no frame within 1 s") and "Traceback" not in proc.stderr
+
+
+def test_track_log_rotates_by_size(tmp_path):
+    from edge.runtime.telemetry import TrackLog
+
+    path = str(tmp_path / "track.jsonl")
+    log = TrackLog(path, max_bytes=2000, keep=2)
+    for i in range(300):
+        log.write({"frame": i, "state": "TRACKING", "box": [1.0, 2.0, 3.0, 4.0]})
+    log.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["track.jsonl", "track.jsonl.1", "track.jsonl.2"]
+    assert all(os.path.getsize(tmp_path / f) < 2100 for f in files)
+    last = [json.loads(line)["frame"] for line in open(path)]
+    assert last[-1] == 299                       # nothing lost at the head of the stream
+    previous = [json.loads(line)["frame"] for line in open(path + ".1")]
+    assert previous[-1] + 1 == last[0]           # contiguous across the rotation

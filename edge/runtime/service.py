@@ -130,7 +130,8 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
             raise SourceError(f"camera {cam.source} gave no frame within {cam.start_timeout_s:g} s"
                               + (f" ({grabber.last_error})" if grabber.last_error else ""))
     outputs = open_outputs(cfg.outputs, cfg.control)
-    track_log = TrackLog(cfg.telemetry.track_log) if cfg.telemetry.track_log else None
+    tel = cfg.telemetry
+    track_log = TrackLog(tel.track_log, int(tel.track_log_max_mb * 2**20), tel.track_log_keep) if tel.track_log else None
     recorder = build_recorder(cfg.telemetry.record, cam.fps)
     viewer = build_viewer(stop) if show else None
     if viewer is not None:

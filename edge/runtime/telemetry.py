@@ -29,17 +29,37 @@ def setup_logging(level: int = logging.INFO, stream=None) -> None:
 
 
 class TrackLog:
-    """One JSON object per processed frame, flushed line by line so nothing is lost on a crash."""
+    """One JSON object per processed frame, flushed line by line so nothing is lost on a crash.
 
-    def __init__(self, path: str) -> None:
+    Rotated by size (``path`` -> ``path.1`` -> ... -> ``path.<keep>``, the oldest dropped), so a
+    device running for weeks never fills its card.
+    """
+
+    def __init__(self, path: str, max_bytes: int = 50 * 2**20, keep: int = 3) -> None:
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
+        self.path, self.max_bytes, self.keep = path, int(max_bytes), int(keep)
         self._file = open(path, "a", encoding="utf-8", buffering=1)
         self.lines = 0
+        self.rotations = 0
 
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self.lines += 1
+        if self._file.tell() >= self.max_bytes:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for i in range(self.keep, 0, -1):
+            older = f"{self.path}.{i}"
+            newer = self.path if i == 1 else f"{self.path}.{i - 1}"
+            if os.path.exists(newer):
+                os.replace(newer, older)
+        if self.keep == 0:
+            os.remove(self.path)
+        self._file = open(self.path, "a", encoding="utf-8", buffering=1)
+        self.rotations += 1
 
     def close(self) -> None:
         if not self._file.closed:
