@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 
@@ -260,5 +259,3 @@ def run_int8(args) -> int:
           + ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in arrays.items()))
     return 0
 
-
-__all__ = ["register", "argparse"]

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import REFERENCE, shared_path  # noqa: E402
+from conftest import shared_path  # noqa: E402
 from edge.errors import CheckpointError  # noqa: E402
 from train.checkpoint import load_model, read_state_dict  # noqa: E402
 

@@ -4,13 +4,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import NANOTRACK_DIR, make_clip_frames, shared_path, write_sequence
+from conftest import make_clip_frames, shared_path, write_sequence
 from edge.cli.main import main
 
 

@@ -269,7 +269,7 @@ def test_corner_map_teacher_marginalises_a_dense_head():
 
 def test_negatives_from_frames_where_the_target_is_absent(tmp_path):
     frames, gt = make_clip_frames(10, size=(160, 120))
-    folder = write_sequence(str(tmp_path / "lasot" / "cat" / "cat-1"), frames, gt, gt_name="groundtruth.txt")
+    write_sequence(str(tmp_path / "lasot" / "cat" / "cat-1"), frames, gt, gt_name="groundtruth.txt")
     (tmp_path / "lasot" / "cat" / "cat-1" / "full_occlusion.txt").write_text("0,0,0,0,0,1,1,1,0,0\n")
     (tmp_path / "lasot" / "cat" / "cat-1" / "out_of_view.txt").write_text("0,0,0,0,0,0,0,0,0,0\n")
     videos = load_videos(str(tmp_path / "lasot"), "lasot")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from train.presets import ModelConfig
 

@@ -17,12 +17,11 @@ import os
 import tempfile
 from dataclasses import dataclass
 
-import numpy as np
 import onnx
 
 from edge.engines.onnx import open_session
 from edge.errors import ConfigError, ModelError
-from edge.model_meta import INPUT_NAMES, KV_NAME, ModelMeta, step_path_for
+from edge.model_meta import KV_NAME, ModelMeta, step_path_for
 from train.onnx_files import load_with_meta, save_together, set_meta
 
 QUANTIZED_OPS = ["MatMul", "Gemm", "Conv"]
@@ -161,8 +160,4 @@ def int8_kernel_counts(path: str) -> dict[str, int]:
     return counts
 
 
-def feeds_signature(feeds) -> str:
-    return ", ".join(f"{n} {tuple(feeds[0][n].shape)}" for n in INPUT_NAMES) + f" x {len(feeds)}"
-
-
-__all__ = ["quantize_model", "convert_fp16", "int8_kernel_counts", "METHODS", "np"]
+__all__ = ["quantize_model", "convert_fp16", "int8_kernel_counts", "METHODS"]
