@@ -65,6 +65,10 @@ class ModelMeta:
     # Below this score for `lost_frames` frames in a row the tracker reports LOST.
     lost_score_threshold: float = 0.25
     lost_frames: int = 5
+    # Fraction of the predicted size change applied each frame (1: take the prediction as is,
+    # as upstream). Below 1 the size follows smoothly, which stops a weak model's boxes from
+    # collapsing or ballooning over a few frames; the centre always follows at once.
+    size_update_rate: float = 1.0
     graph: str = "full"
     # With graph == "cached": the step graph's file name, in the same folder as the model.
     step_file: str = ""
@@ -83,6 +87,9 @@ class ModelMeta:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 problems.append(f"{name} must be a positive number, got {value!r}")
+        rate = self.size_update_rate
+        if not isinstance(rate, (int, float)) or not 0.0 < rate <= 1.0:
+            problems.append(f"size_update_rate must be within (0, 1], got {rate!r}")
         for name in ("update_score_threshold", "lost_score_threshold"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:

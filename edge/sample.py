@@ -11,6 +11,17 @@ SAMPLE_GROUNDTRUTH = os.path.join(SAMPLE_DIR, "groundtruth_rect.txt")
 BUNDLED_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "model", "edge-track-default.onnx")
 
 
+def model_or_bundled(path: str | None) -> str:
+    """``path`` if given, else the bundled default model; a one-line error when neither exists."""
+    if path:
+        return path
+    if os.path.isfile(BUNDLED_MODEL):
+        return BUNDLED_MODEL
+    from edge.errors import ConfigError
+
+    raise ConfigError("no --model given and this install has no bundled model (edge/data/model/)")
+
+
 def first_box_beside(source: str):
     """The first ground-truth box of an annotated image folder (``<seq>/img`` or ``<seq>``), if any."""
     from edge.evaluation.datasets import read_boxes

@@ -57,6 +57,14 @@ def sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
+def _smooth_size(new, old, rate: float):
+    """``new`` with its centre, but width and height moved only ``rate`` of the way from ``old``."""
+    w = old[2] + rate * (new[2] - old[2])
+    h = old[3] + rate * (new[3] - old[3])
+    cx, cy = new[0] + new[2] / 2, new[1] + new[3] / 2
+    return (cx - w / 2, cy - h / 2, w, h)
+
+
 class Tracker:
     """Single-object tracker around an ``Engine``.
 
@@ -64,16 +72,18 @@ class Tracker:
         engine: anything implementing ``edge.engines.base.Engine``; its ``meta`` gives every size,
             factor and threshold unless overridden here.
         frame_color_order: colour order of the frames passed to init/update ("RGB" or "BGR").
-        search_factor, update_interval, lost_score_threshold, lost_frames: overrides of the
-            model's metadata.
+        search_factor, update_interval, lost_score_threshold, lost_frames, size_update_rate:
+            overrides of the model's metadata.
     """
 
     def __init__(self, engine: Engine, *, frame_color_order: str = "RGB",
                  search_factor: float | None = None, update_interval: int | None = None,
-                 lost_score_threshold: float | None = None, lost_frames: int | None = None) -> None:
+                 lost_score_threshold: float | None = None, lost_frames: int | None = None,
+                 size_update_rate: float | None = None) -> None:
         overrides = {k: v for k, v in dict(
             search_factor=search_factor, update_interval=update_interval,
-            lost_score_threshold=lost_score_threshold, lost_frames=lost_frames).items() if v is not None}
+            lost_score_threshold=lost_score_threshold, lost_frames=lost_frames,
+            size_update_rate=size_update_rate).items() if v is not None}
         try:
             self.meta = engine.meta.replace(**overrides)
         except Exception as exc:  # ModelMeta validation names the bad field
@@ -125,6 +135,8 @@ class Tracker:
 
         score = sigmoid(out.score_logit)
         raw = map_box_back(out.box_cxcywh, self._box, window, meta.search_size)
+        if meta.size_update_rate < 1.0:
+            raw = _smooth_size(raw, self._box, meta.size_update_rate)
         height, width = frame.shape[:2]
         self._box = clip_box(raw, height, width)
         self._update_state(score)

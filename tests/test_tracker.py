@@ -124,3 +124,17 @@ def test_init_box_partly_outside_is_clipped():
     tracker = Tracker(ScriptedEngine([0.9]))
     result = tracker.init(frame(1), (-20, 90, 50, 50))
     assert result.box == (0.0, 90.0, 30.0, 10.0)
+
+
+def test_size_update_rate_smooths_size_but_not_centre():
+    # The network says: twice the size, shifted right by a quarter crop (10 px at crop side 40).
+    engine = ScriptedEngine([0.9] * 2, box=(0.75, 0.5, 1.0, 1.0))
+    _, full = run(engine, 1)
+    engine = ScriptedEngine([0.9] * 2, box=(0.75, 0.5, 1.0, 1.0))
+    _, half = run(engine, 1, size_update_rate=0.5)
+    x, y, w, h = full[0].box
+    assert (w, h) == pytest.approx((40, 40)) and x + w / 2 == pytest.approx(60)
+    x, y, w, h = half[0].box
+    assert (w, h) == pytest.approx((30, 30)) and (x + w / 2, y + h / 2) == pytest.approx((60, 50))
+    with pytest.raises(ConfigError, match="size_update_rate"):
+        Tracker(ScriptedEngine([0.9]), size_update_rate=1.5)

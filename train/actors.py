@@ -77,3 +77,46 @@ class MixFormerBatchTeacher:
 
     def __call__(self, batch):
         return self.teacher(batch["template"], batch["online_template"], batch["search"], self.bins)
+
+
+class FrozenStemActor:
+    """Training on cached stem features (stage frozen_stem): against the target box, IoU loss +
+    L1; against NanoTrack's dense head, KL on the edge distributions and BCE of a per-search-token
+    score (a training-only linear head: it makes every search token say whether it is on the
+    target, a dense signal the four prediction tokens then read); BCE of the score head on
+    presence. Box and teacher terms apply to positives only."""
+
+    def __init__(self, loss_cfg, embed_dim: int, num_search_tokens: int) -> None:
+        self.cfg = loss_cfg
+        self.iou_loss = IOU_LOSSES[loss_cfg.iou]
+        self.dense_head = torch.nn.Linear(embed_dim, 1)
+        self.ns = num_search_tokens
+
+    def parameters(self):
+        return self.dense_head.parameters()
+
+    def to(self, device):
+        self.dense_head.to(device)
+        return self
+
+    def __call__(self, model, batch):
+        out = model(batch["template"], batch["online_template"], batch["search"], train_outputs=True)
+        pos = batch["label"] > 0
+        tokens = out["features"][-1]
+        search_tokens = tokens[:, -(self.ns + 4):-4]                                 # (B, Ns, D)
+        dense = self.dense_head(search_tokens).squeeze(-1)                           # (B, Ns)
+        dense_target = batch["teacher_score"].flatten(1) * batch["label"][:, None]
+        dense_loss = torch.nn.functional.binary_cross_entropy_with_logits(dense, dense_target)
+        presence = score_loss(out["pred_scores"], batch["label"])
+        loss = self.cfg.dense_weight * dense_loss + self.cfg.score_weight * presence
+        stats = {"dense": dense_loss.item(), "presence": presence.item()}
+        if pos.any():
+            pred = cxcywh_to_xyxy(out["pred_boxes"][pos])
+            target = batch["target_xyxy"][pos]
+            iou_loss, iou = self.iou_loss(pred, target)
+            l1 = torch.nn.functional.l1_loss(pred, target)
+            kl = edge_kl_loss(out["edge_logits"][pos].float(), batch["teacher_probs"][pos])
+            loss = loss + self.cfg.iou_weight * iou_loss + self.cfg.l1_weight * l1 + self.cfg.kl_weight * kl
+            stats.update(iou_loss=iou_loss.item(), l1=l1.item(), kl=kl.item(), iou=iou.mean().item())
+        stats["loss"] = loss.item()
+        return loss, stats

@@ -105,6 +105,9 @@ def register_quantize(subparsers) -> None:
                    help="activation range calibration (default minmax)")
     p.add_argument("--samples", type=int, default=64, help="calibration samples (default 64)")
     p.add_argument("--precision", choices=["int8", "fp16"], default="int8")
+    p.add_argument("--ops", metavar="OP,OP",
+                   help="operator types to quantise, from MatMul,Gemm,Conv (default: all three; "
+                        "MatMul,Gemm for models with a CNN stem)")
     p.set_defaults(func=run_quantize)
 
 
@@ -125,7 +128,8 @@ def run_quantize(args: argparse.Namespace) -> int:
             feeds = calibration_feeds(args.calib, meta, samples=args.samples)
         else:
             print("no --calib: dynamic INT8 (weights only; give --calib for static INT8)", file=sys.stderr)
-        report = quantize_model(args.model, args.output, feeds=feeds, method=args.method)
+        ops = [o.strip() for o in args.ops.split(",") if o.strip()] if args.ops else None
+        report = quantize_model(args.model, args.output, feeds=feeds, method=args.method, ops=ops)
     written = report.path + (f" + {report.step_path}" if report.step_path else "")
     extra = f", {report.samples} calibration samples" if report.samples else ""
     print(f"wrote {written} ({report.size_bytes / 1e6:.1f} MB): {report.mode}{extra}")

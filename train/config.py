@@ -12,7 +12,7 @@ from edge.errors import ConfigError
 @dataclass
 class DataSource:
     path: str = ""
-    kind: Literal["auto", "otb", "lasot", "got10k", "trackingnet", "coco", "video"] = "auto"
+    kind: Literal["auto", "otb", "lasot", "got10k", "trackingnet", "coco", "video", "images", "pseudo_video"] = "auto"
     weight: float = num(1.0, 0.0, 1000.0)
 
 
@@ -26,6 +26,9 @@ class DataConfig:
     scale_jitter: float = num(0.5, 0.0, 2.0)
     max_gap: int = num(200, 1, 100000)
     negative_p: float = num(0.0, 0.0, 1.0)
+    # Stage frozen_stem: pairs computed once into OUTPUT/pool.npz (0: samples_per_epoch of them).
+    pool_samples: int = num(0, 0, 10_000_000)
+    log_aspect: float = num(0.6, 0.0, 2.0)               # made-up boxes: aspect exp(U(-a, a))
 
 
 @dataclass
@@ -43,6 +46,7 @@ class LossConfig:
     kl_weight: float = num(5.0, 0.0, 100.0)
     feature_weight: float = num(0.2, 0.0, 100.0)
     score_weight: float = num(1.0, 0.0, 100.0)
+    dense_weight: float = num(1.0, 0.0, 100.0)     # frozen_stem: search tokens vs the teacher's score map
 
 
 @dataclass
@@ -66,7 +70,7 @@ class EliminationConfig:
 
 @dataclass
 class TrainConfig:
-    stage: Literal["distill", "deep_to_shallow", "score"] = "distill"
+    stage: Literal["distill", "deep_to_shallow", "score", "frozen_stem"] = "distill"
     variant: str = "tiny"
     init: str = ""                     # checkpoint to start from (stage 2 and 3 need one)
     output: str = "runs/train"
@@ -98,6 +102,8 @@ def load_train_config(path: str) -> TrainConfig:
         raise ConfigError(f"{path}: {exc}") from None
     if not cfg.data.sources:
         raise ConfigError(f"{path}: data.sources is empty (give at least one dataset folder)")
+    if cfg.stage == "frozen_stem" and cfg.teacher.kind != "nanotrack":
+        raise ConfigError(f"{path}: stage frozen_stem needs teacher.kind nanotrack (its backbone is the stem)")
     if cfg.stage in ("deep_to_shallow", "score") and not cfg.init:
         raise ConfigError(f"{path}: stage {cfg.stage} starts from a trained model: set init")
     for pair in cfg.elimination.feature_pairs:

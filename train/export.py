@@ -46,12 +46,15 @@ class ExportReport:
 
 def model_meta(model: MixFormerV2, checkpoint_sha256: str = "", step_file: str = "") -> ModelMeta:
     cfg = model.cfg
+    # NanoTrack's stem was trained on raw BGR 0..255: the normaliser's x/255*255 hands it that.
+    pixels = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3, color_order="BGR") if cfg.stem == "nanotrack" else {}
     return ModelMeta(
         preset=cfg.name, template_size=cfg.template_size, search_size=cfg.search_size,
         search_factor=cfg.search_factor, bins=cfg.bins, update_interval=cfg.update_interval,
+        size_update_rate=cfg.size_update_rate,
         checkpoint_sha256=checkpoint_sha256, graph="cached" if step_file else "full",
-        step_file=step_file,
-        extra={"edge_track_version": edge.__version__, "embed_dim": cfg.embed_dim,
+        step_file=step_file, **pixels,
+        extra={"stem": cfg.stem, "edge_track_version": edge.__version__, "embed_dim": cfg.embed_dim,
                "depth": cfg.depth, "num_heads": cfg.num_heads, "mlp_ratio": cfg.mlp_ratio,
                "patch_size": cfg.patch_size},
     )

@@ -35,12 +35,20 @@ def frame_macs(cfg: ModelConfig, cached: bool) -> FrameMacs:
     m = 2 * cfg.template_grid ** 2                 # both templates
     s = cfg.search_grid ** 2 + NUM_PRED_TOKENS      # search + prediction tokens
     patch = D * 3 * cfg.patch_size ** 2             # MACs per patch
+    if cfg.stem == "nanotrack":                      # CNN stem + LayerNorm/Linear(48 -> D) per token
+        from train.stems import STEM_CHANNELS, stem_macs
+
+        search_embed = stem_macs(cfg.search_size) + cfg.search_grid ** 2 * STEM_CHANNELS * D
+        template_embed = 2 * (stem_macs(cfg.template_size) + cfg.template_grid ** 2 * STEM_CHANNELS * D)
+    else:
+        search_embed = cfg.search_grid ** 2 * patch
+        template_embed = m * patch
     per_token_linear = (4 + 2 * r) * D * D
     search_attention = s * (m + s) * 2 * D
     template_attention = m * m * 2 * D
     heads = NUM_PRED_TOKENS * (D * D + D * cfg.bins) + NUM_PRED_TOKENS * (D * D + D)
     if cached:
-        return FrameMacs(patch_embed=cfg.search_grid ** 2 * patch, linear=L * s * per_token_linear,
+        return FrameMacs(patch_embed=search_embed, linear=L * s * per_token_linear,
                          attention=L * search_attention, heads=heads)
-    return FrameMacs(patch_embed=(cfg.search_grid ** 2 + m) * patch, linear=L * (s + m) * per_token_linear,
+    return FrameMacs(patch_embed=search_embed + template_embed, linear=L * (s + m) * per_token_linear,
                      attention=L * (search_attention + template_attention), heads=heads)

@@ -45,6 +45,29 @@ def sincos_pos_embed_2d(embed_dim: int, grid_size: int) -> torch.Tensor:
     return torch.from_numpy(table.astype(np.float32))
 
 
+class StemEmbed(nn.Module):
+    """A pretrained CNN stem, then per-token LayerNorm and a linear map to the model width.
+
+    (B, 3, H, W) -> (B, H/16 * W/16, D). A (B, 48, h, w) input is taken as the stem's output
+    already: training with a frozen stem computes it once per crop and caches it.
+    """
+
+    def __init__(self, embed_dim: int) -> None:
+        super().__init__()
+        from train.stems import STEM_CHANNELS, NanoTrackStem
+
+        self.channels = STEM_CHANNELS
+        self.stem = NanoTrackStem()
+        self.norm = nn.LayerNorm(STEM_CHANNELS, eps=1e-6)
+        self.proj = nn.Linear(STEM_CHANNELS, embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Export traces images only (and must not record a branch on the shape).
+        from_images = torch.jit.is_tracing() or x.shape[1] != self.channels
+        features = self.stem(x) if from_images else x                             # (B, 48, h, w)
+        return self.proj(self.norm(features.flatten(2).transpose(1, 2)))
+
+
 class PatchEmbed(nn.Module):
     """(B, 3, H, W) -> (B, H/p * W/p, D), patches in row-major order."""
 
@@ -161,7 +184,7 @@ class Backbone(nn.Module):
         self.pos_embed_t = nn.Parameter(sincos_pos_embed_2d(D, cfg.template_grid)[None], requires_grad=False)
         self.reg_tokens = nn.Parameter(torch.zeros(1, NUM_PRED_TOKENS, D))
         self.pos_embed_reg = nn.Parameter(torch.zeros(1, NUM_PRED_TOKENS, D))
-        self.patch_embed = PatchEmbed(cfg.patch_size, D)
+        self.patch_embed = StemEmbed(D) if cfg.stem == "nanotrack" else PatchEmbed(cfg.patch_size, D)
         self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         nn.init.trunc_normal_(self.reg_tokens, std=0.02)
 

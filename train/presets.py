@@ -29,6 +29,11 @@ class ModelConfig:
     # Tracking settings that belong to the variant (exported into the model metadata).
     search_factor: float = 5.0
     update_interval: int = 200
+    # How crops become tokens: "patch" (the official 16x16 linear patch embedding) or "nanotrack"
+    # (NanoTrack's pretrained CNN, stride 16, BGR 0..255 input: train/stems.py).
+    stem: str = "patch"
+    # Tracker size smoothing written into the metadata (1: upstream's behaviour).
+    size_update_rate: float = 1.0
 
     @property
     def template_grid(self) -> int:
@@ -53,6 +58,12 @@ PRESETS: dict[str, ModelConfig] = {
     "T192": ModelConfig("T192", embed_dim=192, depth=4, num_heads=3, mlp_ratio=4.0,
                         template_size=112, search_size=224, bins=96, search_factor=4.5,
                         update_interval=25),
+    # The bundled default model (issue 7): NanoTrack's pretrained CNN as the stem, 3 MixFormerV2
+    # layers on its 48-channel tokens. Crop factors 2 and 4 are NanoTrack's context (127/255 px
+    # crops of ~2x and ~4x the target), on 128/256 px inputs so the token grids are 8 and 16.
+    "nanostem": ModelConfig("nanostem", embed_dim=128, depth=3, num_heads=4, mlp_ratio=2.0,
+                            template_size=128, search_size=256, bins=64, search_factor=4.0,
+                            update_interval=25, stem="nanotrack", size_update_rate=0.3),
     # For tests: seconds to build, export and run.
     "tiny": ModelConfig("tiny", embed_dim=64, depth=2, num_heads=2, mlp_ratio=2.0,
                         template_size=64, search_size=128, bins=32, search_factor=4.0,

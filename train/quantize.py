@@ -25,6 +25,13 @@ from edge.model_meta import KV_NAME, ModelMeta, step_path_for
 from train.onnx_files import load_with_meta, save_together, set_meta
 
 QUANTIZED_OPS = ["MatMul", "Gemm", "Conv"]
+# A pretrained CNN stem (MobileNet-style depthwise convs) keeps its convs in fp32: quantised, the
+# nanostem model lost a third of its AUC on the dev sequences (measured; MODEL_CARD.md).
+STEM_QUANTIZED_OPS = ["MatMul", "Gemm"]
+
+
+def default_ops(meta: ModelMeta) -> list[str]:
+    return STEM_QUANTIZED_OPS if meta.extra.get("stem", "patch") != "patch" else QUANTIZED_OPS
 METHODS = ("minmax", "percentile", "entropy")
 
 
@@ -93,14 +100,22 @@ def _step_feeds(contract_path: str, feeds):
     return out
 
 
-def quantize_model(model_path: str, output: str, *, feeds=None, method: str = "minmax") -> QuantizeReport:
-    """INT8: static QDQ when ``feeds`` (contract-graph feed dicts) are given, dynamic otherwise."""
+def quantize_model(model_path: str, output: str, *, feeds=None, method: str = "minmax",
+                   ops: list[str] | None = None) -> QuantizeReport:
+    """INT8: static QDQ when ``feeds`` (contract-graph feed dicts) are given, dynamic otherwise.
+
+    ops: operator types to quantise (default: ``default_ops`` of the model's metadata).
+    """
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
                                           quantize_static)
 
     if method not in METHODS:
         raise ConfigError(f"unknown calibration method '{method}' (valid: {', '.join(METHODS)})")
     paths, step_out, new_meta = _plan(model_path, output, "int8")
+    ops = list(ops) if ops else default_ops(new_meta)
+    unknown = sorted(set(ops) - set(QUANTIZED_OPS))
+    if unknown:
+        raise ConfigError(f"cannot quantise op type '{unknown[0]}' (valid: {', '.join(QUANTIZED_OPS)})")
     calib = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
              "entropy": CalibrationMethod.Entropy}[method]
     per_graph_feeds = {"contract": feeds}
@@ -113,13 +128,13 @@ def quantize_model(model_path: str, output: str, *, feeds=None, method: str = "m
             pre = _preprocessed(src, work)
             q_path = os.path.join(work, f"q_{role}.onnx")
             if feeds is None:
-                quantize_dynamic(pre, q_path, op_types_to_quantize=QUANTIZED_OPS, per_channel=True,
+                quantize_dynamic(pre, q_path, op_types_to_quantize=ops, per_channel=True,
                                  weight_type=QuantType.QInt8)
             else:
                 # onnxruntime prints calibration progress to stdout; keep ours clean.
                 with contextlib.redirect_stdout(io.StringIO()):
                     quantize_static(pre, q_path, _Feeds(per_graph_feeds[role]), quant_format=QuantFormat.QDQ,
-                                    op_types_to_quantize=QUANTIZED_OPS, per_channel=True,
+                                    op_types_to_quantize=ops, per_channel=True,
                                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                     calibrate_method=calib,
                                     extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})

@@ -19,7 +19,8 @@ import time
 import torch
 
 from edge.progress import Progress
-from train.actors import BoxActor, MixFormerBatchTeacher, NanoTrackBatchTeacher, ScoreActor
+from edge.errors import ConfigError
+from train.actors import BoxActor, FrozenStemActor, MixFormerBatchTeacher, NanoTrackBatchTeacher, ScoreActor
 from train.config import TrainConfig
 from train.data.pairs import PairConfig, PairDataset
 from train.data.sources import load_videos
@@ -53,6 +54,14 @@ def param_checksum(model: torch.nn.Module) -> str:
 
 
 def _load_start(cfg: TrainConfig) -> MixFormerV2:
+    if cfg.stage == "frozen_stem" and not cfg.init:
+        from train.stems import load_nanotrack_stem
+
+        model = build_model(get_preset(cfg.variant), seed=cfg.seed)
+        if model.cfg.stem != "nanotrack":
+            raise ConfigError(f"stage frozen_stem needs a preset with the NanoTrack stem, not '{cfg.variant}'")
+        load_nanotrack_stem(model.backbone.patch_embed.stem, os.path.join(cfg.teacher.path, "nanotrack_backbone_sim.onnx"))
+        return model
     if cfg.init:
         from train.checkpoint import load_model
 
@@ -90,6 +99,20 @@ def _dataset(cfg: TrainConfig, model: MixFormerV2, rank: int, keep_rgb: bool) ->
                        keep_rgb=keep_rgb)
 
 
+def _pool_dataset(cfg: TrainConfig, model: MixFormerV2, rank: int):
+    from train.data.feature_pool import PoolSpec
+    from train.data.pool_dataset import PoolDataset, load_or_build_pool
+
+    mc = model.cfg
+    spec = PoolSpec(template_size=mc.template_size, search_size=mc.search_size, template_factor=2.0,
+                    search_factor=cfg.data.search_factor or mc.search_factor, bins=mc.bins,
+                    negative_p=cfg.data.negative_p, log_aspect=cfg.data.log_aspect)
+    samples = cfg.data.pool_samples or cfg.data.samples_per_epoch
+    pool = load_or_build_pool(os.path.join(cfg.output, "pool.npz"), cfg.data.sources, spec, samples, cfg.seed,
+                              cfg.teacher.path, model.backbone.patch_embed.stem.eval())
+    return PoolDataset(pool, cfg.data.samples_per_epoch, cfg.seed + 1000 * rank)
+
+
 def save_checkpoint(path: str, model: MixFormerV2, epoch: int, cfg: TrainConfig, optimizer=None, scheduler=None) -> None:
     tmp = path + ".part"
     torch.save({"net": model.state_dict(), "epoch": epoch, "net_type": "mixformer2_vit_online",
@@ -109,7 +132,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
     os.makedirs(cfg.output, exist_ok=True)
 
     model = _load_start(cfg)
-    teacher = _teacher(cfg, model) if cfg.stage != "score" else None
+    teacher = _teacher(cfg, model) if cfg.stage not in ("score", "frozen_stem") else None
     if cfg.qat:
         from train.qat import prepare_qat
 
@@ -118,6 +141,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
         for name, p in model.named_parameters():
             p.requires_grad_("score" in name)
         actor = ScoreActor(cfg.loss)
+    elif cfg.stage == "frozen_stem":
+        for p in model.backbone.patch_embed.stem.parameters():
+            p.requires_grad_(False)
+        actor = FrozenStemActor(cfg.loss, model.cfg.embed_dim, model.cfg.search_grid ** 2).to(device)
     else:
         actor = BoxActor(cfg.loss, teacher, cfg.elimination.feature_pairs if cfg.stage == "deep_to_shallow" else ())
     model.to(device).train()
@@ -127,6 +154,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
 
     backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
     heads = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
+    heads += list(actor.parameters()) if hasattr(actor, "parameters") else []
     groups = [g for g in ({"params": heads, "lr": cfg.optim.lr},
                           {"params": backbone, "lr": cfg.optim.lr * cfg.optim.backbone_lr_scale}) if g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
@@ -141,7 +169,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
         start_epoch = state["epoch"] + 1
         log.info("resumed from %s at epoch %d", last_path, start_epoch)
 
-    dataset = _dataset(cfg, model, rank, keep_rgb=cfg.teacher.kind == "nanotrack" and cfg.stage == "distill")
+    if cfg.stage == "frozen_stem":
+        dataset = _pool_dataset(cfg, model, rank)
+    else:
+        dataset = _dataset(cfg, model, rank, keep_rgb=cfg.teacher.kind == "nanotrack" and cfg.stage == "distill")
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.optim.batch_size, shuffle=False, drop_last=True,
                                          num_workers=cfg.data.workers, persistent_workers=False)
     use_amp = cfg.amp and device.type == "cuda"

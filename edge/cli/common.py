@@ -48,9 +48,12 @@ def add_tracker_overrides(parser) -> None:
                         help="search crop side / sqrt(w*h) of the box (default: from the model)")
     parser.add_argument("--update-interval", type=positive_int, metavar="N",
                         help="frames between online-template updates (default: from the model)")
+    parser.add_argument("--size-update-rate", type=positive_float, metavar="R",
+                        help="fraction of each predicted size change applied, (0, 1] (default: from the model)")
     parser.add_argument("--threads", type=positive_int, metavar="N",
                         help="inference threads (default: onnxruntime's, one per physical core)")
 
 
 def tracker_overrides(args) -> dict:
-    return {"search_factor": args.search_factor, "update_interval": args.update_interval}
+    return {"search_factor": args.search_factor, "update_interval": args.update_interval,
+            "size_update_rate": args.size_update_rate}

@@ -25,7 +25,7 @@ def register(subparsers) -> None:
                     "normalised precision at 0.20, per sequence and as the mean over sequences.")
     p.add_argument("--sequences", required=True, metavar="DIR", help="folder of sequences (or one sequence)")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--model", metavar="MODEL.onnx", help="edge-track model to run")
+    what.add_argument("--model", metavar="MODEL.onnx", help="edge-track model to run (default: the bundled model)")
     what.add_argument("--results", metavar="RESDIR",
                       help="score saved predictions RESDIR/<seq>.txt (x,y,w,h per line); runs nothing")
     p.add_argument("--tracker", default="mixformer", choices=["mixformer", *PEERS],
@@ -39,12 +39,11 @@ def register(subparsers) -> None:
 
 def _make_tracker(args):
     if args.tracker == "mixformer":
-        if not args.model:
-            raise ConfigError("--model is required to run mixformer (or give --results or --tracker)")
         from edge.engines import open_engine
+        from edge.sample import model_or_bundled
         from edge.tracker import Tracker
 
-        engine = open_engine(args.model, threads=args.threads)
+        engine = open_engine(model_or_bundled(args.model), threads=args.threads)
         return f"mixformer-{engine.meta.preset}", Tracker(engine, **tracker_overrides(args))
     if args.model:
         raise ConfigError(f"--model is for the mixformer tracker, not {args.tracker}")

@@ -13,7 +13,7 @@ from edge.cli.common import add_tracker_overrides, parse_box, tracker_overrides
 from edge.engines import open_engine
 from edge.errors import ConfigError, SourceError
 from edge.progress import Progress
-from edge.sample import SAMPLE_FRAMES, first_box_beside
+from edge.sample import SAMPLE_FRAMES, first_box_beside, model_or_bundled
 from edge.tracker import Tracker, TrackResult, TrackState
 
 CSV_HEADER = "x,y,w,h,score,state"
@@ -30,7 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--init", metavar="x,y,w,h",
                    help="target box in the first frame, pixels (default: the first ground-truth box "
                         "when SRC is an annotated folder such as the sample)")
-    p.add_argument("--model", required=True, metavar="MODEL.onnx", help="model written by edge-track export")
+    p.add_argument("--model", metavar="MODEL.onnx",
+                   help="model written by edge-track export (default: the bundled model)")
     add_tracker_overrides(p)
     p.add_argument("--csv", metavar="PATH", help="write x,y,w,h,score,state per frame")
     p.add_argument("--out", metavar="PATH", help="write an annotated video (.mp4 or .avi)")
@@ -74,7 +75,7 @@ def run(args) -> int:
         init_box = first_box_beside(args.video) if os.path.isdir(args.video) else None
         if init_box is None:
             raise ConfigError(f"--init x,y,w,h is required for {args.video}")
-    engine = open_engine(args.model, threads=args.threads)
+    engine = open_engine(model_or_bundled(args.model), threads=args.threads)
     for path in (args.csv, args.out):
         if path and os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
