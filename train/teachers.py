@@ -120,8 +120,6 @@ class NanoTrackTeacher:
         self.backbone = cv2.dnn.readNet(os.path.join(model_dir, "nanotrack_backbone_sim.onnx"))
         self.head = cv2.dnn.readNet(os.path.join(model_dir, "nanotrack_head_sim.onnx"))
         self.top_k, self.temperature = top_k, temperature
-        offsets = (np.arange(self.MAP) - self.MAP // 2) * self.STRIDE + self.SEARCH // 2   # crop pixels
-        self.points_x, self.points_y = np.meshgrid(offsets, offsets)
 
     def _features(self, image_rgb: np.ndarray, size: int) -> np.ndarray:
         import cv2
@@ -138,20 +136,39 @@ class NanoTrackTeacher:
         self.head.setInput(zf, "input1")
         self.head.setInput(xf, "input2")
         cls, loc = self.head.forward(["output1", "output2"])
-        logits = cls[0]                                                   # (2, 16, 16)
-        e = np.exp(logits - logits.max(axis=0, keepdims=True))
-        score = e[1] / e.sum(axis=0)
-        l, t, r, b = loc[0]
-        boxes = np.stack([self.points_x - l, self.points_y - t, self.points_x + r, self.points_y + b], axis=-1)
-        return score, boxes
+        return decode_nanotrack(cls, loc)
+
+
+def decode_nanotrack(cls: np.ndarray, loc: np.ndarray):
+    """NanoTrack's head outputs (1, 2, 16, 16), (1, 4, 16, 16) -> (positive-class scores (16, 16),
+    boxes (16, 16, 4) xyxy in pixels of its 255 crop). Its anchor points have stride 16, centred
+    on the crop, and ``loc`` holds distances (l, t, r, b) from each point to the box edges."""
+    size, stride, grid = NanoTrackTeacher.SEARCH, NanoTrackTeacher.STRIDE, NanoTrackTeacher.MAP
+    offsets = (np.arange(grid) - grid // 2) * stride + size // 2
+    px, py = np.meshgrid(offsets, offsets)
+    logits = cls[0]                                                       # (2, 16, 16)
+    e = np.exp(logits - logits.max(axis=0, keepdims=True))
+    score = e[1] / e.sum(axis=0)
+    l, t, r, b = loc[0]
+    return score, np.stack([px - l, py - t, px + r, py + b], axis=-1)
 
     def __call__(self, template_rgb: np.ndarray, search_rgb: np.ndarray, bins: int) -> torch.Tensor:
         """(4, bins) edge distributions (l, r, t, b) over the search crop, from uint8 RGB crops."""
         score, boxes = self.dense(template_rgb, search_rgb)
-        flat = score.reshape(-1)
-        idx = np.argsort(flat)[-self.top_k:]
-        w = np.exp((flat[idx] - flat[idx].max()) / self.temperature)
-        w = w / w.sum()
-        x1, y1, x2, y2 = (boxes.reshape(-1, 4)[idx] / self.SEARCH).T
-        edges = torch.from_numpy(np.stack([x1, x2, y1, y2], axis=-1)[None].astype(np.float32))   # (1, K, 4)
-        return edges_to_distribution(edges, torch.from_numpy(w[None].astype(np.float32)), bins)[0]
+        return dense_to_edge_probs(score, boxes / self.SEARCH, bins, self.top_k, self.temperature)
+
+
+def dense_to_edge_probs(score: np.ndarray, boxes: np.ndarray, bins: int, top_k: int = 16,
+                        temperature: float = 0.1) -> torch.Tensor:
+    """A dense head's answer -> (4, bins) edge distributions (l, r, t, b).
+
+    score: (H, W) target probabilities; boxes: (H, W, 4) xyxy normalised to the search crop. The
+    top-k points, weighted by a softmax of their scores, each vote a Gaussian per edge.
+    """
+    flat = score.reshape(-1)
+    idx = np.argsort(flat)[-top_k:]
+    w = np.exp((flat[idx] - flat[idx].max()) / temperature)
+    w = w / w.sum()
+    x1, y1, x2, y2 = boxes.reshape(-1, 4)[idx].T
+    edges = torch.from_numpy(np.stack([x1, x2, y1, y2], axis=-1)[None].astype(np.float32))   # (1, K, 4)
+    return edges_to_distribution(edges, torch.from_numpy(w[None].astype(np.float32)), bins)[0]

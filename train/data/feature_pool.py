@@ -245,40 +245,21 @@ class PairMaker:
 class DenseTeacher:
     """NanoTrack's head on stem features: (score map (16, 16), boxes (16, 16, 4) xyxy in [0, 1])."""
 
-    def __init__(self, model_dir: str, search_size: int) -> None:
+    def __init__(self, model_dir: str) -> None:
         import onnxruntime as ort
 
         path = os.path.join(model_dir, "nanotrack_head_sim.onnx")
         if not os.path.isfile(path):
             raise DatasetError(f"{path}: NanoTrack head not found (teacher.path must be the NanoTrack folder)")
         self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        # Anchor points of NanoTrack's 255-px crop, stride 16, centred; our crop is search_size px.
-        offsets = (np.arange(16) - 8) * 16 + 255 // 2
-        self.px, self.py = np.meshgrid(offsets / 255.0, offsets / 255.0)
 
     def __call__(self, zf: np.ndarray, xf: np.ndarray):
+        from train.teachers import NanoTrackTeacher, decode_nanotrack
+
         cls, loc = self.session.run(None, {"input1": zf[None].astype(np.float32), "input2": xf[None].astype(np.float32)})
-        logits = cls[0]
-        e = np.exp(logits - logits.max(axis=0, keepdims=True))
-        score = e[1] / e.sum(axis=0)
-        l, t, r, b = loc[0] / 255.0
-        boxes = np.stack([self.px - l, self.py - t, self.px + r, self.py + b], axis=-1)
-        return score.astype(np.float32), boxes.astype(np.float32)
-
-
-def teacher_edge_probs(score, boxes, bins: int, top_k: int = 16, temperature: float = 0.1) -> np.ndarray:
-    """(4, bins) distributions of the edges (l, r, t, b), from the top-k points of the dense map."""
-    import torch
-
-    from train.teachers import edges_to_distribution
-
-    flat = score.reshape(-1)
-    idx = np.argsort(flat)[-top_k:]
-    w = np.exp((flat[idx] - flat[idx].max()) / temperature)
-    w = w / w.sum()
-    x1, y1, x2, y2 = boxes.reshape(-1, 4)[idx].T
-    edges = torch.from_numpy(np.stack([x1, x2, y1, y2], axis=-1)[None].astype(np.float32))
-    return edges_to_distribution(edges, torch.from_numpy(w[None].astype(np.float32)), bins)[0].numpy()
+        score, boxes = decode_nanotrack(cls, loc)
+        # Normalised to the crop: NanoTrack's 255 px and our search_size px cover the same region.
+        return score.astype(np.float32), (boxes / NanoTrackTeacher.SEARCH).astype(np.float32)
 
 
 # -- the pool ------------------------------------------------------------------------------------
@@ -353,10 +334,12 @@ def build_pool(sources, spec: PoolSpec, samples: int, seed: int, model_dir: str,
     """``samples`` pairs as arrays: stem features (float16), target, label, teacher maps."""
     import torch
 
+    from train.teachers import dense_to_edge_probs
+
     rng = np.random.default_rng(seed)
     src = _Sources(sources, model_dir, rng, spec.log_aspect)
     make = PairMaker(spec)
-    teacher = DenseTeacher(model_dir, spec.search_size)
+    teacher = DenseTeacher(model_dir)
     keys = ("template", "online_template", "search", "target_xyxy", "label", "teacher_score", "teacher_probs",
             "teacher_best")
     out = {k: [] for k in keys}
@@ -375,7 +358,7 @@ def build_pool(sources, spec: PoolSpec, samples: int, seed: int, model_dir: str,
             out["target_xyxy"].append(np.zeros(4, np.float32) if target is None else target.astype(np.float32))
             out["label"].append(np.float32(target is not None))
             out["teacher_score"].append(score.astype(np.float16))
-            out["teacher_probs"].append(teacher_edge_probs(score, boxes, spec.bins).astype(np.float16))
+            out["teacher_probs"].append(dense_to_edge_probs(score, boxes, spec.bins).numpy().astype(np.float16))
             out["teacher_best"].append(best.astype(np.float32))
         pending.clear()
 
