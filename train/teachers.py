@@ -139,6 +139,12 @@ class NanoTrackTeacher:
         return decode_nanotrack(cls, loc)
 
 
+    def __call__(self, template_rgb: np.ndarray, search_rgb: np.ndarray, bins: int) -> torch.Tensor:
+        """(4, bins) edge distributions (l, r, t, b) over the search crop, from uint8 RGB crops."""
+        score, boxes = self.dense(template_rgb, search_rgb)
+        return dense_to_edge_probs(score, boxes / self.SEARCH, bins, self.top_k, self.temperature)
+
+
 def decode_nanotrack(cls: np.ndarray, loc: np.ndarray):
     """NanoTrack's head outputs (1, 2, 16, 16), (1, 4, 16, 16) -> (positive-class scores (16, 16),
     boxes (16, 16, 4) xyxy in pixels of its 255 crop). Its anchor points have stride 16, centred
@@ -151,11 +157,6 @@ def decode_nanotrack(cls: np.ndarray, loc: np.ndarray):
     score = e[1] / e.sum(axis=0)
     l, t, r, b = loc[0]
     return score, np.stack([px - l, py - t, px + r, py + b], axis=-1)
-
-    def __call__(self, template_rgb: np.ndarray, search_rgb: np.ndarray, bins: int) -> torch.Tensor:
-        """(4, bins) edge distributions (l, r, t, b) over the search crop, from uint8 RGB crops."""
-        score, boxes = self.dense(template_rgb, search_rgb)
-        return dense_to_edge_probs(score, boxes / self.SEARCH, bins, self.top_k, self.temperature)
 
 
 def dense_to_edge_probs(score: np.ndarray, boxes: np.ndarray, bins: int, top_k: int = 16,
