@@ -138,7 +138,6 @@ class NanoTrackTeacher:
         cls, loc = self.head.forward(["output1", "output2"])
         return decode_nanotrack(cls, loc)
 
-
     def __call__(self, template_rgb: np.ndarray, search_rgb: np.ndarray, bins: int) -> torch.Tensor:
         """(4, bins) edge distributions (l, r, t, b) over the search crop, from uint8 RGB crops."""
         score, boxes = self.dense(template_rgb, search_rgb)
