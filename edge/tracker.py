@@ -134,11 +134,15 @@ class Tracker:
                                frame_id=self._frame_id, valid=False)
 
         score = sigmoid(out.score_logit)
-        raw = map_box_back(out.box_cxcywh, self._box, window, meta.search_size)
-        if meta.size_update_rate < 1.0:
-            raw = _smooth_size(raw, self._box, meta.size_update_rate)
-        height, width = frame.shape[:2]
-        self._box = clip_box(raw, height, width)
+        # Below the lost threshold the network is saying "not here": its box is not followed, the
+        # last confident one is held (and the runtime widens the search around it), so a target
+        # that comes back near where it vanished is found again instead of a drifted box's area.
+        if score >= meta.lost_score_threshold:
+            raw = map_box_back(out.box_cxcywh, self._box, window, meta.search_size)
+            if meta.size_update_rate < 1.0:
+                raw = _smooth_size(raw, self._box, meta.size_update_rate)
+            height, width = frame.shape[:2]
+            self._box = clip_box(raw, height, width)
         self._update_state(score)
         self._step_template_schedule(frame, score)
         return TrackResult(box=self._box, score=score, state=self._state, frame_id=self._frame_id)

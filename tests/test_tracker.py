@@ -138,3 +138,11 @@ def test_size_update_rate_smooths_size_but_not_centre():
     assert (w, h) == pytest.approx((30, 30)) and (x + w / 2, y + h / 2) == pytest.approx((60, 50))
     with pytest.raises(ConfigError, match="size_update_rate"):
         Tracker(ScriptedEngine([0.9]), size_update_rate=1.5)
+
+
+def test_unconfident_boxes_are_not_followed():
+    # The network points far right; below the lost threshold (0.3) the box holds, above it moves.
+    engine = ScriptedEngine([0.1, 0.1, 0.9], box=(1.0, 0.5, 0.5, 0.5))
+    _, results = run(engine, 3)
+    assert results[0].box == results[1].box == pytest.approx((40, 40, 20, 20))
+    assert results[2].box[0] > 50
