@@ -238,3 +238,13 @@ def test_stem_macs_match_a_count_of_the_layers_run():
         with torch.no_grad():
             stem(torch.zeros(1, 3, size, size))
         assert stem_macs(size) == sum(counted)
+
+
+def test_package_data_paths_resolve():
+    from edge.errors import DatasetError
+    from train.data.feature_pool import resolve_path
+
+    assert resolve_path("pkg:edge/data/sample") == os.path.join(os.path.dirname(__import__("edge").__file__), "data", "sample")
+    assert resolve_path("/some/folder") == "/some/folder"
+    with pytest.raises(DatasetError, match="not installed"):
+        resolve_path("pkg:no_such_package_xyz/data")

@@ -52,7 +52,22 @@ class PoolSpec:
 
 # -- sources -------------------------------------------------------------------------------------
 
+def resolve_path(path: str) -> str:
+    """``pkg:NAME/sub/dir`` -> that folder inside the installed package NAME (e.g. the photos
+    scikit-image ships in ``pkg:skimage/data``), so configs need no site-packages path."""
+    if not path.startswith("pkg:"):
+        return path
+    import importlib.util
+
+    package, _, sub = path[4:].partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.origin:
+        raise DatasetError(f"data source {path}: package '{package}' is not installed")
+    return os.path.join(os.path.dirname(spec.origin), sub)
+
+
 def list_files(root: str, exts) -> list[str]:
+    root = resolve_path(root)
     if os.path.isfile(root):
         return [root]
     files = [f for f in glob.glob(os.path.join(root, "**", "*"), recursive=True) if f.lower().endswith(exts)]
