@@ -89,10 +89,11 @@ _CORNERS: dict = {}
 
 def _corners(image):
     """Corner points of an image, computed once per image (pool building asks many times)."""
-    key = (id(image), image.shape)
-    if key not in _CORNERS:
-        _CORNERS[key] = cv2.goodFeaturesToTrack(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), 40, 0.02, 10)
-    return _CORNERS[key]
+    cached = _CORNERS.get(id(image))
+    if cached is None or cached[0] is not image:      # ids are reused once an image is freed
+        cached = (image, cv2.goodFeaturesToTrack(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), 40, 0.02, 10))
+        _CORNERS[id(image)] = cached
+    return cached[1]
 
 
 def _textured_box(rng, image, min_frac=0.06, max_frac=0.35, log_aspect=0.6):
@@ -398,4 +399,5 @@ def build_pool(sources, spec: PoolSpec, samples: int, seed: int, model_dir: str,
                 log.info("pool: %d / %d pairs", made, samples)
     if pending:
         flush()
+    _CORNERS.clear()
     return {k: np.stack(v) for k, v in out.items()}
