@@ -143,3 +143,69 @@ def test_pelco_d_frames():
     assert pelco_d.speed_command(1, 30.0, 0.0, 60.0) == bytes([0xFF, 0x01, 0x00, 0x02, 0x20, 0x00, 0x23])
     assert pelco_d.speed_command(2, -60.0, -6.0, 60.0) == bytes([0xFF, 0x02, 0x00, 0x14, 0x3F, 0x06, 0x5B])
     assert pelco_d.stop(1) == bytes([0xFF, 0x01, 0, 0, 0, 0, 0x01])
+
+
+def bitwise_crc16_ccitt_false(data: bytes, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE bit by bit: poly 0x1021, MSB first, no reflection, no final XOR."""
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=80), init=st.integers(0, 0xFFFF))
+def test_crc16_ccitt_matches_the_bitwise_definition(data, init):
+    assert crc16_ccitt(data) == bitwise_crc16_ccitt_false(data)
+    assert crc16_ccitt(data, init) == bitwise_crc16_ccitt_false(data, init)
+
+
+def test_nmea_checksum_of_known_sentences():
+    # A GPS sentence from the NMEA 0183 literature, and our own line checked by hand.
+    assert boxproto.nmea_checksum("GPGGA,092750.000,5321.6802,N,00630.3372,W,1,8,1.03,61.7,M,55.2,M,,") == 0x76
+    assert boxproto.encode_command("stop") == b"$EDSTP*" + f"{ord('E') ^ ord('D') ^ ord('S') ^ ord('T') ^ ord('P'):02X}".encode() + b"\r\n"
+
+
+def noise(n: int, seed: int = 0) -> bytes:
+    """Line noise without line ends: what a floating UART input or a baud mismatch delivers,
+    including stray '$' and '*' bytes."""
+    import random
+
+    rng = random.Random(seed)
+    return bytes(rng.choice(b"$*,EDSL0123456789\x00\xff\x7f abc\r") for _ in range(n))
+
+
+def test_command_reader_takes_the_next_valid_line_after_line_noise():
+    reader = boxproto.CommandReader()
+    assert reader.feed(noise(5000)) == []
+    assert reader.feed(boxproto.encode_command("select", (10, 20, 30, 40))) == [("select", (10, 20, 30, 40))]
+    # Split anywhere, noise right before the '$' and right after the line end.
+    stream = noise(3000, 1) + boxproto.encode_command("stop") + noise(700, 2) + boxproto.encode_command("select", (1, 2, 3, 4))
+    got = []
+    for i in range(0, len(stream), 37):
+        got += reader.feed(stream[i:i + 37])
+    assert got == [("stop", None), ("select", (1, 2, 3, 4))]
+
+
+def test_command_reader_buffer_is_bounded():
+    reader = boxproto.CommandReader()
+    for seed in range(20):
+        reader.feed(b"$" + noise(5000, seed).replace(b"$", b"x"))
+        assert reader.buffered <= boxproto.MAX_COMMAND_LINE
+    assert reader.feed(b"\n" + boxproto.encode_command("stop")) == [("stop", None)]
+
+
+@pytest.mark.parametrize("fields", ["1,2,inf,4", "1,2,3,nan", "1,2,1e30,40", "1,2,0,4", "1,2,3,-4", "1e30,2,3,4",
+                                    "nan,2,3,4", "1,-inf,3,4", "1,2,40000,4"])
+def test_edsel_with_non_finite_or_absurd_numbers_is_rejected(fields):
+    body = f"EDSEL,{fields}"
+    checksum = 0
+    for ch in body.encode():
+        checksum ^= ch
+    line = f"${body}*{checksum:02X}\r\n".encode()
+    assert boxproto.parse_command(line) is None
+
+
+def test_edsel_boxes_in_the_int16_range_are_accepted():
+    assert boxproto.parse_command(boxproto.encode_command("select", (-100, 0, 1, 32767))) == ("select", (-100, 0, 1, 32767))

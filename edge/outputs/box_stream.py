@@ -5,6 +5,9 @@ from __future__ import annotations
 from edge.gimbal.protocols import boxproto
 from edge.io.serial_link import SerialLink, SerialOutputBase
 
+# A flood on the link must not hold the loop: what is left is read on the next poll.
+_MAX_READS_PER_POLL = 8
+
 
 class BoxStreamOutput(SerialOutputBase):
     def __init__(self, cfg, *, ascii: bool = False, link: SerialLink | None = None) -> None:
@@ -14,6 +17,7 @@ class BoxStreamOutput(SerialOutputBase):
         self._seq = 0
         self._heartbeat_period_ms = 1000.0 / cfg.heartbeat_hz
         self._last_sent_ms = -1e18
+        self._commands = boxproto.CommandReader()
 
     def _write(self, msg) -> None:
         self.link.write(self._encode(msg))
@@ -35,19 +39,13 @@ class BoxStreamOutput(SerialOutputBase):
         """Target commands the microcontroller sent back ($EDSEL / $EDSTP lines)."""
         from edge.outputs.base import TrackRequest
 
-        data = self.link.read(512)
-        if not data:
-            return []
-        self._rx = getattr(self, "_rx", b"") + data
-        *lines, self._rx = self._rx.split(b"\n")
-        self._rx = self._rx[-256:]
         requests = []
-        for line in lines:
-            parsed = boxproto.parse_command(line)
-            if parsed is None:
-                continue
-            kind, box = parsed
-            requests.append(TrackRequest("stop") if kind == "stop" else TrackRequest("pixels", pixels=box))
+        for _ in range(_MAX_READS_PER_POLL):
+            data = self.link.read(4096)
+            if not data:
+                break
+            for kind, box in self._commands.feed(data):
+                requests.append(TrackRequest("stop") if kind == "stop" else TrackRequest("pixels", pixels=box))
         return requests
 
     def stop(self) -> None:

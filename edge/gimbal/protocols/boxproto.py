@@ -22,6 +22,7 @@ between ``$`` and ``*`` (as NMEA 0183), state as a word (IDLE/TRACKING/LOST), he
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 
@@ -35,6 +36,8 @@ STATE_NAMES = {v: k for k, v in STATES.items()}
 _BODY = struct.Struct("<BBHIBhhhhhhHHB")   # version .. score
 LENGTH = _BODY.size                           # 26
 FRAME_SIZE = 2 + 1 + LENGTH + 2               # 31
+PIXEL_LIMIT = 32767                           # boxes travel as int16 pixels
+MAX_COMMAND_LINE = 96                         # "$EDSEL,x,y,w,h*HH\r" with room for long decimals
 
 
 @dataclass(frozen=True)
@@ -122,11 +125,16 @@ class BoxParser:
 
 # -- ASCII ---------------------------------------------------------------------------------------
 
-def _nmea(body: str) -> bytes:
+def nmea_checksum(body: str) -> int:
+    """XOR of the bytes between ``$`` and ``*`` (NMEA 0183)."""
     checksum = 0
-    for ch in body.encode("ascii"):
+    for ch in body.encode("ascii", errors="replace"):
         checksum ^= ch
-    return f"${body}*{checksum:02X}\r\n".encode("ascii")
+    return checksum
+
+
+def _nmea(body: str) -> bytes:
+    return f"${body}*{nmea_checksum(body):02X}\r\n".encode("ascii")
 
 
 def encode_ascii(msg: BoxMessage) -> bytes:
@@ -139,15 +147,13 @@ def encode_ascii(msg: BoxMessage) -> bytes:
 
 def parse_command(line: bytes):
     """A command from the microcontroller: ``$EDSEL,x,y,w,h*HH`` (pixels) -> ("select", box),
-    ``$EDSTP*HH`` -> ("stop", None); anything else (or a bad checksum) -> None."""
+    ``$EDSTP*HH`` -> ("stop", None); anything else (a bad checksum, a non-finite number, a box
+    outside the int16 pixel range the stream itself uses) -> None."""
     text = line.strip().decode("ascii", errors="replace")
     if not text.startswith("$") or "*" not in text:
         return None
     body, _, given = text[1:].partition("*")
-    checksum = 0
-    for ch in body.encode("ascii", errors="replace"):
-        checksum ^= ch
-    if given.upper() != f"{checksum:02X}":
+    if given.upper() != f"{nmea_checksum(body):02X}":
         return None
     fields = body.split(",")
     if fields[0] == "EDSTP":
@@ -157,9 +163,49 @@ def parse_command(line: bytes):
             x, y, w, h = (float(v) for v in fields[1:])
         except ValueError:
             return None
-        if w > 0 and h > 0:
+        # A checksum passes one garbled line in 256; finite, bounded numbers keep the gimbal out of
+        # a 1e30-pixel target (the loop also checks the box against the frame).
+        if all(math.isfinite(v) for v in (x, y, w, h)) and abs(x) <= PIXEL_LIMIT and abs(y) <= PIXEL_LIMIT \
+                and 0 < w <= PIXEL_LIMIT and 0 < h <= PIXEL_LIMIT:
             return ("select", (x, y, w, h))
     return None
+
+
+class CommandReader:
+    """Incremental reader of command lines: feed any chunks, get parsed commands.
+
+    Every ``$`` starts a new line and a line longer than MAX_COMMAND_LINE is dropped, so line
+    noise of any length costs at most one line and the next valid command is always taken.
+    """
+
+    def __init__(self) -> None:
+        self._line = bytearray()
+        self._in_line = False
+
+    @property
+    def buffered(self) -> int:
+        return len(self._line)
+
+    def feed(self, data: bytes) -> list:
+        out = []
+        for byte in data:
+            if byte == 0x24:                              # '$'
+                self._line[:] = b"$"
+                self._in_line = True
+            elif not self._in_line:
+                continue
+            elif byte == 0x0A:                            # '\n'
+                parsed = parse_command(bytes(self._line))
+                if parsed is not None:
+                    out.append(parsed)
+                self._line.clear()
+                self._in_line = False
+            elif len(self._line) >= MAX_COMMAND_LINE:
+                self._line.clear()
+                self._in_line = False
+            else:
+                self._line.append(byte)
+        return out
 
 
 def encode_command(kind: str, box=None) -> bytes:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import binascii
+
 
 def crc16_ccitt(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection (the box protocol)."""
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-            crc &= 0xFFFF
-    return crc
+    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection (the box protocol).
+
+    binascii.crc_hqx is the same polynomial and bit order (it is XMODEM when started at 0), in C.
+    """
+    return binascii.crc_hqx(data, crc)
 
 
 def crc16_sbgc(data: bytes) -> int:
-    """SimpleBGC serial API v2: poly 0x8005, init 0, each byte's bits fed LSB first."""
+    """SimpleBGC serial API v2: poly 0x8005, init 0, each byte's bits fed LSB first.
+
+    No stdlib routine computes it: crc_hqx has another polynomial and binascii.crc32 another width.
+    """
     crc = 0
     for byte in data:
         bit = 1
