@@ -13,6 +13,7 @@ import time
 
 from edge.camera.base import Frame
 from edge.errors import SourceError
+from edge.io.backoff import Backoff
 
 log = logging.getLogger("edge.camera")
 
@@ -24,7 +25,7 @@ class LatestFrameGrabber:
         disk speed; pacing makes them behave like the camera they stand in for)."""
         self._open = open_source
         self._period = 1.0 / pace_fps if pace_fps else 0.0
-        self._backoff_initial, self._backoff_max = reconnect_initial_s, reconnect_max_s
+        self._backoff = Backoff(reconnect_initial_s, reconnect_max_s)
         self._reconnect = reconnect
         self._cond = threading.Condition()
         self._latest: Frame | None = None
@@ -45,7 +46,6 @@ class LatestFrameGrabber:
         return self
 
     def _run(self) -> None:
-        backoff = self._backoff_initial
         first = True
         while not self._stop.is_set():
             try:
@@ -54,16 +54,16 @@ class LatestFrameGrabber:
                 self.last_error = str(exc)
                 if not self._reconnect:
                     break
-                log.warning("camera unavailable (%s); retrying in %.1f s", exc, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self._backoff_max)
+                wait = self._backoff.failed()
+                log.warning("camera unavailable (%s); retrying in %.1f s", exc, wait)
+                self._stop.wait(wait)
                 continue
             if not first:
                 self.reconnects += 1
                 log.info("camera reconnected")
             first = False
             self.connected = True
-            backoff = self._backoff_initial
+            self._backoff.succeeded()
             next_due = time.monotonic()
             try:
                 for frame in source:
@@ -94,9 +94,9 @@ class LatestFrameGrabber:
                     pass
             if not self._reconnect or self._stop.is_set():
                 break
-            log.warning("camera stream ended; reopening in %.1f s", backoff)
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, self._backoff_max)
+            wait = self._backoff.failed()
+            log.warning("camera stream ended; reopening in %.1f s", wait)
+            self._stop.wait(wait)
         with self._cond:
             self.finished = True
             self._cond.notify_all()

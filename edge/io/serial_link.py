@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import time
 
+from edge.io.backoff import Backoff
+
 log = logging.getLogger("edge.io.serial")
 
 
@@ -14,10 +16,7 @@ class SerialLink:
                  serial_module=None, clock=time.monotonic) -> None:
         self.port, self.baud = port, baud
         self._serial_module = serial_module
-        self._clock = clock
-        self._backoff_initial, self._backoff_max = backoff_initial_s, backoff_max_s
-        self._backoff = backoff_initial_s
-        self._next_attempt = 0.0
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s, clock=clock)
         self._port = None
         self.write_errors = 0
         self.reconnects = 0
@@ -40,11 +39,9 @@ class SerialLink:
             self._port = serial.Serial(self.port, self.baud, timeout=0, write_timeout=0.05)
         except (OSError, serial.SerialException) as exc:
             self._port = None
-            self._next_attempt = self._clock() + self._backoff
-            self._backoff = min(self._backoff * 2, self._backoff_max)
-            log.warning("serial port %s unavailable (%s); retrying", self.port, exc)
+            log.warning("serial port %s unavailable (%s); retrying in %.1f s", self.port, exc, self._backoff.failed())
             return False
-        self._backoff = self._backoff_initial
+        self._backoff.succeeded()
         return True
 
     @property
@@ -53,7 +50,7 @@ class SerialLink:
 
     def write(self, data: bytes) -> bool:
         if self._port is None:
-            if self._clock() < self._next_attempt or not self._open():
+            if not self._backoff.due() or not self._open():
                 self.write_errors += 1
                 return False
             self.reconnects += 1
@@ -83,7 +80,7 @@ class SerialLink:
         except Exception:
             pass
         self._port = None
-        self._next_attempt = self._clock() + self._backoff
+        self._backoff.failed()
 
     def close(self) -> None:
         self._drop()
