@@ -14,6 +14,8 @@ class DataSource:
     path: str = ""
     kind: Literal["auto", "otb", "lasot", "got10k", "trackingnet", "coco", "video", "images", "pseudo_video"] = "auto"
     weight: float = num(1.0, 0.0, 1000.0)
+    # Sequence names left out of training (a validation split kept in the same folder).
+    exclude: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -29,6 +31,7 @@ class DataConfig:
     # Stage frozen_stem: pairs computed once into OUTPUT/pool.npz (0: samples_per_epoch of them).
     pool_samples: int = num(0, 0, 10_000_000)
     log_aspect: float = num(0.6, 0.0, 2.0)               # made-up boxes: aspect exp(U(-a, a))
+    same_frame_negative_p: float = num(0.0, 0.0, 1.0)    # negatives cut from the search frame, away from the target
 
 
 @dataclass

@@ -106,7 +106,8 @@ def _pool_dataset(cfg: TrainConfig, model: MixFormerV2, rank: int):
     mc = model.cfg
     spec = PoolSpec(template_size=mc.template_size, search_size=mc.search_size, template_factor=2.0,
                     search_factor=cfg.data.search_factor or mc.search_factor, bins=mc.bins,
-                    negative_p=cfg.data.negative_p, log_aspect=cfg.data.log_aspect)
+                    negative_p=cfg.data.negative_p, log_aspect=cfg.data.log_aspect,
+                    same_frame_negative_p=cfg.data.same_frame_negative_p)
     samples = cfg.data.pool_samples or cfg.data.samples_per_epoch
     pool = load_or_build_pool(os.path.join(cfg.output, "pool.npz"), cfg.data.sources, spec, samples, cfg.seed,
                               cfg.teacher.path, model.backbone.patch_embed.stem.eval())

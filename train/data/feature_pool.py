@@ -48,6 +48,7 @@ class PoolSpec:
     scale_jitter: float = 0.2       # std of log search-size jitter
     negative_p: float = 0.08
     log_aspect: float = 0.6         # made-up boxes: aspect ratio exp(U(-a, a))
+    same_frame_negative_p: float = 0.0   # share of negatives cut from the search frame, away from the target
 
 
 # -- sources -------------------------------------------------------------------------------------
@@ -214,6 +215,19 @@ def _composite(rng, obj_image, background, distractor_image, log_aspect=0.6):
     return out
 
 
+def _away_from_target(rng, image, box, search_factor: float, tries: int = 8):
+    """A target-sized box in ``image`` whose search window (``search_factor`` x its size) leaves
+    the target wholly outside, or None where the frame has no such room."""
+    h, w = image.shape[:2]
+    x, y, bw, bh = box
+    half = search_factor * math.sqrt(bw * bh) / 2
+    for _ in range(tries):
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        if cx + half < x or cx - half > x + bw or cy + half < y or cy - half > y + bh:
+            return np.array([cx - bw / 2, cy - bh / 2, bw, bh])
+    return None
+
+
 class PairMaker:
     """Crops (template, online template, search) and the normalised target of one pair."""
 
@@ -224,15 +238,15 @@ class PairMaker:
         window = crop_window(box, factor, size)
         return crop_and_resize(image, window, size), window
 
-    def __call__(self, rng, t_img, t_box, ot_img, ot_box, s_img, s_box, negative_centre=None):
+    def __call__(self, rng, t_img, t_box, ot_img, ot_box, s_img, s_box, negative_centre=None, jitter=True):
         sp = self.spec
         t_patch, _ = self._crop(t_img, t_box, sp.template_factor, sp.template_size)
         ot_patch, _ = self._crop(ot_img, ot_box, sp.template_factor, sp.template_size)
         ref = s_box if s_box is not None else negative_centre
         x, y, w, h = ref
-        size = np.array([w, h]) * math.exp(rng.normal(0, sp.scale_jitter))
+        size = np.array([w, h]) * (math.exp(rng.normal(0, sp.scale_jitter)) if jitter else 1.0)
         # Mostly near the target, as when tracking; sometimes far off-centre, as after a jump.
-        reach = sp.center_jitter if rng.random() < 0.8 else 2.0 * sp.center_jitter
+        reach = (sp.center_jitter if rng.random() < 0.8 else 2.0 * sp.center_jitter) if jitter else 0.0
         centre = np.array([x + w / 2, y + h / 2]) + rng.uniform(-reach, reach, 2) * math.sqrt(w * h)
         jittered = np.array([centre[0] - size[0] / 2, centre[1] - size[1] / 2, size[0], size[1]])
         s_patch, window = self._crop(s_img, jittered, sp.search_factor, sp.search_size)
@@ -302,7 +316,14 @@ class _Sources:
                     log.info("%s: %d pseudo-tracks", os.path.basename(path), len(tracks))
                 self.weights["pseudo"] = self.weights.get("pseudo", 0.0) + src.weight
             else:
-                self.labelled += load_videos(src.path, src.kind)
+                excluded = set(getattr(src, "exclude", None) or ())
+                found = load_videos(src.path, src.kind)
+                videos = [v for v in found if v.name not in excluded]
+                missing = excluded - {v.name for v in found}
+                if missing:
+                    raise DatasetError(f"data source {src.path}: excluded sequence '{sorted(missing)[0]}' is not there")
+                self.labelled += videos
+                log.info("%s: %d labelled sequences (%d held out)", src.path, len(videos), len(excluded))
                 self.weights["labelled"] = self.weights.get("labelled", 0.0) + src.weight
         empty = [k for k, n in (("images", len(self.images)), ("pseudo", len(self.tracks)),
                                 ("labelled", len(self.labelled))) if k in self.weights and n == 0]
@@ -382,11 +403,17 @@ def build_pool(sources, spec: PoolSpec, samples: int, seed: int, model_dir: str,
     while made < samples:
         t_img, t_box, ot_img, ot_box, s_img, s_box = src.draw(rng)
         if rng.random() < spec.negative_p:
-            other = src.random_image(rng)
-            h, w = other.shape[:2]
-            bw, bh = min(s_box[2], w / 2), min(s_box[3], h / 2)
-            centre = np.array([rng.uniform(0, w - bw), rng.uniform(0, h - bh), bw, bh])
-            pair = make(rng, t_img, t_box, ot_img, ot_box, other, None, negative_centre=centre)
+            # Half the negatives look elsewhere in the search frame itself: the other people and
+            # cars there are what a drifting tracker jumps to, so the score head must reject them.
+            away = _away_from_target(rng, s_img, s_box, spec.search_factor) if rng.random() < spec.same_frame_negative_p else None
+            if away is not None:
+                pair = make(rng, t_img, t_box, ot_img, ot_box, s_img, None, negative_centre=away, jitter=False)
+            else:
+                other = src.random_image(rng)
+                h, w = other.shape[:2]
+                bw, bh = min(s_box[2], w / 2), min(s_box[3], h / 2)
+                centre = np.array([rng.uniform(0, w - bw), rng.uniform(0, h - bh), bw, bh])
+                pair = make(rng, t_img, t_box, ot_img, ot_box, other, None, negative_centre=centre)
         else:
             pair = make(rng, t_img, t_box, ot_img, ot_box, s_img, s_box)
         if pair is None:

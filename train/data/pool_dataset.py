@@ -15,7 +15,7 @@ log = logging.getLogger("train")
 
 def load_or_build_pool(path: str, sources, spec: PoolSpec, samples: int, seed: int, model_dir: str, stem) -> dict:
     """The pool at ``path`` if it was built from the same recipe, else a new one saved there."""
-    recipe = repr((sorted((s.path, s.kind, s.weight) for s in sources), spec, samples, seed))
+    recipe = repr((sorted((s.path, s.kind, s.weight, *sorted(s.exclude)) for s in sources), spec, samples, seed))
     if os.path.isfile(path):
         with np.load(path) as data:
             if str(data["recipe"]) == recipe:
