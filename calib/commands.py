@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 
@@ -120,8 +121,13 @@ def _pair(text: str, kind=float):
     return a, b
 
 
+@contextlib.contextmanager
 def _probe(args):
-    """A probe on the simulated head or on the configured device."""
+    """A probe on the simulated head (``--sim``) or on the configured device (``--config``).
+
+    Everything opened for it (camera grabber, outputs) is closed when the block ends, also when
+    no frame arrives or the target cannot be picked.
+    """
     if args.sim:
         from calib.probe import SimProbe
         from edge.sim.run import OracleTracker
@@ -130,67 +136,62 @@ def _probe(args):
         gains, signs = _pair(args.sim_gains), _pair(args.sim_signs, int)
         world = World(SimConfig(path="still", delay_s=args.sim_delay, yaw_gain=gains[0], pitch_gain=gains[1],
                                 yaw_sign=signs[0], pitch_sign=signs[1], roll_offset_deg=args.sim_roll))
-        return SimProbe(world, OracleTracker(world)), lambda: None
+        yield SimProbe(world, OracleTracker(world))
+        return
     from calib.probe import DeviceProbe
+    from edge.build import build_tracker, camera_model_for
     from edge.camera import open_source
     from edge.camera.grabber import LatestFrameGrabber
     from edge.config import load_config_file
-    from edge.control.camera_model import CameraModel
     from edge.outputs import open_outputs
-    from edge.runtime.loop import parse_target
-    from edge.runtime.service import build_tracker
+    from edge.target import parse_target
 
     cfg = load_config_file(args.config)
     cam = cfg.camera
     tracker = build_tracker(cfg)
-    grabber = LatestFrameGrabber(lambda: open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps)).start()
-    outputs = open_outputs(cfg.outputs, cfg.control)
-    first = grabber.get(timeout=5.0)
-    if first is None:
-        raise ConfigError(f"no frames from {cam.source}")
-    h, w = first.image.shape[:2]
-    model = (CameraModel.from_calibration_file(cam.calibration, w, h) if cam.calibration
-             else CameraModel.from_fov(w, h, cam.hfov_deg, cam.vfov_deg))
-    init = parse_target(args.init or "center:100x100", w, h)
-
-    def close():
+    with contextlib.ExitStack() as opened:
+        grabber = LatestFrameGrabber(lambda: open_source(cam.source, width=cam.width, height=cam.height,
+                                                         fps=cam.fps)).start()
+        opened.callback(grabber.stop)
+        outputs = open_outputs(cfg.outputs, cfg.control)
         for out in outputs:
-            out.close()
-        grabber.stop()
+            opened.callback(out.close)
+        first = grabber.get(timeout=cam.start_timeout_s)
+        if first is None:
+            raise ConfigError(f"no frames from {cam.source} within {cam.start_timeout_s:g} s")
+        h, w = first.image.shape[:2]
+        init = parse_target(args.init or "center:100x100", w, h, "--init")
+        yield DeviceProbe(outputs, grabber, tracker, camera_model_for(cam, w, h), init)
 
-    return DeviceProbe(outputs, grabber, tracker, model, init), close
+
+def _measure_head(args, step: str, measure, summary) -> int:
+    """Run ``measure(probe, rate_dps=...)`` on the head, write its profile keys under ``step`` and
+    print ``summary(result)``."""
+    from calib.profile import update_profile
+
+    with _probe(args) as probe:
+        result = measure(probe, rate_dps=args.rate)
+    update_profile(args.profile, result.profile(), step)
+    print(f"wrote {args.profile}: {summary(result)}")
+    return 0
 
 
 def run_gimbal(args) -> int:
     from calib.gimbal import fit_gimbal
-    from calib.profile import update_profile
 
-    probe, close = _probe(args)
-    try:
-        fit = fit_gimbal(probe, rate_dps=args.rate)
-    finally:
-        close()
-    update_profile(args.profile, fit.profile(), "gimbal")
-    print(f"wrote {args.profile}: pan {'inverted' if fit.invert_pan else 'normal'}, tilt "
-          f"{'inverted' if fit.invert_tilt else 'normal'}, rate gains {fit.rate_gain_pan:.3f} / {fit.rate_gain_tilt:.3f}, "
-          f"camera roll {fit.roll_offset_deg:+.2f} deg (axes disagree by {fit.roll_disagreement_deg:.2f} deg)")
-    return 0
+    return _measure_head(args, "gimbal", fit_gimbal, lambda fit: (
+        f"pan {'inverted' if fit.invert_pan else 'normal'}, tilt "
+        f"{'inverted' if fit.invert_tilt else 'normal'}, rate gains {fit.rate_gain_pan:.3f} / {fit.rate_gain_tilt:.3f}, "
+        f"camera roll {fit.roll_offset_deg:+.2f} deg (axes disagree by {fit.roll_disagreement_deg:.2f} deg)"))
 
 
 def run_latency(args) -> int:
     from calib.latency import measure_latency
-    from calib.profile import update_profile
 
-    probe, close = _probe(args)
-    try:
-        result = measure_latency(probe, rate_dps=args.rate)
-    finally:
-        close()
-    update_profile(args.profile, result.profile(), "latency")
-    print(f"wrote {args.profile}: latency {1000 * result.total_s:.0f} ms = capture-to-command "
-          f"{1000 * result.capture_to_command_s:.0f} ms + command-to-motion {1000 * result.command_to_motion_s:.0f} ms "
-          f"(trials {', '.join(f'{1000 * t:.0f}' for t in result.trials)} ms)")
-    return 0
+    return _measure_head(args, "latency", measure_latency, lambda result: (
+        f"latency {1000 * result.total_s:.0f} ms = capture-to-command "
+        f"{1000 * result.capture_to_command_s:.0f} ms + command-to-motion {1000 * result.command_to_motion_s:.0f} ms "
+        f"(trials {', '.join(f'{1000 * t:.0f}' for t in result.trials)} ms)"))
 
 
 def run_pid(args) -> int:
@@ -236,7 +237,7 @@ def run_int8(args) -> int:
 
     from calib.int8_inputs import record, save
     from edge.camera import open_source
-    from edge.cli.common import parse_box
+    from edge.boxes import parse_box
     from edge.sample import first_box_beside
 
     init = parse_box(args.init) if args.init else (first_box_beside(args.source) if os.path.isdir(args.source) else None)

@@ -20,9 +20,10 @@ from edge.config import load_config
 from edge.errors import SourceError
 from edge.io.sdnotify import SystemdNotifier
 from edge.outputs.base import LogOutput
-from edge.runtime.loop import TargetRequest, TrackingLoop
+from edge.runtime.loop import TrackingLoop
 from edge.sim.run import OracleTracker, run_sim
 from edge.sim.world import SimConfig
+from edge.target import TargetRequest
 from edge.tracker import TrackResult, TrackState
 
 
@@ -249,7 +250,7 @@ def test_closed_loop_with_a_real_tracker_in_the_simulator():
 def test_closed_loop_with_the_bundled_model_and_no_model_configured():
     """A config without model.path gets the bundled model: it keeps the simulated target centred
     and finds it again after an occlusion."""
-    from edge.runtime.service import build_tracker
+    from edge.build import build_tracker
 
     cfg = load_config({})
     assert cfg.model.path == ""

@@ -105,7 +105,7 @@ def run_sim_command(args) -> int:
         def factory(world):
             return _Widenable(peer)
     else:
-        from edge.runtime.service import build_tracker
+        from edge.build import build_tracker
 
         device.model.path = args.model or device.model.path
 

@@ -6,15 +6,16 @@ import os
 import sys
 import time
 
-import cv2
-
+from edge.boxes import parse_box
 from edge.camera import open_source
-from edge.cli.common import add_tracker_overrides, parse_box, tracker_overrides
+from edge.cli.common import add_tracker_overrides, tracker_overrides
 from edge.engines import open_engine
 from edge.errors import ConfigError, SourceError
+from edge.overlay import draw
 from edge.progress import Progress
 from edge.sample import SAMPLE_FRAMES, first_box_beside, model_or_bundled
 from edge.tracker import Tracker, TrackResult, TrackState
+from edge.video_out import VideoOut
 
 CSV_HEADER = "x,y,w,h,score,state"
 
@@ -37,31 +38,6 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="PATH", help="write an annotated video (.mp4 or .avi)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.set_defaults(func=run)
-
-
-def draw(frame_rgb, result: TrackResult):
-    """BGR copy of the frame with the box, score and state drawn."""
-    image = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
-    x, y, w, h = (int(round(v)) for v in result.box)
-    color = (0, 200, 0) if result.state is TrackState.TRACKING else (0, 0, 255)
-    cv2.rectangle(image, (x, y), (x + w, y + h), color, 2)
-    cv2.putText(image, f"{result.state.value} {result.score:.2f}", (x, max(12, y - 5)),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
-    return image
-
-
-class VideoOut:
-    def __init__(self, path: str, fps: float, size: tuple[int, int]) -> None:
-        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.lower().endswith(".avi") else "mp4v"))
-        self._writer = cv2.VideoWriter(path, fourcc, fps, size)
-        if not self._writer.isOpened():
-            raise SourceError(f"cannot write video {path} (try an .avi or .mp4 name in a writable folder)")
-
-    def write(self, image_bgr) -> None:
-        self._writer.write(image_bgr)
-
-    def close(self) -> None:
-        self._writer.release()
 
 
 def _csv_row(result: TrackResult) -> str:

@@ -15,33 +15,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from edge.build import camera_model_for
 from edge.control.camera_model import CameraModel
 from edge.control.controller import GimbalCommand, GimbalController
 from edge.errors import ConfigError
 from edge.outputs.base import ControlUpdate
+from edge.target import TargetRequest, parse_target
 from edge.tracker import TrackState
 
 log = logging.getLogger("edge.runtime")
 
 IDLE, TRACKING, LOST = "IDLE", "TRACKING", "LOST"
-
-
-@dataclass(frozen=True)
-class TargetRequest:
-    """Start tracking ``box`` (pixels, x, y, w, h), ``roi`` ("center:WxH"), or ``remote`` (an
-    object with ``box_in(width, height)``, e.g. a ground station's normalised rectangle);
-    with none of them: stop tracking."""
-
-    box: tuple | None = None
-    roi: str | None = None
-    remote: object = None
-    recenter: bool = False         # with no target: also move the head to neutral
-    hold_outputs: bool = False     # keep tracking, but tell the outputs to hold (dry run starts)
-    source: str = "api"
-
-    @property
-    def is_stop(self) -> bool:
-        return self.box is None and self.roi is None and self.remote is None and not self.hold_outputs
 
 
 @dataclass
@@ -55,22 +39,6 @@ class LoopStats:
     score: float = 0.0
     box: tuple | None = None
     command: GimbalCommand = field(default_factory=GimbalCommand.stop)
-
-
-def parse_target(text: str, width: int, height: int) -> tuple[float, float, float, float]:
-    """'x,y,w,h' or 'center:WxH' -> a pixel box in a width x height frame."""
-    text = text.strip()
-    if text.startswith("center:"):
-        try:
-            w, h = (float(v) for v in text[len("center:"):].lower().split("x"))
-        except ValueError:
-            raise ConfigError(f"ROI must look like center:WxH (pixels), got {text!r}") from None
-        if not (0 < w <= width and 0 < h <= height):
-            raise ConfigError(f"ROI {text} does not fit the {width}x{height} frame")
-        return ((width - w) / 2, (height - h) / 2, w, h)
-    from edge.cli.common import parse_box
-
-    return parse_box(text, "init")
 
 
 class TrackingLoop:
@@ -150,7 +118,7 @@ class TrackingLoop:
         self._last_frame_t = now
         height, width = frame.image.shape[:2]
         if self.camera_model is None or (self.camera_model.width, self.camera_model.height) != (width, height):
-            self.camera_model = self._make_camera_model(width, height)
+            self.camera_model = camera_model_for(self.cfg.camera, width, height)
         for out in self.outputs:
             self._collect_requests(out)
         started = self._apply_requests(frame, width, height)
@@ -190,12 +158,6 @@ class TrackingLoop:
         return True
 
     # -- helpers -------------------------------------------------------------------------------
-    def _make_camera_model(self, width: int, height: int) -> CameraModel:
-        cam = self.cfg.camera
-        if cam.calibration:
-            return CameraModel.from_calibration_file(cam.calibration, width, height)
-        return CameraModel.from_fov(width, height, cam.hfov_deg, cam.vfov_deg)
-
     def _collect_requests(self, out) -> None:
         poll = getattr(out, "poll", None)
         if poll is None:

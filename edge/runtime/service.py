@@ -11,39 +11,21 @@ import os
 import signal
 import threading
 
+from edge.build import build_tracker
 from edge.camera import open_source
 from edge.camera.grabber import LatestFrameGrabber
 from edge.config import DeviceConfig
-from edge.engines import open_engine
 from edge.errors import ConfigError, SourceError
 from edge.io.sdnotify import SystemdNotifier
 from edge.outputs import open_outputs
-from edge.runtime.loop import TargetRequest, TrackingLoop
+from edge.overlay import draw
+from edge.runtime.loop import TrackingLoop
 from edge.runtime.telemetry import TrackLog
+from edge.target import initial_request
 from edge.tracker import Tracker
+from edge.video_out import VideoOut
 
 log = logging.getLogger("edge.runtime")
-
-
-def default_model_path() -> str:
-    """The model bundled with the package, if this build has one."""
-    from edge.sample import BUNDLED_MODEL
-
-    return BUNDLED_MODEL if os.path.isfile(BUNDLED_MODEL) else ""
-
-
-def build_tracker(cfg: DeviceConfig) -> Tracker:
-    path = cfg.model.path or default_model_path()
-    if not path:
-        raise ConfigError("no model: set model.path (or --model) to a file from 'edge-track export'")
-    engine = open_engine(path, cfg.model.engine or None, **({"threads": cfg.model.threads} if cfg.model.threads else {}))
-    overrides = {}
-    if cfg.model.search_factor:
-        overrides["search_factor"] = cfg.model.search_factor
-    if cfg.model.update_interval:
-        overrides["update_interval"] = cfg.model.update_interval
-    return Tracker(engine, lost_score_threshold=cfg.tracking.lost_score, lost_frames=cfg.tracking.lost_frames,
-                   **overrides)
 
 
 def is_live(source: str) -> bool:
@@ -63,22 +45,30 @@ def warm_up(tracker: Tracker) -> None:
     tracker.update(blank)
 
 
-def build_recorder(path: str, fps: float):
+def build_recorder(path: str, fps: float, size: tuple[int, int]):
+    """``record(image_rgb, result)`` writing annotated frames to ``path`` (None when ``path`` is
+    empty), with ``record.close()``. The file is opened here at the configured ``size`` (width,
+    height), so a path OpenCV cannot write is a one-line SourceError at start, not a recording
+    that silently holds nothing; it is reopened once if the first frame has another size."""
     if not path:
         return None
     import cv2
 
-    from edge.cli.track import draw
-
-    state = {"writer": None}
+    state = {"video": VideoOut(path, fps, size), "size": tuple(size), "frames": 0}
 
     def record(image, result) -> None:
-        if state["writer"] is None:
-            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.lower().endswith(".avi") else "mp4v"))
-            state["writer"] = cv2.VideoWriter(path, fourcc, fps, image.shape[1::-1])
-        state["writer"].write(draw(image, result) if result is not None else cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        frame = draw(image, result)
+        got = frame.shape[1::-1]
+        if got != state["size"]:
+            if state["frames"] == 0:
+                state["video"].close()
+                state["video"], state["size"] = VideoOut(path, fps, got), got
+            else:
+                frame = cv2.resize(frame, state["size"])
+        state["video"].write(frame)
+        state["frames"] += 1
 
-    record.close = lambda: state["writer"] and state["writer"].release()
+    record.close = lambda: state["video"].close()
     return record
 
 
@@ -94,10 +84,8 @@ def build_viewer(stop: threading.Event):
     except cv2.error:
         log.info("this OpenCV has no GUI (opencv-python-headless): running headless")
         return None
-    from edge.cli.track import draw
-
     def show(image, result) -> None:
-        cv2.imshow("edge-track", draw(image, result) if result is not None else cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        cv2.imshow("edge-track", draw(image, result))
         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
             stop.set()
 
@@ -111,6 +99,7 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
     tracker = build_tracker(cfg)
     warm_up(tracker)
     cam = cfg.camera
+    recorder = build_recorder(cfg.telemetry.record, cam.fps, (cam.width, cam.height))  # before anything runs
 
     def opener():
         return open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps)
@@ -132,7 +121,6 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
     outputs = open_outputs(cfg.outputs, cfg.control)
     tel = cfg.telemetry
     track_log = TrackLog(tel.track_log, int(tel.track_log_max_mb * 2**20), tel.track_log_keep) if tel.track_log else None
-    recorder = build_recorder(cfg.telemetry.record, cam.fps)
     viewer = build_viewer(stop) if show else None
     if viewer is not None:
         record = recorder
@@ -143,8 +131,7 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
             viewer(image, result)
 
         recorder.close = lambda: (record and record.close(), viewer.close())
-    initial = TargetRequest(roi=cfg.tracking.init, source="config") if cfg.tracking.init.startswith("center:") else (
-        TargetRequest(box=_parse_box(cfg.tracking.init), source="config") if cfg.tracking.init else None)
+    initial = initial_request(cfg.tracking.init)
     publisher = console = None
     if cfg.web.enabled:
         from edge.web.publisher import FramePublisher
@@ -190,8 +177,3 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
     log.info("stopped after %d frames", loop.stats.frames)
     return 0
 
-
-def _parse_box(text: str):
-    from edge.cli.common import parse_box
-
-    return parse_box(text, "tracking.init")

@@ -16,8 +16,9 @@ from edge.camera.base import Frame
 from edge.config import DeviceConfig
 from edge.control.controller import GimbalCommand
 from edge.control.integrator import RateIntegrator
-from edge.runtime.loop import TargetRequest, TrackingLoop
+from edge.runtime.loop import TrackingLoop
 from edge.sim.world import SimConfig, World
+from edge.target import TargetRequest
 from edge.tracker import TrackResult, TrackState
 
 

@@ -12,6 +12,8 @@ import time
 
 import cv2
 
+from edge.overlay import draw
+
 
 class FramePublisher:
     def __init__(self, max_fps: float = 8.0, jpeg_quality: int = 70, max_width: int = 960) -> None:
@@ -55,15 +57,13 @@ class FramePublisher:
             return self._jpeg_id, self._jpeg
 
     def _run(self) -> None:
-        from edge.cli.track import draw
-
         while not self._stop.is_set():
             if not self.viewers or self._pending is None:
                 self._stop.wait(0.05)
                 continue
             image, result = self._pending
             self._pending = None
-            bgr = draw(image, result) if result is not None else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            bgr = draw(image, result)
             height, width = bgr.shape[:2]
             if width > self.max_width:
                 bgr = cv2.resize(bgr, (self.max_width, round(height * self.max_width / width)), interpolation=cv2.INTER_AREA)

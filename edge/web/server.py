@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
-from edge.runtime.loop import TargetRequest
+from edge.target import TargetRequest
 
 log = logging.getLogger("edge.web")
 
