@@ -237,3 +237,163 @@ def test_pca9685_registers_and_pulses():
     assert out.pan_deg == pytest.approx(45.0)
     counts = round((1500 + 45 / 90 * 1000) * 1e-6 * 50 * 4096)
     assert bus.writes[-2] == (0x40, 0x06, [0, 0, counts & 0xFF, counts >> 8])
+
+
+def test_box_stream_takes_the_next_command_after_line_noise(tmp_path):
+    from edge.outputs.box_stream import BoxStreamOutput
+
+    pty = Pty(tmp_path)
+    out = BoxStreamOutput(OutputConfig(type="serial_nmea", port=pty.link), ascii=True)
+    # 5,000 bytes without a line end (a baud mismatch, a floating input), then a valid command.
+    junk = bytes((i * 37) % 251 for i in range(5000)).replace(b"\n", b"x")
+    pty.write(junk)
+    time.sleep(0.05)
+    assert out.poll() == []
+    pty.write(boxproto.encode_command("select", (10, 20, 30, 40)))
+    time.sleep(0.05)
+    requests = []
+    for _ in range(20):                      # however the loop happens to slice the reads
+        requests += out.poll()
+    assert [r.kind for r in requests] == ["pixels"] and requests[0].pixels == (10, 20, 30, 40)
+    out.close()
+    pty.close()
+
+
+class _FixedTracker:
+    """A tracker that always sees the target right of centre: any sent command would move the head."""
+
+    search_factor = 4.0
+
+    def set_search_factor(self, f):
+        self.search_factor = f
+
+    def init(self, frame, box):
+        pass
+
+    def update(self, frame):
+        from edge.tracker import TrackResult, TrackState
+
+        return TrackResult((500, 200, 40, 40), 0.9, TrackState.TRACKING, 0)
+
+
+class _FrameList:
+    def __init__(self, n):
+        import numpy as np
+
+        self.frames, self.finished, self.dropped = [np.zeros((480, 640, 3), np.uint8)] * n, False, 0
+
+    def get(self, timeout):
+        from edge.camera.base import Frame
+
+        if not self.frames:
+            self.finished = True
+            return None
+        return Frame(self.frames.pop(), time.monotonic_ns(), 0)
+
+    def stop(self):
+        pass
+
+
+def test_dry_run_keeps_the_box_stream_heartbeat_and_sends_no_box(tmp_path):
+    import threading
+
+    from edge.config import load_config
+    from edge.outputs.box_stream import BoxStreamOutput
+    from edge.runtime.loop import TargetRequest, TrackingLoop
+
+    pty = Pty(tmp_path)
+    out = BoxStreamOutput(OutputConfig(type="serial_box", port=pty.link, heartbeat_hz=5))
+    clock = [100.0]
+
+    def tick():                                  # 100 ms of loop time per call
+        clock[0] += 0.1
+        return clock[0]
+
+    loop = TrackingLoop(tracker=_FixedTracker(), grabber=_FrameList(30), outputs=[out], config=load_config({}),
+                        clock=tick, initial_target=TargetRequest(box=(300, 200, 40, 40)))
+    loop.set_dry_run(True)
+    loop.run(threading.Event())
+    msgs = boxproto.BoxParser().feed(pty.read())
+    assert all(m.type == boxproto.TYPE_HEARTBEAT for m in msgs)            # no box reaches the receiver
+    tracking_beats = [m for m in msgs if m.state == "TRACKING"]
+    assert len(tracking_beats) >= 5                                         # ~3 s at 5 Hz: the link stays alive
+    assert msgs[-1].state == "IDLE"
+    pty.close()
+
+
+def test_mavlink_bad_port_is_a_one_line_config_error(tmp_path):
+    pytest.importorskip("pymavlink.mavutil")
+    from edge.errors import ConfigError
+    from edge.outputs.mavlink import MavlinkGimbalOutput
+
+    for port, words in ((f"udpout:127.0.0.1:notaport", "notaport"), (str(tmp_path / "ttyACM9"), "ttyACM9")):
+        with pytest.raises(ConfigError) as info:
+            MavlinkGimbalOutput(OutputConfig(type="mavlink", port=port))
+        assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_run_with_a_bad_mavlink_port_exits_2_in_one_line(tmp_path):
+    pytest.importorskip("pymavlink.mavutil")
+    import json
+    import subprocess
+    import sys
+
+    import edge
+
+    folder = os.path.join(os.path.dirname(edge.__file__), "data", "sample", "Crossing", "img")
+    cfg = tmp_path / "device.yaml"
+    cfg.write_text(json.dumps({"camera": {"source": folder}, "tracking": {"init": "center:40x40"},
+                               "outputs": [{"type": "mavlink", "port": "udpout:127.0.0.1:notaport"}]}))
+    proc = subprocess.run([sys.executable, "-c", "import sys; from edge.cli.main import main; sys.exit(main())",
+                           "run", "--config", str(cfg)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1 and "notaport" in proc.stderr
+
+
+def read_mavlink(pty, wait=0.3):
+    from pymavlink.dialects.v20 import common
+
+    parser = common.MAVLink(None)
+    parser.robust_parsing = True
+    return [m.get_type() for m in parser.parse_buffer(pty.read(wait)) or []]
+
+
+def test_mavlink_serial_link_that_vanishes_is_reopened(tmp_path, caplog):
+    pytest.importorskip("pymavlink.mavutil")
+    from edge.outputs.mavlink import MavlinkGimbalOutput
+
+    pty = Pty(tmp_path)
+    clock = [0.0]
+    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=pty.link, baud=115200), clock=lambda: clock[0])
+    out.send(update())
+    assert "GIMBAL_MANAGER_SET_PITCHYAW" in read_mavlink(pty)
+    pty.close()                                   # unplugged: the device node is gone
+    with caplog.at_level("INFO", logger="edge.outputs.mavlink"):
+        for _ in range(5):
+            clock[0] += 0.05
+            out.send(update())                    # never raises
+            out.poll()
+        assert not out.connected and out.write_errors >= 1
+        pty2 = Pty(tmp_path)                      # plugged back in under the same name
+        clock[0] += 30.0
+        out.send(update())
+        assert out.connected and out.reconnects == 1
+        assert "GIMBAL_MANAGER_SET_PITCHYAW" in read_mavlink(pty2)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and "lost" in lines[0] and "reconnected" in lines[1]   # one line per change
+    out.close()
+    pty2.close()
+
+
+def test_mavlink_port_check_without_opening(tmp_path):
+    from edge.errors import ConfigError
+    from edge.outputs.mavlink import check_port
+
+    device = tmp_path / "ttyACM0"
+    device.write_text("")
+    for good in ("udpout:127.0.0.1:14550", "udpin:0.0.0.0:14550", "tcp:10.0.0.2:5760", str(device), f"{device},57600"):
+        check_port(good)
+    for bad in ("udpout:127.0.0.1:notaport", "udpout:127.0.0.1:0", "udpout:127.0.0.1:70000", "udpout:14550",
+                str(tmp_path / "ttyACM9"), ""):
+        with pytest.raises(ConfigError):
+            check_port(bad)

@@ -50,6 +50,10 @@ class TrackRequest:
 
 
 class Output(Protocol):
+    """``send`` once per tracked frame; ``heartbeat`` instead whenever no command may go out (no
+    frame, no target, or dry run): hold still but keep the link alive; ``stop`` holds/neutral and
+    never raises; ``close`` stops first and is idempotent."""
+
     name: str
 
     def send(self, update: ControlUpdate) -> None: ...

@@ -13,6 +13,8 @@ import math
 import os
 import time
 
+from edge.errors import ConfigError
+from edge.io.backoff import Backoff
 from edge.outputs.base import TrackRequest
 
 log = logging.getLogger("edge.outputs.mavlink")
@@ -26,28 +28,114 @@ MAV_CMD_CAMERA_TRACK_RECTANGLE = 2005
 MAV_CMD_CAMERA_STOP_TRACKING = 2010
 MAV_COMP_ID_ONBOARD_COMPUTER = 191
 NAN = float("nan")
+_NETWORK_SCHEMES = ("udpin", "udpout", "udpbcast", "udp", "tcpin", "tcp")
+
+
+def check_port(port: str) -> None:
+    """Refuse a MAVLink port that cannot be opened, without opening it: ``SCHEME:HOST:PORT`` for
+    udpin/udpout/udpbcast/udp/tcpin/tcp, otherwise a serial device (``/dev/ttyACM0``, optionally
+    ``,BAUD``) that must exist. Raises ConfigError with one line."""
+    scheme, sep, rest = port.partition(":")
+    if sep and scheme in _NETWORK_SCHEMES:
+        host, sep, number = rest.rpartition(":")
+        if not sep or not host:
+            raise ConfigError(f"mavlink port {port!r}: expected {scheme}:HOST:PORT")
+        if not number.isdigit() or not 0 < int(number) < 65536:
+            raise ConfigError(f"mavlink port {port!r}: {number!r} is not a port number (1-65535)")
+        return
+    device = port if os.path.exists(port) else port.split(",")[0]   # pymavlink's "DEVICE,BAUD"
+    if not os.path.exists(device):
+        raise ConfigError(f"mavlink port {port!r}: no such serial device (or use udpout:HOST:PORT)")
+
+
+def open_connection(cfg):
+    """A pymavlink connection to ``cfg.port``; ConfigError (one line) when it cannot be opened."""
+    try:
+        from pymavlink import mavutil
+    except ImportError:
+        raise ConfigError("the mavlink output needs pymavlink: pip install 'edge-track[gimbal]'") from None
+    check_port(cfg.port)
+    try:
+        conn = mavutil.mavlink_connection(cfg.port, source_system=cfg.system_id,
+                                          source_component=cfg.component_id, baud=cfg.baud, dialect=DIALECT)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"mavlink port {cfg.port!r} cannot be opened: {exc}") from None
+    if isinstance(conn, mavutil.mavserial):
+        _surface_serial_errors(conn)
+    return conn
+
+
+def _surface_serial_errors(conn) -> None:
+    # pymavlink's serial write swallows a failed write (printing "Device ... is dead" on stdout), so
+    # an unplugged autopilot would go unnoticed: write straight to the port and let the error reach
+    # the output, which counts it and reopens the link. A stalled port must not block the loop.
+    conn.port.write_timeout = 0.05
+
+    def write(buf):
+        return conn.port.write(bytes(buf))
+
+    conn.write = write
 
 
 class MavlinkGimbalOutput:
     name = "mavlink"
 
-    def __init__(self, cfg, *, connection=None, clock=time.monotonic) -> None:
-        if connection is None:
-            try:
-                from pymavlink import mavutil
-            except ImportError:
-                from edge.errors import ConfigError
-
-                raise ConfigError("the mavlink output needs pymavlink: pip install 'edge-track[gimbal]'") from None
-            connection = mavutil.mavlink_connection(cfg.port, source_system=cfg.system_id,
-                                                    source_component=cfg.component_id, baud=cfg.baud,
-                                                    dialect=DIALECT)
-        self.conn = connection
-        self.mav = connection.mav
+    def __init__(self, cfg, *, connect=None, clock=time.monotonic, backoff_initial_s: float = 0.5,
+                 backoff_max_s: float = 5.0) -> None:
+        """connect: returns a new pymavlink connection (default: ``open_connection(cfg)``); it is
+        called again, with backoff, after the link fails."""
+        self.port = cfg.port
+        self._connect = connect or (lambda: open_connection(cfg))
         self._clock = clock
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s, clock=clock)
+        self.conn = self._connect()
         self._last_heartbeat = -1e9
         self._target = (0, 0)  # broadcast until an autopilot is heard
         self._closed = False
+        self.write_errors = 0
+        self.reconnects = 0
+
+    @property
+    def mav(self):
+        return self.conn.mav
+
+    @property
+    def connected(self) -> bool:
+        return self.conn is not None
+
+    # -- the link ------------------------------------------------------------------------------
+    def _link(self):
+        """The connection, reopened first if it was lost and the backoff allows; None if down."""
+        if self.conn is None and not self._closed and self._backoff.due():
+            try:
+                self.conn = self._connect()
+            except ConfigError:
+                self._backoff.failed()
+                return None
+            self._backoff.succeeded()
+            self.reconnects += 1
+            log.info("mavlink link %s reconnected", self.port)
+        return self.conn
+
+    def _lost(self, exc) -> None:
+        log.warning("mavlink link %s lost (%s); reopening with backoff", self.port, exc)
+        conn, self.conn = self.conn, None
+        try:
+            conn.close()
+        except Exception:
+            pass
+        self._backoff.failed()
+
+    def _safe(self, fn) -> None:
+        """Send through the link; a link that is down must not stop tracking: count and reopen."""
+        if self._link() is None:
+            self.write_errors += 1
+            return
+        try:
+            fn()
+        except OSError as exc:
+            self.write_errors += 1
+            self._lost(exc)
 
     # -- sending -------------------------------------------------------------------------------
     def _heartbeat_if_due(self) -> None:
@@ -82,24 +170,25 @@ class MavlinkGimbalOutput:
 
     def close(self) -> None:
         if not self._closed:
-            self.stop()
+            if self.conn is not None:
+                self.stop()
             self._closed = True
-            self._safe(self.conn.close)
-
-    def _safe(self, fn) -> None:
-        try:
-            fn()
-        except OSError as exc:   # a link that is down must not stop tracking
-            log.warning("mavlink send failed: %s", exc)
+            if self.conn is not None:
+                try:
+                    self.conn.close()
+                except OSError:
+                    pass
+                self.conn = None
 
     # -- receiving -----------------------------------------------------------------------------
     def poll(self) -> list[TrackRequest]:
         """Handle pending messages without waiting; returns the tracking requests received."""
         got = []
-        while True:
+        while self._link() is not None:
             try:
                 msg = self.conn.recv_match(blocking=False)
-            except OSError:
+            except OSError as exc:
+                self._lost(exc)
                 break
             if msg is None:
                 break

@@ -151,8 +151,10 @@ class TrackingLoop:
             command = self.controller.update(yaw, pitch, dt)
         update = ControlUpdate(seq=self._seq, t_ms=now_ms, state=self._state, box=result.box,
                                score=result.score, frame_size=(width, height), command=command)
-        if not self.dry_run:
-            for out in self.outputs:
+        for out in self.outputs:
+            if self.dry_run:   # no command leaves, but links stay alive (the box stream's heartbeat)
+                self._guard(out, lambda o=out: o.heartbeat(now_ms, update.state))
+            else:
                 self._guard(out, lambda o=out: o.send(update))
         self._frame_done(now, frame, result, result.score, command)
         return True

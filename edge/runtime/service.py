@@ -118,7 +118,11 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
             grabber.stop()
             raise SourceError(f"camera {cam.source} gave no frame within {cam.start_timeout_s:g} s"
                               + (f" ({grabber.last_error})" if grabber.last_error else ""))
-    outputs = open_outputs(cfg.outputs, cfg.control)
+    try:
+        outputs = open_outputs(cfg.outputs, cfg.control)
+    except BaseException:
+        grabber.stop()   # a grabber thread still inside OpenCV at exit aborts the process (exit 134)
+        raise
     tel = cfg.telemetry
     track_log = TrackLog(tel.track_log, int(tel.track_log_max_mb * 2**20), tel.track_log_keep) if tel.track_log else None
     viewer = build_viewer(stop) if show else None
