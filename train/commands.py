@@ -108,6 +108,9 @@ def register_quantize(subparsers) -> None:
     p.add_argument("--ops", metavar="OP,OP",
                    help="operator types to quantise, from MatMul,Gemm,Conv (default: all three; "
                         "MatMul,Gemm for models with a CNN stem)")
+    p.add_argument("--reduce-range", action="store_true",
+                   help="7-bit weights: the same integer results on x86 without VNNI as on aarch64 "
+                        "(8-bit weights saturate there), at the same speed")
     p.set_defaults(func=run_quantize)
 
 
@@ -129,7 +132,8 @@ def run_quantize(args: argparse.Namespace) -> int:
         else:
             print("no --calib: dynamic INT8 (weights only; give --calib for static INT8)", file=sys.stderr)
         ops = [o.strip() for o in args.ops.split(",") if o.strip()] if args.ops else None
-        report = quantize_model(args.model, args.output, feeds=feeds, method=args.method, ops=ops)
+        report = quantize_model(args.model, args.output, feeds=feeds, method=args.method, ops=ops,
+                                reduce_range=args.reduce_range)
     written = report.path + (f" + {report.step_path}" if report.step_path else "")
     extra = f", {report.samples} calibration samples" if report.samples else ""
     print(f"wrote {written} ({report.size_bytes / 1e6:.1f} MB): {report.mode}{extra}")

@@ -101,10 +101,15 @@ def _step_feeds(contract_path: str, feeds):
 
 
 def quantize_model(model_path: str, output: str, *, feeds=None, method: str = "minmax",
-                   ops: list[str] | None = None) -> QuantizeReport:
+                   ops: list[str] | None = None, reduce_range: bool = False) -> QuantizeReport:
     """INT8: static QDQ when ``feeds`` (contract-graph feed dicts) are given, dynamic otherwise.
 
     ops: operator types to quantise (default: ``default_ops`` of the model's metadata).
+    reduce_range: 7-bit weights. x86 CPUs without VNNI (AVX2, AVX-512 before Cascade Lake)
+    multiply uint8 x int8 with vpmaddubsw, whose 16-bit pair sums saturate at 8-bit weights, so
+    their integer GEMMs differ from the exact ones aarch64 (and VNNI) computes: the same file then
+    tracks differently on a Pi. With 7-bit weights no pair sum can saturate and every CPU gets the
+    same integers, with the same kernels (no speed cost).
     """
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
                                           quantize_static)
@@ -129,21 +134,21 @@ def quantize_model(model_path: str, output: str, *, feeds=None, method: str = "m
             q_path = os.path.join(work, f"q_{role}.onnx")
             if feeds is None:
                 quantize_dynamic(pre, q_path, op_types_to_quantize=ops, per_channel=True,
-                                 weight_type=QuantType.QInt8)
+                                 weight_type=QuantType.QInt8, reduce_range=reduce_range)
             else:
                 # onnxruntime prints calibration progress to stdout; keep ours clean.
                 with contextlib.redirect_stdout(io.StringIO()):
                     quantize_static(pre, q_path, _Feeds(per_graph_feeds[role]), quant_format=QuantFormat.QDQ,
                                     op_types_to_quantize=ops, per_channel=True,
                                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                    calibrate_method=calib,
+                                    calibrate_method=calib, reduce_range=reduce_range,
                                     extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
             proto = onnx.load(q_path)
             del proto.metadata_props[:]
             files[output if role == "contract" else step_out] = set_meta(proto, new_meta)
         save_together(files)
     size = sum(os.path.getsize(p) for p in files)
-    mode = "dynamic" if feeds is None else f"static-{method}"
+    mode = ("dynamic" if feeds is None else f"static-{method}") + ("-reduce-range" if reduce_range else "")
     return QuantizeReport(output, step_out, mode, 0 if feeds is None else len(feeds), size)
 
 
