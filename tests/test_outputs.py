@@ -102,6 +102,7 @@ def test_serial_port_that_vanishes_is_reopened(tmp_path):
     assert link.connected and link.reconnects == 1
     cmd, payload = simplebgc.parse_v2(pty2.read()[:21])
     assert cmd == simplebgc.CMD_CONTROL and payload[:3] == bytes([1, 1, 1])
+    assert out.counters() == {"reconnects": 1, "write_errors": link.write_errors}
     out.close()
     pty2.close()
 
@@ -255,6 +256,9 @@ def test_box_stream_takes_the_next_command_after_line_noise(tmp_path):
     for _ in range(20):                      # however the loop happens to slice the reads
         requests += out.poll()
     assert [r.kind for r in requests] == ["pixels"] and requests[0].pixels == (10, 20, 30, 40)
+    pty.write(b"$EDSTP*00\r\n")           # a bad checksum is counted, not acted on
+    time.sleep(0.05)
+    assert out.poll() == [] and out.counters()["bad_commands"] == 1
     out.close()
     pty.close()
 
@@ -379,6 +383,7 @@ def test_mavlink_serial_link_that_vanishes_is_reopened(tmp_path, caplog):
         out.send(update())
         assert out.connected and out.reconnects == 1
         assert "GIMBAL_MANAGER_SET_PITCHYAW" in read_mavlink(pty2)
+        assert out.counters() == {"reconnects": 1, "write_errors": out.write_errors}
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2 and "lost" in lines[0] and "reconnected" in lines[1]   # one line per change
     out.close()

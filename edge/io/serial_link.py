@@ -95,6 +95,10 @@ class SerialOutputBase:
     def stop(self) -> None:  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 
+    def counters(self) -> dict:
+        """Link health for the status line and /api/state."""
+        return {"reconnects": self.link.reconnects, "write_errors": self.link.write_errors}
+
     def _before_close(self) -> None:
         """Last words to the device after the stop (e.g. hand control back)."""
 

@@ -48,6 +48,9 @@ class BoxStreamOutput(SerialOutputBase):
                 requests.append(TrackRequest("stop") if kind == "stop" else TrackRequest("pixels", pixels=box))
         return requests
 
+    def counters(self) -> dict:
+        return {**super().counters(), "bad_commands": self._commands.rejected}
+
     def stop(self) -> None:
         # The receiver stops its servos on LOST/IDLE; say so explicitly.
         try:

@@ -103,6 +103,10 @@ class MavlinkGimbalOutput:
     def connected(self) -> bool:
         return self.conn is not None
 
+    def counters(self) -> dict:
+        """Link health for the status line and /api/state."""
+        return {"reconnects": self.reconnects, "write_errors": self.write_errors}
+
     # -- the link ------------------------------------------------------------------------------
     def _link(self):
         """The connection, reopened first if it was lost and the backoff allows; None if down."""

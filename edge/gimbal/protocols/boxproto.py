@@ -181,6 +181,7 @@ class CommandReader:
     def __init__(self) -> None:
         self._line = bytearray()
         self._in_line = False
+        self.rejected = 0          # complete lines that were not a valid command
 
     @property
     def buffered(self) -> int:
@@ -198,6 +199,8 @@ class CommandReader:
                 parsed = parse_command(bytes(self._line))
                 if parsed is not None:
                     out.append(parsed)
+                else:
+                    self.rejected += 1
                 self._line.clear()
                 self._in_line = False
             elif len(self._line) >= MAX_COMMAND_LINE:
