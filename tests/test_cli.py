@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -176,3 +177,81 @@ def test_usage_errors_are_one_line(capsys):
     with pytest.raises(SystemExit) as info:
         main(["track", "--model"])
     assert info.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+
+
+# -- hardening (#13): bad input on the command line is one line, never a traceback ------------
+
+def usage_failure(capfd, argv):
+    """main() either returns 2 or argparse exits 2; either way one line on stderr, nothing from OpenCV."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capfd.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("edge-track") and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("case", ["csv_is_dir", "csv_unmakeable", "out_gif", "max_frames_0"])
+def test_track_output_paths_and_counts_are_checked(tmp_path, tiny_model_path, capfd, case):
+    frames, gt = make_clip_frames(4)
+    video = write_video(str(tmp_path / "clip.avi"), frames)
+    base = ["track", "--video", video, "--init", "40,30,24,20", "--model", tiny_model_path]
+    extra = {"csv_is_dir": ["--csv", str(tmp_path)], "csv_unmakeable": ["--csv", "/proc/nope/x.csv"],
+             "out_gif": ["--out", str(tmp_path / "x.gif")], "max_frames_0": ["--max-frames", "0"]}[case]
+    err = usage_failure(capfd, base + extra)
+    assert "OpenCV" not in err
+    assert not os.path.exists(tmp_path / "x.gif")
+
+
+@pytest.mark.parametrize("extra", [["--seconds", "0"], ["--seconds", "-3"], ["--occlude", "9:8"],
+                                   ["--seconds", "2", "--occlude", "5:6"], ["--delay", "-1"],
+                                   ["--occlude", "0.5:0.5"], ["--occlude", "1:nan"]])
+def test_sim_rejects_impossible_runs(capfd, extra):
+    usage_failure(capfd, ["sim", *extra])
+
+
+def test_sim_prints_reacquire_times_as_numbers(capfd):
+    assert main(["sim", "--seconds", "2", "--occlude", "0.3:0.5", "--occlude", "1.8:2.5"]) == 0
+    out = capfd.readouterr().out
+    assert "[" not in out and "None" not in out, out
+    reacquire = out.split("re-acquire ")[1].split(";")[0]
+    first, second = reacquire.split(", ")
+    assert float(first.rstrip(" s")) < 1.0 and second == "never", out
+    assert main(["sim", "--seconds", "1"]) == 0
+    assert "re-acquire" not in capfd.readouterr().out       # no occlusion, nothing to report
+
+
+def test_top_level_model_option_is_honoured_by_track(tmp_path, tiny_model_path, capfd):
+    frames, gt = make_clip_frames(4)
+    video = write_video(str(tmp_path / "clip.avi"), frames)
+    init = ",".join(f"{v:g}" for v in gt[0])
+    assert main(["--model", tiny_model_path, "track", "--video", video, "--init", init]) == 0
+    assert "MixFormerV2-tiny" in capfd.readouterr().out          # not the bundled nanostem model
+    err = usage_failure(capfd, ["--model", str(tmp_path / "none.onnx"), "track", "--video", video, "--init", init])
+    assert "none.onnx" in err
+    # Given twice with different values: ambiguous, said so.
+    usage_failure(capfd, ["--model", str(tmp_path / "a.onnx"), "track", "--model", tiny_model_path,
+                          "--video", video, "--init", init])
+    # An option the command does not take is not silently dropped.
+    usage_failure(capfd, ["--model", tiny_model_path, "config", "show"])
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line_exit_130(tmp_path):
+    # SIGINT arrives while OpenCV is being imported (the slow part of start-up), every time.
+    hook = ("import builtins, os, signal, sys\n"
+            "real = builtins.__import__\n"
+            "def hooked(name, *a, **k):\n"
+            "    if name == 'cv2' and 'cv2' not in sys.modules:\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = hooked\n"
+            "from edge.cli.main import main\n"
+            "sys.exit(main())\n")
+    cfg = tmp_path / "device.yaml"
+    cfg.write_text("camera: {source: 0}\n")
+    proc = subprocess.run([sys.executable, "-c", hook, "run", "--config", str(cfg)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "edge-track: interrupted\n"

@@ -29,6 +29,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def add_tracker_overrides(parser) -> None:
     parser.add_argument("--search-factor", type=positive_float, metavar="F",
                         help="search crop side / sqrt(w*h) of the box (default: from the model)")

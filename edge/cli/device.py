@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
+from edge.cli.common import non_negative_float, positive_float
 from edge.config import dump_defaults, load_config, load_config_file
 
 
@@ -32,18 +34,21 @@ def register(subparsers) -> None:
     s.add_argument("--model", metavar="MODEL", help="model for --tracker mixformer")
     s.add_argument("--nanotrack-dir", metavar="DIR")
     s.add_argument("--path", choices=["lissajous", "random", "still"], default="lissajous")
-    s.add_argument("--seconds", type=float, default=20.0)
-    s.add_argument("--delay", type=float, default=0.05, help="gimbal response delay, s")
+    s.add_argument("--seconds", type=positive_float, default=20.0)
+    s.add_argument("--delay", type=non_negative_float, default=0.05, help="gimbal response delay, s")
     s.add_argument("--occlude", metavar="START:END", action="append", default=[], help="hide the target, seconds")
     s.add_argument("--json", metavar="PATH")
     s.set_defaults(func=run_sim_command)
 
 
 def add_desk_options(parser) -> None:
-    parser.add_argument("--camera", metavar="SRC", help="desk shorthand: track from this camera/video with defaults")
-    parser.add_argument("--init", metavar="x,y,w,h", help="with --camera: the target box")
-    parser.add_argument("--roi", metavar="center:WxH", help="with --camera: a centred target box")
-    parser.add_argument("--model", metavar="MODEL", help="with --camera: the model (default: bundled)")
+    # dest top_*: see TOP_LEVEL in edge/cli/main.py (a sub-command's default must not win).
+    parser.add_argument("--camera", dest="top_camera", metavar="SRC",
+                        help="desk shorthand: track from this camera/video with defaults")
+    parser.add_argument("--init", dest="top_init", metavar="x,y,w,h", help="with --camera: the target box")
+    parser.add_argument("--roi", dest="top_roi", metavar="center:WxH", help="with --camera: a centred target box")
+    parser.add_argument("--model", dest="top_model", metavar="MODEL",
+                        help="the model (default: bundled); before a command, the same as its --model")
 
 
 def run_config(args) -> int:
@@ -80,17 +85,10 @@ def config_show(args) -> int:
 
 
 def run_sim_command(args) -> int:
-    from edge.errors import ConfigError
     from edge.sim.run import OracleTracker, run_sim
     from edge.sim.world import SimConfig
 
-    occlusions = []
-    for text in args.occlude:
-        try:
-            a, b = (float(v) for v in text.split(":"))
-        except ValueError:
-            raise ConfigError(f"--occlude must be START:END in seconds, got {text!r}") from None
-        occlusions.append((a, b))
+    occlusions = [parse_occlusion(text, args.seconds) for text in args.occlude]
     device = load_config_file(args.config) if args.config else load_config({})
     sim = SimConfig(path=args.path, delay_s=args.delay, occlusions=tuple(occlusions))
 
@@ -114,13 +112,30 @@ def run_sim_command(args) -> int:
 
     report = run_sim(sim, device, factory, seconds=args.seconds)
     d = report.as_dict()
+    reacquire = ", ".join("never" if t is None else f"{t:.2f} s" for t in d["reacquire_s"])
     print(f"sim ({args.tracker}, {args.path}, {report.frames} frames): centring error mean {d['mean_error_deg']:.2f} deg, "
-          f"p95 {d['p95_error_deg']:.2f} deg, max {d['max_error_deg']:.2f} deg; re-acquire {d['reacquire_s']} s; "
-          f"smoothness {d['smoothness_dps']:.2f} deg/s per frame; max rate {d['max_rate_dps']:.1f} deg/s")
+          f"p95 {d['p95_error_deg']:.2f} deg, max {d['max_error_deg']:.2f} deg; "
+          + (f"re-acquire {reacquire}; " if reacquire else "")
+          + f"smoothness {d['smoothness_dps']:.2f} deg/s per frame; max rate {d['max_rate_dps']:.1f} deg/s")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(d, f, indent=2)
     return 0
+
+
+def parse_occlusion(text: str, seconds: float) -> tuple[float, float]:
+    """'START:END' (seconds) -> a hiding interval that starts and ends inside the run."""
+    from edge.errors import ConfigError
+
+    try:
+        start, end = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise ConfigError(f"--occlude must be START:END in seconds, got {text!r}") from None
+    if not (math.isfinite(start) and math.isfinite(end) and 0 <= start < end):
+        raise ConfigError(f"--occlude {text}: needs 0 <= START < END (seconds)")
+    if start >= seconds:
+        raise ConfigError(f"--occlude {text} starts after the run ends (--seconds {seconds:g})")
+    return start, end
 
 
 class _Widenable:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib.metadata import entry_points
 
-import edge
-from edge.cli import build_trt, device, evaluate, track
-from edge.errors import EdgeTrackError
+# Only the standard library at import time: everything heavy (OpenCV, onnxruntime) is imported
+# inside main(), so a Ctrl-C while it loads is the one-line "interrupted", not a traceback.
 
 EXIT_USAGE = 2
+
+# Options the top-level parser takes (the desk shorthand) that sub-commands also define. argparse
+# lets a sub-command's default overwrite a value given before the command name, so the top-level
+# ones are stored apart and merged in _merge_top_level().
+TOP_LEVEL = ("camera", "init", "roi", "model")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -22,6 +25,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 def _register_plugins(subparsers) -> None:
     """Commands shipped by other packages of the distribution (train/: export)."""
+    from importlib.metadata import entry_points
+
+    from edge.errors import EdgeTrackError
+
     for ep in entry_points(group="edge_track.commands"):
         try:
             ep.load()(subparsers)
@@ -35,6 +42,9 @@ def _register_plugins(subparsers) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import edge
+    from edge.cli import build_trt, device, evaluate, track
+
     parser = OneLineParser(
         prog="edge-track",
         description="MixFormerV2 single-object tracking on edge devices.")
@@ -49,15 +59,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _merge_top_level(parser, args) -> None:
+    """Give a sub-command the desk options written before its name (``edge-track --model m.onnx
+    track ...``); one it does not take, or a clash with its own value, is a usage error."""
+    command = getattr(args, "command", None)
+    for name in TOP_LEVEL:
+        value = getattr(args, f"top_{name}")
+        if command is None:
+            setattr(args, name, value)
+        elif value is not None:
+            if not hasattr(args, name):
+                parser.error(f"--{name} is not an option of '{command}'")
+            own = getattr(args, name)
+            if own is not None and own != value:
+                parser.error(f"--{name} given twice ({value} before '{command}', {own} after it)")
+            setattr(args, name, value)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None and args.camera is not None:
-        args.func = device.run_desk
-    if getattr(args, "func", None) is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
     try:
+        from edge.errors import EdgeTrackError
+    except KeyboardInterrupt:
+        print("edge-track: interrupted", file=sys.stderr)
+        return 130
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        _merge_top_level(parser, args)
+        if getattr(args, "func", None) is None and args.camera is not None:
+            from edge.cli import device
+
+            args.func = device.run_desk
+        if getattr(args, "func", None) is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
         return int(args.func(args) or 0)
     except EdgeTrackError as exc:
         print(f"edge-track: error: {exc}", file=sys.stderr)

@@ -8,7 +8,7 @@ import time
 
 from edge.boxes import parse_box
 from edge.camera import open_source
-from edge.cli.common import add_tracker_overrides, tracker_overrides
+from edge.cli.common import add_tracker_overrides, positive_int, tracker_overrides
 from edge.engines import open_engine
 from edge.errors import ConfigError, SourceError
 from edge.overlay import draw
@@ -18,6 +18,7 @@ from edge.tracker import Tracker, TrackResult, TrackState
 from edge.video_out import VideoOut
 
 CSV_HEADER = "x,y,w,h,score,state"
+VIDEO_EXTENSIONS = (".avi", ".mp4")     # what VideoOut writes (MJPG, mp4v)
 
 
 def register(subparsers) -> None:
@@ -36,8 +37,33 @@ def register(subparsers) -> None:
     add_tracker_overrides(p)
     p.add_argument("--csv", metavar="PATH", help="write x,y,w,h,score,state per frame")
     p.add_argument("--out", metavar="PATH", help="write an annotated video (.mp4 or .avi)")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     p.set_defaults(func=run)
+
+
+def check_output_paths(args) -> None:
+    """Refuse --csv/--out paths that cannot be written before the model loads (and before OpenCV
+    prints its own assertion for a file type it has no writer for)."""
+    if args.out and not args.out.lower().endswith(VIDEO_EXTENSIONS):
+        raise ConfigError(f"--out {args.out}: the annotated video must be an .avi or .mp4 file")
+    for option, path in (("--csv", args.csv), ("--out", args.out)):
+        if not path:
+            continue
+        if os.path.isdir(path):
+            raise ConfigError(f"{option} {path} is a folder: give a file name")
+        folder = os.path.dirname(path)
+        try:
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{option} {path}: cannot create the folder {folder} ({exc.strerror})") from None
+
+
+def open_csv(path: str):
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write --csv {path} ({exc.strerror})") from None
 
 
 def _csv_row(result: TrackResult) -> str:
@@ -51,10 +77,8 @@ def run(args) -> int:
         init_box = first_box_beside(args.video) if os.path.isdir(args.video) else None
         if init_box is None:
             raise ConfigError(f"--init x,y,w,h is required for {args.video}")
+    check_output_paths(args)
     engine = open_engine(model_or_bundled(args.model), threads=args.threads)
-    for path in (args.csv, args.out):
-        if path and os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
     tracker = Tracker(engine, frame_color_order="RGB", **tracker_overrides(args))
     source = open_source(args.video)
     try:
@@ -64,7 +88,7 @@ def run(args) -> int:
     if args.max_frames:
         total = min(total, args.max_frames) if total else args.max_frames
 
-    csv_file = open(args.csv, "w", encoding="utf-8") if args.csv else None
+    csv_file = open_csv(args.csv) if args.csv else None
     video = None
     progress = Progress(total, label="track")
     counts = {"frames": 0, "lost": 0}

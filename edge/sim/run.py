@@ -16,6 +16,7 @@ from edge.camera.base import Frame
 from edge.config import DeviceConfig
 from edge.control.controller import GimbalCommand
 from edge.control.integrator import RateIntegrator
+from edge.errors import ConfigError
 from edge.runtime.loop import TrackingLoop
 from edge.sim.world import SimConfig, World
 from edge.target import TargetRequest
@@ -139,6 +140,8 @@ class SimReport:
 def run_sim(sim: SimConfig, device: DeviceConfig, tracker_factory, seconds: float = 10.0,
             reacquire_deg: float = 3.0) -> SimReport:
     """tracker_factory(world) -> a tracker with init/update/search_factor/set_search_factor."""
+    if int(round(seconds * sim.fps)) < 1:
+        raise ConfigError(f"a simulation of {seconds:g} s has no frame at {sim.fps:g} fps")
     world = World(sim)
     device.camera.fps = sim.fps
     device.camera.hfov_deg, device.camera.vfov_deg = sim.hfov_deg, sim.vfov_deg
