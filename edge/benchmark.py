@@ -7,7 +7,10 @@ alone. Usable by hand too::
 
 Per frame it records the network time (``Engine.run`` alone) and the whole-frame time
 (``Tracker.update``: crop + normalise + engine + back-projection), and the boxes, for the
-accuracy comparison made by the caller.
+accuracy comparison made by the caller. ``--peer nanotrack`` measures OpenCV's NanoTrack on the
+same frames instead (whole-frame time only: OpenCV does not expose its network call).
+``--profile`` adds onnxruntime's per-operator profile of the per-frame graph, run on the search
+crops this tracker really produced.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from edge.camera.folder import read_rgb
 from edge.engines import ENGINES, open_engine
+from edge.errors import EdgeTrackError
 from edge.evaluation.datasets import find_sequences
 from edge.tracker import Tracker
 
@@ -71,16 +75,24 @@ def physical_cores() -> int:
 class TimedEngine:
     """Wraps an engine and records how long each ``run`` takes."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine, keep_inputs: int = 0) -> None:
         self.engine = engine
         self.meta = engine.meta
         self.name = engine.name
         self.run_s: list[float] = []
+        # The first templates and up to keep_inputs search crops, for the operator profile.
+        self.keep_inputs = keep_inputs
+        self.templates = None
+        self.searches: list = []
 
     def set_templates(self, template, online_template) -> None:
+        if self.keep_inputs and self.templates is None:
+            self.templates = (template.copy(), online_template.copy())
         self.engine.set_templates(template, online_template)
 
     def run(self, search):
+        if len(self.searches) < self.keep_inputs:
+            self.searches.append(search.copy())
         start = time.perf_counter()
         out = self.engine.run(search)
         self.run_s.append(time.perf_counter() - start)
@@ -119,16 +131,29 @@ def track_all(tracker_factory, clips, warmup_frames: int = 5):
 
 
 def summarize(frame_s, network_s) -> dict:
+    """Medians and p90s in ms; the network ones are None when nothing timed the network alone."""
     frame_ms, net_ms = np.asarray(frame_s) * 1e3, np.asarray(network_s) * 1e3
-    return {"median_ms": float(np.median(net_ms)), "p90_ms": float(np.percentile(net_ms, 90)),
-            "frame_median_ms": float(np.median(frame_ms)), "frame_p90_ms": float(np.percentile(frame_ms, 90)),
+    net = ({"median_ms": float(np.median(net_ms)), "p90_ms": float(np.percentile(net_ms, 90))} if len(net_ms)
+           else {"median_ms": None, "p90_ms": None})
+    return {**net, "frame_median_ms": float(np.median(frame_ms)), "frame_p90_ms": float(np.percentile(frame_ms, 90)),
             "fps": float(1e3 / np.median(frame_ms))}
+
+
+class _Untimed:
+    """A peer tracker has no separate network call to time."""
+
+    run_s: list[float] = []
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m edge.benchmark", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model")
+    what.add_argument("--peer", choices=["nanotrack", "kcf", "csrt"], help="an OpenCV tracker instead of a model")
+    p.add_argument("--nanotrack-dir", metavar="DIR", help="with --peer nanotrack: its two ONNX files")
     p.add_argument("--engine", default="onnxruntime", choices=sorted(ENGINES))
+    p.add_argument("--profile", action="store_true",
+                   help="onnxruntime engines: add the per-operator profile of the per-frame graph")
     p.add_argument("--no-cache", action="store_true", help="run the full graph every frame")
     p.add_argument("--sequences", required=True)
     p.add_argument("--threads", type=int, default=physical_cores())
@@ -141,12 +166,29 @@ def main(argv=None) -> int:
     if args.no_cache:
         kwargs["use_cache"] = False
 
+    keep = 30 if args.profile else 0
+    made = []
+
     def factory():
-        timed = TimedEngine(open_engine(args.model, args.engine, **kwargs))
+        if args.peer:
+            from edge.evaluation.peers import create_peer
+
+            return create_peer(args.peer, args.nanotrack_dir), _Untimed()
+        timed = TimedEngine(open_engine(args.model, args.engine, **kwargs), keep_inputs=keep)
+        made.append(timed)
         return Tracker(timed), timed
 
-    boxes, frame_s, network_s = track_all(factory, clips)
+    try:
+        boxes, frame_s, network_s = track_all(factory, clips)
+    except EdgeTrackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     result = summarize(frame_s, network_s)
+    if args.profile and made and args.engine == "onnxruntime" and made[0].searches:
+        from edge.op_profile import profile_engine_graph
+
+        timed = made[0]
+        result["profile"] = profile_engine_graph(args.model, *timed.templates, timed.searches, args.threads)
     result["rss_mb"] = peak_rss_mb()
     result["torch_imported"] = "torch" in sys.modules
     result["boxes"] = {name: b.tolist() for name, b in boxes.items()}

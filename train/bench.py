@@ -4,7 +4,12 @@ The baseline is the official-style PyTorch fp32 full forward (templates re-encod
 run in this process; each engine runs in its own runtime-only process (``python -m
 edge.benchmark``: no torch imported), so its peak RSS is its own. Accuracy is measured against the
 fp32 PyTorch tracker on the same real frames: mean IoU of the boxes frame by frame, and the
-difference in success AUC against the ground truth.
+difference in success AUC against the ground truth; and, for every row, the success AUC itself.
+
+Two rows do not come from the checkpoint: the default model (the bundled one, or ``--model``),
+which is what users run, and NanoTrack (OpenCV), the peer it has to beat, measured on the same
+frames in the same run. The best INT8 onnxruntime engine is run once more with onnxruntime's
+profiler, so the report shows where its time above the FLOP ceiling goes.
 """
 
 from __future__ import annotations
@@ -43,6 +48,48 @@ class Candidate:
     build: object                      # callable(workdir) -> model path
     engine: str = "onnxruntime"
     worker_args: list[str] = field(default_factory=list)
+    # Not built from the benched checkpoint: no IoU/AUC delta against its PyTorch boxes.
+    independent: bool = False
+    cfg: object = None                 # ModelConfig for the FLOP ceiling (None: the checkpoint's)
+    peer: str | None = None            # an OpenCV tracker instead of a model file
+
+
+def find_nanotrack_dir() -> str | None:
+    """NanoTrack's ONNX files: $EDGE_TRACK_NANOTRACK_DIR, else ../shared/models/opencv beside the repo."""
+    from edge.evaluation.peers import NANOTRACK_FILES
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for folder in (os.environ.get("EDGE_TRACK_NANOTRACK_DIR"), os.path.join(os.path.dirname(repo), "shared", "models", "opencv")):
+        if folder and all(os.path.isfile(os.path.join(folder, f)) for f in NANOTRACK_FILES):
+            return folder
+    return None
+
+
+def independent_candidates(default_model: str | None, nanotrack_dir: str | None, skipped: dict) -> list[Candidate]:
+    """The default model's row and NanoTrack's, each measured like any engine."""
+    from edge.engines import engine_for
+    from edge.sample import BUNDLED_MODEL
+
+    rows = []
+    path = default_model or (BUNDLED_MODEL if os.path.isfile(BUNDLED_MODEL) else None)
+    if path is None:
+        skipped["default-model"] = "no bundled model in this install and no --model given"
+    else:
+        precision, cfg = "int8", None
+        if engine_for(path) == "onnxruntime":
+            from edge.engines.onnx import open_session, read_meta
+            from train.presets import PRESETS
+
+            meta = read_meta(open_session(path), path)
+            precision, cfg = meta.precision, PRESETS.get(meta.preset)
+        rows.append(Candidate(f"default-model-{precision} ({os.path.basename(path)})", precision, True,
+                              build=lambda work, p=path: p, engine=engine_for(path), independent=True, cfg=cfg))
+    if nanotrack_dir is None:
+        skipped["nanotrack"] = "NanoTrack's ONNX files not found (give --nanotrack-dir)"
+    else:
+        rows.append(Candidate("nanotrack (opencv)", "fp32", False, build=lambda work: None, engine="opencv",
+                              worker_args=["--nanotrack-dir", nanotrack_dir], independent=True, peer="nanotrack"))
+    return rows
 
 
 def _size_mb(path: str) -> float:
@@ -123,12 +170,14 @@ def _tensorrt_candidates(skipped):
     return []
 
 
-def run_worker(path: str, cand: Candidate, sequences: str, threads: int, max_frames: int) -> dict:
+def run_worker(path: str, cand: Candidate, sequences: str, threads: int, max_frames: int,
+               profile: bool = False) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
-    cmd = [sys.executable, "-m", "edge.benchmark", "--model", path, "--engine", cand.engine,
+    what = ["--peer", cand.peer] if cand.peer else ["--model", path, "--engine", cand.engine]
+    cmd = [sys.executable, "-m", "edge.benchmark", *what,
            "--sequences", sequences, "--threads", str(threads), "--max-frames", str(max_frames),
-           "--out", out, *cand.worker_args]
+           "--out", out, *cand.worker_args, *(["--profile"] if profile else [])]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -138,6 +187,12 @@ def run_worker(path: str, cand: Candidate, sequences: str, threads: int, max_fra
             return json.load(f)
     finally:
         os.remove(out)
+
+
+def ground_truth_scores(boxes: dict, clips) -> tuple[float, float]:
+    """(mean success AUC, mean precision at 20 px) over clips, against the ground truth."""
+    scores = [score_sequence(np.asarray(boxes[name]), gt) for name, _, gt in clips]
+    return float(np.mean([s.auc for s in scores])), float(np.mean([s.precision for s in scores]))
 
 
 def accuracy(boxes: dict, reference: dict, clips) -> tuple[float, float]:
@@ -152,8 +207,13 @@ def accuracy(boxes: dict, reference: dict, clips) -> tuple[float, float]:
 
 def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | None = None,
               max_frames: int = 60, calib_samples: int = 32, workdir: str | None = None,
-              only: list[str] | None = None, extra_models: list[str] | None = None, log=print) -> dict:
-    """extra_models: ready-made model files (e.g. a QAT export) measured beside the built ones."""
+              only: list[str] | None = None, extra_models: list[str] | None = None, log=print,
+              default_model: str | None = None, nanotrack_dir: str | None = None, profile: bool = True) -> dict:
+    """extra_models: ready-made model files (e.g. a QAT export) measured beside the built ones.
+
+    default_model: the default model's row (None: the bundled model); nanotrack_dir: NanoTrack's
+    files (None: ``find_nanotrack_dir``); profile: profile the best INT8 onnxruntime engine.
+    """
     threads = threads or physical_cores()
     torch.set_num_threads(threads)
     clips = load_frames(sequences, max_frames)
@@ -167,12 +227,14 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
 
     t0 = time.perf_counter()
     ref_boxes, frame_s, net_s = track_all(torch_factory, clips)
-    baseline = {"name": BASELINE, **summarize(frame_s, net_s), "rss_mb": None,
+    auc, prec = ground_truth_scores(ref_boxes, clips)
+    baseline = {"name": BASELINE, **summarize(frame_s, net_s), "rss_mb": None, "auc": auc, "precision_20px": prec,
                 "size_mb": sum(p.numel() * p.element_size() for p in model.state_dict().values()) / 1e6,
                 "speedup_vs_baseline": 1.0, "mean_iou_vs_fp32": 1.0, "auc_delta": 0.0}
     log(f"  {BASELINE}: {baseline['frame_median_ms']:.1f} ms/frame ({time.perf_counter() - t0:.0f} s)")
 
     rows, skipped = candidates(model, sha, sequences, calib_samples)
+    rows += independent_candidates(default_model, nanotrack_dir or find_nanotrack_dir(), skipped)
     if only:
         rows = [r for r in rows if any(o in r.name for o in only)]
     for path in extra_models or []:
@@ -183,6 +245,7 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
         rows.append(Candidate(f"{engine_for(path)}-{precision} ({os.path.basename(path)})", precision, True,
                               build=lambda work, p=path: p, engine=engine_for(path)))
     engines = [baseline]
+    paths, profile_report = {}, None
     with tempfile.TemporaryDirectory() as tmp:
         work = workdir or tmp
         os.makedirs(work, exist_ok=True)
@@ -195,13 +258,28 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
                 skipped[cand.name] = str(exc)
                 log(f"  {cand.name}: skipped ({exc})")
                 continue
-            mean_iou, auc_delta = accuracy(result.pop("boxes"), ref_boxes, clips)
-            row = {"name": cand.name, **result, "size_mb": _size_mb(path),
+            boxes = result.pop("boxes")
+            mean_iou, auc_delta = (None, None) if cand.independent else accuracy(boxes, ref_boxes, clips)
+            auc, prec = ground_truth_scores(boxes, clips)
+            row = {"name": cand.name, **result, "size_mb": _size_mb(path) if path else None,
                    "speedup_vs_baseline": baseline["frame_median_ms"] / result["frame_median_ms"],
-                   "mean_iou_vs_fp32": mean_iou, "auc_delta": auc_delta,
-                   "precision": cand.precision, "cached": cand.cached}
+                   "mean_iou_vs_fp32": mean_iou, "auc_delta": auc_delta, "auc": auc, "precision_20px": prec,
+                   "precision": cand.precision, "cached": cand.cached, "cfg": cand.cfg}
             engines.append(row)
-            log(f"  {cand.name}: {row['frame_median_ms']:.1f} ms/frame ({time.perf_counter() - t0:.0f} s)")
+            paths[cand.name] = (path, cand)
+            log(f"  {cand.name}: {row['frame_median_ms']:.1f} ms/frame, AUC {100 * auc:.1f} "
+                f"({time.perf_counter() - t0:.0f} s)")
+        int8 = [r for r in engines if r.get("precision") == "int8" and r["median_ms"] is not None
+                and paths[r["name"]][1].engine == "onnxruntime"]
+        if profile and int8:
+            best = min(int8, key=lambda r: r["median_ms"])
+            path, cand = paths[best["name"]]
+            try:
+                prof = run_worker(path, cand, sequences, threads, min(max_frames, 30), profile=True)["profile"]
+                profile_report = {"engine": best["name"], "net_median_ms": best["median_ms"], **prof}
+                log(f"  profiled {best['name']}")
+            except (EdgeTrackError, KeyError) as exc:
+                skipped["profile"] = str(exc)
 
     cfg = model.cfg
     peak = {"fp32_gflops": gemm_peak_gops(False, threads), "int8_gops": gemm_peak_gops(True, threads)}
@@ -213,23 +291,50 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
                         "fp32_ms": flops / (peak["fp32_gflops"] * 1e9) * 1e3,
                         "int8_ms": flops / (peak["int8_gops"] * 1e9) * 1e3}
     for row in engines:
-        c = ceiling["cached" if row.get("cached") else "full"]
-        floor = c["int8_ms"] if row.get("precision") == "int8" else c["fp32_ms"]
-        row["x_over_flop_ceiling"] = row["median_ms"] / floor
+        row_cfg = row.pop("cfg", None) or cfg
+        flops = frame_macs(row_cfg, bool(row.get("cached"))).flops
+        floor = flops / ((peak["int8_gops"] if row.get("precision") == "int8" else peak["fp32_gflops"]) * 1e9) * 1e3
+        row["flop_ceiling_ms"] = floor
+        row["x_over_flop_ceiling"] = row["median_ms"] / floor if row["median_ms"] is not None else None
+        if profile_report and row["name"] == profile_report["engine"]:
+            profile_report["flop_ceiling_ms"] = floor
     return {"baseline": BASELINE, "variant": cfg.name, "threads": threads, "sequences": [c[0] for c in clips],
             "frames": sum(len(c[1]) - 1 for c in clips), "engines": engines, "skipped": skipped,
-            "machine_peak": peak, "flop_ceiling": ceiling}
+            "machine_peak": peak, "flop_ceiling": ceiling, "profile": profile_report}
+
+
+def _f(value, fmt: str, scale: float = 1.0) -> str:
+    return "-" if value is None else format(value * scale, fmt)
+
+
+def format_profile(prof: dict) -> list[str]:
+    """Shares of the profiled run, scaled to the engine's unprofiled network median (the profiler
+    itself slows every kernel a little, so its absolute times run high)."""
+    total = prof["total_ms"] or 1.0
+    scale = prof["net_median_ms"] / total
+    lines = ["", f"Where the time goes: {prof['engine']}, per-frame {prof['graph']} graph, onnxruntime profiler "
+             f"over {prof['runs']} frames; ms scaled to its network median {prof['net_median_ms']:.1f} ms "
+             f"(FLOP ceiling {_f(prof.get('flop_ceiling_ms'), '.1f')} ms).", "",
+             "| part | share % | ms/frame |", "|---|---|---|"]
+    parts = list(prof["by_category_ms"].items()) + [("overhead (no kernel: scheduling, thread wake-ups, copies)",
+                                                     prof["overhead_ms"])]
+    for name, ms in parts:
+        lines.append(f"| {name} | {100 * ms / total:.1f} | {ms * scale:.2f} |")
+    top = ", ".join(f"{op} {100 * ms / total:.0f}%" for op, ms in list(prof["by_op_ms"].items())[:6])
+    return lines + ["", f"Top op types: {top}."]
 
 
 def format_table(report: dict) -> str:
     head = ("| engine | net median ms | net p90 ms | frame median ms | FPS | RSS MB | size MB | speed-up "
-            "| x FLOP ceiling | mean IoU vs fp32 | AUC delta |")
-    lines = [head, "|" + "---|" * 11]
+            "| x FLOP ceiling | AUC % | P@20 % | mean IoU vs fp32 | AUC delta |")
+    lines = [head, "|" + "---|" * 13]
     for r in report["engines"]:
-        rss = f"{r['rss_mb']:.0f}" if r.get("rss_mb") else "-"
-        lines.append(f"| {r['name']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | {r['frame_median_ms']:.1f} | "
-                     f"{r['fps']:.1f} | {rss} | {r['size_mb']:.1f} | {r['speedup_vs_baseline']:.2f}x | "
-                     f"{r['x_over_flop_ceiling']:.2f} | {r['mean_iou_vs_fp32']:.3f} | {100 * r['auc_delta']:+.2f} |")
+        lines.append(f"| {r['name']} | {_f(r['median_ms'], '.1f')} | {_f(r['p90_ms'], '.1f')} | "
+                     f"{r['frame_median_ms']:.1f} | {r['fps']:.1f} | {_f(r.get('rss_mb') or None, '.0f')} | "
+                     f"{_f(r['size_mb'], '.1f')} | {r['speedup_vs_baseline']:.2f}x | "
+                     f"{_f(r['x_over_flop_ceiling'], '.2f')} | {_f(r.get('auc'), '.1f', 100)} | "
+                     f"{_f(r.get('precision_20px'), '.1f', 100)} | {_f(r['mean_iou_vs_fp32'], '.3f')} | "
+                     f"{_f(r['auc_delta'], '+.2f', 100)} |")
     peak, ceil = report["machine_peak"], report["flop_ceiling"]
     lines += ["", f"MixFormerV2-{report['variant']}, {report['threads']} threads, {report['frames']} frames of "
               f"{', '.join(report['sequences'])}. Baseline: {report['baseline']} (templates re-encoded every frame).",
@@ -238,7 +343,11 @@ def format_table(report: dict) -> str:
               f"cached {ceil['cached']['gflops_per_frame']:.2f} G -> ceiling full {ceil['full']['fp32_ms']:.1f} ms fp32 / "
               f"{ceil['full']['int8_ms']:.1f} ms int8, cached {ceil['cached']['fp32_ms']:.1f} / {ceil['cached']['int8_ms']:.1f} ms.",
               "speed-up = baseline frame median / engine frame median; x FLOP ceiling = network median / ceiling "
-              "(1.0 = the machine's GEMM peak)."]
+              "(1.0 = the machine's GEMM peak). AUC and P@20: against the ground truth of these frames. "
+              "The default model and NanoTrack are not built from the benched checkpoint (no IoU/AUC delta "
+              "against it); NanoTrack's network call is inside OpenCV, so it has a whole-frame time only."]
+    if report.get("profile"):
+        lines += format_profile(report["profile"])
     for name, why in report["skipped"].items():
         lines.append(f"not run: {name}: {why}")
     return "\n".join(lines)
@@ -251,6 +360,7 @@ def plot_png(report: dict, path: str) -> None:
     W, H, m = 900, 520, 70
     img = np.full((H, W, 3), 255, np.uint8)
     rows = report["engines"]
+    rows = [r for r in rows if r["mean_iou_vs_fp32"] is not None]
     xmax = max(r["frame_median_ms"] for r in rows) * 1.1
     ymin = min(min(r["mean_iou_vs_fp32"] for r in rows), 0.9) - 0.02
     to_px = lambda ms, v: (int(m + ms / xmax * (W - 2 * m)), int(H - m - (v - ymin) / (1.0 - ymin + 0.01) * (H - 2 * m)))

@@ -161,6 +161,10 @@ def register_bench(subparsers) -> None:
     p.add_argument("--workdir", metavar="DIR", help="keep the built models here")
     p.add_argument("--extra-model", action="append", default=[], metavar="MODEL",
                    help="also measure this model file (e.g. a QAT export, against post-training INT8)")
+    p.add_argument("--model", metavar="M.onnx", help="the default-model row (default: the bundled model)")
+    p.add_argument("--nanotrack-dir", metavar="DIR",
+                   help="NanoTrack's ONNX files for its peer row (default: ../shared/models/opencv if present)")
+    p.add_argument("--no-profile", action="store_true", help="skip the operator profile of the best INT8 engine")
     p.set_defaults(func=run_bench_command)
 
 
@@ -183,7 +187,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
     sequences = args.sequences or os.path.dirname(SAMPLE_DIR)
     report = run_bench(model, sha, sequences, threads=args.threads, max_frames=args.max_frames,
                        workdir=args.workdir, only=args.engines, extra_models=args.extra_model,
-                       log=lambda m: print(m, file=sys.stderr))
+                       log=lambda m: print(m, file=sys.stderr), default_model=args.model,
+                       nanotrack_dir=args.nanotrack_dir, profile=not args.no_profile)
     print(format_table(report))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

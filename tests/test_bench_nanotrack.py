@@ -1,0 +1,83 @@
+"""`edge-track bench`: NanoTrack as a peer row on the same frames, and the default model's row
+with its accuracy against the ground truth beside its speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import NANOTRACK_DIR, make_clip_frames, shared_path, write_sequence
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench_seqs")
+    frames, boxes = make_clip_frames(n=14, size=(320, 240), box=(120, 90, 40, 32), step=(3, 2))
+    write_sequence(str(root / "square"), frames, boxes)
+    return str(root)
+
+
+def test_worker_measures_nanotrack_whole_frame_time_without_torch(clip_dir, tmp_path):
+    nano = shared_path("models", "opencv")
+    out = tmp_path / "nano.json"
+    proc = subprocess.run([sys.executable, "-m", "edge.benchmark", "--peer", "nanotrack", "--nanotrack-dir", nano,
+                           "--sequences", clip_dir, "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["median_ms"] is None            # OpenCV hides its network call
+    assert result["frame_median_ms"] > 0 and result["fps"] == pytest.approx(1e3 / result["frame_median_ms"])
+    assert len(result["boxes"]["square"]) == 14
+    assert result["torch_imported"] is False
+
+
+def test_worker_without_nanotrack_files_is_one_line_error(clip_dir, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "edge.benchmark", "--peer", "nanotrack", "--nanotrack-dir",
+                           str(tmp_path), "--sequences", clip_dir, "--out", str(tmp_path / "x.json")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "NanoTrack model file not found" in proc.stderr
+
+
+def test_bench_has_nanotrack_and_default_model_rows_with_ground_truth_auc(clip_dir):
+    pytest.importorskip("torch")
+    shared_path("models", "opencv")
+    from edge.sample import BUNDLED_MODEL
+
+    if not os.path.isfile(BUNDLED_MODEL):
+        pytest.skip("no bundled model in this checkout")
+    from train.bench import format_table, run_bench
+    from train.model import build_model
+    from train.presets import get_preset
+
+    report = run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, threads=1, max_frames=14,
+                       only=["nanotrack", "default-model"], nanotrack_dir=NANOTRACK_DIR, log=lambda m: None)
+    rows = {r["name"]: r for r in report["engines"]}
+    nano = rows["nanotrack (opencv)"]
+    default = next(r for name, r in rows.items() if name.startswith("default-model-int8"))
+    for row in (nano, default):
+        assert row["frame_median_ms"] > 0 and 0.0 <= row["auc"] <= 1.0
+        assert row["mean_iou_vs_fp32"] is None    # not built from the benched checkpoint
+    # Both trackers follow an unoccluded textured square.
+    assert nano["auc"] > 0.4 and default["auc"] > 0.4
+    assert nano["x_over_flop_ceiling"] is None and default["x_over_flop_ceiling"] > 0
+    # The only INT8 onnxruntime row is the default model: it is the one profiled.
+    assert report["profile"]["engine"] == default["name"]
+    assert report["profile"]["by_category_ms"]["gemm"] > 0
+    table = format_table(report)
+    assert "| nanotrack (opencv) | - | - |" in table
+    assert "Where the time goes" in table and "| gemm |" in table
+
+
+def test_bench_names_why_nanotrack_is_missing(monkeypatch, tmp_path):
+    from train.bench import independent_candidates
+
+    skipped = {}
+    rows = independent_candidates(None, None, skipped)
+    assert all(r.peer is None for r in rows)
+    assert "--nanotrack-dir" in skipped["nanotrack"]
