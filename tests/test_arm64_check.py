@@ -1,0 +1,75 @@
+"""firmware_scripts/arm64_check.sh: argument handling and the one-line 'what is missing' exits.
+
+The full run (debootstrap + qemu, many minutes) is not part of the test suite; these check the
+paths a user without the prerequisites hits, through a fake PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import REPO
+
+SCRIPT = os.path.join(REPO, "firmware_scripts", "arm64_check.sh")
+BASH = shutil.which("bash")
+
+
+def _fake_bin(tmp_path, uid: int, keep=()):
+    """A PATH holding a fake `id` and links to the named real tools only."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "id").write_text(f"#!{BASH}\necho {uid}\n")
+    (bindir / "id").chmod(0o755)
+    for tool in keep:
+        real = shutil.which(tool)
+        if real:
+            (bindir / tool).symlink_to(real)
+    return str(bindir)
+
+
+def _run(args, path):
+    return subprocess.run([BASH, SCRIPT, *args], capture_output=True, text=True,
+                          env={"PATH": path, "HOME": os.environ.get("HOME", "/root")}, timeout=60)
+
+
+def test_script_parses():
+    assert subprocess.run([BASH, "-n", SCRIPT]).returncode == 0
+
+
+def test_not_root_is_one_line(tmp_path):
+    proc = _run([], _fake_bin(tmp_path, 1000))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["arm64_check: needs root (debootstrap, chroot and mounts): run it with sudo"]
+    assert proc.stdout == ""
+
+
+def test_missing_debootstrap_is_named_in_one_line(tmp_path):
+    # Root, but neither debootstrap nor apt-get to install it.
+    proc = _run(["--rootfs", str(tmp_path / "rootfs")], _fake_bin(tmp_path, 0, keep=("chroot", "mount", "umount", "tar")))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("arm64_check: missing:")
+    assert "debootstrap" in lines[0] and "tar" not in lines[0].split("(")[0]
+    assert not (tmp_path / "rootfs").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bogus"], "unknown option --bogus"),
+    (["--rootfs"], "--rootfs needs a value"),
+    (["--model", ""], "--model needs a value"),
+])
+def test_bad_arguments_are_one_line(tmp_path, args, message):
+    proc = _run(args, _fake_bin(tmp_path, 1000))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"arm64_check: {message} (see --help)" if "unknown" in message
+                                                else f"arm64_check: {message}"]
+
+
+def test_help_describes_the_json_line(tmp_path):
+    proc = _run(["--help"], _fake_bin(tmp_path, 1000) + ":/usr/bin:/bin")
+    assert proc.returncode == 0
+    assert '"auc_arm64"' in proc.stdout and "--rootfs DIR" in proc.stdout
