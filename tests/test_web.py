@@ -1,13 +1,18 @@
 """The web console: the JSON API over real HTTP on loopback, and the page in headless Chromium."""
 
+import http.client
 import json
+import logging
 import os
 import shutil
+import socket
 import stat
+import struct
 import threading
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -18,7 +23,9 @@ from edge.outputs.base import LogOutput
 from edge.runtime.loop import TrackingLoop
 from edge.tracker import TrackResult, TrackState
 from edge.web.publisher import FramePublisher
+from edge.errors import ConfigError
 from edge.web.server import ConsoleServer
+from edge.web.token_file import load_or_create_token
 
 
 class LiveGrabber:
@@ -86,6 +93,7 @@ def console(tmp_path, request):
     thread.start()
     server = ConsoleServer(loop, publisher, cfg, bind=bind, port=0, state_dir=str(tmp_path / "state")).start()
     host, port = server.httpd.server_address[:2]
+    assert wait_for(lambda: loop.camera_model is not None)   # targets are checked against the frame size
     yield {"base": f"http://{host}:{port}", "server": server, "loop": loop, "tracker": tracker, "out": out,
            "publisher": publisher, "state_dir": tmp_path / "state"}
     server.close()
@@ -208,15 +216,13 @@ def test_non_local_bind_requires_the_token(console):
         assert b"edge-track" in resp.read()
 
 
-def test_page_in_headless_chromium(console):
+def headless_chromium():
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver_path:
         pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
     webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the dev extra)")
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
 
     options = Options()
     options.binary_location = chromium
@@ -224,7 +230,14 @@ def test_page_in_headless_chromium(console):
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage", "--window-size=1200,900"):
         options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(driver_path), options=options)
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+def test_page_in_headless_chromium(console):
+    browser = headless_chromium()
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
     try:
         browser.set_page_load_timeout(20)
         browser.get(console["base"] + "/")
@@ -242,3 +255,381 @@ def test_page_in_headless_chromium(console):
         assert abs(x - 80) < 8 and abs(y - 60) < 8 and abs(w - 80) < 8 and abs(h - 60) < 8   # a quarter of 320x240
     finally:
         browser.quit()
+
+
+# -- cross-site requests (a web page in a browser on the device, DNS rebinding) -----------------
+
+def request(base, method, path, body=b"", headers=None):
+    """One request carrying exactly these headers (a value of None leaves the header out)."""
+    netloc = urlsplit(base).netloc
+    host, port = netloc.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for key, value in ({"Host": netloc} | (headers or {})).items():
+            if value is not None:
+                conn.putheader(key, value)
+        if method == "POST":
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body if method == "POST" else None)
+        resp = conn.getresponse()
+        if resp.headers.get("Content-Type", "").startswith("multipart/"):
+            return resp.status, None
+        data = resp.read()
+        return resp.status, (json.loads(data) if resp.headers.get("Content-Type") == "application/json" else data)
+    finally:
+        conn.close()
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def moved_nothing(console):
+    time.sleep(0.2)
+    return console["tracker"].inits == [] and not console["loop"].dry_run
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded",
+                                   "multipart/form-data; boundary=x", None, "text/json", "application/jsonp"])
+def test_state_changes_need_a_json_content_type(console, ctype):
+    # A cross-site form or a no-cors fetch can only send these; application/json needs a CORS preflight.
+    base = console["base"]
+    for path, body in (("/api/outputs", b'{"dry_run": true}'), ("/api/select", b'{"box": [40, 30, 24, 20]}')):
+        status, reply = request(base, "POST", path, body, {"Content-Type": ctype})
+        assert status == 415 and "application/json" in reply["error"]
+    assert moved_nothing(console)
+    assert request(base, "POST", "/api/outputs", b'{"dry_run": true}',
+                   {"Content-Type": "Application/JSON; charset=utf-8"})[0] == 200
+    assert console["loop"].dry_run
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1.evil.example:{port}",
+                                  "localhost.evil.example", "[::2]:{port}", "192.168.1.9:{port}", "local host",
+                                  "127.0.0.1:{port}:80"])
+def test_other_host_names_are_refused(console, host):
+    # A DNS-rebinding page reaches 127.0.0.1 under its own name: the Host header gives it away.
+    base = console["base"]
+    host = host.format(port=urlsplit(base).port)
+    for method, path, body in (("GET", "/api/state", b""), ("GET", "/stream.mjpg", b""), ("GET", "/", b""),
+                               ("POST", "/api/outputs", b'{"dry_run": true}'),
+                               ("POST", "/api/select", b'{"box": [40, 30, 24, 20]}')):
+        status, reply = request(base, method, path, body, {"Host": host, **JSON})
+        assert status == 403 and "Host" in reply["error"], (method, path)
+    assert moved_nothing(console)
+
+
+def test_loopback_names_are_accepted_on_any_port(console):
+    base = console["base"]
+    port = urlsplit(base).port
+    # Another port: an ssh tunnel (ssh -L 9000:localhost:8080) keeps the name, not the port.
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "LOCALHOST", "localhost:9000"):
+        assert request(base, "GET", "/api/state", headers={"Host": host})[0] == 200, host
+    assert request(base, "GET", "/api/state", headers={"Host": None})[0] == 400     # HTTP/1.1 needs a Host
+    assert request(base, "GET", "/api/state", headers={"Host": f"evil.example, 127.0.0.1:{port}"})[0] == 403
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://localhost:1", "http://127.0.0.1",
+                                    "file://"])
+def test_cross_origin_requests_are_refused(console, origin):
+    base = console["base"]
+    status, reply = request(base, "POST", "/api/outputs", b'{"dry_run": true}', {"Origin": origin, **JSON})
+    assert status == 403 and "origin" in reply["error"].lower()
+    assert request(base, "GET", "/api/state", headers={"Origin": origin})[0] == 403
+    assert moved_nothing(console)
+    # What the page itself sends on its POSTs: its own origin, same as Host.
+    assert request(base, "POST", "/api/outputs", b'{"dry_run": true}', {"Origin": base, **JSON})[0] == 200
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_fetch_metadata_from_other_sites_is_refused(console, site):
+    base = console["base"]
+    for method, path, body in (("POST", "/api/outputs", b'{"dry_run": true}'),
+                               ("POST", "/api/select", b'{"box": [40, 30, 24, 20]}'),
+                               ("GET", "/api/state", b""), ("GET", "/stream.mjpg", b"")):
+        status, reply = request(base, method, path, body, {"Sec-Fetch-Site": site, **JSON})
+        assert status == 403 and "Sec-Fetch-Site" in reply["error"], path
+    assert moved_nothing(console)
+    # A link from another site to the page is fine: the page is static and holds no secret.
+    assert request(base, "GET", "/", headers={"Sec-Fetch-Site": site})[0] == 200
+    for ok in ("same-origin", "none"):
+        assert request(base, "GET", "/api/state", headers={"Sec-Fetch-Site": ok})[0] == 200
+
+
+@pytest.mark.parametrize("console", ["127.0.0.2"], indirect=True)
+def test_beyond_localhost_the_machine_names_are_accepted_and_others_refused(console):
+    base, token = console["base"], console["server"].token
+    auth = {"Authorization": f"Bearer {token}"}
+    name = socket.gethostname().split(".")[0]
+    for host in ("127.0.0.2", name, name + ".local", f"{name.upper()}.local:8080"):
+        assert request(base, "GET", "/api/state", headers={"Host": host, **auth})[0] == 200, host
+    assert request(base, "GET", "/api/state", headers={"Host": "evil.example", **auth})[0] == 403
+
+
+def test_machine_name_is_refused_when_bound_to_loopback(console):
+    assert request(console["base"], "GET", "/api/state", headers={"Host": socket.gethostname()})[0] == 403
+
+
+# -- connections: time-outs, a bounded number of threads, quiet disconnects ----------------------
+
+def server_address(console):
+    parts = urlsplit(console["base"])
+    return parts.hostname, parts.port
+
+
+def read_until_closed(sock, timeout):
+    """What the server sends before it closes the connection; raises socket.timeout if it does not."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def test_half_sent_requests_time_out_and_do_not_pile_up_threads(console):
+    address = server_address(console)
+    before = threading.active_count()
+    socks = []
+    try:
+        for _ in range(100):
+            sock = socket.create_connection(address, timeout=5)
+            sock.sendall(b"POST /api/select HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n")  # no end
+            socks.append(sock)
+        time.sleep(0.5)
+        assert threading.active_count() - before <= 40          # bounded, not one thread per connection
+        started = time.monotonic()
+        for sock in socks:
+            data = read_until_closed(sock, timeout=10)
+            assert data == b"" or data.startswith(b"HTTP/1.1 503")
+        assert time.monotonic() - started < 8                   # closed within seconds
+    finally:
+        for sock in socks:
+            sock.close()
+    assert wait_for(lambda: threading.active_count() <= before + 2)
+    assert call(console["base"], "/api/state")[0] == 200
+
+
+def test_a_trickling_request_is_cut_off_at_the_deadline(console):
+    # A byte every 0.2 s resets any per-read timeout; the whole request has a deadline instead.
+    sock = socket.create_connection(server_address(console), timeout=5)
+    started = time.monotonic()
+    try:
+        sock.sendall(b"GET /api/state HTTP/1.1\r\nX-Slow: ")
+        with pytest.raises(OSError):
+            for _ in range(100):
+                sock.sendall(b"a")
+                time.sleep(0.2)
+    finally:
+        sock.close()
+    assert time.monotonic() - started < 9
+
+
+def test_client_disconnects_are_one_line_at_most(console, capfd, caplog):
+    caplog.set_level(logging.INFO)
+    address = server_address(console)
+    reset = struct.pack("ii", 1, 0)          # SO_LINGER 0: close sends a reset
+    for _ in range(20):
+        sock = socket.create_connection(address, timeout=5)
+        sock.sendall(b"POST /api/select HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"box\"")
+        time.sleep(0.05)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, reset)
+        sock.close()
+    for _ in range(3):                        # viewers that vanish mid-stream
+        sock = socket.create_connection(address, timeout=5)
+        sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        sock.recv(4096)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, reset)
+        sock.close()
+    time.sleep(1.0)
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err
+    assert len((out + err).splitlines()) + len(caplog.records) <= 23
+    assert call(console["base"], "/api/state")[0] == 200
+
+
+def test_live_view_viewers_are_capped_and_the_api_still_answers(console):
+    base, publisher = console["base"], console["publisher"]
+    conns, statuses = [], []
+    try:
+        for _ in range(12):
+            conn = http.client.HTTPConnection(*server_address(console), timeout=5)
+            conn.request("GET", "/stream.mjpg")
+            resp = conn.getresponse()
+            statuses.append(resp.status)
+            conns.append(conn)
+        assert 1 <= statuses.count(200) <= 4 and statuses.count(200) + statuses.count(503) == 12
+        for _ in range(5):
+            assert call(base, "/api/state")[0] == 200
+    finally:
+        for conn in conns:
+            conn.close()
+    assert wait_for(lambda: publisher.viewers == 0)
+    with urllib.request.urlopen(base + "/stream.mjpg", timeout=5) as resp:   # slots come back
+        assert resp.status == 200
+
+
+def test_a_viewer_that_stops_reading_is_dropped(console):
+    console["server"].httpd.write_timeout = 1.0
+    publisher = console["publisher"]
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(server_address(console))
+    try:
+        sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        sock.recv(100)
+        assert wait_for(lambda: publisher.viewers == 1)
+        assert wait_for(lambda: publisher.viewers == 0, timeout=20)   # its writes timed out
+    finally:
+        sock.close()
+    assert call(console["base"], "/api/state")[0] == 200
+
+
+# -- every body field checked by type and range, against the frame --------------------------------
+
+@pytest.mark.parametrize("path, raw, why", [
+    ("/api/select", {"point": [100, 80], "size": "big"}, "size"),
+    ("/api/select", {"point": [100, 80], "size": True}, "size"),
+    ("/api/select", {"point": [100, 80], "size": 0}, "size"),
+    ("/api/select", {"point": [100, 80], "size": None}, "size"),
+    ("/api/select", {"point": [100, 80], "size": 1e30}, "size"),
+    ("/api/select", {"box": [0, 0, 1e30, 10]}, "320x240"),
+    ("/api/select", {"box": [-50, 0, 20, 10]}, "320x240"),
+    ("/api/select", {"box": [400, 10, 20, 20]}, "320x240"),
+    ("/api/select", {"box": [300, 10, 40, 20]}, "320x240"),
+    ("/api/select", {"point": [500, 80]}, "320x240"),
+    ("/api/select", {"point": [-1, 80]}, "320x240"),
+    ("/api/select", {"box": "40,30,24,20"}, "4 numbers"),
+    ("/api/select", {"box": [40, 30, 24, 20], "point": [1, 2]}, "either"),
+    ("/api/select", {"box": [40, 30, 24, 20], "extra": 1}, "extra"),
+    ("/api/select", {"boxx": [40, 30, 24, 20]}, "boxx"),
+    ("/api/select", {}, "box"),
+    ("/api/select", b'{"box": [40, 30, 24, 1' + b"0" * 400 + b"]}", "finite"),
+    ("/api/select", b"[" * 3000, "JSON"),
+    ("/api/select", b'{"box": [NaN, 30, 24, 20]}', "finite"),
+    ("/api/outputs", {"dry_run": 1}, "dry_run"),
+    ("/api/outputs", {"dry_run": "true"}, "dry_run"),
+    ("/api/outputs", {}, "dry_run"),
+    ("/api/outputs", {"dry_run": True, "send": True}, "send"),
+    ("/api/stop", {"now": True}, "now"),
+    ("/api/recenter", [], "JSON object"),
+])
+def test_every_body_field_is_checked(console, path, raw, why):
+    body = raw if isinstance(raw, bytes) else json.dumps(raw).encode()
+    status, reply = request(console["base"], "POST", path, body, JSON)
+    assert status == 400 and why in reply["error"] and "\n" not in reply["error"]
+    assert moved_nothing(console) and console["out"].recentered == 0
+
+
+def test_a_point_near_the_edge_selects_the_part_inside_the_frame(console):
+    status, reply = call(console["base"], "/api/select", {"point": [10, 230], "size": 40})
+    assert status == 200 and reply["box"] == [0.0, 210.0, 30.0, 30.0]
+    assert wait_for(lambda: console["tracker"].inits == [(0.0, 210.0, 30.0, 30.0)])
+    assert call(console["base"], "/api/select", {"box": [0, 0, 320, 240]})[0] == 200   # the whole frame is fine
+
+
+def test_a_target_before_the_first_frame_is_refused(tmp_path):
+    class NoFrameYet:
+        camera_model, dry_run = None, False
+        requests = []
+
+        def request(self, req):
+            self.requests.append(req)
+
+    loop = NoFrameYet()
+    server = ConsoleServer(loop, None, load_config({}), port=0, state_dir=str(tmp_path)).start()
+    try:
+        host, port = server.httpd.server_address[:2]
+        status, reply = call(f"http://{host}:{port}", "/api/select", {"box": [40, 30, 24, 20]})
+        assert status == 409 and "frame" in reply["error"] and loop.requests == []
+    finally:
+        server.close()
+
+
+# -- the token file ---------------------------------------------------------------------------------
+
+def test_a_short_token_is_replaced_by_a_new_0600_file(tmp_path):
+    path = tmp_path / "web-token"
+    path.write_text("short\n")
+    os.chmod(path, 0o644)
+    token = load_or_create_token(str(tmp_path))
+    assert len(token) >= 32 and path.read_text().strip() == token
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["web-token"]           # no temporary file left behind
+    assert load_or_create_token(str(tmp_path)) == token             # kept across restarts
+
+
+def test_a_good_token_with_a_loose_mode_is_kept_and_its_mode_fixed(tmp_path):
+    path = tmp_path / "web-token"
+    path.write_text("k" * 43 + "\n")
+    os.chmod(path, 0o644)
+    assert load_or_create_token(str(tmp_path)) == "k" * 43
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+@pytest.mark.parametrize("content", ["short\n", "t" * 43 + "\n"])
+def test_a_symlinked_token_file_is_refused(tmp_path, content):
+    target = tmp_path / "elsewhere"
+    target.write_text(content)
+    os.chmod(target, 0o644)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "web-token").symlink_to(target)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        load_or_create_token(str(state))
+    assert target.read_text() == content and stat.S_IMODE(os.stat(target).st_mode) == 0o644
+
+
+def test_a_token_path_that_is_not_a_file_is_refused(tmp_path):
+    (tmp_path / "web-token").mkdir()
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_or_create_token(str(tmp_path))
+
+
+ATTACK = """<!doctype html><title>a page on another site</title>
+<form id="form" method="POST" action="{console}/api/outputs" enctype="text/plain">
+<input name='{{"dry_run": true, "pad": "' value='"}}'></form>
+<script>
+const hit = (path, body, type) => fetch("{console}" + path, {{method: "POST", mode: "no-cors",
+  headers: {{"Content-Type": type}}, body: body}}).catch(() => null);
+Promise.all([hit("/api/select", '{{"box": [40, 30, 24, 20]}}', "text/plain"),
+             hit("/api/outputs", '{{"dry_run": true}}', "text/plain"),
+             fetch("{console}/api/select", {{method: "POST", headers: {{"Content-Type": "application/json"}},
+                   body: '{{"box": [40, 30, 24, 20]}}'}}).catch(() => null)])
+  .then(() => {{ document.title = "sent"; document.getElementById("form").submit(); }});
+</script>"""
+
+
+def test_a_page_on_another_site_cannot_drive_the_console(console):
+    # The attack the issue describes, in a real browser: a page on another site (localhost:X is not
+    # the site of 127.0.0.1:Y) posts to the console with a form and with no-cors / CORS fetches.
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    page = ATTACK.format(console=console["base"]).encode()
+
+    class Attacker(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    attacker = HTTPServer(("127.0.0.1", 0), Attacker)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    browser = headless_chromium()
+    try:
+        browser.set_page_load_timeout(20)
+        browser.get(f"http://localhost:{attacker.server_address[1]}/")
+        assert wait_for(lambda: browser.title != "a page on another site", timeout=10)   # all sent
+        time.sleep(1.0)
+        assert console["tracker"].inits == [] and not console["loop"].dry_run
+    finally:
+        browser.quit()
+        attacker.shutdown()
+        attacker.server_close()

@@ -8,74 +8,103 @@
 | GET | `/api/config` | the active configuration (read-only) |
 | GET | `/api/log?lines=N` | the last N lines of the track log |
 | GET | `/api/calibration` | camera calibration and gimbal profile in use |
-| POST | `/api/select` | `{"box": [x, y, w, h]}` or `{"point": [x, y]}` in frame pixels: track it |
+| POST | `/api/select` | `{"box": [x, y, w, h]}` or `{"point": [x, y], "size": s}` in frame pixels: track it |
 | POST | `/api/stop` | stop tracking; outputs hold |
 | POST | `/api/recenter` | stop tracking and move the head to its neutral position |
 | POST | `/api/outputs` | `{"dry_run": true/false}`: compute commands without sending them |
 
-Bound to localhost by default. On any other address every API call and the stream need the token
-(``Authorization: Bearer <token>`` or ``?token=``), compared in constant time; it is printed at start
-and kept in the state directory with mode 0600. Request bodies are limited to 4 KiB and validated.
+The console moves hardware, so a request from anywhere but its own page or a script is refused:
+a Host that is not a name of this machine (DNS rebinding), an Origin other than the Host, a
+``Sec-Fetch-Site`` other than ``same-origin``/``none`` on the API, and a POST that is not
+``application/json`` (the one body type a cross-site page cannot send without a CORS preflight,
+which is never granted). Bound to localhost by default; on any other address every API call and
+the stream also need the token (``Authorization: Bearer <token>`` or ``?token=``), compared in
+constant time, printed at start and kept in the state directory with mode 0600.
+
+Connections are bounded: at most ``MAX_CONNECTIONS`` handler threads (more get a 503 at once), of
+which live views hold at most ``MAX_VIEWERS``; a request must arrive whole within
+``REQUEST_TIMEOUT`` and an answer or a frame leave within ``WRITE_TIMEOUT``. Bodies are limited to
+4 KiB and every field is checked by type and range, targets against the frame.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hmac
+import io
 import json
 import logging
 import math
 import os
-import secrets
+import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 from edge.target import TargetRequest
+from edge.web import cross_site
+from edge.web.connections import BoundedThreadingHTTPServer, DeadlineReader
+from edge.web.token_file import default_state_dir, load_or_create_token
 
 log = logging.getLogger("edge.web")
 
 MAX_BODY = 4096
-LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
+REQUEST_TIMEOUT = 5.0        # s from connect (or the last answer) until the whole request is in
+WRITE_TIMEOUT = 10.0         # s for one answer or one live-view frame to leave
+MAX_CONNECTIONS = 32         # handler threads at once
+MAX_VIEWERS = 4              # of those, long-lived live views: the API always keeps the rest
+STREAM_SNDBUF = 128 * 1024   # a slow viewer gets fewer, fresh frames instead of seconds of backlog
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/style.css": ("style.css", "text/css; charset=utf-8")}
 
 
 class BadRequest(Exception):
-    pass
+    status = 400
 
 
-def load_or_create_token(state_dir: str) -> str:
-    """A token kept across restarts in ``state_dir/web-token`` (0600)."""
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    path = os.path.join(state_dir, "web-token")
-    if os.path.isfile(path):
-        with open(path, encoding="ascii") as f:
-            token = f.read().strip()
-        if len(token) >= 32:
-            os.chmod(path, 0o600)
-            return token
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(token + "\n")
-    return token
+class NotFound(BadRequest):
+    status = 404
 
 
-def default_state_dir() -> str:
-    return os.environ.get("STATE_DIRECTORY") or os.path.join(os.path.expanduser("~"), ".local", "state", "edge-track")
+class NoFrameYet(BadRequest):
+    status = 409
+
+
+# -- body checks -------------------------------------------------------------------------------------
+
+def _number(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"{what} must be a finite number")
+    try:
+        out = float(value)
+    except OverflowError:      # an integer with hundreds of digits
+        out = math.inf
+    if not math.isfinite(out):
+        raise BadRequest(f"{what} must be a finite number")
+    return out
 
 
 def _finite_numbers(values, count: int, what: str) -> list[float]:
     if not isinstance(values, list) or len(values) != count:
         raise BadRequest(f"{what} must be a list of {count} numbers")
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise BadRequest(f"{what} must be a list of {count} finite numbers")
-        out.append(float(v))
-    return out
+    try:
+        return [_number(v, what) for v in values]
+    except BadRequest:
+        raise BadRequest(f"{what} must be a list of {count} finite numbers") from None
+
+
+def _only(body: dict, allowed: tuple[str, ...]) -> None:
+    for key in body:
+        if key not in allowed:
+            expected = f"expected {', '.join(allowed)}" if allowed else "this call takes {}"
+            raise BadRequest(f"unknown field {key[:40]!r} ({expected})")
+
+
+def _fmt(values) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in values) + "]"
 
 
 class Console:
@@ -122,38 +151,62 @@ class Console:
                             else data.get("control", {}))
         return out
 
+    def frame_size(self) -> tuple[int, int]:
+        cam = getattr(self.loop, "camera_model", None)
+        if cam is None:
+            raise NoFrameYet("no frame yet, so no frame size to check the target against: retry in a moment")
+        return cam.width, cam.height
+
     # -- commands ------------------------------------------------------------------------------
     def select(self, body: dict) -> dict:
+        _only(body, ("box", "point", "size"))
+        if ("box" in body) == ("point" in body) or ("size" in body and "point" not in body):
+            raise BadRequest('expected either {"box": [x, y, w, h]} or {"point": [x, y], "size": s}')
+        width, height = self.frame_size()
         if "box" in body:
             x, y, w, h = _finite_numbers(body["box"], 4, "box")
             if w <= 0 or h <= 0:
                 raise BadRequest("box width and height must be positive")
+            # Strict, not clipped: a box reaching outside the frame is a caller's mistake worth hearing about.
+            if x < 0 or y < 0 or x + w > width or y + h > height:
+                raise BadRequest(f"box {_fmt((x, y, w, h))} is not within the {width}x{height} frame")
             box = (x, y, w, h)
-        elif "point" in body:
-            x, y = _finite_numbers(body["point"], 2, "point")
-            side = float(body.get("size", 80))
-            if not math.isfinite(side) or side <= 0:
-                raise BadRequest("size must be a positive number")
-            box = (x - side / 2, y - side / 2, side, side)
         else:
-            raise BadRequest('expected {"box": [x, y, w, h]} or {"point": [x, y]}')
+            px, py = _finite_numbers(body["point"], 2, "point")
+            if not (0 <= px <= width and 0 <= py <= height):
+                raise BadRequest(f"point {_fmt((px, py))} is not within the {width}x{height} frame")
+            side = _number(body.get("size", 80), "size")
+            if not 0 < side <= max(width, height):
+                raise BadRequest(f"size must be above 0 and at most {max(width, height)} pixels")
+            # A tap near the edge means the part of the square that is in view.
+            x0, y0 = max(0.0, px - side / 2), max(0.0, py - side / 2)
+            box = (x0, y0, min(float(width), px + side / 2) - x0, min(float(height), py + side / 2) - y0)
         self.loop.request(TargetRequest(box=box, source="web"))
         return {"ok": True, "box": list(box)}
 
     def stop(self, body: dict) -> dict:
+        _only(body, ())
         self.loop.request(TargetRequest(source="web"))
         return {"ok": True}
 
     def recenter(self, body: dict) -> dict:
+        _only(body, ())
         self.loop.request(TargetRequest(recenter=True, source="web"))
         return {"ok": True}
 
     def outputs(self, body: dict) -> dict:
+        _only(body, ("dry_run",))
         if not isinstance(body.get("dry_run"), bool):
             raise BadRequest('expected {"dry_run": true|false}')
         self.loop.set_dry_run(body["dry_run"])
         return {"ok": True, "dry_run": self.loop.dry_run}
 
+
+ACTIONS = {"/api/select": Console.select, "/api/stop": Console.stop, "/api/recenter": Console.recenter,
+           "/api/outputs": Console.outputs}
+
+
+# -- HTTP ------------------------------------------------------------------------------------------
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "edge-track"
@@ -166,6 +219,28 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # requests are not worth a journal line each
         log.debug("%s " + fmt, self.address_string(), *args)
 
+    # -- connection ----------------------------------------------------------------------------
+    def setup(self) -> None:
+        super().setup()
+        self.deadline = time.monotonic() + self.server.request_timeout   # type: ignore[attr-defined]
+        self.rfile.close()
+        self.rfile = io.BufferedReader(DeadlineReader(self.connection, lambda: self.deadline))
+
+    def handle_one_request(self) -> None:
+        # The clock starts when the last answer has gone: idle keep-alive connections are closed too.
+        self.deadline = time.monotonic() + self.server.request_timeout   # type: ignore[attr-defined]
+        super().handle_one_request()
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError as exc:      # the client went away or stopped reading: one debug line, no traceback
+            log.debug("%s: connection dropped (%s)", self.client_address[0], exc.__class__.__name__)
+
+    def flush_headers(self) -> None:
+        self.connection.settimeout(self.server.write_timeout)   # type: ignore[attr-defined]
+        super().flush_headers()
+
     # -- helpers -------------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
         self.send_response(status)
@@ -173,11 +248,29 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
     def _json(self, status: int, obj) -> None:
         self._send(status, json.dumps(obj).encode("utf-8"))
+
+    def _refuse(self, status: int, message: str) -> None:
+        self.close_connection = True     # an unread body must not be taken for the next request
+        self._json(status, {"error": message})
+
+    def _run(self, action, *args) -> tuple[int, object]:
+        try:
+            return 200, action(*args)
+        except BadRequest as exc:
+            return exc.status, {"error": str(exc)}
+        except Exception:               # a bug, not bad input: the journal gets the traceback
+            log.exception("web console: %s %s failed", self.command, self.path[:200])
+            return 500, {"error": "internal error (see the service log)"}
+
+    def _known(self, name: str) -> bool:
+        return self.server.knows(name, self.connection)   # type: ignore[attr-defined]
 
     def _authorized(self, query: dict) -> bool:
         token = self.console.token
@@ -198,102 +291,160 @@ class Handler(BaseHTTPRequestHandler):
     # -- GET -----------------------------------------------------------------------------------
     def do_GET(self) -> None:
         path, query = self._route()
-        if path in STATIC:
+        # The page itself holds no secret and may be linked from anywhere; the Host check still
+        # applies so a rebinding name gets nothing at all.
+        refusal = cross_site.refusal(self.headers, self._known, api=path not in STATIC)
+        if refusal:
+            self._refuse(*refusal)
+        elif path in STATIC:
             name, ctype = STATIC[path]
             self._send(200, resources.files("edge.web").joinpath("static", name).read_bytes(), ctype)
-            return
-        if not self._authorized(query):
-            self._json(401, {"error": "missing or wrong token"})
-            return
-        console = self.console
-        if path == "/api/state":
-            self._json(200, console.state())
-        elif path == "/api/config":
-            self._json(200, dataclasses.asdict(console.cfg))
-        elif path == "/api/log":
-            try:
-                lines = max(1, min(500, int(query.get("lines", ["50"])[0])))
-            except ValueError:
-                self._json(400, {"error": "lines must be an integer"})
-                return
-            self._json(200, {"lines": console.log_tail(lines)})
-        elif path == "/api/calibration":
-            self._json(200, console.calibration())
+        elif not self._authorized(query):
+            self._refuse(401, "missing or wrong token")
         elif path == "/stream.mjpg":
             self._stream()
         else:
-            self._json(404, {"error": f"no such resource {path}"})
+            self._json(*self._run(self._view, path, query))
+
+    def _view(self, path: str, query: dict):
+        console = self.console
+        if path == "/api/state":
+            return console.state()
+        if path == "/api/config":
+            return dataclasses.asdict(console.cfg)
+        if path == "/api/log":
+            try:
+                lines = max(1, min(500, int(query.get("lines", ["50"])[0])))
+            except ValueError:
+                raise BadRequest("lines must be an integer") from None
+            return {"lines": console.log_tail(lines)}
+        if path == "/api/calibration":
+            return console.calibration()
+        raise NotFound(f"no such resource {path[:100]}")
 
     def _stream(self) -> None:
         publisher = self.console.publisher
-        self.send_response(200)
-        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        publisher.add_viewer()
-        last = 0
+        if publisher is None:
+            self._refuse(404, "no live view in this configuration")
+            return
+        slots = self.server.viewer_slots   # type: ignore[attr-defined]
+        if not slots.acquire(blocking=False):
+            self._refuse(503, f"at most {self.server.max_viewers} live views at a time")   # type: ignore[attr-defined]
+            return
+        self.close_connection = True
         try:
-            while not self.server.stopping.is_set():   # type: ignore[attr-defined]
-                last, jpeg = publisher.wait_frame(last, timeout=1.0)
-                if jpeg is None:
-                    continue
-                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                 + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
-                self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, OSError):
-            pass
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            publisher.add_viewer()
+            try:
+                last = 0
+                while not self.server.stopping.is_set():   # type: ignore[attr-defined]
+                    last, jpeg = publisher.wait_frame(last, timeout=1.0)
+                    if jpeg is None:
+                        continue
+                    # A viewer that stops reading times out here (WRITE_TIMEOUT) and frees its slot.
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                     + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+            except OSError as exc:
+                log.debug("%s: live view ended (%s)", self.client_address[0], exc.__class__.__name__)
+            finally:
+                publisher.remove_viewer()
         finally:
-            publisher.remove_viewer()
-            self.close_connection = True
+            slots.release()
 
     # -- POST ----------------------------------------------------------------------------------
     def do_POST(self) -> None:
         path, query = self._route()
+        refusal = cross_site.refusal(self.headers, self._known, api=True)
+        if refusal:
+            self._refuse(*refusal)
+            return
+        if not self._authorized(query):
+            self._refuse(401, "missing or wrong token")
+            return
+        if path not in ACTIONS:
+            self._refuse(404, f"no such action {path[:100]}")
+            return
+        # A cross-site page can POST text/plain, form or multipart bodies without asking; JSON needs
+        # a CORS preflight, which this server never grants.
+        if self.headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
+            self._refuse(415, "a request that changes state must be sent as Content-Type: application/json")
+            return
+        if "Transfer-Encoding" in self.headers:
+            self._refuse(411, "send the body with a Content-Length")
+            return
         length = self.headers.get("Content-Length")
         try:
             size = int(length) if length is not None else 0
         except ValueError:
             size = -1
         if size < 0 or size > MAX_BODY:
-            self.close_connection = True
-            self._json(400, {"error": f"request body must be at most {MAX_BODY} bytes"})
+            self._refuse(400, f"request body must be at most {MAX_BODY} bytes")
             return
         raw = self.rfile.read(size) if size else b""
-        if not self._authorized(query):
-            self._json(401, {"error": "missing or wrong token"})
+        if len(raw) < size:             # the client closed mid-body
+            self.close_connection = True
             return
-        actions = {"/api/select": Console.select, "/api/stop": Console.stop, "/api/recenter": Console.recenter,
-                   "/api/outputs": Console.outputs}
-        if path not in actions:
-            self._json(404, {"error": f"no such action {path}"})
-            return
+        self._json(*self._run(self._act, ACTIONS[path], raw))
+
+    def _act(self, action, raw: bytes):
         try:
             body = json.loads(raw.decode("utf-8")) if raw else {}
-            if not isinstance(body, dict):
-                raise BadRequest("the body must be a JSON object")
-            self._json(200, actions[path](self.console, body))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            self._json(400, {"error": "the body is not valid JSON"})
-        except BadRequest as exc:
-            self._json(400, {"error": str(exc)})
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise BadRequest("the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object")
+        return action(self.console, body)
+
+
+class _Server(BoundedThreadingHTTPServer):
+    def __init__(self, address, handler, *, max_connections: int, max_viewers: int, request_timeout: float,
+                 write_timeout: float) -> None:
+        self.viewer_slots = threading.BoundedSemaphore(max_viewers)
+        self.max_viewers = max_viewers
+        self.request_timeout, self.write_timeout = request_timeout, write_timeout
+        self.stopping = threading.Event()
+        self.host_names = cross_site.allowed_names(address[0])
+        super().__init__(address, handler, max_connections=max_connections)
+
+    def knows(self, name: str, connection: socket.socket) -> bool:
+        if name in self.host_names:
+            return True
+        try:     # bound to 0.0.0.0: whichever of the machine's addresses the client connected to
+            local = connection.getsockname()[0].lower()
+        except OSError:
+            return False
+        return name in (local, local.removeprefix("::ffff:"))
 
 
 class ConsoleServer:
     def __init__(self, loop, publisher, device_cfg, *, bind: str = "127.0.0.1", port: int = 8080,
-                 token: str | None = None, state_dir: str | None = None) -> None:
-        if token is None and bind not in LOCAL_ADDRESSES:
+                 token: str | None = None, state_dir: str | None = None, request_timeout: float = REQUEST_TIMEOUT,
+                 write_timeout: float = WRITE_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
+                 max_viewers: int = MAX_VIEWERS) -> None:
+        # No token on loopback, by choice. Once cross-site requests are refused (JSON only, Host,
+        # Origin and Sec-Fetch-Site checked), what can still reach 127.0.0.1 is a program on the
+        # device itself; demanding the token there would make every local script and ssh tunnel
+        # fetch it from a 0700 state directory for little gain. Beyond loopback anyone on the
+        # network can connect, so there the token is always required. A machine with untrusted
+        # local users binds to 127.0.0.2 (loopback, yet not an address that skips the token).
+        if token is None and bind not in cross_site.LOOPBACK_NAMES:
             token = load_or_create_token(state_dir or default_state_dir())
         self.token = token
-        self.httpd = ThreadingHTTPServer((bind, port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((bind, port), Handler, max_connections=max_connections, max_viewers=max_viewers,
+                             request_timeout=request_timeout, write_timeout=write_timeout)
         self.httpd.console = Console(loop, publisher, device_cfg, token=token)   # type: ignore[attr-defined]
-        self.httpd.stopping = threading.Event()                                  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="web-console", daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}/" + (f"?token={self.token}" if self.token else "")
 
     def start(self) -> "ConsoleServer":
@@ -301,6 +452,6 @@ class ConsoleServer:
         return self
 
     def close(self) -> None:
-        self.httpd.stopping.set()           # type: ignore[attr-defined]
+        self.httpd.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()

@@ -28,7 +28,9 @@ let start = null;
 function toFrame(event) {
   const rect = overlay.getBoundingClientRect();
   const size = frameSize || [live.naturalWidth, live.naturalHeight];
-  return [(event.clientX - rect.left) / rect.width * size[0], (event.clientY - rect.top) / rect.height * size[1]];
+  const x = (event.clientX - rect.left) / rect.width * size[0], y = (event.clientY - rect.top) / rect.height * size[1];
+  // A drag released outside the view still selects inside the frame: the server refuses boxes beyond it.
+  return [Math.min(Math.max(x, 0), size[0]), Math.min(Math.max(y, 0), size[1])];
 }
 function drawRect(a, b) {
   const ctx = overlay.getContext("2d");

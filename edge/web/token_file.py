@@ -1,0 +1,91 @@
+"""The console's token file: created once, kept across restarts, private (0600), never through a link."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import re
+import secrets
+import stat
+import tempfile
+
+from edge.errors import ConfigError
+
+log = logging.getLogger("edge.web")
+
+TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]{32,512}")
+
+
+def load_or_create_token(state_dir: str) -> str:
+    """A token kept across restarts in ``state_dir/web-token`` (mode 0600).
+
+    The path is never followed through a symbolic link: whoever can plant one would choose the
+    file the token is read from or written into. A short or malformed token is replaced by a new
+    file, written whole under a temporary name and renamed, so no reader sees half a token and
+    the file is never, even briefly, readable by others.
+    """
+    path = os.path.join(state_dir, "web-token")
+    try:
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        token = _read_token(path)
+        if token is None:
+            token = secrets.token_urlsafe(32)
+            _write_private(path, token + "\n")
+    except ConfigError:
+        raise
+    except OSError as exc:
+        raise ConfigError(f"web token file {path}: {exc.strerror or exc}") from None
+    return token
+
+
+def _read_token(path: str) -> str | None:
+    try:
+        # O_NONBLOCK: a FIFO planted there must not hang the start; it is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"web token file {path} is a symbolic link: refusing to follow it "
+                              "(remove it and a new token is written)") from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ConfigError(f"web token file {path} is not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        token = f.read(1024).decode("ascii", errors="replace").strip()
+        if not TOKEN_CHARS.fullmatch(token):
+            log.info("web token in %s is too short or malformed: writing a new one", path)
+            return None
+        if stat.S_IMODE(info.st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+    return token
+
+
+def _write_private(path: str, text: str) -> None:
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".web-token.", dir=folder)     # O_EXCL, mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)      # replaces a link planted meanwhile, never writes through it
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def default_state_dir() -> str:
+    return os.environ.get("STATE_DIRECTORY") or os.path.join(os.path.expanduser("~"), ".local", "state", "edge-track")
