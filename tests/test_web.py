@@ -366,6 +366,8 @@ def test_beyond_localhost_the_machine_names_are_accepted_and_others_refused(cons
 
 
 def test_machine_name_is_refused_when_bound_to_loopback(console):
+    if socket.gethostname().lower() in ("localhost", "127.0.0.1"):
+        pytest.skip("this machine is named localhost")
     assert request(console["base"], "GET", "/api/state", headers={"Host": socket.gethostname()})[0] == 403
 
 
