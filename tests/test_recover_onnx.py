@@ -1,0 +1,69 @@
+"""A shipped model's training checkpoint can be recovered from its exported file (for finetuning)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+
+from train.export import export_onnx  # noqa: E402
+from train.model import build_model  # noqa: E402
+from train.presets import get_preset  # noqa: E402
+from train.quantize import quantize_model  # noqa: E402
+from train.recover_onnx import recover  # noqa: E402
+
+
+def _trained_like(seed):
+    """A seeded model with every parameter distinct, as after training (fresh LayerNorm ones and
+    zero biases are shared by the exporter as one initialiser, which no trained model has)."""
+    model = build_model(get_preset("nanostem"), seed=seed).eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def _initialisers(path):
+    from onnx import numpy_helper
+
+    return {i.name: numpy_helper.to_array(i) for i in onnx.load(path).graph.initializer}
+
+
+def test_fp32_export_recovers_every_parameter_exactly(tmp_path):
+    model = _trained_like(7)
+    export_onnx(model, str(tmp_path / "m.onnx"), check=False)
+    back = recover(str(tmp_path / "m.onnx"))
+    want, got = model.state_dict(), back.state_dict()
+    tokens = want["backbone.reg_tokens"] + want["backbone.pos_embed_reg"]
+    for key, value in want.items():
+        if key in ("backbone.reg_tokens", "backbone.pos_embed_reg"):
+            continue
+        assert torch.allclose(got[key], value, atol=1e-6), key
+    assert torch.allclose(got["backbone.reg_tokens"] + got["backbone.pos_embed_reg"], tokens, atol=1e-6)
+
+
+def test_dynamic_int8_model_requantises_to_the_same_weights(tmp_path):
+    model = _trained_like(3)
+    export_onnx(model, str(tmp_path / "m.onnx"), check=False)
+    quantize_model(str(tmp_path / "m.onnx"), str(tmp_path / "q.onnx"))
+    back = recover(str(tmp_path / "q.onnx"))
+    export_onnx(back, str(tmp_path / "r.onnx"), check=False)
+    quantize_model(str(tmp_path / "r.onnx"), str(tmp_path / "rq.onnx"))
+    first, again = _initialisers(tmp_path / "q.onnx"), _initialisers(tmp_path / "rq.onnx")
+    quantised = [n for n in first if n.endswith("_quantized")]
+    assert len(quantised) > 10
+    for name in quantised:       # int8 codes: equal up to a rounding tie
+        assert np.abs(first[name].astype(int) - again[name].astype(int)).max() <= 1, name
+
+
+def test_a_file_without_edge_track_metadata_is_refused(tmp_path):
+    from edge.errors import ModelError
+
+    model = build_model(get_preset("nanostem"), seed=1).eval()
+    export_onnx(model, str(tmp_path / "m.onnx"), check=False)
+    proto = onnx.load(str(tmp_path / "m.onnx"))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(tmp_path / "bare.onnx"))
+    with pytest.raises(ModelError, match="no edge-track metadata"):
+        recover(str(tmp_path / "bare.onnx"))

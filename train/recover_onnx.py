@@ -1,0 +1,141 @@
+"""Recover a training checkpoint from an exported model, so a shipped model can be finetuned after
+its checkpoint is gone (checkpoints are never committed; the exported model always is).
+
+Works for fp32 graphs and for dynamic INT8 ones (per-channel int8 weights are dequantised: quantising
+the recovered model the same way gives back the same file). The parameter behind each anonymous
+``onnx::MatMul_N`` weight is found by exporting a seeded model of the same preset and matching
+values; the exported attention-scale fold and the constant-folded prediction tokens are undone.
+
+    python -m train.recover_onnx MODEL.onnx OUT.pth.tar
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+from edge.errors import ModelError
+from edge.model_meta import METADATA_KEY, ModelMeta
+from train.model import MixFormerV2, build_model
+from train.presets import get_preset
+
+_PREFIX = "model."
+
+
+def _weights(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Initialiser name (without the ``_quantized`` suffix) -> fp32 value, in the graph's orientation."""
+    raw = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    out = {}
+    for name, value in raw.items():
+        if name.endswith(("_scale", "_zero_point")) and name.rsplit("_", 2)[0] + "_quantized" in raw:
+            continue
+        if name.endswith("_quantized"):
+            base = name[: -len("_quantized")]
+            zero = raw[base + "_zero_point"].astype(np.float32)
+            weight = (value.astype(np.float32) - zero) * raw[base + "_scale"]   # per output channel (last axis)
+            # Stored in MatMul orientation (in, out); some quantiser versions say so in the name.
+            base = base.removesuffix("_Transposed")
+            out[base] = weight
+            out[base + "/orientation"] = np.array(1)
+        elif value.dtype == np.float32:
+            out[name] = value
+    return out
+
+
+def _anonymous_names(model: MixFormerV2) -> dict[str, str]:
+    """``onnx::MatMul_N`` -> parameter name, by exporting this (seeded) model and matching values."""
+    from train.export import export_onnx
+
+    state = model.state_dict()
+    dim = model.cfg.embed_dim
+    scale = model.backbone.blocks[0].attn.scale
+    with tempfile.TemporaryDirectory() as work:
+        export_onnx(model, os.path.join(work, "m.onnx"), check=False)
+        exported = {i.name: numpy_helper.to_array(i) for i in onnx.load(os.path.join(work, "m.onnx")).graph.initializer}
+    names = {}
+    for name, value in exported.items():
+        if name.startswith(_PREFIX) or value.ndim != 2 or value.dtype != np.float32:
+            continue
+        for key, param in state.items():
+            if param.ndim != 2 or tuple(param.shape) != value.T.shape:
+                continue
+            ref = param.numpy().copy()
+            if key.endswith("attn.qkv.weight"):
+                ref[:dim] *= scale
+            if np.allclose(ref, value.T, atol=1e-6):
+                names[name] = key
+                break
+    return names
+
+
+def recover(path: str) -> MixFormerV2:
+    """The model an edge-track ONNX file was exported from (its preset read from the metadata)."""
+    proto = onnx.load(path)
+    props = {p.key: p.value for p in proto.metadata_props}
+    if METADATA_KEY not in props:
+        raise ModelError(f"{path}: no edge-track metadata (not exported by edge-track)")
+    meta = ModelMeta.from_json(props[METADATA_KEY])
+    model = build_model(get_preset(meta.preset), seed=0).eval()
+    state = model.state_dict()
+    weights = _weights(proto)
+    anonymous = _anonymous_names(model)
+    dim = model.cfg.embed_dim
+    scale = model.backbone.blocks[0].attn.scale
+    new = {}
+    for name, value in weights.items():
+        if name.endswith("/orientation"):
+            continue
+        key = name[len(_PREFIX):] if name.startswith(_PREFIX) else anonymous.get(name)
+        if key is None or key not in state:
+            continue
+        if name.startswith(_PREFIX) and name + "/orientation" in weights:
+            value = value.T                      # quantised MatMul weights are stored (in, out)
+        elif not name.startswith(_PREFIX):
+            value = value.T                      # anonymous MatMul weights are W^T
+        new[key] = torch.from_numpy(np.array(value, dtype=np.float32)).reshape(state[key].shape)
+    for i in range(model.cfg.depth):            # undo export's fold of 1/sqrt(head_dim) into q
+        for suffix in ("weight", "bias"):
+            key = f"backbone.blocks.{i}.attn.qkv.{suffix}"
+            if key in new:
+                new[key] = new[key].clone()
+                new[key][:dim] /= scale
+    # The exporter folds reg_tokens + pos_embed_reg into one constant.
+    tokens = [v for n, v in weights.items() if v.shape == (1, 4, dim) and not n.startswith(_PREFIX)]
+    if len(tokens) == 1:
+        new["backbone.reg_tokens"] = torch.from_numpy(tokens[0].copy())
+        new["backbone.pos_embed_reg"] = torch.zeros(1, 4, dim)
+    missing = [k for k in state if k not in new]
+    if missing:
+        raise ModelError(f"{path}: cannot recover parameter '{missing[0]}' (and {len(missing) - 1} more)")
+    model.load_state_dict(new)
+    return model
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="an edge-track .onnx (contract graph)")
+    parser.add_argument("output", help="checkpoint to write (.pth.tar)")
+    args = parser.parse_args(argv)
+    from train.config import TrainConfig
+    from train.trainer import save_checkpoint
+
+    try:
+        model = recover(args.model)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    save_checkpoint(args.output, model, 0, TrainConfig(stage="frozen_stem", variant=model.cfg.name))
+    print(f"wrote {args.output} (preset {model.cfg.name})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
