@@ -1,41 +1,149 @@
 """One typed, validated configuration for a device, loaded from YAML.
 
-Every section is a dataclass with defaults; unknown keys, wrong types and out-of-range values are
-refused at load with one line naming the key (``outputs[1].port: expected a string, got 3``).
-``edge-track config show`` prints the defaults, ``edge-track config check FILE`` validates.
+Every section is a dataclass with defaults. Loading is one mechanism: each value is converted to
+its field's declared type, then every rule attached to the field runs (``check(value, section)``,
+raising ValueError with what is wrong); the loader names the key in one line
+(``outputs[1].port: expected a string, got 3``). Unknown keys, duplicate keys, wrong types,
+out-of-range values and everything ``run`` would refuse later (a target it cannot parse, a track
+log it cannot write, a MAVLink port it cannot open) are refused here, so
+``edge-track config check FILE`` and ``edge-track run`` reject the same files.
+``edge-track config show`` prints the defaults and the choices the plug-in tables offer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import types
+import os
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from edge.errors import ConfigError
 
-
-def _range(lo=None, hi=None, *, open_lo=False):
-    return {"lo": lo, "hi": hi, "open_lo": open_lo}
+Rule = Callable[[Any, Any], None]
 
 
-def num(default, lo=None, hi=None, *, open_lo=False, doc=""):
-    return field(default=default, metadata={"range": _range(lo, hi, open_lo=open_lo), "doc": doc})
+def checked(*rules: Rule, default=dataclasses.MISSING, default_factory=dataclasses.MISSING):
+    """A field whose value must also pass ``rules``: each is called as ``rule(value, section)``
+    once the section is built, and raises ValueError saying what is wrong."""
+    return field(default=default, default_factory=default_factory, metadata={"rules": rules})
 
+
+def in_range(lo=None, hi=None) -> Rule:
+    """Rule: lo <= value <= hi (either bound may be None)."""
+    def rule(value, section) -> None:
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ValueError(f"{value!r} is out of range [{lo}, {hi}]")
+    return rule
+
+
+def num(default, lo=None, hi=None):
+    """A number field with an inclusive range."""
+    return checked(in_range(lo, hi), default=default)
+
+
+def one_of(choices: Callable[[], typing.Iterable[str]], *, empty_ok: bool = False) -> Rule:
+    """Rule: value is one of ``choices()`` (a plug-in table, read when the rule runs), or empty
+    with ``empty_ok``. ``config show`` lists the choices."""
+    def rule(value, section) -> None:
+        allowed = list(choices())
+        if value not in allowed and not (empty_ok and value == ""):
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {value!r}")
+    rule.choices = choices
+    return rule
+
+
+def _ascending_pair(value, section) -> None:
+    if len(value) != 2 or not value[0] < value[1]:
+        raise ValueError(f"expected [min, max] with min < max, got {value!r}")
+
+
+def _not_above(other: str) -> Rule:
+    def rule(value, section) -> None:
+        if value > getattr(section, other):
+            raise ValueError(f"must not exceed {other}")
+    return rule
+
+
+def _optional(check: Callable[[str], None]) -> Rule:
+    """Rule: an empty string means "none"; anything else must pass ``check(text)``."""
+    def rule(value, section) -> None:
+        if value:
+            check(value)
+    return rule
+
+
+def _existing_file(path: str) -> None:
+    if not os.path.isfile(path):
+        raise ValueError(f"no such file: {path}")
+
+
+def _camera_source(text: str, section) -> None:
+    from edge.camera import source_kind
+    from edge.errors import SourceError
+
+    try:
+        source_kind(text)
+    except SourceError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _engines():
+    from edge.engines import ENGINES
+
+    return sorted(ENGINES)
+
+
+def _output_types():
+    from edge.outputs import OUTPUTS
+
+    return list(OUTPUTS)
+
+
+def _output_port(value: str, section) -> None:
+    from edge.outputs import OUTPUTS
+
+    port = OUTPUTS[section.type].port
+    if port is None or not section.enabled:
+        return
+    if not value:
+        raise ValueError(f"required for output type {section.type}")
+    port(value)
+
+
+def _target(text: str) -> None:
+    from edge.target import check_target
+
+    check_target(text)
+
+
+def _writable_file(path: str) -> None:
+    from edge.paths import check_writable_file
+
+    check_writable_file(path)
+
+
+def _video_file(path: str) -> None:
+    from edge.video_out import check_video_path
+
+    check_video_path(path)
+
+
+# -- the schema --------------------------------------------------------------------------------
 
 @dataclass
 class CameraConfig:
-    source: str = "0"                  # camera index, /dev/videoN, file, folder, URL, GStreamer pipeline, "picamera2"
+    # camera index, /dev/videoN, file, folder, URL, GStreamer pipeline, "picamera2" (see config show)
+    source: str = checked(_camera_source, default="0")
     width: int = num(640, 16, 8192)
     height: int = num(480, 16, 8192)
     fps: float = num(30.0, 0.1, 1000.0)
     # Field of view used for pixel -> angle when no calibration file is given.
     hfov_deg: float = num(62.2, 1.0, 179.0)
     vfov_deg: float = num(48.8, 1.0, 179.0)
-    calibration: str = ""              # intrinsics YAML from `edge-track calibrate intrinsics`
-    reconnect_initial_s: float = num(0.5, 0.01, 60.0)
+    calibration: str = checked(_optional(_existing_file), default="")  # from `edge-track calibrate intrinsics`
+    reconnect_initial_s: float = checked(in_range(0.01, 60.0), _not_above("reconnect_max_s"), default=0.5)
     reconnect_max_s: float = num(10.0, 0.1, 600.0)
     frame_timeout_s: float = num(2.0, 0.05, 60.0)   # no frame for this long: LOST + stop
     loop_file: bool = False            # replay a video file / folder forever (demos, soak tests)
@@ -44,8 +152,8 @@ class CameraConfig:
 
 @dataclass
 class ModelConfig:
-    path: str = ""                     # .onnx / .tflite / .engine; empty: the bundled model
-    engine: str = ""                   # empty: by file ending
+    path: str = checked(_optional(_existing_file), default="")  # .onnx / .tflite / .engine; empty: the bundled model
+    engine: str = checked(one_of(_engines, empty_ok=True), default="")  # empty: by file ending
     threads: int = num(0, 0, 256)      # 0: physical cores
     search_factor: float = num(0.0, 0.0, 20.0)      # 0: from the model
     update_interval: int = num(0, 0, 100000)        # 0: from the model
@@ -53,7 +161,8 @@ class ModelConfig:
 
 @dataclass
 class TrackingConfig:
-    init: str = ""                     # "x,y,w,h" or "center:WxH"; empty: wait for a command
+    # "x,y,w,h" or "center:WxH"; empty: wait for a command
+    init: str = checked(_optional(_target), default="")
     lost_score: float = num(0.25, 0.0, 1.0)
     lost_frames: int = num(5, 1, 10000)
     # While LOST the search region grows by this factor per frame, up to max_search_factor.
@@ -73,8 +182,8 @@ class ControlConfig:
     integral_limit_deg_s: float = num(20.0, 0.0, 10000.0)
     invert_pan: bool = False
     invert_tilt: bool = False
-    pan_limits_deg: list = field(default_factory=lambda: [-180.0, 180.0])
-    tilt_limits_deg: list = field(default_factory=lambda: [-90.0, 90.0])
+    pan_limits_deg: list[float] = checked(_ascending_pair, default_factory=lambda: [-180.0, 180.0])
+    tilt_limits_deg: list[float] = checked(_ascending_pair, default_factory=lambda: [-90.0, 90.0])
     latency_s: float = num(0.0, 0.0, 2.0)           # measured by `calibrate latency`
     # The head as measured by `calibrate gimbal`: real rate / commanded rate, camera roll on the head.
     rate_gain_pan: float = num(1.0, 0.05, 20.0)
@@ -87,8 +196,9 @@ class ControlConfig:
 
 @dataclass
 class OutputConfig:
-    type: Literal["serial_box", "serial_nmea", "simplebgc", "mavlink", "pelco_d", "pwm", "pca9685", "log"] = "log"
-    port: str = ""                     # serial device or MAVLink URL (udpout:host:port, /dev/ttyACM0)
+    type: str = checked(one_of(_output_types), default="log")   # the table in edge/outputs
+    # serial device or MAVLink URL (udpout:host:port, /dev/ttyACM0); required by the types that talk
+    port: str = checked(_output_port, default="")
     baud: int = num(115200, 300, 4000000)
     address: int = num(1, 0, 255)      # Pelco-D camera address
     system_id: int = num(1, 1, 255)
@@ -105,10 +215,10 @@ class OutputConfig:
 
 @dataclass
 class TelemetryConfig:
-    track_log: str = ""                # JSONL path; empty: none
+    track_log: str = checked(_optional(_writable_file), default="")  # JSONL path; empty: none
     track_log_max_mb: float = num(50.0, 0.01, 100000.0)   # rotate at this size...
     track_log_keep: int = num(3, 0, 100)                   # ...keeping this many old files (.1, .2, ...)
-    record: str = ""                   # annotated video path; empty: none
+    record: str = checked(_optional(_video_file), default="")   # annotated video path; empty: none
     status_interval_s: float = num(5.0, 0.1, 3600.0)
 
 
@@ -136,26 +246,31 @@ class DeviceConfig:
 
 # -- loading -----------------------------------------------------------------------------------
 
-def _type_name(tp) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+def _key(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
 
 
-def _convert(value: Any, tp, where: str):
+def _convert(value: Any, tp, where: str, *, item: bool = False):
+    """``value`` as type ``tp`` (a dataclass, Literal, list, list[X], bool, int, float, str or
+    Any), or ConfigError naming ``where``. A section left empty in YAML (None) is its defaults;
+    an empty list item is an error."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
+        if value is None and not item:
+            value = {}
         return _build(tp, value, where)
+    if tp is Any:
+        return value
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
             raise ConfigError(f"{where}: must be one of {', '.join(map(str, allowed))}, got {value!r}")
         return value
-    if origin is list:
+    if tp is list or origin is list:
         (item_tp,) = typing.get_args(tp) or (Any,)
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
-        if item_tp is Any:
-            return list(value)
-        return [_convert(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_convert(v, item_tp, f"{where}[{i}]", item=True) for i, v in enumerate(value)]
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
@@ -172,75 +287,80 @@ def _convert(value: Any, tp, where: str):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
-    return value
+    # A schema mistake, not a user's: every field type must be one the loader checks.
+    raise TypeError(f"{where}: the config loader has no check for type {tp!r}")
 
 
 def _build(cls, raw, where: str):
-    if raw is None:
-        raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in raw if k not in fields]
+    fields = dataclasses.fields(cls)
+    names = [f.name for f in fields]
+    unknown = [k for k in raw if k not in names]
     if unknown:
-        near = ", ".join(fields)
-        raise ConfigError(f"{where + '.' if where else ''}{unknown[0]}: unknown key (valid: {near})")
-    kwargs = {}
-    for name, value in raw.items():
-        key = f"{where}.{name}" if where else name
-        converted = _convert(value, hints[name], key)
-        rng = fields[name].metadata.get("range")
-        if rng and isinstance(converted, (int, float)):
-            lo, hi = rng["lo"], rng["hi"]
-            if (lo is not None and converted < lo) or (hi is not None and converted > hi):
-                raise ConfigError(f"{key}: {converted!r} is out of range [{lo}, {hi}]")
-        kwargs[name] = converted
-    obj = cls(**kwargs)
-    _check(obj, where)
+        raise ConfigError(f"{_key(where, str(unknown[0]))}: unknown key (valid: {', '.join(names)})")
+    obj = cls(**{name: _convert(value, hints[name], _key(where, name)) for name, value in raw.items()})
+    for f in fields:
+        for rule in f.metadata.get("rules", ()):
+            try:
+                rule(getattr(obj, f.name), obj)
+            except ValueError as exc:
+                raise ConfigError(f"{_key(where, f.name)}: {exc}") from None
     return obj
 
 
-def _check(obj, where: str) -> None:
-    """Cross-field rules."""
-    prefix = f"{where}." if where else ""
-    if isinstance(obj, ControlConfig):
-        for name in ("pan_limits_deg", "tilt_limits_deg"):
-            value = getattr(obj, name)
-            if (len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-                    or not value[0] < value[1]):
-                raise ConfigError(f"{prefix}{name}: expected [min, max] with min < max, got {value!r}")
-    if isinstance(obj, CameraConfig) and obj.reconnect_initial_s > obj.reconnect_max_s:
-        raise ConfigError(f"{prefix}reconnect_initial_s: must not exceed reconnect_max_s")
-    if isinstance(obj, OutputConfig) and obj.type in ("serial_box", "serial_nmea", "simplebgc", "pelco_d", "mavlink") \
-            and obj.enabled and not obj.port:
-        raise ConfigError(f"{prefix}port: required for output type {obj.type}")
-
-
 def build_dataclass(cls, raw, where: str = ""):
-    """Any dataclass from a mapping with the same checks as the device config (types, ranges,
+    """Any dataclass from a mapping with the same checks as the device config (types, rules,
     unknown keys), errors naming the key. Used by the training configs too."""
     return _build(cls, raw, where)
 
 
 def load_config(data: dict | None) -> DeviceConfig:
-    cfg = _build(DeviceConfig, data or {}, "")
+    """A DeviceConfig from parsed YAML (None: all defaults), with ``control.profile`` laid over
+    the control section; ConfigError (one line, naming the key) for anything ``run`` would refuse."""
+    cfg = _build(DeviceConfig, {} if data is None else data, "")
     if cfg.control.profile:
         cfg.control = apply_profile(cfg.control, cfg.control.profile)
     return cfg
 
 
-def apply_profile(control: ControlConfig, path: str) -> ControlConfig:
-    """The control section with a calibration profile's keys laid over it (validated the same way)."""
+def _read_yaml(path: str, what: str):
+    """The YAML document in ``path``; ConfigError (one line) when it is unreadable, not YAML, or
+    repeats a key in one mapping (YAML would silently keep the last)."""
     import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, typing.Hashable):
+                    continue   # SafeLoader refuses it next, as YAML it is
+                if key in seen:
+                    raise ConfigError(f"{path}: duplicate key '{key}' (line {key_node.start_mark.line + 1})")
+                seen.add(key)
+            return super().construct_mapping(node, deep)
 
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
+            return yaml.load(f, Loader=UniqueKeyLoader)
     except OSError as exc:
-        raise ConfigError(f"control.profile: cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError:
-        raise ConfigError(f"control.profile: {path} is not valid YAML") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{line}") from None
+
+
+def apply_profile(control: ControlConfig, path: str) -> ControlConfig:
+    """The control section with a calibration profile's keys laid over it (validated the same way)."""
+    try:
+        data = _read_yaml(path, "profile") or {}
+    except ConfigError as exc:
+        raise ConfigError(f"control.profile: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("control", {}), dict):
         raise ConfigError(f"control.profile: {path} must hold a 'control' mapping")
     merged = {**dataclasses.asdict(control), **data.get("control", {}), "profile": path}
@@ -251,17 +371,8 @@ def apply_profile(control: ControlConfig, path: str) -> ControlConfig:
 
 
 def load_config_file(path: str) -> DeviceConfig:
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    """``load_config`` on a YAML file; every error is one line starting with the path."""
+    data = _read_yaml(path, "config")
     try:
         return load_config(data)
     except ConfigError as exc:
@@ -272,11 +383,30 @@ def to_dict(config: DeviceConfig) -> dict:
     return dataclasses.asdict(config)
 
 
+def _choices(cls, where: str = ""):
+    """(key, choices) for every field of ``cls`` (and its sections) with a ``one_of`` rule."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = _key(where, f.name)
+        tp = hints[f.name]
+        if typing.get_origin(tp) is list:
+            tp, key = typing.get_args(tp)[0], f"{key}[]"
+        if dataclasses.is_dataclass(tp):
+            yield from _choices(tp, key)
+        for rule in f.metadata.get("rules", ()):
+            if hasattr(rule, "choices"):
+                yield key, list(rule.choices())
+
+
 def dump_defaults() -> str:
+    """The default configuration as YAML (with one log output), headed by comments listing the
+    choices the plug-in tables offer (the same tables ``config check`` reads)."""
     import yaml
 
+    from edge.camera import SOURCES
+
+    lines = ["# edge-track device configuration: the defaults. Choices:",
+             f"#   camera.source: {', '.join(kind.name for kind in SOURCES)}"]
+    lines += [f"#   {key}: {', '.join(choices)}" for key, choices in _choices(DeviceConfig)]
     example = DeviceConfig(outputs=[OutputConfig()])
-    return yaml.safe_dump(to_dict(example), sort_keys=False)
-
-
-_ = types  # keep the import for typing.get_type_hints on 3.10 unions
+    return "\n".join(lines) + "\n" + yaml.safe_dump(to_dict(example), sort_keys=False)

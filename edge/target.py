@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from edge.boxes import parse_box
+from edge.boxes import parse_box, read_box
 from edge.errors import ConfigError
 
 ROI_PREFIX = "center:"
@@ -29,41 +30,45 @@ class TargetRequest:
         return self.box is None and self.roi is None and self.remote is None and not self.hold_outputs
 
 
-def parse_roi_size(text: str, option: str = "init") -> tuple[float, float]:
-    """'center:WxH' -> (W, H), both positive and finite."""
+def read_roi_size(text: str) -> tuple[float, float]:
+    """'center:WxH' -> (W, H), both finite and > 0; ValueError saying what is wrong."""
     try:
         w, h = (float(v) for v in text.strip()[len(ROI_PREFIX):].lower().split("x"))
     except ValueError:
-        w = h = float("nan")
-    if not (0 < w < float("inf") and 0 < h < float("inf")):
-        raise ConfigError(f"{option}: ROI must look like center:WxH (pixels, > 0), got {text!r}")
+        w = h = math.nan
+    if not (0 < w < math.inf and 0 < h < math.inf):
+        raise ValueError(f"ROI must look like center:WxH (pixels, > 0), got {text!r}")
     return w, h
 
 
-def parse_target(text: str, width: int, height: int, option: str = "init") -> tuple[float, float, float, float]:
-    """'x,y,w,h' or 'center:WxH' -> a pixel box (x, y, w, h) in a width x height frame."""
-    text = text.strip()
-    if text.startswith(ROI_PREFIX):
-        w, h = parse_roi_size(text, option)
-        if not (w <= width and h <= height):
-            raise ConfigError(f"{option}: ROI {text} does not fit the {width}x{height} frame")
-        return ((width - w) / 2, (height - h) / 2, w, h)
-    return parse_box(text, option)
-
-
-def check_target(text: str, option: str = "init") -> None:
-    """Raise ConfigError unless ``text`` is a target in one of the two forms (frame size unknown)."""
+def check_target(text: str) -> None:
+    """ValueError unless ``text`` is 'x,y,w,h' or 'center:WxH' (whatever the frame size)."""
     if text.strip().startswith(ROI_PREFIX):
-        parse_roi_size(text, option)
+        read_roi_size(text)
     else:
-        parse_box(text, option)
+        read_box(text)
 
 
-def initial_request(text: str, option: str = "tracking.init") -> TargetRequest | None:
-    """The request a config's ``tracking.init`` makes: None when empty."""
-    if not text.strip():
+def parse_target(text: str, width: int, height: int, option: str = "init") -> tuple[float, float, float, float]:
+    """'x,y,w,h' or 'center:WxH' -> a pixel box (x, y, w, h) in a width x height frame;
+    ConfigError naming ``option`` when it is neither or the ROI does not fit."""
+    text = text.strip()
+    if not text.startswith(ROI_PREFIX):
+        return parse_box(text, option)
+    try:
+        w, h = read_roi_size(text)
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {exc}") from None
+    if not (w <= width and h <= height):
+        raise ConfigError(f"{option}: ROI {text} does not fit the {width}x{height} frame")
+    return ((width - w) / 2, (height - h) / 2, w, h)
+
+
+def initial_request(text: str) -> TargetRequest | None:
+    """The request a config's ``tracking.init`` makes (checked at load): None when empty."""
+    text = text.strip()
+    if not text:
         return None
-    check_target(text, option)
-    if text.strip().startswith(ROI_PREFIX):
-        return TargetRequest(roi=text.strip(), source="config")
-    return TargetRequest(box=parse_box(text, option), source="config")
+    if text.startswith(ROI_PREFIX):
+        return TargetRequest(roi=text, source="config")
+    return TargetRequest(box=parse_box(text, "tracking.init"), source="config")

@@ -258,3 +258,28 @@ def test_charuco_board_with_partial_views():
     K = result.K
     for got, want in ((K[0, 0], 520.0), (K[1, 1], 515.0), (K[0, 2], 318.0), (K[1, 2], 242.0)):
         assert abs(got - want) / want < 0.01, (got, want)
+
+
+def test_a_device_probe_without_frames_closes_the_outputs_and_the_camera(tmp_path, monkeypatch, capsys):
+    import threading
+
+    from edge.outputs import OUTPUTS, OutputKind
+    from edge.outputs.base import LogOutput
+
+    closed = []
+
+    class Watched(LogOutput):
+        def close(self) -> None:
+            closed.append(True)
+            super().close()
+
+    monkeypatch.setitem(OUTPUTS, "watched", OutputKind(lambda cfg, control: Watched()))
+    empty = tmp_path / "frames"
+    empty.mkdir()
+    cfg = tmp_path / "device.yaml"
+    cfg.write_text(yaml.safe_dump({"camera": {"source": str(empty), "start_timeout_s": 0.3},
+                                   "outputs": [{"type": "watched"}]}))
+    assert main(["calibrate", "gimbal", "--config", str(cfg), "--profile", str(tmp_path / "g.yaml")]) == 2
+    assert "no frames from" in capsys.readouterr().err
+    assert closed == [True]
+    assert not [t for t in threading.enumerate() if t.name == "frame-grabber" and t.is_alive()]

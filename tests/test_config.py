@@ -1,5 +1,7 @@
 """The device configuration: typed, validated, one line naming the key."""
 
+import os
+
 import pytest
 import yaml
 
@@ -59,3 +61,132 @@ def test_file_loader_prefixes_the_path(tmp_path):
     path.write_text("model: {threads: -1}\n")
     with pytest.raises(ConfigError, match=r"d.yaml: model.threads: -1 is out of range"):
         load_config_file(str(path))
+
+
+# -- #13: `config check` refuses what `run` refuses, in one line, exit 2, from both commands --------
+
+def _bad_configs(tmp_path):
+    """name -> YAML text that `run` cannot use."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    (tmp_path / "v.avi").mkdir()
+    return {
+        "init_garbage": "tracking: {init: garbage}\n",
+        "init_roi_not_a_size": "tracking: {init: 'center:abc'}\n",
+        "init_roi_zero": "tracking: {init: 'center:0x40'}\n",
+        "track_log_is_a_folder": f"telemetry: {{track_log: '{tmp_path}'}}\n",
+        "track_log_under_a_file": f"telemetry: {{track_log: '{a_file}/log.jsonl'}}\n",
+        "record_is_a_folder": f"telemetry: {{record: '{tmp_path}/v.avi'}}\n",
+        "record_unknown_ending": f"telemetry: {{record: '{tmp_path}/v.gif'}}\n",
+        "mavlink_port_not_a_number": "outputs: [{type: mavlink, port: 'udpout:127.0.0.1:notaport'}]\n",
+        "mavlink_port_no_host": "outputs: [{type: mavlink, port: 'udpout:14550'}]\n",
+        "null_output": "outputs: [{type: log}, null]\n",
+        "duplicate_key": "camera: {fps: 25}\ncamera: {fps: 30}\n",
+        "duplicate_nested_key": "control:\n  kp: 1\n  kp: 2\n",
+        "pan_limits_a_number": "control: {pan_limits_deg: 5}\n",
+        "pan_limits_strings": "control: {pan_limits_deg: [a, b]}\n",
+        "unknown_engine": "model: {engine: cuda-magic}\n",
+        "missing_video": f"camera: {{source: '{tmp_path}/nope.mp4'}}\n",
+    }
+
+
+EXPECTED = {
+    "init_garbage": "tracking.init: must be x,y,w,h",
+    "init_roi_not_a_size": "tracking.init: ROI must look like center:WxH",
+    "init_roi_zero": "tracking.init: ROI must look like center:WxH",
+    "track_log_is_a_folder": "telemetry.track_log: ",
+    "track_log_under_a_file": "is not a folder",
+    "record_is_a_folder": "telemetry.record: ",
+    "record_unknown_ending": "telemetry.record: ",
+    "mavlink_port_not_a_number": "outputs[0].port: ",
+    "mavlink_port_no_host": "outputs[0].port: ",
+    "null_output": "outputs[1]: expected a mapping, got None",
+    "duplicate_key": "duplicate key 'camera' (line 2)",
+    "duplicate_nested_key": "duplicate key 'kp' (line 3)",
+    "pan_limits_a_number": "control.pan_limits_deg: expected a list, got 5",
+    "pan_limits_strings": "control.pan_limits_deg[0]: expected a number",
+    "unknown_engine": "model.engine: must be one of",
+    "missing_video": "camera.source: no such video",
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_config_check_and_run_refuse_the_same_files(tmp_path, capfd, case, command):
+    path = tmp_path / "device.yaml"
+    path.write_text(_bad_configs(tmp_path)[case])
+    argv = ["config", "check", str(path)] if command == "check" else ["run", "--config", str(path)]
+    assert main(argv) == 2
+    out, err = capfd.readouterr()
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"edge-track: error: {path}: ") and EXPECTED[case] in err, err
+
+
+def test_a_valid_config_with_every_checked_value_set_passes(tmp_path, capsys):
+    path = tmp_path / "device.yaml"
+    path.write_text(yaml.safe_dump({
+        "camera": {"source": str(tmp_path)},
+        "tracking": {"init": "center:40x30"},
+        "control": {"pan_limits_deg": [-90, 90.5]},
+        "outputs": [{"type": "mavlink", "port": "udpout:127.0.0.1:14550"}, {"type": "log"}],
+        "telemetry": {"track_log": str(tmp_path / "logs" / "track.jsonl"), "record": str(tmp_path / "run.avi")},
+        "model": {"engine": "onnxruntime"},
+    }))
+    assert main(["config", "check", str(path)]) == 0
+    assert "OK (2 output(s)" in capsys.readouterr().out
+    cfg = load_config_file(str(path))
+    assert cfg.control.pan_limits_deg == [-90.0, 90.5] and cfg.tracking.init == "center:40x30"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_a_track_log_in_a_read_only_folder_is_refused(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    with pytest.raises(ConfigError, match="telemetry.track_log: cannot create .* is not writable"):
+        load_config({"telemetry": {"track_log": str(folder / "t.jsonl")}})
+
+
+def test_an_empty_section_is_its_defaults_but_an_empty_list_item_is_an_error():
+    assert load_config(yaml.safe_load("camera:\ncontrol:\n")).camera.width == 640
+    with pytest.raises(ConfigError, match=r"outputs\[0\]: expected a mapping"):
+        load_config({"outputs": [None]})
+
+
+def test_config_show_lists_the_plugin_tables_it_checks_against(capsys):
+    from edge.camera import SOURCES
+    from edge.engines import ENGINES
+    from edge.outputs import OUTPUTS
+
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    header = [line for line in out.splitlines() if line.startswith("#")]
+    assert f"#   outputs[].type: {', '.join(OUTPUTS)}" in header
+    assert f"#   model.engine: {', '.join(sorted(ENGINES))}" in header
+    assert all(kind.name in out for kind in SOURCES)
+
+
+def test_an_output_type_added_to_the_table_is_valid_config_and_opens(monkeypatch):
+    from edge.outputs import OUTPUTS, OutputKind, open_outputs
+    from edge.outputs.base import LogOutput
+
+    with pytest.raises(ConfigError, match="outputs\\[0\\].type: must be one of"):
+        load_config({"outputs": [{"type": "laser"}]})
+    monkeypatch.setitem(OUTPUTS, "laser", OutputKind(lambda cfg, control: LogOutput(), port=lambda p: None))
+    cfg = load_config({"outputs": [{"type": "laser", "port": "/dev/laser0"}]})
+    assert isinstance(open_outputs(cfg.outputs)[0], LogOutput)
+    with pytest.raises(ConfigError, match="outputs\\[0\\].port: required for output type laser"):
+        load_config({"outputs": [{"type": "laser"}]})
+
+
+def test_a_schema_field_of_a_type_the_loader_cannot_check_is_a_programming_error():
+    from dataclasses import dataclass
+
+    from edge.config import build_dataclass
+
+    @dataclass
+    class Odd:
+        when: complex = 0j
+
+    with pytest.raises(TypeError, match="no check for type"):
+        build_dataclass(Odd, {"when": "now"})

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from edge.config import ControlConfig
+if TYPE_CHECKING:  # the config imports the output registry, which imports this module
+    from edge.config import ControlConfig
 
 
 @dataclass(frozen=True)

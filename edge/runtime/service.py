@@ -12,7 +12,7 @@ import signal
 import threading
 
 from edge.build import build_tracker
-from edge.camera import open_source
+from edge.camera import is_live, open_source
 from edge.camera.grabber import LatestFrameGrabber
 from edge.config import DeviceConfig
 from edge.errors import ConfigError, SourceError
@@ -26,12 +26,6 @@ from edge.tracker import Tracker
 from edge.video_out import VideoOut
 
 log = logging.getLogger("edge.runtime")
-
-
-def is_live(source: str) -> bool:
-    """Cameras (index, /dev/video*, picamera2, GStreamer pipelines, network streams) vs files and folders."""
-    return (source.isdigit() or source.startswith("/dev/video") or source == "picamera2" or "!" in source
-            or "://" in source)
 
 
 def warm_up(tracker: Tracker) -> None:

@@ -1,0 +1,25 @@
+"""Checking, before anything runs, that a file the device will write (track log, recording) can be
+written: a typo or a read-only folder is a one-line config error, not a traceback mid-start."""
+
+from __future__ import annotations
+
+import os
+
+
+def check_writable_file(path: str) -> None:
+    """ValueError (one line) unless a file can be written at ``path``: it is not a folder, an
+    existing file is writable, and otherwise the nearest existing folder above it (missing folders
+    are created at start) is a folder this process may write in."""
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder, not a file")
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"{path} is not writable")
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"cannot create {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot create {path}: {parent} is not writable")
