@@ -10,7 +10,8 @@ from edge.errors import ConfigError
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("calibrate", help="offline calibration: intrinsics, pixel-to-angle, gimbal, latency, pid, int8",
+    p = subparsers.add_parser("calibrate",
+                              help="offline calibration: intrinsics, pixel-to-angle, gimbal, latency, pid, int8",
                               description="Run once per camera and gimbal before the service goes live.")
     steps = p.add_subparsers(dest="step", metavar="STEP", required=True)
 
@@ -47,7 +48,8 @@ def register(subparsers) -> None:
         where = s.add_mutually_exclusive_group(required=name != "pid")
         where.add_argument("--config", metavar="device.yaml", help="the real head: its outputs, camera and model")
         where.add_argument("--sim", action="store_true", help="the simulated head (see --sim-* options)")
-        s.add_argument("--init", metavar="x,y,w,h", help="with --config: the still target's box (default: centre 100x100)")
+        s.add_argument("--init", metavar="x,y,w,h",
+                       help="with --config: the still target's box (default: centre 100x100)")
         s.add_argument("--rate", type=float, default=8.0 if name == "gimbal" else 20.0, help="test rate, deg/s")
         s.add_argument("--sim-delay", type=float, default=0.05)
         s.add_argument("--sim-gains", default="1,1", metavar="PAN,TILT")
@@ -68,9 +70,14 @@ def register(subparsers) -> None:
 
 
 def run_intrinsics(args) -> int:
-    from calib.intrinsics import calibrate, images_from_folder, images_from_source, parse_board, write_result
-
-    from calib.intrinsics import CharucoDetector
+    from calib.intrinsics import (
+        CharucoDetector,
+        calibrate,
+        images_from_folder,
+        images_from_source,
+        parse_board,
+        write_result,
+    )
 
     cols, rows = parse_board(args.board)
     detector = (CharucoDetector(cols, rows, args.square, args.marker * args.square, args.dictionary)
@@ -181,7 +188,8 @@ def run_gimbal(args) -> int:
 
     return _measure_head(args, "gimbal", fit_gimbal, lambda fit: (
         f"pan {'inverted' if fit.invert_pan else 'normal'}, tilt "
-        f"{'inverted' if fit.invert_tilt else 'normal'}, rate gains {fit.rate_gain_pan:.3f} / {fit.rate_gain_tilt:.3f}, "
+        f"{'inverted' if fit.invert_tilt else 'normal'}, "
+        f"rate gains {fit.rate_gain_pan:.3f} / {fit.rate_gain_tilt:.3f}, "
         f"camera roll {fit.roll_offset_deg:+.2f} deg (axes disagree by {fit.roll_disagreement_deg:.2f} deg)"))
 
 
@@ -220,10 +228,12 @@ def run_pid(args) -> int:
         scores[name] = run_sim(sim, cfg, lambda world: OracleTracker(world), seconds=12.0)
     better = scores["suggested"].p95_error_deg <= scores["current"].p95_error_deg * 1.05
     print(f"measured head: delay {1000 * control['latency_s']:.0f} ms, gain {gain:.3f}; Ziegler-Nichols start kp "
-          f"{suggestion.zn_kp:.2f}, ki {suggestion.zn_ki:.2f}; suggested (reduced for the delay) kp {suggestion.kp:.2f}, "
+          f"{suggestion.zn_kp:.2f}, ki {suggestion.zn_ki:.2f}; "
+          f"suggested (reduced for the delay) kp {suggestion.kp:.2f}, "
           f"ki {suggestion.ki:.2f}")
     for name, rep in scores.items():
-        print(f"  simulator, {name} gains: centring error mean {rep.mean_error_deg:.2f} deg, p95 {rep.p95_error_deg:.2f} deg")
+        print(f"  simulator, {name} gains: centring error mean {rep.mean_error_deg:.2f} deg, "
+              f"p95 {rep.p95_error_deg:.2f} deg")
     if better:
         update_profile(args.profile, suggestion.profile(), "pid")
         print(f"wrote {args.profile}: kp {suggestion.kp:.3f}, ki {suggestion.ki:.3f}")
@@ -236,11 +246,14 @@ def run_int8(args) -> int:
     import os
 
     from calib.int8_inputs import record, save
-    from edge.camera import open_source
     from edge.boxes import parse_box
+    from edge.camera import open_source
     from edge.sample import first_box_beside
 
-    init = parse_box(args.init) if args.init else (first_box_beside(args.source) if os.path.isdir(args.source) else None)
+    if args.init:
+        init = parse_box(args.init)
+    else:
+        init = first_box_beside(args.source) if os.path.isdir(args.source) else None
     if init is None:
         raise ConfigError(f"--init x,y,w,h is required for {args.source}")
     source = open_source(args.source)

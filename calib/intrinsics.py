@@ -183,7 +183,8 @@ def calibrate(images, cols: int, rows: int, square: float = 1.0, *, fisheye: boo
         project = lambda o, r, t: cv2.projectPoints(o, r, t, K, dist)[0]
     used = [v for v in views if v.used]
     for view, o, c, r, t in zip(used, object_points, kept_corners, rvecs, tvecs):
-        view.error_px = float(np.sqrt(np.mean(np.sum((project(o, r, t).reshape(-1, 2) - c.reshape(-1, 2)) ** 2, axis=1))))
+        residual = project(o, r, t).reshape(-1, 2) - c.reshape(-1, 2)
+        view.error_px = float(np.sqrt(np.mean(np.sum(residual ** 2, axis=1))))
     if rms > RMS_WARN_PX:
         log.warning("RMS reprojection error %.2f px is above %.1f px: check the board's flatness, blur and coverage",
                     rms, RMS_WARN_PX)

@@ -28,7 +28,8 @@ def build_tracker(cfg: DeviceConfig) -> Tracker:
     path = cfg.model.path or default_model_path()
     if not path:
         raise ConfigError("no model: set model.path (or --model) to a file from 'edge-track export'")
-    engine = open_engine(path, cfg.model.engine or None, **({"threads": cfg.model.threads} if cfg.model.threads else {}))
+    threads = {"threads": cfg.model.threads} if cfg.model.threads else {}
+    engine = open_engine(path, cfg.model.engine or None, **threads)
     overrides = {}
     if cfg.model.search_factor:
         overrides["search_factor"] = cfg.model.search_factor

@@ -230,7 +230,8 @@ class WebConfig:
     max_fps: float = num(8.0, 0.5, 60.0)            # live view rate cap
     jpeg_quality: int = num(70, 10, 95)
     max_width: int = num(960, 64, 4096)             # live view is downscaled to this width
-    state_dir: str = ""                # where the token file lives; empty: $STATE_DIRECTORY or ~/.local/state/edge-track
+    # where the token file lives; empty: $STATE_DIRECTORY or ~/.local/state/edge-track
+    state_dir: str = ""
 
 
 @dataclass

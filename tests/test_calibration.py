@@ -111,7 +111,8 @@ def test_written_calibration_drives_pixel_to_angle(views, tmp_path, capsys):
     cam = CameraModel.from_calibration_file(out, 640, 480)
     # Round trip: project known angles through the TRUE lens, read them back through the fitted one.
     for yaw, pitch in ((0, 0), (20, 0), (-15, 10), (12, -14)):
-        d = np.array([math.tan(math.radians(yaw)), -math.tan(math.radians(pitch)) * math.hypot(1, math.tan(math.radians(yaw))), 1.0])
+        tan_yaw = math.tan(math.radians(yaw))
+        d = np.array([tan_yaw, -math.tan(math.radians(pitch)) * math.hypot(1, tan_yaw), 1.0])
         px, _ = cv2.projectPoints(d.reshape(1, 1, 3), np.zeros(3), np.zeros(3), K_TRUE, DIST_TRUE)
         got = cam.angles_deg(*px.ravel())
         assert got == pytest.approx((yaw, pitch), abs=0.15)
@@ -210,7 +211,7 @@ def test_int8_recorder_records_exactly_what_the_tracker_feeds(tiny_model_path):
 
 def test_int8_command_output_feeds_quantize(tmp_path, tiny_model_path, capsys):
     pytest.importorskip("onnx")
-    from conftest import write_sequence, make_clip_frames
+    from conftest import make_clip_frames, write_sequence
 
     frames, gt = make_clip_frames(20)
     folder = write_sequence(str(tmp_path / "seq"), frames, gt)

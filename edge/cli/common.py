@@ -6,6 +6,7 @@ import math
 
 
 def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
     import argparse
 
     try:
@@ -18,6 +19,7 @@ def positive_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
     import argparse
 
     try:
@@ -42,6 +44,7 @@ def non_negative_float(text: str) -> float:
 
 
 def add_tracker_overrides(parser) -> None:
+    """Add --search-factor, --update-interval, --size-update-rate and --threads to ``parser``."""
     parser.add_argument("--search-factor", type=positive_float, metavar="F",
                         help="search crop side / sqrt(w*h) of the box (default: from the model)")
     parser.add_argument("--update-interval", type=positive_int, metavar="N",
@@ -53,5 +56,6 @@ def add_tracker_overrides(parser) -> None:
 
 
 def tracker_overrides(args) -> dict:
+    """The Tracker keyword arguments those options set (None: the model's own value)."""
     return {"search_factor": args.search_factor, "update_interval": args.update_interval,
             "size_update_rate": args.size_update_rate}
