@@ -190,3 +190,19 @@ def test_a_schema_field_of_a_type_the_loader_cannot_check_is_a_programming_error
 
     with pytest.raises(TypeError, match="no check for type"):
         build_dataclass(Odd, {"when": "now"})
+
+
+def test_without_pymavlink_a_mavlink_port_is_still_checked_and_other_outputs_open(monkeypatch):
+    import sys
+
+    from edge.outputs import open_outputs
+
+    monkeypatch.setitem(sys.modules, "pymavlink", None)   # import pymavlink now raises ImportError
+    cfg = load_config({"outputs": [{"type": "log"}, {"type": "mavlink", "port": "udpout:127.0.0.1:14550",
+                                                     "enabled": False}]})
+    with pytest.raises(ConfigError, match="outputs\\[0\\].port: "):
+        load_config({"outputs": [{"type": "mavlink", "port": "udpout:127.0.0.1:notaport"}]})
+    outs = open_outputs(cfg.outputs)
+    assert [out.name for out in outs] == ["log"]
+    for out in outs:
+        out.close()
