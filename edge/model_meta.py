@@ -69,6 +69,10 @@ class ModelMeta:
     # as upstream). Below 1 the size follows smoothly, which stops a weak model's boxes from
     # collapsing or ballooning over a few frames; the centre always follows at once.
     size_update_rate: float = 1.0
+    # Below `lost_score_threshold`, hold the last confident box instead of following the network's
+    # (a target that reappears near where it vanished is found again). Off reproduces the official
+    # loop, which follows every box (spec 4.2 step 3): models from official checkpoints keep it off.
+    hold_low_score_box: bool = False
     graph: str = "full"
     # With graph == "cached": the step graph's file name, in the same folder as the model.
     step_file: str = ""
@@ -90,6 +94,8 @@ class ModelMeta:
         rate = self.size_update_rate
         if not isinstance(rate, (int, float)) or not 0.0 < rate <= 1.0:
             problems.append(f"size_update_rate must be within (0, 1], got {rate!r}")
+        if not isinstance(self.hold_low_score_box, bool):
+            problems.append(f"hold_low_score_box must be true or false, got {self.hold_low_score_box!r}")
         for name in ("update_score_threshold", "lost_score_threshold"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -141,6 +147,8 @@ class ModelMeta:
                    and f.default_factory is dataclasses.MISSING]
         if missing:
             raise ModelError(f"{source}: metadata lacks required field '{missing[0]}'")
+        if "hold_low_score_box" not in raw:
+            raw["hold_low_score_box"] = holds_box_by_default(raw)
         for key in ("mean", "std"):
             if key in raw and isinstance(raw[key], list):
                 raw[key] = tuple(raw[key])
@@ -148,3 +156,13 @@ class ModelMeta:
             return cls(**raw)
         except ModelError as exc:
             raise ModelError(f"{source}: {exc}") from None
+
+
+def holds_box_by_default(raw: dict) -> bool:
+    """The policy of a model whose metadata predates ``hold_low_score_box``.
+
+    Only the NanoTrack-stem models trained here (the bundled default) were tuned with the box held;
+    every other model, and every model converted from an official checkpoint, follows the network.
+    """
+    extra = raw.get("extra")
+    return isinstance(extra, dict) and extra.get("stem") == "nanotrack"

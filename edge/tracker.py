@@ -9,7 +9,8 @@ clip it. Every ``update_interval`` frames the online template becomes the best c
 interval that scored above ``update_score_threshold`` (or the first template if none did).
 On top of the official loop the tracker reports a state: LOST after ``lost_frames`` frames in a
 row below ``lost_score_threshold``, and at once for non-finite network outputs, whose box is
-never used.
+never used. Below that threshold the box follows the network, as upstream's does, unless the
+model's metadata (or the caller) asks to hold the last confident one (``hold_low_score_box``).
 """
 
 from __future__ import annotations
@@ -72,18 +73,18 @@ class Tracker:
         engine: anything implementing ``edge.engines.base.Engine``; its ``meta`` gives every size,
             factor and threshold unless overridden here.
         frame_color_order: colour order of the frames passed to init/update ("RGB" or "BGR").
-        search_factor, update_interval, lost_score_threshold, lost_frames, size_update_rate:
-            overrides of the model's metadata.
+        search_factor, update_interval, lost_score_threshold, lost_frames, size_update_rate,
+        hold_low_score_box: overrides of the model's metadata.
     """
 
     def __init__(self, engine: Engine, *, frame_color_order: str = "RGB",
                  search_factor: float | None = None, update_interval: int | None = None,
                  lost_score_threshold: float | None = None, lost_frames: int | None = None,
-                 size_update_rate: float | None = None) -> None:
+                 size_update_rate: float | None = None, hold_low_score_box: bool | None = None) -> None:
         overrides = {k: v for k, v in dict(
             search_factor=search_factor, update_interval=update_interval,
             lost_score_threshold=lost_score_threshold, lost_frames=lost_frames,
-            size_update_rate=size_update_rate).items() if v is not None}
+            size_update_rate=size_update_rate, hold_low_score_box=hold_low_score_box).items() if v is not None}
         try:
             self.meta = engine.meta.replace(**overrides)
         except Exception as exc:  # ModelMeta validation names the bad field
@@ -134,10 +135,10 @@ class Tracker:
                                frame_id=self._frame_id, valid=False)
 
         score = sigmoid(out.score_logit)
-        # Below the lost threshold the network is saying "not here": its box is not followed, the
-        # last confident one is held (and the runtime widens the search around it), so a target
-        # that comes back near where it vanished is found again instead of a drifted box's area.
-        if score >= meta.lost_score_threshold:
+        # With the hold policy, a score below the lost threshold means "not here": the last
+        # confident box is held (and the runtime widens the search around it), so a target that
+        # comes back near where it vanished is found again instead of a drifted box's area.
+        if score >= meta.lost_score_threshold or not meta.hold_low_score_box:
             raw = map_box_back(out.box_cxcywh, self._box, window, meta.search_size)
             if meta.size_update_rate < 1.0:
                 raw = _smooth_size(raw, self._box, meta.size_update_rate)

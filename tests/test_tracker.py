@@ -1,6 +1,7 @@
 """Tracker bookkeeping against a scripted engine: templates, thresholds, LOST, bad outputs."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -142,7 +143,79 @@ def test_size_update_rate_smooths_size_but_not_centre():
 
 def test_unconfident_boxes_are_not_followed():
     # The network points far right; below the lost threshold (0.3) the box holds, above it moves.
-    engine = ScriptedEngine([0.1, 0.1, 0.9], box=(1.0, 0.5, 0.5, 0.5))
+    engine = ScriptedEngine([0.1, 0.1, 0.9], box=(1.0, 0.5, 0.5, 0.5), meta=META.replace(hold_low_score_box=True))
     _, results = run(engine, 3)
     assert results[0].box == results[1].box == pytest.approx((40, 40, 20, 20))
     assert results[2].box[0] > 50
+    # The official loop (the default) follows every box, confident or not.
+    _, results = run(ScriptedEngine([0.1, 0.1, 0.9], box=(1.0, 0.5, 0.5, 0.5)), 3)
+    assert results[0].box[0] > 50 and results[1].box[0] > results[0].box[0]
+    assert Tracker(ScriptedEngine([0.1]), hold_low_score_box=True).meta.hold_low_score_box
+
+
+def spec_loop_boxes(engine, frames, box):
+    """Spec section 4.2 steps 1-3 as written: crop around the last state, run, map back, clip;
+    the new state is always accepted (no score gating). Frames < update_interval, so the online
+    template stays the first one."""
+    from edge.crop import sample_target
+    from edge.geometry import clip_box, map_box_back
+    from edge.preprocess import Normalizer
+
+    meta = engine.meta
+    normalize = Normalizer(meta)
+    template = normalize(sample_target(frames[0], box, meta.template_factor, meta.template_size)[0])
+    engine.set_templates(template, template)
+    state, boxes = tuple(float(v) for v in box), []
+    for image in frames[1:]:
+        patch, window = sample_target(image, state, meta.search_factor, meta.search_size)
+        out = engine.run(normalize(patch))
+        state = clip_box(map_box_back(out.box_cxcywh, state, window, meta.search_size), *image.shape[:2])
+        boxes.append(state)
+    return boxes
+
+
+def test_official_s_model_follows_low_score_boxes_like_the_spec_loop(s_model):
+    """Weights in the official layout (S preset): every frame below the lost threshold (raised to
+    1.0 here), and the box still equals the spec loop's, frame by frame."""
+    from conftest import make_clip_frames
+    from edge.engines import open_engine
+
+    _, path, _ = s_model
+    frames, gt = make_clip_frames(8, size=(320, 240), box=(120, 90, 48, 40), step=(6, 3))
+    engine = open_engine(path, threads=1)
+    assert engine.meta.hold_low_score_box is False
+    tracker = Tracker(engine, lost_score_threshold=1.0)
+    tracker.init(frames[0], gt[0])
+    results = [tracker.update(f) for f in frames[1:]]
+    assert all(r.score < 1.0 for r in results) and results[-1].state == TrackState.LOST
+    expected = spec_loop_boxes(open_engine(path, threads=1), frames, gt[0])
+    np.testing.assert_allclose([r.box for r in results], expected, rtol=0, atol=1e-6)
+    assert results[-1].box != pytest.approx(tuple(gt[0]), abs=1.0)      # it did move
+
+
+def test_bundled_model_holds_the_last_confident_box():
+    """The bundled model's metadata predates the field; its NanoTrack stem selects the hold policy."""
+    import cv2
+
+    from edge.engines import open_engine
+    from edge.evaluation.datasets import read_boxes
+    from edge.sample import BUNDLED_MODEL, SAMPLE_FRAMES, SAMPLE_GROUNDTRUTH
+
+    engine = open_engine(BUNDLED_MODEL, threads=1)
+    assert engine.meta.hold_low_score_box is True
+    gt = read_boxes(SAMPLE_GROUNDTRUTH)
+    names = sorted(os.listdir(SAMPLE_FRAMES))[:6]
+    tracker = Tracker(engine, frame_color_order="BGR", lost_score_threshold=1.0)
+    start = tracker.init(cv2.imread(os.path.join(SAMPLE_FRAMES, names[0])), gt[0]).box
+    results = [tracker.update(cv2.imread(os.path.join(SAMPLE_FRAMES, n))) for n in names[1:]]
+    assert all(r.score < 1.0 and r.box == start for r in results)
+
+
+def test_metadata_without_the_hold_field_reads_the_stem():
+    official = META.replace(extra={"stem": "patch"}).to_json().replace('"hold_low_score_box": false, ', "")
+    assert "hold_low_score_box" not in official
+    assert ModelMeta.from_json(official).hold_low_score_box is False
+    nanostem = META.replace(extra={"stem": "nanotrack"}).to_json().replace('"hold_low_score_box": false, ', "")
+    assert ModelMeta.from_json(nanostem).hold_low_score_box is True
+    with pytest.raises(Exception, match="hold_low_score_box"):
+        META.replace(hold_low_score_box="yes")

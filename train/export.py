@@ -25,7 +25,7 @@ import torch.nn as nn
 import edge
 from edge.engines.onnx import open_session
 from edge.errors import ModelError
-from edge.model_meta import INPUT_NAMES, KV_NAME, OUTPUT_NAMES, STEP_INPUT_NAMES, ModelMeta
+from edge.model_meta import INPUT_NAMES, KV_NAME, OUTPUT_NAMES, STEP_INPUT_NAMES, ModelMeta, holds_box_by_default
 from train.model import MixFormerV2
 from train.onnx_files import save_together, set_meta, step_path_for
 
@@ -52,6 +52,7 @@ def model_meta(model: MixFormerV2, checkpoint_sha256: str = "", step_file: str =
         preset=cfg.name, template_size=cfg.template_size, search_size=cfg.search_size,
         search_factor=cfg.search_factor, bins=cfg.bins, update_interval=cfg.update_interval,
         size_update_rate=cfg.size_update_rate,
+        hold_low_score_box=holds_box_by_default({"extra": {"stem": cfg.stem}}),
         checkpoint_sha256=checkpoint_sha256, graph="cached" if step_file else "full",
         step_file=step_file, **pixels,
         extra={"stem": cfg.stem, "edge_track_version": edge.__version__, "embed_dim": cfg.embed_dim,
