@@ -8,6 +8,7 @@ a CSV log (and TensorBoard when installed), a progress line with ETA.
 
 from __future__ import annotations
 
+import collections
 import copy
 import csv
 import dataclasses
@@ -18,8 +19,8 @@ import time
 
 import torch
 
+from edge.errors import CheckpointError, ConfigError
 from edge.progress import Progress
-from edge.errors import ConfigError
 from train.actors import BoxActor, FrozenStemActor, MixFormerBatchTeacher, NanoTrackBatchTeacher, ScoreActor
 from train.config import TrainConfig
 from train.data.pairs import PairConfig, PairDataset
@@ -32,6 +33,8 @@ from train.teachers import MixFormerV2Teacher, NanoTrackTeacher
 
 log = logging.getLogger("train")
 LAST = "checkpoint_last.pth.tar"
+# Steps of stats ``train`` returns; OUTPUT/log.csv has every logged step of a run of any length.
+HISTORY_KEPT = 1000
 
 
 def _dist():
@@ -53,33 +56,133 @@ def param_checksum(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _load_start(cfg: TrainConfig) -> MixFormerV2:
-    if cfg.stage == "frozen_stem" and not cfg.init:
+# -- what differs between stages -------------------------------------------------------------
+
+class Stage:
+    """One training stage: everything the common loop leaves to it.
+
+    start_model: the model to train; teacher: built from the student before any QAT wrapping
+    (None: no teacher); actor: freezes what the stage does not train and returns the objective;
+    dataset: the pairs; begin_epoch: per-epoch changes to the model; final_model: the shape the
+    result is saved in (before the MLP narrowing every stage may ask for).
+    """
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+
+    def start_model(self) -> MixFormerV2:
+        if self.cfg.init:
+            from train.checkpoint import load_model
+
+            return load_model(self.cfg.init, self.cfg.variant or None)[0]
+        return build_model(get_preset(self.cfg.variant), seed=self.cfg.seed)
+
+    def teacher(self, student: MixFormerV2):
+        return None
+
+    def actor(self, model: MixFormerV2, teacher, device: torch.device):
+        raise NotImplementedError
+
+    def dataset(self, model: MixFormerV2, rank: int):
+        return _pair_dataset(self.cfg, model, rank, keep_rgb=False)
+
+    def begin_epoch(self, model: MixFormerV2, epoch: int) -> None:
+        pass
+
+    def final_model(self, model: MixFormerV2, epoch: int) -> MixFormerV2:
+        return model
+
+
+class Distill(Stage):
+    """Stage 1: box losses against the ground truth, KL against a NanoTrack or MixFormerV2 teacher."""
+
+    def teacher(self, student):
+        bins, kind = student.cfg.bins, self.cfg.teacher.kind
+        if kind == "nanotrack":
+            return NanoTrackBatchTeacher(NanoTrackTeacher(self.cfg.teacher.path), bins)
+        if kind == "mixformer":
+            return MixFormerBatchTeacher(MixFormerV2Teacher(_load_teacher(self.cfg)), bins)
+        return None
+
+    def actor(self, model, teacher, device):
+        return BoxActor(self.cfg.loss, teacher)
+
+    def dataset(self, model, rank):
+        # NanoTrack sees the raw crops, so the pairs keep them beside the normalised tensors.
+        return _pair_dataset(self.cfg, model, rank, keep_rgb=self.cfg.teacher.kind == "nanotrack")
+
+
+class DeepToShallow(Stage):
+    """Stage 2: the chosen layers fade out (and are removed at the end), taught by the deep model."""
+
+    def teacher(self, student):
+        source = _load_teacher(self.cfg) if self.cfg.teacher.path else copy.deepcopy(student)
+        return MixFormerBatchTeacher(MixFormerV2Teacher(source), student.cfg.bins)
+
+    def actor(self, model, teacher, device):
+        return BoxActor(self.cfg.loss, teacher, self.cfg.elimination.feature_pairs)
+
+    def begin_epoch(self, model, epoch):
+        if self.cfg.elimination.layers:
+            apply_elimination(model, self.cfg.elimination.layers, epoch, self.cfg.elimination.decay_epochs)
+
+    def final_model(self, model, epoch):
+        elim = self.cfg.elimination
+        if not elim.layers:
+            return model
+        factor = elimination_factor(epoch, elim.decay_epochs)
+        if factor == 0.0:
+            return remove_layers(model.cpu(), elim.layers)
+        log.warning("elimination not finished (factor %.3f at epoch %d): layers kept", factor, epoch)
+        return model
+
+
+class Score(Stage):
+    """Stage 3: only the score head trains, on positives and negatives."""
+
+    def actor(self, model, teacher, device):
+        for name, p in model.named_parameters():
+            p.requires_grad_("score" in name)
+        return ScoreActor(self.cfg.loss)
+
+
+class FrozenStem(Stage):
+    """The default model: NanoTrack's CNN as a frozen stem, trained on pairs cached with its
+    features and NanoTrack's dense answer."""
+
+    def start_model(self):
+        if self.cfg.init:
+            return super().start_model()
         from train.stems import load_nanotrack_stem
 
-        model = build_model(get_preset(cfg.variant), seed=cfg.seed)
+        model = build_model(get_preset(self.cfg.variant), seed=self.cfg.seed)
         if model.cfg.stem != "nanotrack":
-            raise ConfigError(f"stage frozen_stem needs a preset with the NanoTrack stem, not '{cfg.variant}'")
-        load_nanotrack_stem(model.backbone.patch_embed.stem, os.path.join(cfg.teacher.path, "nanotrack_backbone_sim.onnx"))
+            raise ConfigError(f"stage frozen_stem needs a preset with the NanoTrack stem, not '{self.cfg.variant}'")
+        stem_file = os.path.join(self.cfg.teacher.path, "nanotrack_backbone_sim.onnx")
+        load_nanotrack_stem(model.backbone.patch_embed.stem, stem_file)
         return model
-    if cfg.init:
-        from train.checkpoint import load_model
 
-        model, _ = load_model(cfg.init, cfg.variant or None)
-        return model
-    return build_model(get_preset(cfg.variant), seed=cfg.seed)
+    def actor(self, model, teacher, device):
+        for p in model.backbone.patch_embed.stem.parameters():
+            p.requires_grad_(False)
+        return FrozenStemActor(self.cfg.loss, model.cfg.embed_dim, model.cfg.search_grid ** 2).to(device)
+
+    def dataset(self, model, rank):
+        from train.data.feature_pool import PoolSpec
+        from train.data.pool_dataset import PoolDataset, load_or_build_pool
+
+        cfg, mc = self.cfg, model.cfg
+        spec = PoolSpec(template_size=mc.template_size, search_size=mc.search_size, template_factor=2.0,
+                        search_factor=cfg.data.search_factor or mc.search_factor, bins=mc.bins,
+                        negative_p=cfg.data.negative_p, log_aspect=cfg.data.log_aspect)
+        samples = cfg.data.pool_samples or cfg.data.samples_per_epoch
+        pool = load_or_build_pool(os.path.join(cfg.output, "pool.npz"), cfg.data.sources, spec, samples, cfg.seed,
+                                  cfg.teacher.path, model.backbone.patch_embed.stem.eval())
+        return PoolDataset(pool, cfg.data.samples_per_epoch, cfg.seed + 1000 * rank)
 
 
-def _teacher(cfg: TrainConfig, student: MixFormerV2):
-    bins = student.cfg.bins
-    if cfg.stage == "deep_to_shallow":
-        source = copy.deepcopy(student) if not cfg.teacher.path else _load_teacher(cfg)
-        return MixFormerBatchTeacher(MixFormerV2Teacher(source), bins)
-    if cfg.teacher.kind == "nanotrack":
-        return NanoTrackBatchTeacher(NanoTrackTeacher(cfg.teacher.path), bins)
-    if cfg.teacher.kind == "mixformer":
-        return MixFormerBatchTeacher(MixFormerV2Teacher(_load_teacher(cfg)), bins)
-    return None
+STAGES: dict[str, type[Stage]] = {"distill": Distill, "deep_to_shallow": DeepToShallow, "score": Score,
+                                  "frozen_stem": FrozenStem}
 
 
 def _load_teacher(cfg: TrainConfig) -> MixFormerV2:
@@ -89,7 +192,7 @@ def _load_teacher(cfg: TrainConfig) -> MixFormerV2:
     return model
 
 
-def _dataset(cfg: TrainConfig, model: MixFormerV2, rank: int, keep_rgb: bool) -> PairDataset:
+def _pair_dataset(cfg: TrainConfig, model: MixFormerV2, rank: int, keep_rgb: bool) -> PairDataset:
     mc = model.cfg
     pair = PairConfig(template_size=mc.template_size, search_size=mc.search_size,
                       search_factor=cfg.data.search_factor or mc.search_factor, center_jitter=cfg.data.center_jitter,
@@ -99,22 +202,12 @@ def _dataset(cfg: TrainConfig, model: MixFormerV2, rank: int, keep_rgb: bool) ->
                        keep_rgb=keep_rgb)
 
 
-def _pool_dataset(cfg: TrainConfig, model: MixFormerV2, rank: int):
-    from train.data.feature_pool import PoolSpec
-    from train.data.pool_dataset import PoolDataset, load_or_build_pool
+# -- checkpoints -----------------------------------------------------------------------------
 
-    mc = model.cfg
-    spec = PoolSpec(template_size=mc.template_size, search_size=mc.search_size, template_factor=2.0,
-                    search_factor=cfg.data.search_factor or mc.search_factor, bins=mc.bins,
-                    negative_p=cfg.data.negative_p, log_aspect=cfg.data.log_aspect,
-                    same_frame_negative_p=cfg.data.same_frame_negative_p)
-    samples = cfg.data.pool_samples or cfg.data.samples_per_epoch
-    pool = load_or_build_pool(os.path.join(cfg.output, "pool.npz"), cfg.data.sources, spec, samples, cfg.seed,
-                              cfg.teacher.path, model.backbone.patch_embed.stem.eval())
-    return PoolDataset(pool, cfg.data.samples_per_epoch, cfg.seed + 1000 * rank)
-
-
-def save_checkpoint(path: str, model: MixFormerV2, epoch: int, cfg: TrainConfig, optimizer=None, scheduler=None) -> None:
+def save_checkpoint(path: str, model: MixFormerV2, epoch: int, cfg: TrainConfig,
+                    optimizer=None, scheduler=None) -> None:
+    """Weights under 'net' (the official layout) beside plain data only: tensors, dicts, lists,
+    numbers and strings, so resuming reads it with torch's weights-only unpickler."""
     tmp = path + ".part"
     torch.save({"net": model.state_dict(), "epoch": epoch, "net_type": "mixformer2_vit_online",
                 "preset": model.cfg.name, "model_config": dataclasses.asdict(model.cfg),
@@ -124,7 +217,25 @@ def save_checkpoint(path: str, model: MixFormerV2, epoch: int, cfg: TrainConfig,
     os.replace(tmp, path)
 
 
+def load_resume_state(path: str) -> dict:
+    """The dict ``save_checkpoint`` wrote; CheckpointError if it holds anything but plain data."""
+    from train.checkpoint import unpickling_reason
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"cannot resume from {path}: {unpickling_reason(exc)}") from None
+    if not (isinstance(state, dict) and {"net", "optimizer", "scheduler", "epoch"} <= set(state)):
+        raise CheckpointError(f"cannot resume from {path}: not a training checkpoint of edge-track")
+    return state
+
+
+# -- the loop --------------------------------------------------------------------------------
+
 def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = None) -> dict:
+    """Run ``cfg``'s stage; returns history (the last HISTORY_KEPT steps' stats), epochs_run,
+    steps, checksum and, on rank 0, checkpoint, preset (and onnx_int8 with QAT)."""
+    # Set-up: processes, stage, model, objective, optimiser, data.
     rank, world, local_rank = _dist()
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
@@ -132,92 +243,58 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
     torch.manual_seed(cfg.seed)
     os.makedirs(cfg.output, exist_ok=True)
 
-    model = _load_start(cfg)
-    teacher = _teacher(cfg, model) if cfg.stage not in ("score", "frozen_stem") else None
+    stage = STAGES[cfg.stage](cfg)
+    model = stage.start_model()
+    teacher = stage.teacher(model)
     if cfg.qat:
         from train.qat import prepare_qat
 
         model = prepare_qat(model)
-    if cfg.stage == "score":
-        for name, p in model.named_parameters():
-            p.requires_grad_("score" in name)
-        actor = ScoreActor(cfg.loss)
-    elif cfg.stage == "frozen_stem":
-        for p in model.backbone.patch_embed.stem.parameters():
-            p.requires_grad_(False)
-        actor = FrozenStemActor(cfg.loss, model.cfg.embed_dim, model.cfg.search_grid ** 2).to(device)
-    else:
-        actor = BoxActor(cfg.loss, teacher, cfg.elimination.feature_pairs if cfg.stage == "deep_to_shallow" else ())
+    actor = stage.actor(model, teacher, device)
     model.to(device).train()
     # The box stages leave the score head without gradient (and stage 3 everything but it).
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None,
                                                     find_unused_parameters=True) if world > 1 else model
-
-    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
-    heads = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
-    heads += list(actor.parameters()) if hasattr(actor, "parameters") else []
-    groups = [g for g in ({"params": heads, "lr": cfg.optim.lr},
-                          {"params": backbone, "lr": cfg.optim.lr * cfg.optim.backbone_lr_scale}) if g["params"]]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    optimizer, trained = _optimizer(cfg, model, actor)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.optim.lr_drop_epoch, gamma=0.1)
-    start_epoch = 1
     last_path = os.path.join(cfg.output, LAST)
+    start_epoch = 1
     if resume and os.path.isfile(last_path):
-        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        state = load_resume_state(last_path)
         model.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch = state["epoch"] + 1
         log.info("resumed from %s at epoch %d", last_path, start_epoch)
-
-    if cfg.stage == "frozen_stem":
-        dataset = _pool_dataset(cfg, model, rank)
-    else:
-        dataset = _dataset(cfg, model, rank, keep_rgb=cfg.teacher.kind == "nanotrack" and cfg.stage == "distill")
+    dataset = stage.dataset(model, rank)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.optim.batch_size, shuffle=False, drop_last=True,
                                          num_workers=cfg.data.workers, persistent_workers=False)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    writer = _tensorboard(cfg.output) if rank == 0 else None
-    log_file = open(os.path.join(cfg.output, "log.csv"), "a", newline="", encoding="utf-8") if rank == 0 else None
-    csv_writer = None
-    history = []
-    steps_per_epoch = len(loader)
-    total = (cfg.optim.epochs - start_epoch + 1) * steps_per_epoch
-    progress = Progress(min(total, max_steps) if max_steps else total, label=f"train {cfg.stage}")
-    step = 0
-    start = time.monotonic()
+    total = (cfg.optim.epochs - start_epoch + 1) * len(loader)
+    logbook = _Logbook(cfg, rank, min(total, max_steps) if max_steps else total)
+
+    # The loop: epochs of optimiser steps, a checkpoint after each epoch.
+    step, epoch, start = 0, start_epoch - 1, time.monotonic()
     try:
         for epoch in range(start_epoch, cfg.optim.epochs + 1):
             dataset.set_epoch(epoch)
-            if cfg.stage == "deep_to_shallow" and cfg.elimination.layers:
-                apply_elimination(model, cfg.elimination.layers, epoch, cfg.elimination.decay_epochs)
+            stage.begin_epoch(model, epoch)
             for batch in loader:
-                batch = {k: (v.to(device) if k not in ("template_rgb", "search_rgb") else v) for k, v in batch.items()}
+                batch = {k: (v if k in ("template_rgb", "search_rgb") else v.to(device)) for k, v in batch.items()}
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                     loss, stats = actor(net, batch)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.optim.grad_clip > 0:
                     scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], cfg.optim.grad_clip)
+                    torch.nn.utils.clip_grad_norm_(trained, cfg.optim.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
                 step += 1
                 stats.update(epoch=epoch, step=step, lr=optimizer.param_groups[0]["lr"],
                              samples_per_s=step * cfg.optim.batch_size * world / (time.monotonic() - start))
-                history.append(stats)
-                if rank == 0 and (step % cfg.log_every == 0 or step == 1):
-                    if csv_writer is None:
-                        csv_writer = csv.DictWriter(log_file, fieldnames=sorted(stats), extrasaction="ignore")
-                        if log_file.tell() == 0:
-                            csv_writer.writeheader()
-                    csv_writer.writerow(stats)
-                    log_file.flush()
-                    if writer is not None:
-                        for key, value in stats.items():
-                            writer.add_scalar(key, value, step)
-                progress.advance()
+                logbook.record(stats)
                 if max_steps and step >= max_steps:
                     break
             scheduler.step()
@@ -226,42 +303,86 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
             if max_steps and step >= max_steps:
                 break
     finally:
-        progress.close()
-        if log_file is not None:
-            log_file.close()
-        if writer is not None:
-            writer.close()
-    final = model
-    if cfg.stage == "deep_to_shallow" and cfg.elimination.layers:
-        if elimination_factor(epoch, cfg.elimination.decay_epochs) == 0.0:
-            final = remove_layers(model.cpu(), cfg.elimination.layers)
-        else:
-            log.warning("elimination not finished (factor %.3f at epoch %d): layers kept",
-                        elimination_factor(epoch, cfg.elimination.decay_epochs), epoch)
+        logbook.close()
+
+    # The result: the final shape, one checksum per process, the final checkpoint (+ INT8 model).
+    final = stage.final_model(model, epoch)
     if cfg.elimination.mlp_ratio and cfg.elimination.mlp_ratio < final.cfg.mlp_ratio:
         final = reduce_mlp(final.cpu(), cfg.elimination.mlp_ratio)
-    result = {"history": history, "epochs_run": epoch - start_epoch + 1, "steps": step,
+    result = {"history": list(logbook.history), "epochs_run": epoch - start_epoch + 1, "steps": step,
               "checksum": param_checksum(model)}
     if world > 1:
         with open(os.path.join(cfg.output, f"rank{rank}.checksum"), "w", encoding="ascii") as f:
             f.write(result["checksum"])
         torch.distributed.barrier()
     if rank == 0:
-        final_path = os.path.join(cfg.output, "final.pth.tar")
-        if cfg.qat:
-            from train.qat import export_qat_onnx, float_state_dict
-
-            plain = build_model(final.cfg)
-            plain.load_state_dict(float_state_dict(final.cpu()))
-            save_checkpoint(final_path, plain, epoch, cfg)
-            result["onnx_int8"] = export_qat_onnx(final.cpu(), os.path.join(cfg.output, "final-int8.onnx")).path
-        else:
-            save_checkpoint(final_path, final.cpu(), epoch, cfg)
-        result["checkpoint"] = final_path
-        result["preset"] = final.cfg.name
+        result.update(_save_final(cfg, final, epoch))
     if world > 1:
         torch.distributed.destroy_process_group()
     return result
+
+
+def _optimizer(cfg: TrainConfig, model: MixFormerV2, actor):
+    """AdamW with the backbone at ``backbone_lr_scale`` x lr; returns (optimizer, trained parameters)."""
+    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
+    heads = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
+    heads += list(actor.parameters()) if hasattr(actor, "parameters") else []
+    groups = [g for g in ({"params": heads, "lr": cfg.optim.lr},
+                          {"params": backbone, "lr": cfg.optim.lr * cfg.optim.backbone_lr_scale}) if g["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    return optimizer, [p for g in groups for p in g["params"]]
+
+
+def _save_final(cfg: TrainConfig, final: MixFormerV2, epoch: int) -> dict:
+    """OUTPUT/final.pth.tar in the official layout (float weights, also after QAT, which adds
+    OUTPUT/final-int8.onnx)."""
+    path = os.path.join(cfg.output, "final.pth.tar")
+    out = {"checkpoint": path, "preset": final.cfg.name}
+    if cfg.qat:
+        from train.qat import export_qat_onnx, float_state_dict
+
+        plain = build_model(final.cfg)
+        plain.load_state_dict(float_state_dict(final.cpu()))
+        save_checkpoint(path, plain, epoch, cfg)
+        out["onnx_int8"] = export_qat_onnx(final.cpu(), os.path.join(cfg.output, "final-int8.onnx")).path
+    else:
+        save_checkpoint(path, final.cpu(), epoch, cfg)
+    return out
+
+
+class _Logbook:
+    """Per-step stats: the last HISTORY_KEPT in memory, every ``log_every``-th (and the first) in
+    OUTPUT/log.csv and TensorBoard on rank 0, and the progress line."""
+
+    def __init__(self, cfg: TrainConfig, rank: int, total_steps: int) -> None:
+        self.every = cfg.log_every
+        self.history: collections.deque = collections.deque(maxlen=HISTORY_KEPT)
+        self.progress = Progress(total_steps, label=f"train {cfg.stage}")
+        self.file = open(os.path.join(cfg.output, "log.csv"), "a", newline="", encoding="utf-8") if rank == 0 else None
+        self.tensorboard = _tensorboard(cfg.output) if rank == 0 else None
+        self.csv = None
+
+    def record(self, stats: dict) -> None:
+        self.history.append(stats)
+        step = stats["step"]
+        if self.file is not None and (step % self.every == 0 or step == 1):
+            if self.csv is None:
+                self.csv = csv.DictWriter(self.file, fieldnames=sorted(stats), extrasaction="ignore")
+                if self.file.tell() == 0:
+                    self.csv.writeheader()
+            self.csv.writerow(stats)
+            self.file.flush()
+            if self.tensorboard is not None:
+                for key, value in stats.items():
+                    self.tensorboard.add_scalar(key, value, step)
+        self.progress.advance()
+
+    def close(self) -> None:
+        self.progress.close()
+        if self.file is not None:
+            self.file.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
 
 def _tensorboard(output: str):
