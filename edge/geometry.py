@@ -47,8 +47,3 @@ def clip_box(box_xywh, height: int, width: int, margin: float = CLIP_MARGIN_PX):
 
 def is_finite_box(box) -> bool:
     return box is not None and len(box) == 4 and all(math.isfinite(float(v)) for v in box)
-
-
-def xywh_to_xyxy(box):
-    x, y, w, h = box
-    return (x, y, x + w, y + h)

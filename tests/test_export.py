@@ -29,7 +29,8 @@ def test_s_export_agrees_and_describes_itself(s_model):
     assert meta.mean == (0.485, 0.456, 0.406) and meta.std == (0.229, 0.224, 0.225)
     assert meta.update_score_threshold == 0.5 and meta.graph == "cached" and meta.step_file == "s.step.onnx"
     assert engine.cached and engine.name == "onnxruntime-fp32-cached"
-    raw = json.loads(dict((p.key, p.value) for p in onnx.load(path, load_external_data=False).metadata_props)[METADATA_KEY])
+    props = onnx.load(path, load_external_data=False).metadata_props
+    raw = json.loads(dict((p.key, p.value) for p in props)[METADATA_KEY])
     assert raw["preset"] == "S"
     # Independent random inputs, both graphs.
     box_diff, _ = compare_with_torch(model, path, report.step_path, seed=7)
@@ -52,8 +53,9 @@ def test_checkpoint_hash_travels(tmp_path):
 
 def test_runtime_tracker_matches_pytorch_tracker_on_a_real_sequence(s_model):
     """Same Tracker, two engines: onnxruntime on the exported file vs the PyTorch model."""
-    import cv2
     import os
+
+    import cv2
 
     model, path, _ = s_model
     seq = shared_path("data", "sequences", "bag")
@@ -62,7 +64,8 @@ def test_runtime_tracker_matches_pytorch_tracker_on_a_real_sequence(s_model):
     with open(os.path.join(seq, "groundtruth_rect.txt")) as f:
         init = [float(v) for v in f.readline().split(",")]
     onnx_engine = open_engine(path)
-    trackers = [Tracker(onnx_engine, update_interval=5), Tracker(TorchEngine(model, onnx_engine.meta), update_interval=5)]
+    trackers = [Tracker(onnx_engine, update_interval=5),
+                Tracker(TorchEngine(model, onnx_engine.meta), update_interval=5)]
     for t in trackers:
         t.init(images[0], init)
     for image in images[1:]:
@@ -122,8 +125,9 @@ def test_tiny_tracker_runs_on_generated_frames(tiny_model_path):
 
 def test_cached_and_full_paths_track_identically(s_model):
     """The step graph on cached K/V equals the full graph, through template updates."""
-    import cv2
     import os
+
+    import cv2
 
     _, path, _ = s_model
     seq = shared_path("data", "sequences", "MotorRolling")

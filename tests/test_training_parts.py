@@ -12,8 +12,7 @@ from conftest import NANOTRACK_DIR, shared_path  # noqa: E402
 from train.losses import ciou_loss, edge_kl_loss, feature_mimic_loss, giou_loss, score_loss  # noqa: E402
 from train.model import build_model  # noqa: E402
 from train.presets import get_preset  # noqa: E402
-from train.shrink import (apply_elimination, as_preset, elimination_factor, reduce_mlp,  # noqa: E402
-                          remove_layers, resize_inputs)
+from train.shrink import apply_elimination, as_preset, elimination_factor, reduce_mlp, remove_layers, resize_inputs  # noqa: E402
 from train.teachers import edges_to_distribution, marginalize_corners, resample_bins  # noqa: E402
 
 
@@ -114,7 +113,8 @@ def test_elimination_schedule_values():
 def inputs(cfg, seed=0):
     g = torch.Generator().manual_seed(seed)
     T, S = cfg.template_size, cfg.search_size
-    return torch.randn(2, 3, T, T, generator=g), torch.randn(2, 3, T, T, generator=g), torch.randn(2, 3, S, S, generator=g)
+    return (torch.randn(2, 3, T, T, generator=g), torch.randn(2, 3, T, T, generator=g),
+            torch.randn(2, 3, S, S, generator=g))
 
 
 def test_removed_layers_equal_the_fully_decayed_model():

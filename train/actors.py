@@ -8,9 +8,9 @@ import torch
 from train.losses import IOU_LOSSES, cxcywh_to_xyxy, edge_kl_loss, feature_mimic_loss, score_loss
 
 
-def _forward(model, batch, need_features: bool):
-    out = model(batch["template"], batch["online_template"], batch["search"], train_outputs=True)
-    return out, out["features"]
+def _forward(model, batch):
+    """The training forward: boxes, scores, edge logits and every layer's features."""
+    return model(batch["template"], batch["online_template"], batch["search"], train_outputs=True)
 
 
 class BoxActor:
@@ -24,7 +24,7 @@ class BoxActor:
         self.iou_loss = IOU_LOSSES[loss_cfg.iou]
 
     def __call__(self, model, batch):
-        out, feats = _forward(model, batch, need_features=bool(self.feature_pairs))
+        out = _forward(model, batch)
         pred = cxcywh_to_xyxy(out["pred_boxes"])
         target = batch["target_xyxy"]
         iou_loss, iou = self.iou_loss(pred, target)
@@ -37,7 +37,7 @@ class BoxActor:
             loss = loss + self.cfg.kl_weight * kl
             stats["kl"] = float(kl)
             if self.feature_pairs and "features" in taught:
-                mimic = feature_mimic_loss(feats, taught["features"], self.feature_pairs)
+                mimic = feature_mimic_loss(out["features"], taught["features"], self.feature_pairs)
                 loss = loss + self.cfg.feature_weight * mimic
                 stats["feature"] = float(mimic)
         stats["loss"] = float(loss)
@@ -52,7 +52,7 @@ class ScoreActor:
         self.cfg = loss_cfg
 
     def __call__(self, model, batch):
-        out, _ = _forward(model, batch, need_features=False)
+        out = _forward(model, batch)
         loss = self.cfg.score_weight * score_loss(out["pred_scores"], batch["label"])
         with torch.no_grad():
             accuracy = ((out["pred_scores"] > 0).float() == batch["label"]).float().mean()

@@ -44,12 +44,7 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _unpickling_reason(exc: BaseException) -> str:
+def unpickling_reason(exc: BaseException) -> str:
     """The informative line of torch's multi-paragraph unpickling errors."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     for line in lines:
@@ -74,7 +69,7 @@ def _read(path: str):
         with torch.serialization.safe_globals([(_Inert, name) for name in foreign]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {_unpickling_reason(exc)}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {unpickling_reason(exc)}") from None
     state = _find_state_dict(obj)
     if state is None:
         keys = ", ".join(map(str, list(obj)[:8])) if isinstance(obj, dict) else type(obj).__name__

@@ -14,8 +14,8 @@ from edge.errors import ConfigError, EdgeTrackError
 
 def _require_torch() -> None:
     try:
-        import torch  # noqa: F401
         import onnx  # noqa: F401
+        import torch  # noqa: F401
     except ImportError as exc:
         raise EdgeTrackError(f"this command needs the training extra ({exc.name} is missing): "
                              f"pip install 'edge-track[train]'") from None
@@ -227,6 +227,7 @@ def run_train_command(args: argparse.Namespace) -> int:
 
     result = train(cfg, resume=args.resume, max_steps=args.max_steps or None)
     last = result["history"][-1] if result["history"] else {}
-    print(f"trained {result['steps']} steps ({result['epochs_run']} epochs); last loss {last.get('loss', float('nan')):.4f}; "
+    print(f"trained {result['steps']} steps ({result['epochs_run']} epochs); "
+          f"last loss {last.get('loss', float('nan')):.4f}; "
           f"wrote {result['checkpoint']} (MixFormerV2-{result['preset']})")
     return 0

@@ -153,7 +153,8 @@ def export_onnx(model: MixFormerV2, output: str, *, opset: int = 17, checkpoint_
     model = model.eval()
     graph_model = fold_attention_scale(model) if fold_scale else model
     step_path = step_path_for(output) if cached else None
-    meta = model_meta(model, checkpoint_sha256, os.path.basename(step_path) if cached else "").replace(precision=precision)
+    step_file = os.path.basename(step_path) if cached else ""
+    meta = model_meta(model, checkpoint_sha256, step_file).replace(precision=precision)
     t, ot, s = random_inputs(model, batch=1, seed=0)
     files = {}
     if cached:
