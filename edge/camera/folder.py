@@ -42,7 +42,12 @@ class ImageFolderSource:
 
     def __iter__(self):
         for index, path in enumerate(self.paths):
-            image = read_rgb(path)
+            try:
+                image = read_rgb(path)
+            except SourceError:
+                if not os.path.isdir(self.name):   # unmounted, deleted: say so, not "cannot read"
+                    raise SourceError(f"image folder {self.name} is gone") from None
+                raise
             yield Frame(image=image, t_capture_ns=time.monotonic_ns(), index=index)
 
     def close(self) -> None:

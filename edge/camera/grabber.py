@@ -47,12 +47,13 @@ class LatestFrameGrabber:
 
     def _run(self) -> None:
         first = True
+        failed = False   # a source that fails (not one that ends) is reopened even without reconnect
         while not self._stop.is_set():
             try:
                 source = self._open()
             except SourceError as exc:
                 self.last_error = str(exc)
-                if not self._reconnect:
+                if not (self._reconnect or failed):
                     break
                 wait = self._backoff.failed()
                 log.warning("camera unavailable (%s); retrying in %.1f s", exc, wait)
@@ -61,7 +62,7 @@ class LatestFrameGrabber:
             if not first:
                 self.reconnects += 1
                 log.info("camera reconnected")
-            first = False
+            first = failed = False
             self.connected = True
             self._backoff.succeeded()
             next_due = time.monotonic()
@@ -84,6 +85,7 @@ class LatestFrameGrabber:
                         self.frames += 1
                         self._cond.notify_all()
             except Exception as exc:  # a driver error mid-stream: treat as a disconnect
+                failed = True
                 self.last_error = str(exc)
                 log.warning("camera read failed: %s", exc)
             finally:
@@ -92,7 +94,7 @@ class LatestFrameGrabber:
                     source.close()
                 except Exception:
                     pass
-            if not self._reconnect or self._stop.is_set():
+            if not (self._reconnect or failed) or self._stop.is_set():
                 break
             wait = self._backoff.failed()
             log.warning("camera stream ended; reopening in %.1f s", wait)

@@ -113,7 +113,8 @@ def run_sim_command(args) -> int:
     report = run_sim(sim, device, factory, seconds=args.seconds)
     d = report.as_dict()
     reacquire = ", ".join("never" if t is None else f"{t:.2f} s" for t in d["reacquire_s"])
-    print(f"sim ({args.tracker}, {args.path}, {report.frames} frames): centring error mean {d['mean_error_deg']:.2f} deg, "
+    print(f"sim ({args.tracker}, {args.path}, {report.frames} frames): "
+          f"centring error mean {d['mean_error_deg']:.2f} deg, "
           f"p95 {d['p95_error_deg']:.2f} deg, max {d['max_error_deg']:.2f} deg; "
           + (f"re-acquire {reacquire}; " if reacquire else "")
           + f"smoothness {d['smoothness_dps']:.2f} deg/s per frame; max rate {d['max_rate_dps']:.1f} deg/s")

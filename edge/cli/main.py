@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         return int(args.func(args) or 0)
     except EdgeTrackError as exc:
-        print(f"edge-track: error: {exc}", file=sys.stderr)
+        # One line whatever the message holds (a YAML parser's error spans several).
+        print(f"edge-track: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("edge-track: interrupted", file=sys.stderr)

@@ -36,9 +36,10 @@ class SystemdNotifier:
         if self._sock is None:
             return
         try:
-            self._sock.sendto(text.encode("utf-8"), self._address)
+            # Never block the loop: a receiver that does not read (queue full) loses a status.
+            self._sock.sendto(text.encode("utf-8"), socket.MSG_DONTWAIT, self._address)
         except OSError:
-            pass  # systemd gone or not listening: nothing to tell
+            pass  # systemd gone, not listening or not reading: nothing to tell
 
     def ready(self, status: str = "") -> None:
         self.notify("READY=1" + (f"\nSTATUS={status}" if status else ""))

@@ -10,6 +10,7 @@ receive commands (MAVLink track commands, the serial link) and from ``request()`
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -39,6 +40,36 @@ class LoopStats:
     score: float = 0.0
     box: tuple | None = None
     command: GimbalCommand = field(default_factory=GimbalCommand.stop)
+    outage: bool = False           # no frame for camera.frame_timeout_s (camera gone, folder gone)
+    counters: dict = field(default_factory=dict)   # {"camera": {...}, <output name>: {...}}
+
+
+# A target must have at least this share of its area inside the frame: a box partly outside is
+# clipped, one that is mostly (or wholly) outside, e.g. 1e30 px wide, is refused.
+MIN_INSIDE = 0.25
+MIN_SIDE_PX = 2.0
+
+
+def fit_target(box, width: int, height: int) -> tuple[float, float, float, float]:
+    """``box`` (x, y, w, h) clipped to a width x height frame; ConfigError (one line) when it is
+    not finite, has no area, or lies mostly outside the frame."""
+    try:
+        x, y, w, h = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise ConfigError(f"target {box!r} is not x,y,w,h") from None
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise ConfigError(f"target {box!r} is not finite")
+    if w <= 0 or h <= 0:
+        raise ConfigError(f"target {box!r} has no area (w and h must be > 0)")
+    x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))
+    if x1 <= x0 or y1 <= y0:
+        raise ConfigError(f"target {box!r} lies outside the {width}x{height} frame")
+    inside = (x1 - x0) / w * ((y1 - y0) / h)
+    if inside < MIN_INSIDE:
+        raise ConfigError(f"target {box!r}: only {inside:.1%} of it lies inside the {width}x{height} frame")
+    if x1 - x0 < MIN_SIDE_PX or y1 - y0 < MIN_SIDE_PX:
+        raise ConfigError(f"target {box!r} is smaller than {MIN_SIDE_PX:g} px inside the frame")
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 class TrackingLoop:
@@ -70,6 +101,7 @@ class TrackingLoop:
         self._last_status_t = clock()
         self._stopped = False
         self._lock = threading.Lock()
+        self._telemetry_failed: set[str] = set()
 
     # -- control from outside ---------------------------------------------------------------
     def request(self, req: TargetRequest) -> None:
@@ -102,19 +134,27 @@ class TrackingLoop:
         if frame is None:
             if getattr(self.grabber, "finished", False):
                 return False
-            if now - self._last_frame_t > self.cfg.camera.frame_timeout_s and not self._stale:
+            gap = now - self._last_frame_t
+            if gap > self.cfg.camera.frame_timeout_s and not self._stale:
                 self._stale = True
-                log.warning("no frame for %.1f s: stopping the gimbal", now - self._last_frame_t)
+                self.stats.outage = True
+                log.warning("no frame for %.1f s: stopping the gimbal", gap)
                 if self._state == TRACKING:
                     self._set_state(LOST)
                 self._stop_outputs()
+            if gap > 0:   # a frame overdue by gap s: the rate is at most 1/gap, not the last one seen
+                self.stats.fps = min(self.stats.fps, 1.0 / gap)
             for out in self.outputs:
                 self._guard(out, lambda o=out: o.heartbeat(now_ms, self._state))
                 self._collect_requests(out)
+            if self._stale:
+                self._status(now)
             return True
+        self.stats.frame_age_ms = (time.monotonic_ns() - frame.t_capture_ns) / 1e6   # waiting to be taken
         if self._stale:
             log.info("frames are back")
         self._stale = False
+        self.stats.outage = False
         self._last_frame_t = now
         height, width = frame.image.shape[:2]
         if self.camera_model is None or (self.camera_model.width, self.camera_model.height) != (width, height):
@@ -127,7 +167,7 @@ class TrackingLoop:
             now_state = self._state
             for out in self.outputs:
                 self._guard(out, lambda o=out: o.heartbeat(now_ms, now_state))
-            self._frame_done(now, frame, None, 0.0, GimbalCommand.stop())
+            self._frame_done(now, frame, None, 0.0, GimbalCommand.stop(), time.monotonic_ns())
             return True
 
         result = self.tracker.update(frame.image)
@@ -156,7 +196,7 @@ class TrackingLoop:
                 self._guard(out, lambda o=out: o.heartbeat(now_ms, update.state))
             else:
                 self._guard(out, lambda o=out: o.send(update))
-        self._frame_done(now, frame, result, result.score, command)
+        self._frame_done(now, frame, result, result.score, command, time.monotonic_ns())
         return True
 
     # -- helpers -------------------------------------------------------------------------------
@@ -204,10 +244,13 @@ class TrackingLoop:
                     box = req.remote.box_in(width, height)
                 else:
                     box = parse_target(req.roi, width, height)
+                # Whatever the route (web page, serial link, ground station, config), the box is
+                # checked against this frame before anything moves.
+                box = fit_target(box, width, height)
                 self.tracker.set_search_factor(self._base_search_factor)
                 self.tracker.init(frame.image, box)
-            except ConfigError as exc:
-                log.error("ignored target request from %s: %s", req.source, exc)
+            except Exception as exc:   # a bad target never stops the loop nor changes what it does
+                log.error("ignored target request from %s: %s", req.source, " ".join(str(exc).split()))
                 continue
             self.controller.stop()
             self._last_update_t = None
@@ -231,40 +274,76 @@ class TrackingLoop:
         for out in self.outputs:
             self._guard(out, out.stop)
 
-    def _frame_done(self, now: float, frame, result, score: float, command: GimbalCommand) -> None:
+    def _frame_done(self, now: float, frame, result, score: float, command: GimbalCommand, written_ns: int) -> None:
+        """Bookkeeping after the outputs had this frame's command (written at ``written_ns``)."""
         st = self.stats
         st.frames += 1
         dt = now - getattr(self, "_prev_done", now)
         self._prev_done = now
         if dt > 0:
             st.fps = 1.0 / dt if st.fps == 0 else 0.9 * st.fps + 0.1 / dt
-        st.frame_age_ms = (time.monotonic_ns() - frame.t_capture_ns) / 1e6
-        st.latency_ms = st.frame_age_ms
+        st.latency_ms = (written_ns - frame.t_capture_ns) / 1e6    # capture -> command written
         st.score = score
         st.box = result.box if result is not None else None
         st.command = command
         self._seq += 1
         if self.track_log is not None:
-            self.track_log.write({
+            self._telemetry("track log", lambda: self.track_log.write({
                 "t_capture_ns": frame.t_capture_ns, "frame": frame.index, "frame_age_ms": round(st.frame_age_ms, 2),
                 "latency_ms": round(st.latency_ms, 2), "state": self._state, "score": round(score, 4),
                 "box": [round(v, 2) for v in st.box] if st.box else None,
                 "command": {"yaw_dps": round(command.yaw_rate_dps, 3), "pitch_dps": round(command.pitch_rate_dps, 3),
                             "active": command.active},
-            })
+            }))
         if self.recorder is not None:
-            self.recorder(frame.image, result)
+            self._telemetry("recording", lambda: self.recorder(frame.image, result))
         if self.publisher is not None:
-            self.publisher.offer(frame.image, result)
+            self._telemetry("web view", lambda: self.publisher.offer(frame.image, result))
         if self.notifier is not None:
             self.notifier.watchdog()
-        if now - self._last_status_t >= self.cfg.telemetry.status_interval_s:
-            self._last_status_t = now
+        self._status(now)
+
+    def _telemetry(self, name: str, fn) -> None:
+        """Telemetry never stops tracking: a failing sink is reported once and skipped."""
+        try:
+            fn()
+        except Exception as exc:
+            if name not in self._telemetry_failed:
+                self._telemetry_failed.add(name)
+                log.warning("%s failed (%s); tracking goes on", name, " ".join(str(exc).split()))
+
+    def counters(self) -> dict:
+        """Link health: the camera's reconnects and drops, and each output's ``counters()``."""
+        grabber = self.grabber
+        counts = {"camera": {"reconnects": int(getattr(grabber, "reconnects", 0)),
+                             "drops": int(getattr(grabber, "dropped", 0))}}
+        for out in self.outputs:
+            report = getattr(out, "counters", None)
+            if report is not None:
+                try:
+                    counts[getattr(out, "name", type(out).__name__)] = dict(report())
+                except Exception:
+                    pass
+        return counts
+
+    def _status(self, now: float) -> None:
+        """The status line (log and systemd STATUS) every ``status_interval_s``."""
+        if now - self._last_status_t < self.cfg.telemetry.status_interval_s:
+            return
+        self._last_status_t = now
+        st = self.stats
+        st.counters = self.counters()
+        health = "; ".join(f"{name} " + " ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items())
+                           for name, c in st.counters.items())
+        if st.outage:
+            text = (f"NO SIGNAL for {now - self._last_frame_t:.1f} s ({self._state}, gimbal stopped) "
+                    f"fps {st.fps:.1f}; {health}")
+        else:
             text = (f"{self._state} fps {st.fps:.1f} score {st.score:.2f} frame age {st.frame_age_ms:.0f} ms "
-                    f"drops {getattr(self.grabber, 'dropped', 0)}")
-            log.info(text)
-            if self.notifier is not None:
-                self.notifier.status(text)
+                    f"latency {st.latency_ms:.0f} ms; {health}")
+        log.info(text)
+        if self.notifier is not None:
+            self.notifier.status(text)
 
     def shutdown(self) -> None:
         with self._lock:
@@ -281,5 +360,5 @@ class TrackingLoop:
         except Exception:
             pass
         if self.track_log is not None:
-            self.track_log.close()
+            self._telemetry("track log", self.track_log.close)
 

@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 
-from edge.build import build_tracker
+from edge.build import build_tracker, camera_model_for
 from edge.camera import is_live, open_source
 from edge.camera.grabber import LatestFrameGrabber
 from edge.config import DeviceConfig
@@ -87,77 +87,108 @@ def build_viewer(stop: threading.Event):
     return show
 
 
+def first_frame_size(opener, name) -> tuple[int, int]:
+    """(width, height) of a file or folder source's first frame; it is closed again."""
+    source = opener()
+    try:
+        first = next(iter(source), None)
+    finally:
+        source.close()
+    if first is None:
+        raise SourceError(f"no frames in {name}")
+    return first.image.shape[1], first.image.shape[0]
+
+
 def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, environ=None, show: bool = False) -> int:
     stop = stop or threading.Event()
     notifier = SystemdNotifier(environ)
+    # Everything the config can get wrong is found before READY=1, and as far as possible before
+    # the camera thread and the outputs start: the model (warmed up), the target, the track log,
+    # the recording, the source, the calibration against the stream's frame size.
     tracker = build_tracker(cfg)
     warm_up(tracker)
     cam = cfg.camera
-    recorder = build_recorder(cfg.telemetry.record, cam.fps, (cam.width, cam.height))  # before anything runs
+    tel = cfg.telemetry
+    initial = initial_request(cfg.tracking.init)
+    undo = []   # what start-up opened, closed again (last first) when a later step fails
 
     def opener():
         return open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps)
 
-    live = is_live(str(cam.source))
-    if not live:
-        # A file, folder or URL that does not open is a mistake in the config: say so and stop.
-        opener().close()
-    grabber = LatestFrameGrabber(opener, reconnect_initial_s=cam.reconnect_initial_s,
-                                 reconnect_max_s=cam.reconnect_max_s,
-                                 reconnect=cam.loop_file or live,
-                                 pace_fps=None if live else cam.fps).start()
-    if live:
-        # A USB camera may appear a few seconds after boot: wait for it (the grabber retries).
-        if grabber.get(timeout=cam.start_timeout_s) is None:
-            grabber.stop()
-            raise SourceError(f"camera {cam.source} gave no frame within {cam.start_timeout_s:g} s"
-                              + (f" ({grabber.last_error})" if grabber.last_error else ""))
     try:
+        track_log = (TrackLog(tel.track_log, int(tel.track_log_max_mb * 2**20), tel.track_log_keep)
+                     if tel.track_log else None)
+        if track_log is not None:
+            undo.append(track_log.close)
+        recorder = build_recorder(tel.record, cam.fps, (cam.width, cam.height))
+        if recorder is not None:
+            undo.append(recorder.close)
+        live = is_live(str(cam.source))
+        camera_model = None
+        if not live:
+            # A file, folder or URL that does not open is a mistake in the config: say so and stop.
+            camera_model = camera_model_for(cam, *first_frame_size(opener, cam.source))
+        grabber = LatestFrameGrabber(opener, reconnect_initial_s=cam.reconnect_initial_s,
+                                     reconnect_max_s=cam.reconnect_max_s,
+                                     reconnect=cam.loop_file or live,
+                                     pace_fps=None if live else cam.fps).start()
+        undo.append(grabber.stop)   # a grabber thread still inside OpenCV at exit aborts the process
+        if live:
+            # A USB camera may appear a few seconds after boot: wait for it (the grabber retries).
+            first = grabber.get(timeout=cam.start_timeout_s)
+            if first is None:
+                raise SourceError(f"camera {cam.source} gave no frame within {cam.start_timeout_s:g} s"
+                                  + (f" ({grabber.last_error})" if grabber.last_error else ""))
+            camera_model = camera_model_for(cam, first.image.shape[1], first.image.shape[0])
         outputs = open_outputs(cfg.outputs, cfg.control)
-    except BaseException:
-        grabber.stop()   # a grabber thread still inside OpenCV at exit aborts the process (exit 134)
+        undo.extend(out.close for out in outputs)
+        viewer = build_viewer(stop) if show else None
+        if viewer is not None:
+            record = recorder
+
+            def recorder(image, result, _record=record):
+                if _record is not None:
+                    _record(image, result)
+                viewer(image, result)
+
+            recorder.close = lambda: (record and record.close(), viewer.close())
+            undo.append(viewer.close)
+        publisher = console = None
+        if cfg.web.enabled:
+            from edge.web.publisher import FramePublisher
+
+            publisher = FramePublisher(cfg.web.max_fps, cfg.web.jpeg_quality, cfg.web.max_width)
+            undo.append(publisher.close)
+        loop = TrackingLoop(tracker=tracker, grabber=grabber, outputs=outputs, config=cfg, notifier=notifier,
+                            track_log=track_log, recorder=recorder, initial_target=initial, publisher=publisher,
+                            camera_model=camera_model)
+        if cfg.web.enabled:
+            from edge.web.server import ConsoleServer
+
+            try:
+                console = ConsoleServer(loop, publisher, cfg, bind=cfg.web.bind, port=cfg.web.port,
+                                        state_dir=cfg.web.state_dir or None).start()
+            except OSError as exc:
+                raise ConfigError(f"web console cannot listen on {cfg.web.bind}:{cfg.web.port}: "
+                                  f"{exc.strerror}") from None
+            log.info("web console: %s", console.url)
+            undo.append(console.close)
+
+        def on_signal(signum, _frame):
+            log.info("signal %d: stopping", signum)
+            stop.set()
+
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, on_signal)
+    except BaseException:   # a config error, or Ctrl-C during start-up: one line from main, nothing left open
+        for close in reversed(undo):
+            try:
+                close()
+            except Exception:
+                pass
         raise
-    tel = cfg.telemetry
-    track_log = TrackLog(tel.track_log, int(tel.track_log_max_mb * 2**20), tel.track_log_keep) if tel.track_log else None
-    viewer = build_viewer(stop) if show else None
-    if viewer is not None:
-        record = recorder
-
-        def recorder(image, result, _record=record):
-            if _record is not None:
-                _record(image, result)
-            viewer(image, result)
-
-        recorder.close = lambda: (record and record.close(), viewer.close())
-    initial = initial_request(cfg.tracking.init)
-    publisher = console = None
-    if cfg.web.enabled:
-        from edge.web.publisher import FramePublisher
-
-        publisher = FramePublisher(cfg.web.max_fps, cfg.web.jpeg_quality, cfg.web.max_width)
-    loop = TrackingLoop(tracker=tracker, grabber=grabber, outputs=outputs, config=cfg, notifier=notifier,
-                        track_log=track_log, recorder=recorder, initial_target=initial, publisher=publisher)
-    if cfg.web.enabled:
-        from edge.web.server import ConsoleServer
-
-        try:
-            console = ConsoleServer(loop, publisher, cfg, bind=cfg.web.bind, port=cfg.web.port,
-                                    state_dir=cfg.web.state_dir or None).start()
-        except OSError as exc:
-            loop.shutdown()
-            publisher.close()
-            raise ConfigError(f"web console cannot listen on {cfg.web.bind}:{cfg.web.port}: {exc.strerror}") from None
-        log.info("web console: %s", console.url)
-
-    previous = {}
-
-    def on_signal(signum, _frame):
-        log.info("signal %d: stopping", signum)
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, on_signal)
     notifier.ready(f"tracking with {tracker.engine.name}, MixFormerV2-{tracker.meta.preset}")
     log.info("ready: %s, source %s, %d output(s)", tracker.engine.name, cam.source, len(outputs))
     try:

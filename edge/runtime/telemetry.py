@@ -3,10 +3,16 @@ log lines that journald files under the right priority (``<N>`` syslog prefixes 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import sys
+import time
+
+from edge.errors import ConfigError
+
+log = logging.getLogger("edge.telemetry")
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
@@ -29,28 +35,82 @@ def setup_logging(level: int = logging.INFO, stream=None) -> None:
 
 
 class TrackLog:
-    """One JSON object per processed frame, flushed line by line so nothing is lost on a crash.
+    """One JSON object per processed frame, written line by line so nothing is lost on a crash.
 
     Rotated by size (``path`` -> ``path.1`` -> ... -> ``path.<keep>``, the oldest dropped), so a
-    device running for weeks never fills its card.
+    device running for weeks never fills its card. Telemetry never stops tracking: when the disk is
+    full (or the file goes away) it warns once, drops lines (counted in ``dropped``) and tries again
+    every ``retry_s`` seconds; a line that only partly reached the disk is cut off again, so the
+    file only ever holds whole lines.
     """
 
-    def __init__(self, path: str, max_bytes: int = 50 * 2**20, keep: int = 3) -> None:
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+    def __init__(self, path: str, max_bytes: int = 50 * 2**20, keep: int = 3, *, retry_s: float = 30.0,
+                 clock=time.monotonic, opener=None) -> None:
         self.path, self.max_bytes, self.keep = path, int(max_bytes), int(keep)
-        self._file = open(path, "a", encoding="utf-8", buffering=1)
+        self.retry_s = float(retry_s)
+        self._clock = clock
+        self._opener = opener or _open_append
         self.lines = 0
         self.rotations = 0
+        self.dropped = 0
+        self._failed_at: float | None = None
+        self._file = None
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            if os.path.isdir(path):
+                raise IsADirectoryError(errno.EISDIR, "is a directory")
+            self._open()
+        except OSError as exc:
+            raise ConfigError(f"telemetry.track_log {path}: cannot write there ({exc.strerror or exc})") from None
+
+    def _open(self) -> None:
+        self._file = self._opener(self.path)
+        self._size = self._file.seek(0, os.SEEK_END)
 
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        data = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
+        if self._failed_at is not None and self._clock() - self._failed_at < self.retry_s:
+            self.dropped += 1
+            return
+        try:
+            if self._file is None:
+                self._open()
+            self._write_whole(data)
+        except OSError as exc:
+            self._failed(exc)
+            self.dropped += 1
+            return
+        if self._failed_at is not None:
+            self._failed_at = None
+            log.info("track log: writing again to %s (%d lines were dropped)", self.path, self.dropped)
         self.lines += 1
-        if self._file.tell() >= self.max_bytes:
-            self._rotate()
+        if self._size >= self.max_bytes:
+            try:
+                self._rotate()
+            except OSError as exc:
+                self._failed(exc)
+
+    def _write_whole(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self._file.write(view) or 0:]
+        except OSError:
+            try:   # take back the part of the line that did land
+                self._file.truncate(self._size)
+            except OSError:
+                pass
+            raise
+        self._size += len(data)
+
+    def _failed(self, exc: OSError) -> None:
+        if self._failed_at is None:   # once per outage, not once per dropped line
+            log.warning("track log %s: %s; tracking goes on without it (retrying every %g s)",
+                        self.path, exc.strerror or exc, self.retry_s)
+        self._failed_at = self._clock()
 
     def _rotate(self) -> None:
-        self._file.close()
+        self._close_file()
         for i in range(self.keep, 0, -1):
             older = f"{self.path}.{i}"
             newer = self.path if i == 1 else f"{self.path}.{i - 1}"
@@ -58,9 +118,21 @@ class TrackLog:
                 os.replace(newer, older)
         if self.keep == 0:
             os.remove(self.path)
-        self._file = open(self.path, "a", encoding="utf-8", buffering=1)
         self.rotations += 1
+        self._open()
+
+    def _close_file(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        self._close_file()
+
+
+def _open_append(path: str):
+    # Unbuffered bytes: each line is one write(2), so what reached the disk is known exactly.
+    return open(path, "ab", buffering=0)

@@ -122,7 +122,7 @@ class Console:
         cam = loop.camera_model
         return {"state": loop.state, "box": list(st.box) if st.box else None, "score": round(st.score, 4),
                 "fps": round(st.fps, 2), "frame_age_ms": round(st.frame_age_ms, 1), "latency_ms": round(st.latency_ms, 1),
-                "frames": st.frames, "frame_size": [cam.width, cam.height] if cam else None,
+                "frames": st.frames, "counters": st.counters, "frame_size": [cam.width, cam.height] if cam else None,
                 "engine": getattr(engine, "name", None), "model": getattr(meta, "preset", None),
                 "dry_run": loop.dry_run, "viewers": self.publisher.viewers if self.publisher else 0,
                 "command": {"yaw_dps": round(st.command.yaw_rate_dps, 3), "pitch_dps": round(st.command.pitch_rate_dps, 3),
