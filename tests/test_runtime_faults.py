@@ -318,6 +318,29 @@ def test_bad_calibration_is_rejected_before_ready(tmp_path, tiny_model_path, cal
     assert not any(m.startswith("READY=1") for m in messages), messages
 
 
+def test_ctrl_c_while_waiting_for_the_camera_is_one_line_exit_130(tmp_path, tiny_model_path):
+    cfg = tmp_path / "device.yaml"
+    cfg.write_text(json.dumps({"camera": {"source": "/dev/video77", "start_timeout_s": 30.0,
+                                          "reconnect_initial_s": 0.2, "reconnect_max_s": 0.2},
+                               "model": {"path": tiny_model_path}}))
+    proc = subprocess.Popen(edge_track_cmd() + ["run", "--config", str(cfg)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        for line in proc.stderr:          # the model is up, the grabber thread is retrying the camera
+            seen.append(line)
+            if "camera unavailable" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = "".join(seen) + rest
+    assert proc.returncode == 130, err                # not 134: the grabber thread was stopped first
+    assert "Traceback" not in err and err.splitlines()[-1] == "edge-track: interrupted", err
+
+
 # -- 6. latency and counters --------------------------------------------------------------------
 
 class AgedGrabber(QueueGrabber):
