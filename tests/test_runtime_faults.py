@@ -318,6 +318,23 @@ def test_bad_calibration_is_rejected_before_ready(tmp_path, tiny_model_path, cal
     assert not any(m.startswith("READY=1") for m in messages), messages
 
 
+@pytest.mark.parametrize("init", ["900,900,20,20", "0,0,1e30,10", "center:400x100"])
+def test_initial_target_outside_the_frame_is_rejected_before_ready(tmp_path, tiny_model_path, init):
+    video = str(tmp_path / "clip.avi")
+    write_video(video, n=10)                           # 320x240
+    cfg = tmp_path / "device.yaml"
+    cfg.write_text(json.dumps({"camera": {"source": video}, "model": {"path": tiny_model_path},
+                               "tracking": {"init": init}}))
+    notify = NotifySocket(tmp_path)
+    proc = subprocess.run(edge_track_cmd() + ["run", "--config", str(cfg)], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, NOTIFY_SOCKET=notify.path))
+    messages = [m for _, m in notify.drain()]
+    notify.close()
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "tracking.init" in proc.stderr, proc.stderr
+    assert not any(m.startswith("READY=1") for m in messages), messages
+
+
 def test_ctrl_c_while_waiting_for_the_camera_is_one_line_exit_130(tmp_path, tiny_model_path):
     cfg = tmp_path / "device.yaml"
     cfg.write_text(json.dumps({"camera": {"source": "/dev/video77", "start_timeout_s": 30.0,

@@ -171,14 +171,18 @@ class TrackingLoop:
             return True
 
         result = self.tracker.update(frame.image)
-        dt = 1.0 / max(self.cfg.camera.fps, 1.0) if self._last_update_t is None else min(max(now - self._last_update_t, 1e-3), 0.5)
+        if self._last_update_t is None:
+            dt = 1.0 / max(self.cfg.camera.fps, 1.0)
+        else:
+            dt = min(max(now - self._last_update_t, 1e-3), 0.5)
         self._last_update_t = now
         if result.state is TrackState.LOST:
             if self._state != LOST:
                 log.warning("target lost (score %.2f): holding the gimbal, widening the search", result.score)
                 self._set_state(LOST)
             command = self.controller.stop()
-            widened = min(self.tracker.search_factor * self.cfg.tracking.widen_step, self.cfg.tracking.max_search_factor)
+            widened = min(self.tracker.search_factor * self.cfg.tracking.widen_step,
+                          self.cfg.tracking.max_search_factor)
             self.tracker.set_search_factor(max(widened, self._base_search_factor))
             self.stats.lost_frames += 1
         else:

@@ -19,9 +19,9 @@ from edge.errors import ConfigError, SourceError
 from edge.io.sdnotify import SystemdNotifier
 from edge.outputs import open_outputs
 from edge.overlay import draw
-from edge.runtime.loop import TrackingLoop
+from edge.runtime.loop import TrackingLoop, fit_target
 from edge.runtime.telemetry import TrackLog
-from edge.target import initial_request
+from edge.target import initial_request, parse_target
 from edge.tracker import Tracker
 from edge.video_out import VideoOut
 
@@ -99,6 +99,17 @@ def first_frame_size(opener, name) -> tuple[int, int]:
     return first.image.shape[1], first.image.shape[0]
 
 
+def check_initial_target(initial, width: int, height: int) -> None:
+    """ConfigError now, before READY=1, for a ``tracking.init`` the loop would refuse on this stream."""
+    if initial is None:
+        return
+    try:
+        box = initial.box if initial.box is not None else parse_target(initial.roi, width, height)
+        fit_target(box, width, height)
+    except ConfigError as exc:
+        raise ConfigError(f"tracking.init: {exc}") from None
+
+
 def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, environ=None, show: bool = False) -> int:
     stop = stop or threading.Event()
     notifier = SystemdNotifier(environ)
@@ -127,7 +138,9 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
         camera_model = None
         if not live:
             # A file, folder or URL that does not open is a mistake in the config: say so and stop.
-            camera_model = camera_model_for(cam, *first_frame_size(opener, cam.source))
+            size = first_frame_size(opener, cam.source)
+            check_initial_target(initial, *size)
+            camera_model = camera_model_for(cam, *size)
         grabber = LatestFrameGrabber(opener, reconnect_initial_s=cam.reconnect_initial_s,
                                      reconnect_max_s=cam.reconnect_max_s,
                                      reconnect=cam.loop_file or live,
@@ -139,6 +152,7 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
             if first is None:
                 raise SourceError(f"camera {cam.source} gave no frame within {cam.start_timeout_s:g} s"
                                   + (f" ({grabber.last_error})" if grabber.last_error else ""))
+            check_initial_target(initial, first.image.shape[1], first.image.shape[0])
             camera_model = camera_model_for(cam, first.image.shape[1], first.image.shape[0])
         outputs = open_outputs(cfg.outputs, cfg.control)
         undo.extend(out.close for out in outputs)

@@ -27,7 +27,8 @@ class SyslogPrefixFormatter(logging.Formatter):
 def setup_logging(level: int = logging.INFO, stream=None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     under_journal = bool(os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"))
-    handler.setFormatter(SyslogPrefixFormatter() if under_journal else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(SyslogPrefixFormatter() if under_journal
+                         else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("edge")
     root.handlers[:] = [handler]
     root.setLevel(level)
