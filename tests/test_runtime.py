@@ -532,3 +532,26 @@ def test_track_log_rotates_by_size(tmp_path):
     assert last[-1] == 299                       # nothing lost at the head of the stream
     previous = [json.loads(line)["frame"] for line in open(path + ".1")]
     assert previous[-1] + 1 == last[0]           # contiguous across the rotation
+
+
+def test_a_camera_that_stays_away_is_logged_once_not_per_retry(caplog):
+    """Waiting for a missing camera retries quickly; the log says so once, and once more only when
+    the reason changes (a journal full of identical lines hides the one that matters)."""
+    import logging
+
+    reasons = iter(["no device /dev/video0"] * 6 + ["permission denied"] * 3)
+
+    def opener():
+        raise SourceError(next(reasons, "permission denied"))
+
+    with caplog.at_level(logging.DEBUG, logger="edge.camera"):
+        grabber = LatestFrameGrabber(opener, reconnect_initial_s=0.01, reconnect_max_s=0.01).start()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if sum("still unavailable" in r.getMessage() for r in caplog.records) >= 8:
+                break
+            time.sleep(0.01)
+        grabber.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert "no device" in warnings[0] and "permission denied" in warnings[1]

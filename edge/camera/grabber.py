@@ -48,6 +48,7 @@ class LatestFrameGrabber:
     def _run(self) -> None:
         first = True
         failed = False   # a source that fails (not one that ends) is reopened even without reconnect
+        reported = ""    # the open error already logged: a camera that stays away is one line, not one per retry
         while not self._stop.is_set():
             try:
                 source = self._open()
@@ -56,9 +57,14 @@ class LatestFrameGrabber:
                 if not (self._reconnect or failed):
                     break
                 wait = self._backoff.failed()
-                log.warning("camera unavailable (%s); retrying in %.1f s", exc, wait)
+                if str(exc) != reported:
+                    log.warning("camera unavailable (%s); retrying in %.1f s", exc, wait)
+                    reported = str(exc)
+                else:
+                    log.debug("camera still unavailable; retrying in %.1f s", wait)
                 self._stop.wait(wait)
                 continue
+            reported = ""
             if not first:
                 self.reconnects += 1
                 log.info("camera reconnected")
