@@ -146,7 +146,8 @@ class FakeContext:
                 feeds[name] = memory.view(np.float32).reshape(self.get_tensor_shape(name))
         names = [name for name, mode, _ in self.engine.io if mode is TensorIOMode.OUTPUT]
         for name, value in zip(names, self.engine.session.run(names, feeds)):
-            CUDA.allocations[self.addresses[name]].memory[:] = np.ascontiguousarray(value, np.float32).view(np.uint8).reshape(-1)
+            CUDA.allocations[self.addresses[name]].memory[:] = (np.ascontiguousarray(value, np.float32)
+                                                                 .view(np.uint8).reshape(-1))
         self.executions += 1
         return True
 

@@ -47,7 +47,8 @@ def test_cached_template_path_equals_full_forward(preset):
     model = build_model(get_preset(preset), seed=0)
     t, s = model.cfg.template_size, model.cfg.search_size
     g = torch.Generator().manual_seed(0)
-    z, oz, x = torch.randn(2, 3, t, t, generator=g), torch.randn(2, 3, t, t, generator=g), torch.randn(2, 3, s, s, generator=g)
+    z, oz, x = (torch.randn(2, 3, t, t, generator=g), torch.randn(2, 3, t, t, generator=g),
+                torch.randn(2, 3, s, s, generator=g))
     with torch.no_grad():
         boxes, scores = model(z, oz, x)
         cached_boxes, cached_scores = model.forward_search(x, model.forward_templates(z, oz))
@@ -80,8 +81,8 @@ def test_box_head_expectation_and_edge_order():
         logits[0, i, p] = 0.0
     head.layers = torch.nn.Identity()
     boxes, _ = head(logits)
-    l, r, t, b = (p * S / F / S for p in peaks)
-    expected = torch.tensor([[(l + r) / 2, (t + b) / 2, r - l, b - t]])
+    left, right, top, bottom = (p * S / F / S for p in peaks)
+    expected = torch.tensor([[(left + right) / 2, (top + bottom) / 2, right - left, bottom - top]])
     assert torch.allclose(boxes, expected, atol=1e-6)
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from edge.config import OutputConfig, ControlConfig
+from edge.config import ControlConfig, OutputConfig
 from edge.control.controller import GimbalCommand
 from edge.gimbal.protocols import boxproto, pelco_d, simplebgc
 from edge.outputs.base import ControlUpdate
@@ -330,7 +330,7 @@ def test_mavlink_bad_port_is_a_one_line_config_error(tmp_path):
     from edge.errors import ConfigError
     from edge.outputs.mavlink import MavlinkGimbalOutput
 
-    for port, words in ((f"udpout:127.0.0.1:notaport", "notaport"), (str(tmp_path / "ttyACM9"), "ttyACM9")):
+    for port, words in (("udpout:127.0.0.1:notaport", "notaport"), (str(tmp_path / "ttyACM9"), "ttyACM9")):
         with pytest.raises(ConfigError) as info:
             MavlinkGimbalOutput(OutputConfig(type="mavlink", port=port))
         assert words in str(info.value) and "\n" not in str(info.value)

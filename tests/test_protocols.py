@@ -44,7 +44,8 @@ def test_box_frame_layout():
     d = independent_decode(boxproto.encode(msg))
     assert d["version"] == 1 and d["type"] == 1 and d["seq"] == 7 and d["t_ms"] == 123456 and d["state"] == 1
     assert d["box"] == (300, 200, 40, 80)
-    assert d["nx"] == pytest.approx((320 - 320) / 320, abs=1e-4) and d["ny"] == pytest.approx((240 - 240) / 240, abs=1e-4)
+    assert (d["nx"] == pytest.approx((320 - 320) / 320, abs=1e-4)
+            and d["ny"] == pytest.approx((240 - 240) / 240, abs=1e-4))
     assert d["nw"] == pytest.approx(40 / 640, abs=1e-4) and d["score"] == pytest.approx(0.8, abs=0.005)
 
 
@@ -84,7 +85,8 @@ def test_microcontroller_receiver_decodes_the_host_stream():
         got += rx.feed(stream[i:i + 7])
     assert [g[1] for g in got] == [0, 1, 2, 3]
     _, _, state, nx, ny, score = got[0]
-    assert state == 1 and nx == pytest.approx((620 - 320) / 320, abs=1e-3) and ny < 0 and score == pytest.approx(0.9, abs=0.01)
+    assert (state == 1 and nx == pytest.approx((620 - 320) / 320, abs=1e-3) and ny < 0
+            and score == pytest.approx(0.9, abs=0.01))
 
 
 def test_microcontroller_moves_servos_only_while_tracking():
@@ -164,7 +166,8 @@ def test_crc16_ccitt_matches_the_bitwise_definition(data, init):
 def test_nmea_checksum_of_known_sentences():
     # A GPS sentence from the NMEA 0183 literature, and our own line checked by hand.
     assert boxproto.nmea_checksum("GPGGA,092750.000,5321.6802,N,00630.3372,W,1,8,1.03,61.7,M,55.2,M,,") == 0x76
-    assert boxproto.encode_command("stop") == b"$EDSTP*" + f"{ord('E') ^ ord('D') ^ ord('S') ^ ord('T') ^ ord('P'):02X}".encode() + b"\r\n"
+    assert (boxproto.encode_command("stop")
+            == b"$EDSTP*" + f"{ord('E') ^ ord('D') ^ ord('S') ^ ord('T') ^ ord('P'):02X}".encode() + b"\r\n")
 
 
 def noise(n: int, seed: int = 0) -> bytes:
@@ -181,7 +184,8 @@ def test_command_reader_takes_the_next_valid_line_after_line_noise():
     assert reader.feed(noise(5000)) == []
     assert reader.feed(boxproto.encode_command("select", (10, 20, 30, 40))) == [("select", (10, 20, 30, 40))]
     # Split anywhere, noise right before the '$' and right after the line end.
-    stream = noise(3000, 1) + boxproto.encode_command("stop") + noise(700, 2) + boxproto.encode_command("select", (1, 2, 3, 4))
+    stream = (noise(3000, 1) + boxproto.encode_command("stop") + noise(700, 2)
+              + boxproto.encode_command("select", (1, 2, 3, 4)))
     got = []
     for i in range(0, len(stream), 37):
         got += reader.feed(stream[i:i + 37])
@@ -208,4 +212,5 @@ def test_edsel_with_non_finite_or_absurd_numbers_is_rejected(fields):
 
 
 def test_edsel_boxes_in_the_int16_range_are_accepted():
-    assert boxproto.parse_command(boxproto.encode_command("select", (-100, 0, 1, 32767))) == ("select", (-100, 0, 1, 32767))
+    assert (boxproto.parse_command(boxproto.encode_command("select", (-100, 0, 1, 32767)))
+            == ("select", (-100, 0, 1, 32767)))

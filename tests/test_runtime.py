@@ -166,7 +166,8 @@ def test_non_finite_network_output_never_moves_the_gimbal(tiny_model_path):
     def flaky(search):
         calls.append(1)
         out = real_run(search)
-        return EngineOutput(np.array([np.nan, 0.5, np.inf, 0.2], np.float32), out.score_logit) if len(calls) % 2 else out
+        return (EngineOutput(np.array([np.nan, 0.5, np.inf, 0.2], np.float32), out.score_logit) if len(calls) % 2
+                else out)
 
     engine.run = flaky
     out = RecordingOutput()
@@ -326,7 +327,8 @@ def test_service_ready_watchdog_sigterm_and_stop(tmp_path, tiny_model_path):
     assert "STOPPING=1" in messages
     assert any(line.startswith("<6>") for line in err.splitlines())         # journald priorities
     records = [json.loads(line) for line in log_path.read_text().splitlines()]
-    assert records and {"t_capture_ns", "frame_age_ms", "latency_ms", "state", "box", "score", "command"} <= set(records[0])
+    assert records and ({"t_capture_ns", "frame_age_ms", "latency_ms", "state", "box", "score", "command"}
+                        <= set(records[0]))
     from edge.gimbal.protocols import boxproto
 
     msgs = boxproto.BoxParser().feed(pty.read())
@@ -343,7 +345,8 @@ def test_service_bad_input_is_one_line_exit_2(tmp_path, case, tiny_model_path):
     cfg.write_text({
         "corrupt_config": "camera: {source: 0, fsp: 3}\n",
         "missing_model": json.dumps({"camera": {"source": video}, "model": {"path": str(tmp_path / "none.onnx")}}),
-        "bad_source": json.dumps({"camera": {"source": str(tmp_path / "nope.mp4")}, "model": {"path": tiny_model_path}}),
+        "bad_source": json.dumps({"camera": {"source": str(tmp_path / "nope.mp4")},
+                                  "model": {"path": tiny_model_path}}),
     }[case])
     proc = subprocess.run(edge_track_cmd() + ["run", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
@@ -514,7 +517,8 @@ def test_a_camera_that_never_appears_is_one_line_exit_2(tmp_path, tiny_model_pat
     proc = subprocess.run(edge_track_cmd() + ["run", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and time.monotonic() - start > 1.0
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("edge-track: error: camera /dev/video77 gave no frame within 1 s") and "Traceback" not in proc.stderr
+    assert (last.startswith("edge-track: error: camera /dev/video77 gave no frame within 1 s")
+            and "Traceback" not in proc.stderr)
 
 
 def test_track_log_rotates_by_size(tmp_path):

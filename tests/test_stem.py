@@ -10,9 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import NANOTRACK_DIR, shared_path
-
-from edge.errors import ModelError
+from conftest import NANOTRACK_DIR, shared_path  # noqa: E402
+from edge.errors import ModelError  # noqa: E402
 
 
 def test_stem_equals_nanotrack_backbone_onnx():
@@ -144,7 +143,8 @@ def test_frozen_stem_training_end_to_end(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     for k in range(3):
-        cv2.imwrite(str(photos / f"p{k}.png"), cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (7, 7), 0))
+        cv2.imwrite(str(photos / f"p{k}.png"),
+                    cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (7, 7), 0))
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(f"""
 stage: frozen_stem
@@ -244,7 +244,8 @@ def test_package_data_paths_resolve():
     from edge.errors import DatasetError
     from train.data.feature_pool import resolve_path
 
-    assert resolve_path("pkg:edge/data/sample") == os.path.join(os.path.dirname(__import__("edge").__file__), "data", "sample")
+    assert (resolve_path("pkg:edge/data/sample")
+            == os.path.join(os.path.dirname(__import__("edge").__file__), "data", "sample"))
     assert resolve_path("/some/folder") == "/some/folder"
     with pytest.raises(DatasetError, match="not installed"):
         resolve_path("pkg:no_such_package_xyz/data")

@@ -19,11 +19,11 @@ import pytest
 from conftest import make_clip_frames
 from edge.camera.base import Frame
 from edge.config import load_config
+from edge.errors import ConfigError
 from edge.outputs.base import LogOutput
 from edge.runtime.loop import TrackingLoop
 from edge.tracker import TrackResult, TrackState
 from edge.web.publisher import FramePublisher
-from edge.errors import ConfigError
 from edge.web.server import ConsoleServer
 from edge.web.token_file import load_or_create_token
 

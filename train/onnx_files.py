@@ -17,7 +17,10 @@ def load_with_meta(path: str) -> tuple[onnx.ModelProto, ModelMeta]:
     try:
         proto = onnx.load(path)
     except Exception as exc:
-        raise ModelError(f"cannot load model {path}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+        raise ModelError(
+            f"cannot load model {path}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+        ) from None
     props = {p.key: p.value for p in proto.metadata_props}
     if METADATA_KEY not in props:
         raise ModelError(f"{path} has no edge-track metadata; export it with 'edge-track export'")

@@ -126,7 +126,8 @@ def _onnx_weights_in_order(path: str) -> list:
         import onnx
         from onnx import numpy_helper
     except ImportError:
-        raise ModelError("reading the NanoTrack backbone needs the 'onnx' package (pip install edge-track[train])") from None
+        raise ModelError("reading the NanoTrack backbone needs the 'onnx' package "
+                         "(pip install edge-track[train])") from None
     try:
         graph = onnx.load(path).graph
     except Exception as exc:  # noqa: BLE001 - onnx raises several types for unreadable files

@@ -47,7 +47,8 @@ def resample_bins(probs: torch.Tensor, bins_out: int) -> torch.Tensor:
     return out
 
 
-def edges_to_distribution(edges: torch.Tensor, weights: torch.Tensor, bins: int, sigma_bins: float = 1.0) -> torch.Tensor:
+def edges_to_distribution(edges: torch.Tensor, weights: torch.Tensor, bins: int,
+                          sigma_bins: float = 1.0) -> torch.Tensor:
     """Weighted edge positions -> a smoothed distribution over ``bins`` bins.
 
     edges: (B, K, 4) normalised positions (l, r, t, b) of K candidate boxes; weights (B, K) summing
@@ -154,8 +155,8 @@ def decode_nanotrack(cls: np.ndarray, loc: np.ndarray):
     logits = cls[0]                                                       # (2, 16, 16)
     e = np.exp(logits - logits.max(axis=0, keepdims=True))
     score = e[1] / e.sum(axis=0)
-    l, t, r, b = loc[0]
-    return score, np.stack([px - l, py - t, px + r, py + b], axis=-1)
+    left, top, right, bottom = loc[0]
+    return score, np.stack([px - left, py - top, px + right, py + bottom], axis=-1)
 
 
 def dense_to_edge_probs(score: np.ndarray, boxes: np.ndarray, bins: int, top_k: int = 16,

@@ -24,7 +24,8 @@ class RateIntegrator:
         self._last = now
         if command.active:
             self.pan_deg = min(max(self.pan_deg + command.yaw_rate_dps * dt, self.pan_limits[0]), self.pan_limits[1])
-            self.tilt_deg = min(max(self.tilt_deg + command.pitch_rate_dps * dt, self.tilt_limits[0]), self.tilt_limits[1])
+            self.tilt_deg = min(max(self.tilt_deg + command.pitch_rate_dps * dt, self.tilt_limits[0]),
+                                self.tilt_limits[1])
         return self.pan_deg, self.tilt_deg
 
     def hold(self) -> None:

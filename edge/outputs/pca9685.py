@@ -51,8 +51,8 @@ class Pca9685ServoOutput:
             bus = SMBus(cfg.i2c_bus)
         self.board = PCA9685(bus, cfg.i2c_address)
         self.pan_ch, self.tilt_ch = cfg.pan_pin, cfg.tilt_pin
-        self.angles = RateIntegrator(servo_limits(control_cfg.pan_limits_deg), servo_limits(control_cfg.tilt_limits_deg),
-                                     clock=clock)
+        self.angles = RateIntegrator(servo_limits(control_cfg.pan_limits_deg),
+                                     servo_limits(control_cfg.tilt_limits_deg), clock=clock)
         self._closed = False
         self._write(self.angles.pan_deg, self.angles.tilt_deg)
 

@@ -24,8 +24,8 @@ class PwmServoOutput:
             raise ConfigError("the pwm output needs gpiozero: pip install 'edge-track[gimbal]'") from None
         if pin_factory is None and cfg.pin_factory:
             pin_factory = _factory(cfg.pin_factory)
-        self.angles = RateIntegrator(servo_limits(control_cfg.pan_limits_deg), servo_limits(control_cfg.tilt_limits_deg),
-                                     clock=clock)
+        self.angles = RateIntegrator(servo_limits(control_cfg.pan_limits_deg),
+                                     servo_limits(control_cfg.tilt_limits_deg), clock=clock)
         kwargs = {"pin_factory": pin_factory} if pin_factory is not None else {}
         self.pan = AngularServo(cfg.pan_pin, min_angle=-90, max_angle=90, min_pulse_width=0.0005,
                                 max_pulse_width=0.0025, initial_angle=0.0, **kwargs)

@@ -164,11 +164,14 @@ def run_sim(sim: SimConfig, device: DeviceConfig, tracker_factory, seconds: floa
     settled = errors[times.index(next(t for t in times if t >= 1.0)):] if any(t >= 1.0 for t in times) else errors
     reacquire = []
     for start, end in sim.occlusions:
-        back = next((t for t, e, s in zip(times, errors, states) if t >= end and s == "TRACKING" and e < reacquire_deg), None)
+        back = next((t for t, e, s in zip(times, errors, states)
+                     if t >= end and s == "TRACKING" and e < reacquire_deg), None)
         reacquire.append(None if back is None else round(back - end, 3))
-    rates = np.array([[c.yaw_rate_dps, c.pitch_rate_dps] for c in output.commands]) if output.commands else np.zeros((1, 2))
+    rates = (np.array([[c.yaw_rate_dps, c.pitch_rate_dps] for c in output.commands]) if output.commands
+             else np.zeros((1, 2)))
     smooth = float(np.mean(np.abs(np.diff(rates, axis=0)))) if len(rates) > 1 else 0.0
     del stop
-    return SimReport(frames=len(errors), mean_error_deg=float(settled.mean()), p95_error_deg=float(np.percentile(settled, 95)),
-                     max_error_deg=float(settled.max()), reacquire_s=reacquire, smoothness_dps=smooth,
+    return SimReport(frames=len(errors), mean_error_deg=float(settled.mean()),
+                     p95_error_deg=float(np.percentile(settled, 95)), max_error_deg=float(settled.max()),
+                     reacquire_s=reacquire, smoothness_dps=smooth,
                      lost_frames=loop.stats.lost_frames, max_rate_dps=float(np.abs(rates).max()))

@@ -90,7 +90,8 @@ class Gimbal:
             _, kind, y, p = self._pending.popleft()
             self._mode, self._commanded = kind, (y, p)
         cfg = self.cfg
-        wanted = (self._commanded[0] * cfg.yaw_sign * cfg.yaw_gain, self._commanded[1] * cfg.pitch_sign * cfg.pitch_gain)
+        wanted = (self._commanded[0] * cfg.yaw_sign * cfg.yaw_gain,
+                  self._commanded[1] * cfg.pitch_sign * cfg.pitch_gain)
         if getattr(self, "_mode", "rate") == "angle":
             # Position loop of the head: reach the set-point in ~0.1 s, within the rate limit.
             wanted = ((self._commanded[0] - self.yaw) / 0.1, (self._commanded[1] - self.pitch) / 0.1)

@@ -66,7 +66,8 @@ class FramePublisher:
             bgr = draw(image, result)
             height, width = bgr.shape[:2]
             if width > self.max_width:
-                bgr = cv2.resize(bgr, (self.max_width, round(height * self.max_width / width)), interpolation=cv2.INTER_AREA)
+                bgr = cv2.resize(bgr, (self.max_width, round(height * self.max_width / width)),
+                                 interpolation=cv2.INTER_AREA)
             ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
             if ok:
                 with self._lock:

@@ -121,12 +121,13 @@ class Console:
         meta = getattr(loop.tracker, "meta", None)
         cam = loop.camera_model
         return {"state": loop.state, "box": list(st.box) if st.box else None, "score": round(st.score, 4),
-                "fps": round(st.fps, 2), "frame_age_ms": round(st.frame_age_ms, 1), "latency_ms": round(st.latency_ms, 1),
-                "frames": st.frames, "counters": st.counters, "frame_size": [cam.width, cam.height] if cam else None,
+                "fps": round(st.fps, 2), "frame_age_ms": round(st.frame_age_ms, 1),
+                "latency_ms": round(st.latency_ms, 1), "frames": st.frames, "counters": st.counters,
+                "frame_size": [cam.width, cam.height] if cam else None,
                 "engine": getattr(engine, "name", None), "model": getattr(meta, "preset", None),
                 "dry_run": loop.dry_run, "viewers": self.publisher.viewers if self.publisher else 0,
-                "command": {"yaw_dps": round(st.command.yaw_rate_dps, 3), "pitch_dps": round(st.command.pitch_rate_dps, 3),
-                            "active": st.command.active}}
+                "command": {"yaw_dps": round(st.command.yaw_rate_dps, 3),
+                            "pitch_dps": round(st.command.pitch_rate_dps, 3), "active": st.command.active}}
 
     def log_tail(self, lines: int) -> list[str]:
         path = self.cfg.telemetry.track_log
@@ -142,7 +143,8 @@ class Console:
     def calibration(self) -> dict:
         import yaml
 
-        out = {"camera_calibration": self.cfg.camera.calibration or None, "gimbal_profile": self.cfg.control.profile or None}
+        out = {"camera_calibration": self.cfg.camera.calibration or None,
+               "gimbal_profile": self.cfg.control.profile or None}
         for key, path in (("intrinsics", self.cfg.camera.calibration), ("profile", self.cfg.control.profile)):
             if path and os.path.isfile(path):
                 with open(path, encoding="utf-8") as f:

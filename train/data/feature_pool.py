@@ -257,7 +257,8 @@ class PairMaker:
             target = np.array([(bx - window.x1) * k, (by - window.y1) * k,
                                (bx + bw - window.x1) * k, (by + bh - window.y1) * k])
             clipped = np.clip(target, 0, 1)
-            if (clipped[2] - clipped[0]) * (clipped[3] - clipped[1]) < 0.5 * (target[2] - target[0]) * (target[3] - target[1]):
+            if ((clipped[2] - clipped[0]) * (clipped[3] - clipped[1])
+                    < 0.5 * (target[2] - target[0]) * (target[3] - target[1])):
                 return None                                   # mostly outside the crop: skip
             target = clipped
         patches = [_photometric(rng, p) for p in (t_patch, ot_patch, s_patch)]
@@ -286,7 +287,8 @@ class DenseTeacher:
     def __call__(self, zf: np.ndarray, xf: np.ndarray):
         from train.teachers import NanoTrackTeacher, decode_nanotrack
 
-        cls, loc = self.session.run(None, {"input1": zf[None].astype(np.float32), "input2": xf[None].astype(np.float32)})
+        cls, loc = self.session.run(None, {"input1": zf[None].astype(np.float32),
+                                           "input2": xf[None].astype(np.float32)})
         score, boxes = decode_nanotrack(cls, loc)
         # Normalised to the crop: NanoTrack's 255 px and our search_size px cover the same region.
         return score.astype(np.float32), (boxes / NanoTrackTeacher.SEARCH).astype(np.float32)
@@ -405,7 +407,8 @@ def build_pool(sources, spec: PoolSpec, samples: int, seed: int, model_dir: str,
         if rng.random() < spec.negative_p:
             # Half the negatives look elsewhere in the search frame itself: the other people and
             # cars there are what a drifting tracker jumps to, so the score head must reject them.
-            away = _away_from_target(rng, s_img, s_box, spec.search_factor) if rng.random() < spec.same_frame_negative_p else None
+            away = (_away_from_target(rng, s_img, s_box, spec.search_factor)
+                    if rng.random() < spec.same_frame_negative_p else None)
             if away is not None:
                 pair = make(rng, t_img, t_box, ot_img, ot_box, s_img, None, negative_centre=away, jitter=False)
             else:

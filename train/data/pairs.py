@@ -21,7 +21,6 @@ import torch
 from edge.camera.folder import read_rgb
 from edge.crop import crop_and_resize, crop_window
 from edge.preprocess import Normalizer
-
 from train.data.sources import Video
 
 
@@ -130,7 +129,8 @@ class PairDataset(torch.utils.data.Dataset):
             patches, target = [p[:, ::-1] for p in patches], _flip(target)
         out_patches = []
         for i, p in enumerate(patches):                                 # per set: brightness, flip
-            p = np.clip(p.astype(np.float32) * rng.uniform(1 - cfg.brightness, 1 + cfg.brightness), 0, 255).astype(np.uint8)
+            p = np.clip(p.astype(np.float32) * rng.uniform(1 - cfg.brightness, 1 + cfg.brightness),
+                        0, 255).astype(np.uint8)
             if rng.random() < cfg.flip_p:
                 p = p[:, ::-1]
                 if i == 2:

@@ -38,7 +38,8 @@ class PoolDataset(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         rng = np.random.default_rng(self.seed + epoch)
-        self.order = rng.permutation(self.size) if self.samples <= self.size else rng.integers(0, self.size, self.samples)
+        self.order = (rng.permutation(self.size) if self.samples <= self.size
+                      else rng.integers(0, self.size, self.samples))
 
     def __len__(self) -> int:
         return self.samples

@@ -67,7 +67,8 @@ def make_message(seq: int, t_ms: int, state: str, box=None, frame_size=None, sco
     return BoxMessage(
         type=TYPE_TRACK, seq=seq & 0xFFFF, t_ms=t_ms & 0xFFFFFFFF, state=state,
         box_px=tuple(int(_clip(round(v), -32768, 32767)) for v in box),
-        center_norm=(_clip((cx - width / 2) / (width / 2), -1.0, 1.0), _clip((cy - height / 2) / (height / 2), -1.0, 1.0)),
+        center_norm=(_clip((cx - width / 2) / (width / 2), -1.0, 1.0),
+                     _clip((cy - height / 2) / (height / 2), -1.0, 1.0)),
         size_norm=(_clip(w / width, 0.0, 1.0), _clip(h / height, 0.0, 1.0)),
         score=_clip(score, 0.0, 1.0),
     )
