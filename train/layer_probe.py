@@ -275,6 +275,9 @@ def compare(probe: str, host: str, other: str, threshold: float = 1e-4) -> str:
                         for s in searches if f"{key}/{s}/{name}" in a and f"{key}/{s}/{name}" in b]
                 if vals:
                     rows.append((name, ops.get(name, "output"), max(vals)))
+            # Graph order: the model's own outputs come first in the output list but last in the graph.
+            position = {name: k for k, name in enumerate(ops)}
+            rows.sort(key=lambda r: position.get(r[0], len(position)))
             differing = [r for r in rows if r[2] > threshold]
             lines += [f"## {variant} {role} graph: {len(differing)} of {len(rows)} tensors differ", ""]
             if differing:
