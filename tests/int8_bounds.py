@@ -92,7 +92,8 @@ class QdqRunner:
         contract, step = self.sessions["contract"], self.sessions.get("step")
         names = [o.name for o in contract.get_outputs()]
         for feed in feeds:
-            result = dict(zip(names, contract.run(names, {k: feed[k] for k in ("template", "online_template", "search")})))
+            inputs = {k: feed[k] for k in ("template", "online_template", "search")}
+            result = dict(zip(names, contract.run(names, inputs)))
             if step is not None:
                 result = dict(zip(OUTPUT_NAMES, step.run(list(OUTPUT_NAMES), {"search": feed["search"],
                                                                                KV_NAME: result[KV_NAME]})))

@@ -43,13 +43,15 @@ def test_script_parses():
 def test_not_root_is_one_line(tmp_path):
     proc = _run([], _fake_bin(tmp_path, 1000))
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["arm64_check: needs root (debootstrap, chroot and mounts): run it with sudo"]
+    assert proc.stderr.strip().splitlines() == [
+        "arm64_check: needs root (debootstrap, chroot and mounts): run it with sudo"]
     assert proc.stdout == ""
 
 
 def test_missing_debootstrap_is_named_in_one_line(tmp_path):
     # Root, but neither debootstrap nor apt-get to install it.
-    proc = _run(["--rootfs", str(tmp_path / "rootfs")], _fake_bin(tmp_path, 0, keep=("chroot", "mount", "umount", "tar")))
+    fake = _fake_bin(tmp_path, 0, keep=("chroot", "mount", "umount", "tar"))
+    proc = _run(["--rootfs", str(tmp_path / "rootfs")], fake)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("arm64_check: missing:")

@@ -172,7 +172,8 @@ def test_bench_runs_engines_in_runtime_only_processes(tmp_path, capsys):
 
     qmodel = prepare_qat(build_model(get_preset("tiny"), seed=0))
     g = torch.Generator().manual_seed(0)
-    calibrate(qmodel, [{"template": torch.randn(2, 3, 64, 64, generator=g), "online_template": torch.randn(2, 3, 64, 64, generator=g),
+    calibrate(qmodel, [{"template": torch.randn(2, 3, 64, 64, generator=g),
+                        "online_template": torch.randn(2, 3, 64, 64, generator=g),
                         "search": torch.randn(2, 3, 128, 128, generator=g)}])
     qat_path = export_qat_onnx(qmodel, str(tmp_path / "qat.onnx")).path
     assert main(["bench", "--variant", "tiny", "--sequences", str(root), "--max-frames", "8",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from edge.benchmark import physical_cores, load_frames, summarize, track_all, TimedEngine
+from edge.benchmark import TimedEngine, load_frames, physical_cores, summarize, track_all
 from edge.errors import EdgeTrackError
 from edge.evaluation.metrics import iou, score_sequence
 from edge.tracker import Tracker
@@ -59,7 +59,8 @@ def find_nanotrack_dir() -> str | None:
     from edge.evaluation.peers import NANOTRACK_FILES
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for folder in (os.environ.get("EDGE_TRACK_NANOTRACK_DIR"), os.path.join(os.path.dirname(repo), "shared", "models", "opencv")):
+    beside = os.path.join(os.path.dirname(repo), "shared", "models", "opencv")
+    for folder in (os.environ.get("EDGE_TRACK_NANOTRACK_DIR"), beside):
         if folder and all(os.path.isfile(os.path.join(folder, f)) for f in NANOTRACK_FILES):
             return folder
     return None
@@ -153,7 +154,8 @@ def _tflite_candidates(model, sha, skipped):
         return []
     return [
         Candidate("tflite-fp32-cached", "fp32", True, engine="tflite",
-                  build=lambda work: export_tflite(model, os.path.join(work, "fp32.tflite"), checkpoint_sha256=sha).path),
+                  build=lambda work: export_tflite(model, os.path.join(work, "fp32.tflite"),
+                                                   checkpoint_sha256=sha).path),
         Candidate("tflite-int8-dynamic-cached", "int8", True, engine="tflite",
                   build=lambda work: export_tflite(model, os.path.join(work, "int8.tflite"), checkpoint_sha256=sha,
                                                    quantize="dynamic-int8").path),
@@ -339,9 +341,10 @@ def format_table(report: dict) -> str:
     lines += ["", f"MixFormerV2-{report['variant']}, {report['threads']} threads, {report['frames']} frames of "
               f"{', '.join(report['sequences'])}. Baseline: {report['baseline']} (templates re-encoded every frame).",
               f"Machine GEMM peak (onnxruntime, measured now): fp32 {peak['fp32_gflops']:.0f} GFLOP/s, "
-              f"int8 {peak['int8_gops']:.0f} GOP/s. Network FLOPs per frame: full {ceil['full']['gflops_per_frame']:.2f} G, "
-              f"cached {ceil['cached']['gflops_per_frame']:.2f} G -> ceiling full {ceil['full']['fp32_ms']:.1f} ms fp32 / "
-              f"{ceil['full']['int8_ms']:.1f} ms int8, cached {ceil['cached']['fp32_ms']:.1f} / {ceil['cached']['int8_ms']:.1f} ms.",
+              f"int8 {peak['int8_gops']:.0f} GOP/s. Network FLOPs per frame: "
+              f"full {ceil['full']['gflops_per_frame']:.2f} G, cached {ceil['cached']['gflops_per_frame']:.2f} G "
+              f"-> ceiling full {ceil['full']['fp32_ms']:.1f} ms fp32 / {ceil['full']['int8_ms']:.1f} ms int8, "
+              f"cached {ceil['cached']['fp32_ms']:.1f} / {ceil['cached']['int8_ms']:.1f} ms.",
               "speed-up = baseline frame median / engine frame median; x FLOP ceiling = network median / ceiling "
               "(1.0 = the machine's GEMM peak). AUC and P@20: against the ground truth of these frames. "
               "The default model and NanoTrack are not built from the benched checkpoint (no IoU/AUC delta "
@@ -363,14 +366,18 @@ def plot_png(report: dict, path: str) -> None:
     rows = [r for r in rows if r["mean_iou_vs_fp32"] is not None]
     xmax = max(r["frame_median_ms"] for r in rows) * 1.1
     ymin = min(min(r["mean_iou_vs_fp32"] for r in rows), 0.9) - 0.02
-    to_px = lambda ms, v: (int(m + ms / xmax * (W - 2 * m)), int(H - m - (v - ymin) / (1.0 - ymin + 0.01) * (H - 2 * m)))
+
+    def to_px(ms, v):
+        return (int(m + ms / xmax * (W - 2 * m)), int(H - m - (v - ymin) / (1.0 - ymin + 0.01) * (H - 2 * m)))
+
     cv2.line(img, (m, H - m), (W - m, H - m), (0, 0, 0), 1)
     cv2.line(img, (m, m), (m, H - m), (0, 0, 0), 1)
     cv2.putText(img, "frame median ms", (W // 2 - 60, H - 25), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
     cv2.putText(img, "mean IoU vs fp32", (5, m - 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
     for k in range(5):
         ms = xmax * k / 4
-        cv2.putText(img, f"{ms:.0f}", (to_px(ms, ymin)[0] - 10, H - m + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+        cv2.putText(img, f"{ms:.0f}", (to_px(ms, ymin)[0] - 10, H - m + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (0, 0, 0), 1)
     for r in rows:
         pt = to_px(r["frame_median_ms"], r["mean_iou_vs_fp32"])
         cv2.circle(img, pt, 5, (200, 60, 0), -1)

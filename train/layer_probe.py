@@ -289,12 +289,13 @@ def compare(probe: str, host: str, other: str, threshold: float = 1e-4) -> str:
                 lines += ["", "differing tensors by op type: "
                           + ", ".join(f"{op} {k}" for op, k in sorted(by_op.items(), key=lambda x: -x[1])), ""]
             outs = [r for r in rows if r[0] in ("pred_boxes", "pred_scores", "template_kv")]
-            lines += [f"outputs: " + ", ".join(f"{n} {r:.2e}" for n, _, r in outs), ""]
+            lines += ["outputs: " + ", ".join(f"{n} {r:.2e}" for n, _, r in outs), ""]
     exact = {side: exact_integer_gemms(probe, d) for side, d in (("host", a), ("other", b))}
     lines += ["## Integer GEMMs equal to the exact integer product (numpy)", "",
               f"host {exact['host'][0]} of {exact['host'][1]}, other {exact['other'][0]} of {exact['other'][1]} "
               "(MatMulInteger nodes x search crops). Fewer than all: that CPU's kernel saturates.", ""]
-    lines += ["## INT8 vs its fp32 twin at the outputs (rel)", "", "| graph | output | host | other |", "|---|---|---|---|"]
+    lines += ["## INT8 vs its fp32 twin at the outputs (rel)", "",
+              "| graph | output | host | other |", "|---|---|---|---|"]
     for role in GRAPHS:
         for name in ("pred_boxes", "pred_scores", "template_kv"):
             ka = [f"int8/{role}/{s}/{name}" for s in searches]

@@ -111,8 +111,7 @@ def quantize_model(model_path: str, output: str, *, feeds=None, method: str = "m
     tracks differently on a Pi. With 7-bit weights no pair sum can saturate and every CPU gets the
     same integers, with the same kernels (no speed cost).
     """
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     if method not in METHODS:
         raise ConfigError(f"unknown calibration method '{method}' (valid: {', '.join(METHODS)})")
