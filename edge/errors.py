@@ -26,5 +26,10 @@ class SourceError(EdgeTrackError, OSError):
     """A frame source that cannot be opened or read."""
 
 
+class SourceGone(SourceError):
+    """A source that vanished mid-run (folder unmounted, device unplugged): an outage to wait out,
+    unlike a bad file, which would fail the same way on every reopen."""
+
+
 class DatasetError(EdgeTrackError):
     """A sequence folder or result file that cannot be parsed."""

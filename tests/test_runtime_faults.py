@@ -490,3 +490,37 @@ def test_a_refused_target_leaves_the_current_one_tracked(records):
         assert loop.state == "TRACKING"
     loop.shutdown()
     assert tracker.inits == [(300.0, 220.0, 40.0, 40.0)]
+
+
+def test_an_unreadable_image_in_a_folder_is_skipped_not_a_replay(tmp_path, records):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0000.png"), np.zeros((48, 64, 3), np.uint8))
+    (folder / "0001.png").write_bytes(b"not a png")
+    cv2.imwrite(str(folder / "0002.png"), np.zeros((48, 64, 3), np.uint8))
+    grabber = LatestFrameGrabber(lambda: open_source(str(folder)), reconnect=False, pace_fps=100,
+                                 reconnect_initial_s=0.05, reconnect_max_s=0.1).start()
+    got = 0
+    deadline = time.monotonic() + 3
+    while not grabber.finished and time.monotonic() < deadline:
+        got += grabber.get(timeout=0.1) is not None
+    grabber.stop()
+    assert grabber.finished and grabber.reconnects == 0
+    assert got == 2 and grabber.skipped == 1
+    assert len(records.lines(logging.WARNING, "0001.png")) == 1
+
+
+def test_a_video_file_that_fails_mid_stream_ends_and_is_not_replayed():
+    from test_runtime import ListSource
+    opened = []
+
+    def opener():
+        opened.append(1)
+        return ListSource([frame640()] * 5, fail_after=3)    # a decoder error, not a vanished device
+
+    grabber = LatestFrameGrabber(opener, reconnect=False, reconnect_initial_s=0.01, reconnect_max_s=0.01).start()
+    deadline = time.monotonic() + 3
+    while not grabber.finished and time.monotonic() < deadline:
+        grabber.get(timeout=0.05)
+    grabber.stop()
+    assert grabber.finished and len(opened) == 1 and grabber.reconnects == 0

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
 import cv2
 
 from edge.camera.base import Frame
-from edge.errors import SourceError
+from edge.errors import SourceError, SourceGone
+
+log = logging.getLogger("edge.camera")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -36,6 +39,7 @@ class ImageFolderSource:
         if not self.paths:
             raise SourceError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {folder}")
         self.name = folder
+        self.skipped = 0   # unreadable images passed over
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -44,10 +48,14 @@ class ImageFolderSource:
         for index, path in enumerate(self.paths):
             try:
                 image = read_rgb(path)
-            except SourceError:
+            except SourceError as exc:
                 if not os.path.isdir(self.name):   # unmounted, deleted: say so, not "cannot read"
-                    raise SourceError(f"image folder {self.name} is gone") from None
-                raise
+                    raise SourceGone(f"image folder {self.name} is gone") from None
+                # One bad file is not an outage: reopening would replay the folder from frame 0
+                # and hit the same file again. Skip it and go on.
+                self.skipped += 1
+                log.warning("%s; skipped", exc)
+                continue
             yield Frame(image=image, t_capture_ns=time.monotonic_ns(), index=index)
 
     def close(self) -> None:

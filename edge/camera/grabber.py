@@ -2,7 +2,8 @@
 
 Frames the tracker did not take in time are dropped and counted. When the source ends or fails
 (a camera unplugged, an RTSP stream gone) it is reopened with exponential backoff; a finite file
-source simply finishes. ``get()`` returns each frame at most once.
+source simply finishes, also when it fails mid-stream, unless it raised SourceGone (its folder or
+device vanished), which is an outage to wait out. ``get()`` returns each frame at most once.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 import time
 
 from edge.camera.base import Frame
-from edge.errors import SourceError
+from edge.errors import SourceError, SourceGone
 from edge.io.backoff import Backoff
 
 log = logging.getLogger("edge.camera")
@@ -36,6 +37,7 @@ class LatestFrameGrabber:
         self.frames = 0
         self.dropped = 0
         self.reconnects = 0
+        self.skipped = 0   # unreadable frames the source passed over (an image folder's bad files)
         self.connected = False
         self.finished = False
         self.last_error = ""
@@ -47,7 +49,7 @@ class LatestFrameGrabber:
 
     def _run(self) -> None:
         first = True
-        failed = False   # a source that fails (not one that ends) is reopened even without reconnect
+        failed = False   # a source that vanished (SourceGone) is reopened even without reconnect
         reported = ""    # the open error already logged: a camera that stays away is one line, not one per retry
         while not self._stop.is_set():
             try:
@@ -91,11 +93,14 @@ class LatestFrameGrabber:
                         self.frames += 1
                         self._cond.notify_all()
             except Exception as exc:  # a driver error mid-stream: treat as a disconnect
-                failed = True
+                # Only a vanished source is an outage for a finite one; any other error would
+                # recur on reopen and replay the file from frame 0 forever.
+                failed = isinstance(exc, SourceGone)
                 self.last_error = str(exc)
                 log.warning("camera read failed: %s", exc)
             finally:
                 self.connected = False
+                self.skipped += int(getattr(source, "skipped", 0))
                 try:
                     source.close()
                 except Exception:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import cv2
 
 from edge.camera.base import Frame
-from edge.errors import SourceError
+from edge.errors import SourceError, SourceGone
 
 
 class OpenCVSource:
@@ -52,6 +53,8 @@ class OpenCVSource:
             if bgr is None:
                 ok, bgr = self._cap.read()
                 if not ok or bgr is None:
+                    if self.name.startswith("/dev/") and not os.path.exists(self.name):
+                        raise SourceGone(f"camera {self.name} is gone")   # unplugged: an outage
                     return
             t_ns = time.monotonic_ns()
             yield Frame(image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t_capture_ns=t_ns, index=index)
