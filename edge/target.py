@@ -1,5 +1,6 @@
 """What to track: a request to the tracking loop, and the text forms of a target ('x,y,w,h',
-'center:WxH') a config, a command line or a web page gives."""
+'center:WxH') a config, a command line or a web page gives, and the one rule (``fit_target``)
+every route's box must pass before the tracker starts on it."""
 
 from __future__ import annotations
 
@@ -72,3 +73,31 @@ def initial_request(text: str) -> TargetRequest | None:
     if text.startswith(ROI_PREFIX):
         return TargetRequest(roi=text, source="config")
     return TargetRequest(box=parse_box(text, "tracking.init"), source="config")
+
+
+# A target must have at least this share of its area inside the frame: a box partly outside is
+# clipped, one that is mostly (or wholly) outside, e.g. 1e30 px wide, is refused.
+MIN_INSIDE = 0.25
+MIN_SIDE_PX = 2.0
+
+
+def fit_target(box, width: int, height: int) -> tuple[float, float, float, float]:
+    """``box`` (x, y, w, h) clipped to a width x height frame; ConfigError (one line) when it is
+    not finite, has no area, or lies mostly outside the frame."""
+    try:
+        x, y, w, h = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise ConfigError(f"target {box!r} is not x,y,w,h") from None
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise ConfigError(f"target {box!r} is not finite")
+    if w <= 0 or h <= 0:
+        raise ConfigError(f"target {box!r} has no area (w and h must be > 0)")
+    x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))
+    if x1 <= x0 or y1 <= y0:
+        raise ConfigError(f"target {box!r} lies outside the {width}x{height} frame")
+    inside = (x1 - x0) / w * ((y1 - y0) / h)
+    if inside < MIN_INSIDE:
+        raise ConfigError(f"target {box!r}: only {inside:.1%} of it lies inside the {width}x{height} frame")
+    if x1 - x0 < MIN_SIDE_PX or y1 - y0 < MIN_SIDE_PX:
+        raise ConfigError(f"target {box!r} is smaller than {MIN_SIDE_PX:g} px inside the frame")
+    return (x0, y0, x1 - x0, y1 - y0)

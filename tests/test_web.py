@@ -635,3 +635,18 @@ def test_a_page_on_another_site_cannot_drive_the_console(console):
         browser.quit()
         attacker.shutdown()
         attacker.server_close()
+
+
+@pytest.mark.parametrize("body", [{"point": [100, 100], "size": 1}, {"box": [40, 30, 1.5, 20]}])
+def test_a_target_the_loop_would_refuse_is_400_not_ok(console, body):
+    # One rule (edge.target.fit_target) for the console and the loop: no 200 for a box the loop drops.
+    status, reply = call(console["base"], "/api/select", body)
+    assert status == 400 and "2 px" in reply["error"] and "\n" not in reply["error"]
+    assert moved_nothing(console)
+
+
+def test_fit_target_lives_with_the_targets():
+    from edge.target import MIN_SIDE_PX, fit_target
+    assert fit_target((-10, 0, 20, 10), 320, 240) == (0.0, 0.0, 10.0, 10.0)
+    with pytest.raises(ConfigError, match=f"{MIN_SIDE_PX:g} px"):
+        fit_target((0, 0, 1, 1), 320, 240)

@@ -10,7 +10,6 @@ receive commands (MAVLink track commands, the serial link) and from ``request()`
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 import time
@@ -19,9 +18,8 @@ from dataclasses import dataclass, field
 from edge.build import camera_model_for
 from edge.control.camera_model import CameraModel
 from edge.control.controller import GimbalCommand, GimbalController
-from edge.errors import ConfigError
 from edge.outputs.base import ControlUpdate
-from edge.target import TargetRequest, parse_target
+from edge.target import TargetRequest, fit_target, parse_target
 from edge.tracker import TrackState
 
 log = logging.getLogger("edge.runtime")
@@ -42,34 +40,6 @@ class LoopStats:
     command: GimbalCommand = field(default_factory=GimbalCommand.stop)
     outage: bool = False           # no frame for camera.frame_timeout_s (camera gone, folder gone)
     counters: dict = field(default_factory=dict)   # {"camera": {...}, <output name>: {...}}
-
-
-# A target must have at least this share of its area inside the frame: a box partly outside is
-# clipped, one that is mostly (or wholly) outside, e.g. 1e30 px wide, is refused.
-MIN_INSIDE = 0.25
-MIN_SIDE_PX = 2.0
-
-
-def fit_target(box, width: int, height: int) -> tuple[float, float, float, float]:
-    """``box`` (x, y, w, h) clipped to a width x height frame; ConfigError (one line) when it is
-    not finite, has no area, or lies mostly outside the frame."""
-    try:
-        x, y, w, h = (float(v) for v in box)
-    except (TypeError, ValueError):
-        raise ConfigError(f"target {box!r} is not x,y,w,h") from None
-    if not all(math.isfinite(v) for v in (x, y, w, h)):
-        raise ConfigError(f"target {box!r} is not finite")
-    if w <= 0 or h <= 0:
-        raise ConfigError(f"target {box!r} has no area (w and h must be > 0)")
-    x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))
-    if x1 <= x0 or y1 <= y0:
-        raise ConfigError(f"target {box!r} lies outside the {width}x{height} frame")
-    inside = (x1 - x0) / w * ((y1 - y0) / h)
-    if inside < MIN_INSIDE:
-        raise ConfigError(f"target {box!r}: only {inside:.1%} of it lies inside the {width}x{height} frame")
-    if x1 - x0 < MIN_SIDE_PX or y1 - y0 < MIN_SIDE_PX:
-        raise ConfigError(f"target {box!r} is smaller than {MIN_SIDE_PX:g} px inside the frame")
-    return (x0, y0, x1 - x0, y1 - y0)
 
 
 class TrackingLoop:

@@ -19,9 +19,9 @@ from edge.errors import ConfigError, SourceError
 from edge.io.sdnotify import SystemdNotifier
 from edge.outputs import open_outputs
 from edge.overlay import draw
-from edge.runtime.loop import TrackingLoop, fit_target
+from edge.runtime.loop import TrackingLoop
 from edge.runtime.telemetry import TrackLog
-from edge.target import initial_request, parse_target
+from edge.target import fit_target, initial_request, parse_target
 from edge.tracker import Tracker
 from edge.video_out import VideoOut
 

@@ -44,7 +44,8 @@ from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
-from edge.target import TargetRequest
+from edge.errors import ConfigError
+from edge.target import TargetRequest, fit_target
 from edge.web import cross_site
 from edge.web.connections import BoundedThreadingHTTPServer, DeadlineReader
 from edge.web.token_file import default_state_dir, load_or_create_token
@@ -183,6 +184,10 @@ class Console:
             # A tap near the edge means the part of the square that is in view.
             x0, y0 = max(0.0, px - side / 2), max(0.0, py - side / 2)
             box = (x0, y0, min(float(width), px + side / 2) - x0, min(float(height), py + side / 2) - y0)
+        try:   # the loop's own rule: no 200 for a box the loop would then refuse
+            box = fit_target(box, width, height)
+        except ConfigError as exc:
+            raise BadRequest(str(exc)) from None
         self.loop.request(TargetRequest(box=box, source="web"))
         return {"ok": True, "box": list(box)}
 
