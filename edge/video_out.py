@@ -29,6 +29,12 @@ class VideoOut:
             check_video_path(path)   # before OpenCV, which prints its own assertion for an unknown ending
         except ValueError as exc:
             raise SourceError(f"cannot write video: {exc}") from None
+        # check_video_path (like `config check`) accepts a missing folder as one to create at start.
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise SourceError(f"cannot write video {path}: cannot create {folder} ({exc.strerror})") from None
         fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.lower().endswith(".avi") else "mp4v"))
         self._writer = cv2.VideoWriter(path, fourcc, fps, size)
         if not self._writer.isOpened():

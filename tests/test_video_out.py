@@ -50,3 +50,13 @@ def test_an_unknown_ending_is_one_line_without_opencv_noise(tmp_path, capfd):
     with pytest.raises(SourceError, match=r"x\.gif: a video needs one of the endings"):
         VideoOut(str(tmp_path / "x.gif"), 25.0, (64, 48))
     assert capfd.readouterr().err == ""
+
+
+def test_a_recording_in_a_missing_folder_creates_it(tmp_path):
+    # `config check` accepts such a path (missing folders are created at start): run must too.
+    path = tmp_path / "new" / "deeper" / "run.avi"
+    out = VideoOut(str(path), 25.0, (64, 48))
+    for image in _frames(3):
+        out.write(image)
+    out.close()
+    assert path.stat().st_size > 0
