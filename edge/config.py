@@ -281,7 +281,13 @@ def _convert(value: Any, tp, where: str, *, item: bool = False):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:   # an integer with hundreds of digits has no float
+            raise ConfigError(f"{where}: expected a number, got an integer too large for a float") from None
+        if not finite:
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
     if tp is str:

@@ -206,3 +206,13 @@ def test_without_pymavlink_a_mavlink_port_is_still_checked_and_other_outputs_ope
     assert [out.name for out in outs] == ["log"]
     for out in outs:
         out.close()
+
+
+def test_a_huge_integer_is_one_line_naming_the_key(tmp_path, capsys):
+    cfg = tmp_path / "huge.yaml"
+    cfg.write_text("camera: {fps: 1" + "0" * 400 + "}\n")
+    with pytest.raises(ConfigError, match="camera.fps: expected a number"):
+        load_config_file(str(cfg))
+    assert main(["config", "check", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "camera.fps" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
