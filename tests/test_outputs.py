@@ -319,8 +319,9 @@ def test_dry_run_keeps_the_box_stream_heartbeat_and_sends_no_box(tmp_path):
     loop.run(threading.Event())
     msgs = boxproto.BoxParser().feed(pty.read())
     assert all(m.type == boxproto.TYPE_HEARTBEAT for m in msgs)            # no box reaches the receiver
-    tracking_beats = [m for m in msgs if m.state == "TRACKING"]
-    assert len(tracking_beats) >= 5                                         # ~3 s at 5 Hz: the link stays alive
+    # Receivers act on TRACKING (docs/serial-box-protocol.md): a dry run's beats say IDLE, so nothing moves.
+    assert not [m for m in msgs if m.state == "TRACKING"]
+    assert len(msgs) >= 5                                                   # ~3 s at 5 Hz: the link stays alive
     assert msgs[-1].state == "IDLE"
     pty.close()
 

@@ -115,7 +115,7 @@ class TrackingLoop:
             if gap > 0:   # a frame overdue by gap s: the rate is at most 1/gap, not the last one seen
                 self.stats.fps = min(self.stats.fps, 1.0 / gap)
             for out in self.outputs:
-                self._guard(out, lambda o=out: o.heartbeat(now_ms, self._state))
+                self._guard(out, lambda o=out: o.heartbeat(now_ms, self._heartbeat_state()))
                 self._collect_requests(out)
             if self._stale:
                 self._status(now)
@@ -134,7 +134,7 @@ class TrackingLoop:
         started = self._apply_requests(frame, width, height)
 
         if self._state == IDLE or started:   # the frame a target was picked on is its template
-            now_state = self._state
+            now_state = self._heartbeat_state()
             for out in self.outputs:
                 self._guard(out, lambda o=out: o.heartbeat(now_ms, now_state))
             self._frame_done(now, frame, None, 0.0, GimbalCommand.stop(), time.monotonic_ns())
@@ -167,7 +167,7 @@ class TrackingLoop:
                                score=result.score, frame_size=(width, height), command=command)
         for out in self.outputs:
             if self.dry_run:   # no command leaves, but links stay alive (the box stream's heartbeat)
-                self._guard(out, lambda o=out: o.heartbeat(now_ms, update.state))
+                self._guard(out, lambda o=out: o.heartbeat(now_ms, self._heartbeat_state()))
             else:
                 self._guard(out, lambda o=out: o.send(update))
         self._frame_done(now, frame, result, result.score, command, time.monotonic_ns())
@@ -231,6 +231,11 @@ class TrackingLoop:
             log.info("tracking target %s (%s)", tuple(round(v, 1) for v in box), req.source)
             self._set_state(TRACKING)
             started = True
+
+    def _heartbeat_state(self) -> str:
+        """The state heartbeats carry: IDLE in dry run, since receivers act on TRACKING
+        (docs/serial-box-protocol.md) and a dry run must move nothing downstream."""
+        return IDLE if self.dry_run else self._state
 
     def _set_state(self, state: str) -> None:
         self._state = state
