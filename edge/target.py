@@ -25,6 +25,7 @@ class TargetRequest:
     recenter: bool = False         # with no target: also move the head to neutral
     hold_outputs: bool = False     # keep tracking, but tell the outputs to hold (dry run starts)
     source: str = "api"
+    queued_at: float | None = None  # loop clock when queued; None (the config's target) never expires
 
     @property
     def is_stop(self) -> bool:

@@ -524,3 +524,31 @@ def test_a_video_file_that_fails_mid_stream_ends_and_is_not_replayed():
         grabber.get(timeout=0.05)
     grabber.stop()
     assert grabber.finished and len(opened) == 1 and grabber.reconnects == 0
+
+
+def test_a_target_asked_for_during_an_outage_is_dropped_not_applied_on_a_later_frame(records):
+    frames = [frame640()] * 3 + [None] * 8 + [frame640()] * 3     # 0.8 s with no frame, then frames again
+    cfg = load_config({"camera": {"frame_timeout_s": 0.2}})
+    tracker = ScriptedTracker([])
+    loop = TrackingLoop(tracker=tracker, grabber=QueueGrabber(frames), outputs=[RecordingOutput()], config=cfg)
+    while not loop.stats.outage:
+        assert loop.step()
+    loop.request(TargetRequest(box=(100, 100, 40, 40), source="web"))   # asked for while nothing is seen
+    while loop.step():
+        pass
+    loop.shutdown()
+    assert tracker.inits == [] and loop.state == "IDLE"
+    assert len(records.lines(logging.INFO, "ignored a stale target request from web")) == 1
+
+
+def test_a_fresh_target_and_the_configured_one_are_applied():
+    frames = [None] * 3 + [frame640()] * 3    # the camera is slow to deliver its first frame
+    cfg = load_config({"camera": {"frame_timeout_s": 0.2}})
+    tracker = ScriptedTracker([])
+    loop = TrackingLoop(tracker=tracker, grabber=QueueGrabber(frames), outputs=[RecordingOutput()], config=cfg,
+                        initial_target=TargetRequest(roi="center:40x40", source="config"))
+    while loop.step():
+        if loop.stats.frames == 2:
+            loop.request(TargetRequest(box=(100, 100, 40, 40), source="web"))
+    loop.shutdown()
+    assert tracker.inits == [(300.0, 220.0, 40.0, 40.0), (100.0, 100.0, 40.0, 40.0)]

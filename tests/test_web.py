@@ -650,3 +650,27 @@ def test_fit_target_lives_with_the_targets():
     assert fit_target((-10, 0, 20, 10), 320, 240) == (0.0, 0.0, 10.0, 10.0)
     with pytest.raises(ConfigError, match=f"{MIN_SIDE_PX:g} px"):
         fit_target((0, 0, 1, 1), 320, 240)
+
+
+def test_a_target_during_an_outage_is_409(tmp_path):
+    from edge.runtime.loop import LoopStats
+
+    class CameraGone:
+        camera_model, dry_run = type("Cam", (), {"width": 320, "height": 240})(), False
+        stats = LoopStats(outage=True)
+        requests = []
+
+        def request(self, req):
+            self.requests.append(req)
+
+    loop = CameraGone()
+    server = ConsoleServer(loop, None, load_config({}), port=0, state_dir=str(tmp_path)).start()
+    try:
+        host, port = server.httpd.server_address[:2]
+        status, reply = call(f"http://{host}:{port}", "/api/select", {"box": [40, 30, 24, 20]})
+        assert status == 409 and "no signal" in reply["error"] and loop.requests == []
+        loop.stats.outage = False
+        assert call(f"http://{host}:{port}", "/api/select", {"box": [40, 30, 24, 20]})[0] == 200
+        assert len(loop.requests) == 1
+    finally:
+        server.close()

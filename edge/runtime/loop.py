@@ -9,6 +9,7 @@ receive commands (MAVLink track commands, the serial link) and from ``request()`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -75,7 +76,8 @@ class TrackingLoop:
 
     # -- control from outside ---------------------------------------------------------------
     def request(self, req: TargetRequest) -> None:
-        self._requests.put(req)
+        # Stamped: a target picked on a frame seen before an outage means nothing minutes later.
+        self._requests.put(dataclasses.replace(req, queued_at=self.clock()))
 
     @property
     def state(self) -> str:
@@ -187,7 +189,7 @@ class TrackingLoop:
             if req.kind == "stop":
                 self._requests.put(TargetRequest(source=out.name))
             else:
-                self._requests.put(TargetRequest(remote=req, source=out.name))
+                self.request(TargetRequest(remote=req, source=out.name))
 
     def _apply_requests(self, frame, width: int, height: int) -> bool:
         """Apply queued target requests; True if tracking (re)started on this frame."""
@@ -210,6 +212,11 @@ class TrackingLoop:
                         if recenter is not None:
                             self._guard(out, recenter)
                 started = False
+                continue
+            age = self.clock() - req.queued_at if req.queued_at is not None else 0.0
+            if age > self.cfg.camera.frame_timeout_s:   # asked for during an outage: the scene has moved on
+                log.info("ignored a stale target request from %s (queued %.1f s ago, before the frames stopped)",
+                         req.source, age)
                 continue
             try:
                 if req.box is not None:

@@ -166,6 +166,9 @@ class Console:
         if ("box" in body) == ("point" in body) or ("size" in body and "point" not in body):
             raise BadRequest('expected either {"box": [x, y, w, h]} or {"point": [x, y], "size": s}')
         width, height = self.frame_size()
+        if getattr(getattr(self.loop, "stats", None), "outage", False):
+            # The box was picked on a frame from before the outage: nothing to track it on now.
+            raise NoFrameYet("no signal from the camera: pick the target again when frames are back")
         if "box" in body:
             x, y, w, h = _finite_numbers(body["box"], 4, "box")
             if w <= 0 or h <= 0:
