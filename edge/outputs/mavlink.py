@@ -34,7 +34,8 @@ _NETWORK_SCHEMES = ("udpin", "udpout", "udpbcast", "udp", "tcpin", "tcp")
 def check_port(port: str) -> None:
     """Refuse a MAVLink port that cannot be opened, without opening it: ``SCHEME:HOST:PORT`` for
     udpin/udpout/udpbcast/udp/tcpin/tcp, otherwise a serial device (``/dev/ttyACM0``, optionally
-    ``,BAUD``) that must exist. Raises ConfigError with one line."""
+    ``,BAUD``). A serial device is not looked for: like the other serial outputs' adapters, it may
+    appear after boot (the output waits for it). Raises ConfigError with one line."""
     scheme, sep, rest = port.partition(":")
     if sep and scheme in _NETWORK_SCHEMES:
         host, sep, number = rest.rpartition(":")
@@ -43,9 +44,22 @@ def check_port(port: str) -> None:
         if not number.isdigit() or not 0 < int(number) < 65536:
             raise ConfigError(f"mavlink port {port!r}: {number!r} is not a port number (1-65535)")
         return
-    device = port if os.path.exists(port) else port.split(",")[0]   # pymavlink's "DEVICE,BAUD"
-    if not os.path.exists(device):
-        raise ConfigError(f"mavlink port {port!r}: no such serial device (or use udpout:HOST:PORT)")
+    if os.path.exists(port):
+        return   # an existing path: pymavlink opens it whole, commas and all
+    device, comma, baud = port.partition(",")   # pymavlink's "DEVICE,BAUD"
+    if not device or (comma and not baud.isdigit()):
+        raise ConfigError(f"mavlink port {port!r}: expected a serial device (DEVICE or DEVICE,BAUD) "
+                          "or SCHEME:HOST:PORT")
+
+
+def is_serial_port(port: str) -> bool:
+    """True for a port pymavlink opens as a serial device, not a network link."""
+    scheme, sep, _ = port.partition(":")
+    return not (sep and scheme in _NETWORK_SCHEMES)
+
+
+class SerialDeviceDown(ConfigError):
+    """A well-formed serial port whose device cannot be opened now (not plugged in yet, gone)."""
 
 
 def open_connection(cfg):
@@ -59,7 +73,8 @@ def open_connection(cfg):
         conn = mavutil.mavlink_connection(cfg.port, source_system=cfg.system_id,
                                           source_component=cfg.component_id, baud=cfg.baud, dialect=DIALECT)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"mavlink port {cfg.port!r} cannot be opened: {exc}") from None
+        error = SerialDeviceDown if isinstance(exc, OSError) and is_serial_port(cfg.port) else ConfigError
+        raise error(f"mavlink port {cfg.port!r} cannot be opened: {exc}") from None
     if isinstance(conn, mavutil.mavserial):
         _surface_serial_errors(conn)
     return conn
@@ -88,7 +103,14 @@ class MavlinkGimbalOutput:
         self._connect = connect or (lambda: open_connection(cfg))
         self._clock = clock
         self._backoff = Backoff(backoff_initial_s, backoff_max_s, clock=clock)
-        self.conn = self._connect()
+        try:
+            self.conn = self._connect()
+        except SerialDeviceDown as exc:
+            # A USB autopilot may appear after boot: start with the link down and reopen it with
+            # backoff, as after a loss. A malformed port still fails here (plain ConfigError).
+            log.warning("mavlink link %s is down (%s); retrying with backoff", self.port, exc)
+            self.conn = None
+            self._backoff.failed()
         self._last_heartbeat = -1e9
         self._target = (0, 0)  # broadcast until an autopilot is heard
         self._closed = False
