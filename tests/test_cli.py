@@ -255,3 +255,16 @@ def test_ctrl_c_while_the_command_line_loads_is_one_line_exit_130(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr == "edge-track: interrupted\n"
+
+
+def test_track_out_takes_every_ending_the_video_writer_does(tmp_path, tiny_model_path, capfd):
+    # One list of endings (edge.video_out.SUFFIXES) for `track --out` and `telemetry.record`.
+    frames, gt = make_clip_frames(4)
+    video = write_video(str(tmp_path / "clip.avi"), frames)
+    out = tmp_path / "new" / "annotated.mkv"          # a missing folder is created, as for --csv
+    assert main(["track", "--video", video, "--init", "40,30,24,20", "--model", tiny_model_path,
+                 "--out", str(out)]) == 0
+    assert cv2.VideoCapture(str(out)).read()[0]
+    err = usage_failure(capfd, ["track", "--video", video, "--init", "40,30,24,20", "--model", tiny_model_path,
+                                "--out", str(tmp_path / "x.webm")])
+    assert "--out" in err and ".mkv" in err

@@ -12,13 +12,13 @@ from edge.cli.common import add_tracker_overrides, positive_int, tracker_overrid
 from edge.engines import open_engine
 from edge.errors import ConfigError, SourceError
 from edge.overlay import draw
+from edge.paths import check_writable_file
 from edge.progress import Progress
 from edge.sample import SAMPLE_FRAMES, first_box_beside, model_or_bundled
 from edge.tracker import Tracker, TrackResult, TrackState
-from edge.video_out import VideoOut
+from edge.video_out import SUFFIXES, VideoOut, check_video_path
 
 CSV_HEADER = "x,y,w,h,score,state"
-VIDEO_EXTENSIONS = (".avi", ".mp4")     # what VideoOut writes (MJPG, mp4v)
 
 
 def register(subparsers) -> None:
@@ -36,31 +36,26 @@ def register(subparsers) -> None:
                    help="model written by edge-track export (default: the bundled model)")
     add_tracker_overrides(p)
     p.add_argument("--csv", metavar="PATH", help="write x,y,w,h,score,state per frame")
-    p.add_argument("--out", metavar="PATH", help="write an annotated video (.mp4 or .avi)")
+    p.add_argument("--out", metavar="PATH", help=f"write an annotated video ({', '.join(SUFFIXES)})")
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     p.set_defaults(func=run)
 
 
 def check_output_paths(args) -> None:
     """Refuse --csv/--out paths that cannot be written before the model loads (and before OpenCV
-    prints its own assertion for a file type it has no writer for)."""
-    if args.out and not args.out.lower().endswith(VIDEO_EXTENSIONS):
-        raise ConfigError(f"--out {args.out}: the annotated video must be an .avi or .mp4 file")
-    for option, path in (("--csv", args.csv), ("--out", args.out)):
-        if not path:
-            continue
-        if os.path.isdir(path):
-            raise ConfigError(f"{option} {path} is a folder: give a file name")
-        folder = os.path.dirname(path)
-        try:
-            if folder:
-                os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"{option} {path}: cannot create the folder {folder} ({exc.strerror})") from None
+    prints its own assertion for a file type it has no writer for): the same checks as the
+    config's track log and recording."""
+    for option, path, check in (("--csv", args.csv, check_writable_file), ("--out", args.out, check_video_path)):
+        if path:
+            try:
+                check(path)
+            except ValueError as exc:
+                raise ConfigError(f"{option}: {exc}") from None
 
 
 def open_csv(path: str):
     try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)   # checked: may be created
         return open(path, "w", encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write --csv {path} ({exc.strerror})") from None
