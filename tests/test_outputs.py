@@ -433,3 +433,55 @@ def test_mavlink_serial_device_missing_at_start_is_a_down_link_not_an_error(tmp_
     out.close()
     pty.close()
 
+
+
+class _FakeSerialModule:
+    """pyserial's seam: Serial() opens unless ``error`` is set; writes fail once ``unplugged``."""
+
+    class SerialException(OSError):
+        pass
+
+    def __init__(self, clock):
+        self.clock, self.error, self.opens = clock, None, []
+        module = self
+
+        class Serial:
+            def __init__(self, port, baud, **kw):
+                module.opens.append(module.clock[0])
+                if module.error:
+                    raise OSError(module.error)
+
+            def write(self, data):
+                if module.error:
+                    raise OSError(module.error)
+
+            def close(self):
+                pass
+
+        self.Serial = Serial
+
+
+def test_an_unplugged_serial_adapter_is_one_warning_and_one_backoff_step_per_attempt(caplog):
+    from edge.io.serial_link import SerialLink
+
+    clock = [0.0]
+    fake = _FakeSerialModule(clock)
+    link = SerialLink("/dev/ttyUSB0", 115200, backoff_initial_s=0.1, backoff_max_s=0.8, serial_module=fake,
+                      clock=lambda: clock[0])
+    fake.error = "[Errno 2] No such file or directory: '/dev/ttyUSB0'"     # unplugged
+    with caplog.at_level("DEBUG", logger="edge.io.serial"):
+        for _ in range(1000):                                               # 10 s of frames
+            link.write(b"x")
+            clock[0] = round(clock[0] + 0.01, 2)
+        fake.error = "[Errno 13] Permission denied: '/dev/ttyUSB0'"         # a new reason: one more line
+        for _ in range(300):
+            link.write(b"x")
+            clock[0] = round(clock[0] + 0.01, 2)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 3, warnings              # lost, unavailable (No such file), unavailable (Permission)
+    assert "lost" in warnings[0] and "No such file" in warnings[1] and "Permission" in warnings[2]
+    # The loss itself is not an attempt: the first reopen comes at once, then the waits double.
+    retries = fake.opens[1:]
+    gaps = [round(b - a, 2) for a, b in zip(retries, retries[1:])]
+    assert gaps[:4] == [0.1, 0.2, 0.4, 0.8], gaps
+    assert not link.connected and link.write_errors >= 1000

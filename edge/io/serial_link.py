@@ -18,6 +18,7 @@ class SerialLink:
         self._serial_module = serial_module
         self._backoff = Backoff(backoff_initial_s, backoff_max_s, clock=clock)
         self._port = None
+        self._reported = ""   # the open error already logged: an adapter that stays away is one line
         self.write_errors = 0
         self.reconnects = 0
         self._open()
@@ -39,8 +40,14 @@ class SerialLink:
             self._port = serial.Serial(self.port, self.baud, timeout=0, write_timeout=0.05)
         except (OSError, serial.SerialException) as exc:
             self._port = None
-            log.warning("serial port %s unavailable (%s); retrying in %.1f s", self.port, exc, self._backoff.failed())
+            wait = self._backoff.failed()   # one failure per attempt
+            if str(exc) != self._reported:   # as the frame grabber: once per distinct reason, not per retry
+                log.warning("serial port %s unavailable (%s); retrying in %.1f s", self.port, exc, wait)
+                self._reported = str(exc)
+            else:
+                log.debug("serial port %s still unavailable; retrying in %.1f s", self.port, wait)
             return False
+        self._reported = ""
         self._backoff.succeeded()
         return True
 
@@ -79,8 +86,9 @@ class SerialLink:
                 self._port.close()
         except Exception:
             pass
+        # No backoff step here: losing the port is not an attempt. The next write tries to reopen
+        # at once (a glitch recovers in a frame) and each failed attempt then doubles the wait.
         self._port = None
-        self._backoff.failed()
 
     def close(self) -> None:
         self._drop()
