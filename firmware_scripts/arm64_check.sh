@@ -110,6 +110,8 @@ cleanup() {
     umount "${mounted[$i]}" 2>/dev/null || umount -l "${mounted[$i]}" 2>/dev/null || true
   done
   mounted=()
+  # The host's result folder (mktemp below): a failed step exits before the rm at the end.
+  if [ -n "${host_out:-}" ] && [ -d "$host_out" ]; then rm -rf "$host_out"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -75,3 +75,25 @@ def test_help_describes_the_json_line(tmp_path):
     proc = _run(["--help"], _fake_bin(tmp_path, 1000) + ":/usr/bin:/bin")
     assert proc.returncode == 0
     assert '"auc_arm64"' in proc.stdout and "--rootfs DIR" in proc.stdout
+
+
+def _cleanup_function() -> str:
+    """The script's own cleanup() (the EXIT trap), as text to run on its own."""
+    lines = open(SCRIPT, encoding="utf-8").read().splitlines()
+    start = lines.index("cleanup() {")
+    end = lines.index("}", start)
+    return "\n".join(lines[start:end + 1])
+
+
+def test_cleanup_removes_the_host_output_folder_on_every_exit(tmp_path):
+    # A failed eval (set -e) exits before the `rm -rf` at the end: the EXIT trap must remove it.
+    host_out = tmp_path / "host_out"
+    (host_out / "sub").mkdir(parents=True)
+    script = f"set -euo pipefail\nmounted=()\n{_cleanup_function()}\nhost_out={host_out}\ncleanup\n"
+    proc = subprocess.run([BASH, "-c", script], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert not host_out.exists()
+    # Before mktemp ran (an early exit), cleanup has nothing to remove and must not fail on set -u.
+    script = f"set -euo pipefail\nmounted=()\n{_cleanup_function()}\ncleanup\necho done\n"
+    proc = subprocess.run([BASH, "-c", script], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == "done\n", proc.stderr
