@@ -268,3 +268,19 @@ def test_track_out_takes_every_ending_the_video_writer_does(tmp_path, tiny_model
     err = usage_failure(capfd, ["track", "--video", video, "--init", "40,30,24,20", "--model", tiny_model_path,
                                 "--out", str(tmp_path / "x.webm")])
     assert "--out" in err and ".mkv" in err
+
+
+def test_top_level_model_stands_in_for_a_required_model(tmp_path, tiny_model_path, capfd, monkeypatch):
+    import edge.engines.tensorrt_build as tensorrt_build
+
+    built = []
+
+    class Report:
+        path, plans, fp16 = str(tmp_path / "m.engine"), {"contract": 1e6}, True
+
+    monkeypatch.setattr(tensorrt_build, "build_engine", lambda model, output, **kw: built.append(model) or Report)
+    assert main(["--model", tiny_model_path, "build-trt", "--output", str(tmp_path / "m.engine")]) == 0
+    assert built == [tiny_model_path]
+    # Given nowhere: still the one-line usage error naming it.
+    err = usage_failure(capfd, ["build-trt", "--output", str(tmp_path / "m.engine")])
+    assert "required" in err and "--model" in err and built == [tiny_model_path]

@@ -56,7 +56,29 @@ def build_parser() -> argparse.ArgumentParser:
     build_trt.register(sub)
     device.register(sub)
     _register_plugins(sub)
+    _defer_required(parser, sub)
     return parser
+
+
+def _defer_required(parser, sub) -> None:
+    """A required sub-command option that is also a desk option (build-trt's, quantize's --model)
+    is checked after _merge_top_level, not by argparse, so ``edge-track --model m.onnx build-trt``
+    counts. Noted on ``parser`` as {command: [(its parser, dest, option)]}."""
+    deferred: dict = {}
+    for command, sub_parser in sub.choices.items():
+        for action in sub_parser._actions:
+            if action.required and action.dest in TOP_LEVEL:
+                action.required = False
+                deferred.setdefault(command, []).append((sub_parser, action.dest, action.option_strings[0]))
+    parser.deferred_required = deferred
+
+
+def _check_deferred(parser, args) -> None:
+    """argparse's own one-line usage error for a required option given neither before nor after
+    the command name."""
+    for sub_parser, dest, option in getattr(parser, "deferred_required", {}).get(getattr(args, "command", None), ()):
+        if getattr(args, dest, None) is None:
+            sub_parser.error(f"the following arguments are required: {option}")
 
 
 def _merge_top_level(parser, args) -> None:
@@ -86,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         _merge_top_level(parser, args)
+        _check_deferred(parser, args)
         if getattr(args, "func", None) is None and args.camera is not None:
             from edge.cli import device
 
