@@ -190,3 +190,16 @@ def test_full_only_export(tmp_path):
     report = export_onnx(build_model(get_preset("tiny"), seed=0), str(tmp_path / "f.onnx"), cached=False)
     engine = open_engine(report.path)
     assert report.step_path is None and engine.meta.graph == "full" and not engine.cached
+
+
+def test_export_writes_a_size_update_rate_chosen_on_validation(tmp_path, capsys):
+    from edge.cli.main import main
+    from edge.engines import open_engine
+
+    out = str(tmp_path / "m.onnx")
+    assert main(["export", "--seed", "0", "--variant", "tiny", "--output", out, "--no-check",
+                 "--size-update-rate", "0.5"]) == 0
+    assert open_engine(out, threads=1).meta.size_update_rate == 0.5
+    assert main(["export", "--seed", "0", "--variant", "tiny", "--output", out, "--no-check",
+                 "--size-update-rate", "1.5"]) == 2
+    assert "--size-update-rate must be in (0, 1]" in capsys.readouterr().err

@@ -7,6 +7,7 @@ runtime-only install gets a one-line hint instead of an ImportError.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from edge.errors import ConfigError, EdgeTrackError
@@ -46,6 +47,9 @@ def register_export(subparsers) -> None:
     p.add_argument("--dynamic-batch", action="store_true",
                    help="ONNX: a dynamic batch axis N (default: batch 1, which runs faster, INT8 above all)")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime vs PyTorch check")
+    p.add_argument("--size-update-rate", type=float, metavar="R",
+                   help="tracking setting written into the metadata: fraction of each predicted size change "
+                        "applied, (0, 1] (default: the preset's); choose it on a validation split")
     p.set_defaults(func=run_export)
 
 
@@ -65,6 +69,11 @@ def run_export(args: argparse.Namespace) -> int:
         model, sha = build_model(get_preset(args.variant), seed=args.seed), ""
         source = f"seeded random weights (seed {args.seed})"
         print(f"warning: exporting {source}: the model will not track anything", file=sys.stderr)
+    if args.size_update_rate is not None:
+        if not 0 < args.size_update_rate <= 1:
+            raise ConfigError(f"--size-update-rate must be in (0, 1], got {args.size_update_rate:g}")
+        # The metadata is written from the model's config: the tracking setting travels with the file.
+        model.cfg = dataclasses.replace(model.cfg, size_update_rate=args.size_update_rate)
     if args.format == "tflite":
         from train.export_tflite import export_tflite
 
