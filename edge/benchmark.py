@@ -171,8 +171,11 @@ def main(argv=None) -> int:
 
     def factory():
         if args.peer:
+            import cv2
+
             from edge.evaluation.peers import create_peer
 
+            cv2.setNumThreads(args.threads)     # the peer gets the same threads as the engines it is compared with
             return create_peer(args.peer, args.nanotrack_dir), _Untimed()
         timed = TimedEngine(open_engine(args.model, args.engine, **kwargs), keep_inputs=keep)
         made.append(timed)
