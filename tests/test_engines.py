@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("torch")
-pytest.importorskip("onnx")
+onnx = pytest.importorskip("onnx")
 
 from conftest import make_clip_frames, shared_path, write_sequence  # noqa: E402
 from edge.cli.main import main  # noqa: E402
@@ -68,6 +68,9 @@ def test_dynamic_int8_and_fp16_agree(s_model, real_feeds, tmp_path):
     reference = crop_boxes(fp32, real_feeds[:6])
     dyn = quantize_model(path, str(tmp_path / "dyn.onnx"))
     assert dyn.mode == "dynamic"
+    # The patch embedding is an integer GEMM like the rest (a ConvInteger costs 12 % of the frame).
+    kinds = {n.op_type for n in onnx.load(dyn.step_path).graph.node}
+    assert "ConvInteger" not in kinds and "Conv" not in kinds, kinds
     error_px = np.abs(crop_boxes(open_engine(dyn.path), real_feeds[:6]) - reference)
     assert error_px.mean() < 0.5 and error_px.max() < 2.0, error_px   # measured: mean 0.17, max 0.47
     half = convert_fp16(path, str(tmp_path / "fp16.onnx"))
@@ -177,7 +180,8 @@ def test_bench_runs_engines_in_runtime_only_processes(tmp_path, capsys):
                         "search": torch.randn(2, 3, 128, 128, generator=g)}])
     qat_path = export_qat_onnx(qmodel, str(tmp_path / "qat.onnx")).path
     assert main(["bench", "--variant", "tiny", "--sequences", str(root), "--max-frames", "8",
-                 "--engines", "fp32", "int8-dynamic", "--extra-model", qat_path, "--json", js, "--plot", png]) == 0
+                 "--engines", "fp32", "int8-dynamic", "default", "--extra-model", qat_path, "--json", js,
+                 "--plot", png]) == 0
     import json
 
     report = json.load(open(js))
@@ -195,8 +199,30 @@ def test_bench_runs_engines_in_runtime_only_processes(tmp_path, capsys):
     fp32_cached = next(r for r in report["engines"] if r["name"] == "onnxruntime-fp32-cached")
     assert fp32_cached["mean_iou_vs_fp32"] > 0.99        # the same network, exported
     assert report["flop_ceiling"]["cached"]["gflops_per_frame"] < report["flop_ceiling"]["full"]["gflops_per_frame"]
-    assert "| onnxruntime-fp32-cached |" in capsys.readouterr().out
+    assert any(n.startswith("default-model-") for n in names)
+    assert report["profile"]["engine"] in {"onnxruntime-int8-dynamic-cached", "onnxruntime-int8 (qat.onnx)"}
+    out = capsys.readouterr().out
+    assert "| onnxruntime-fp32-cached |" in out and "| frame / net |" in out
     assert os.path.getsize(png) > 1000
+
+
+def test_bench_profiles_the_benched_networks_int8_engine_not_the_faster_default_model():
+    from train.bench import Candidate, profile_target
+
+    def cand(name, independent=False, engine="onnxruntime"):
+        return Candidate(name, "int8", True, build=None, engine=engine, independent=independent)
+
+    cands = {c.name: c for c in (cand("int8-static"), cand("int8-dynamic"), cand("tflite-int8", engine="tflite"),
+                                 cand("default-model-int8", independent=True))}
+    rows = [{"name": "pytorch-fp32-full", "precision": None, "median_ms": 90.0},
+            {"name": "int8-static", "precision": "int8", "median_ms": 34.0},
+            {"name": "int8-dynamic", "precision": "int8", "median_ms": 31.0},
+            {"name": "tflite-int8", "precision": "int8", "median_ms": 20.0},
+            {"name": "default-model-int8", "precision": "int8", "median_ms": 5.0}]
+    assert profile_target(rows, cands)["name"] == "int8-dynamic"
+    # Only the default model among the INT8 rows (bench --engines default): it is profiled.
+    assert profile_target([rows[0], rows[4]], cands)["name"] == "default-model-int8"
+    assert profile_target(rows[:1], cands) is None
 
 
 def test_flop_count_matches_the_reference_analysis():

@@ -56,6 +56,14 @@ def test_cached_template_path_equals_full_forward(preset):
     assert (scores - cached_scores).abs().max() <= 1e-4
 
 
+def test_patch_embedding_gemm_equals_the_strided_conv():
+    torch.manual_seed(3)
+    embed = build_model(get_preset("S"), seed=0).backbone.patch_embed
+    x = torch.randn(2, 3, 112, 112)
+    conv = torch.nn.functional.conv2d(x, embed.proj.weight, embed.proj.bias, stride=16).flatten(2).transpose(1, 2)
+    assert torch.allclose(embed(x), conv, atol=1e-4)
+
+
 def test_sincos_table_formula():
     D, G = 32, 3
     table = sincos_pos_embed_2d(D, G).numpy()
