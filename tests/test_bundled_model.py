@@ -16,7 +16,7 @@ from edge.sample import BUNDLED_MODEL, SAMPLE_FRAMES, SAMPLE_GROUNDTRUTH
 CARD = os.path.join(os.path.dirname(BUNDLED_MODEL), "MODEL_CARD.md")
 # Measured on the sample clip (OTB Crossing, never trained on): see MODEL_CARD.md. The bound sits
 # below the measured value by a margin for numeric differences between machines, not for speed.
-SAMPLE_AUC_BOUND = 0.45   # measured 0.620 x86, 0.614 aarch64 (emulated)
+SAMPLE_AUC_BOUND = 0.50   # measured 0.656 x86, 0.701 aarch64 (emulated)
 
 
 def test_bundled_files_exist_and_fit_the_size_budget():
@@ -85,6 +85,19 @@ def test_track_command_uses_the_bundled_model(tmp_path):
 def test_model_card_reports_held_out_scores():
     text = open(CARD, encoding="utf-8").read().lower()
     for needed in ("held-out", "csrt", "nanotrack", "auc", "licence", "train/configs/default_model.yaml",
-                   "train/configs/default_model_v2.yaml", "validation split", "otb_bolt", "dtb70_gull2"):
+                   "train/configs/default_model_v3.yaml", "validation split", "research use"):
         assert needed in text
     assert json.loads(open(os.path.join(os.path.dirname(BUNDLED_MODEL), "eval.json")).read())["mean"]["auc"] > 0
+
+
+def test_the_validation_split_named_in_the_card_is_what_training_held_out():
+    """The config that reproduces the shipped weights excludes exactly the card's validation split."""
+    yaml = pytest.importorskip("yaml")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(repo, "train", "configs", "default_model_v3.yaml"), encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    corpus = [src for src in config["data"]["sources"] if src.get("kind") == "otb"]
+    assert len(corpus) == 1 and len(corpus[0]["exclude"]) == 5
+    text = open(CARD, encoding="utf-8").read()
+    for name in corpus[0]["exclude"]:
+        assert f"`{name}`" in text, name
