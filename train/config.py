@@ -76,11 +76,17 @@ class TrainConfig:
     stage: Literal["distill", "deep_to_shallow", "score", "frozen_stem"] = "distill"
     variant: str = "tiny"
     init: str = ""                     # checkpoint to start from (stage 2 and 3 need one)
+    # init's weights are of another search size at the same scale: lay them out for `variant`
+    # (train/regrid.py) instead of refusing the shape mismatch.
+    regrid_init: bool = False
     output: str = "runs/train"
     seed: int = num(0, 0, 2**31 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True                   # mixed precision on GPU
     log_every: int = num(10, 1, 100000)
+    # Also keep every epoch's weights (OUTPUT/epochN.pth.tar, no optimizer state): the epoch is
+    # then chosen on the validation split, not fixed in advance.
+    keep_epochs: bool = False
     qat: bool = False                  # fake-quant finetuning; also writes OUTPUT/final-int8.onnx
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)

@@ -71,6 +71,10 @@ class Stage:
         self.cfg = cfg
 
     def start_model(self) -> MixFormerV2:
+        if self.cfg.init and self.cfg.regrid_init:
+            from train.regrid import load_regridded
+
+            return load_regridded(self.cfg.init, self.cfg.variant)[0]
         if self.cfg.init:
             from train.checkpoint import load_model
 
@@ -168,17 +172,26 @@ class FrozenStem(Stage):
         return FrozenStemActor(self.cfg.loss, model.cfg.embed_dim, model.cfg.search_grid ** 2).to(device)
 
     def dataset(self, model, rank):
-        from train.data.feature_pool import PoolSpec
         from train.data.pool_dataset import PoolDataset, load_or_build_pool
 
-        cfg, mc = self.cfg, model.cfg
-        spec = PoolSpec(template_size=mc.template_size, search_size=mc.search_size, template_factor=2.0,
-                        search_factor=cfg.data.search_factor or mc.search_factor, bins=mc.bins,
-                        negative_p=cfg.data.negative_p, log_aspect=cfg.data.log_aspect)
+        cfg = self.cfg
+        spec = pool_spec(cfg, model.cfg)
         samples = cfg.data.pool_samples or cfg.data.samples_per_epoch
         pool = load_or_build_pool(os.path.join(cfg.output, "pool.npz"), cfg.data.sources, spec, samples, cfg.seed,
                                   cfg.teacher.path, model.backbone.patch_embed.stem.eval())
         return PoolDataset(pool, cfg.data.samples_per_epoch, cfg.seed + 1000 * rank)
+
+
+def pool_spec(cfg: TrainConfig, mc):
+    """The frozen-stem pool's recipe from the config and the student's preset. (The jitters are
+    the pool's own: its pairs are cached, so they follow the tracker's search, not a training
+    augmentation schedule.)"""
+    from train.data.feature_pool import PoolSpec
+
+    return PoolSpec(template_size=mc.template_size, search_size=mc.search_size, template_factor=2.0,
+                    search_factor=cfg.data.search_factor or mc.search_factor, bins=mc.bins,
+                    negative_p=cfg.data.negative_p, log_aspect=cfg.data.log_aspect,
+                    same_frame_negative_p=cfg.data.same_frame_negative_p)
 
 
 STAGES: dict[str, type[Stage]] = {"distill": Distill, "deep_to_shallow": DeepToShallow, "score": Score,
@@ -300,6 +313,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
             scheduler.step()
             if rank == 0:
                 save_checkpoint(last_path, model, epoch, cfg, optimizer, scheduler)
+                if cfg.keep_epochs:
+                    save_checkpoint(os.path.join(cfg.output, f"epoch{epoch}.pth.tar"), model, epoch, cfg)
             if max_steps and step >= max_steps:
                 break
     finally:

@@ -14,6 +14,7 @@ from edge.evaluation.datasets import find_sequences, read_results
 from edge.evaluation.harness import run_sequence
 from edge.evaluation.metrics import mean_scores, score_sequence
 from edge.evaluation.peers import PEERS, create_peer
+from edge.evaluation.segments import temporal_segments
 from edge.progress import Progress
 
 
@@ -32,6 +33,9 @@ def register(subparsers) -> None:
                    help="which tracker to run (default mixformer, needs --model)")
     p.add_argument("--nanotrack-dir", metavar="DIR", help="folder with NanoTrack's two ONNX files")
     add_tracker_overrides(p)
+    p.add_argument("--starts", type=int, default=1, metavar="K",
+                   help="temporal robustness: track each sequence from K evenly spaced frames "
+                        "(OTB's TRE; the mean is over all runs). Default 1: from the first frame")
     p.add_argument("--save-results", metavar="DIR", help="write DIR/<seq>.txt with the predicted boxes")
     p.add_argument("--json", metavar="PATH", help="write the scores as JSON")
     p.set_defaults(func=run)
@@ -63,6 +67,10 @@ def format_table(name: str, rows: list[dict], mean: dict) -> str:
 
 def run(args) -> int:
     sequences = find_sequences(args.sequences)
+    if args.starts != 1:
+        if args.results:
+            raise ConfigError("--starts runs a tracker; it does not apply to saved --results")
+        sequences = [seg for seq in sequences for seg in temporal_segments(seq, args.starts)]
     if args.results:
         name, tracker = f"results:{os.path.basename(os.path.normpath(args.results))}", None
     else:

@@ -276,6 +276,8 @@ class PairMaker:
 class DenseTeacher:
     """NanoTrack's head on stem features: (score map (16, 16), boxes (16, 16, 4) xyxy in [0, 1])."""
 
+    GRID = 16     # the head's fixed search grid (256 px crops of our stem)
+
     def __init__(self, model_dir: str) -> None:
         import onnxruntime as ort
 
@@ -388,16 +390,26 @@ def build_pool(sources, spec: PoolSpec, samples: int, seed: int, model_dir: str,
         crops = [np.stack([p[i] for p, _ in pending]) for i in range(3)]
         with torch.no_grad():
             feats = [stem(torch.from_numpy(c).permute(0, 3, 1, 2).float()).numpy() for c in crops]
+            teacher_search = feats[2]
+            if teacher_search.shape[-1] != DenseTeacher.GRID:
+                # NanoTrack's head takes its own 16x16 grid: the same window, resampled to 256 px.
+                side = DenseTeacher.GRID * 16
+                up = np.stack([cv2.resize(c, (side, side), interpolation=cv2.INTER_LINEAR) for c in crops[2]])
+                teacher_search = stem(torch.from_numpy(up).permute(0, 3, 1, 2).float()).numpy()
+        grid = feats[2].shape[-1]
         for j, (_, target) in enumerate(pending):
-            score, boxes = teacher(feats[0][j], feats[2][j])
+            score, boxes = teacher(feats[0][j], teacher_search[j])
             best = boxes.reshape(-1, 4)[int(np.argmax(score))]
+            probs = dense_to_edge_probs(score, boxes, spec.bins).numpy()
+            if grid != DenseTeacher.GRID:   # the dense target is read per student token
+                score = cv2.resize(score, (grid, grid), interpolation=cv2.INTER_AREA)
             out["template"].append(feats[0][j].astype(np.float16))
             out["online_template"].append(feats[1][j].astype(np.float16))
             out["search"].append(feats[2][j].astype(np.float16))
             out["target_xyxy"].append(np.zeros(4, np.float32) if target is None else target.astype(np.float32))
             out["label"].append(np.float32(target is not None))
             out["teacher_score"].append(score.astype(np.float16))
-            out["teacher_probs"].append(dense_to_edge_probs(score, boxes, spec.bins).numpy().astype(np.float16))
+            out["teacher_probs"].append(probs.astype(np.float16))
             out["teacher_best"].append(best.astype(np.float32))
         pending.clear()
 
