@@ -81,3 +81,50 @@ def test_bench_names_why_nanotrack_is_missing(monkeypatch, tmp_path):
     rows = independent_candidates(None, None, skipped)
     assert all(r.peer is None for r in rows)
     assert "--nanotrack-dir" in skipped["nanotrack"]
+
+
+def test_merge_rounds_takes_medians_and_keeps_the_first_boxes():
+    pytest.importorskip("torch")
+    from train.bench import merge_rounds
+
+    runs = [{"median_ms": m, "p90_ms": m + 1, "frame_median_ms": m + 0.5, "frame_p90_ms": m + 2, "fps": 0.0,
+             "rss_mb": rss, "boxes": {"a": [[k, 0, 1, 1]]}}
+            for k, (m, rss) in enumerate([(10.0, 50.0), (4.0, 70.0), (6.0, 60.0)])]
+    merged = merge_rounds(runs)
+    assert merged["median_ms"] == 6.0 and merged["frame_median_ms"] == 6.5 and merged["frame_p90_ms"] == 8.0
+    assert merged["fps"] == pytest.approx(1e3 / 6.5) and merged["rss_mb"] == 70.0
+    assert merged["boxes"] == {"a": [[0, 0, 1, 1]]} and merged["rounds"] == 3
+    peer = merge_rounds([{"median_ms": None, "p90_ms": None, "frame_median_ms": 3.0, "frame_p90_ms": 4.0,
+                          "fps": 0.0, "rss_mb": None, "boxes": {}}])
+    assert peer["median_ms"] is None and peer["frame_median_ms"] == 3.0
+
+
+def test_bench_rounds_alternate_engines_and_print_ratios_to_nanotrack(clip_dir, tiny_model_path, monkeypatch, tmp_path):
+    pytest.importorskip("torch")
+    import train.bench as bench
+    from train.model import build_model
+    from train.presets import get_preset
+
+    calls = []
+    frame_ms = {"nanotrack (opencv)": [4.0, 40.0, 4.0], "default": [6.0, 60.0, 6.0]}   # round 2: a slow minute
+
+    def fake_worker(path, cand, sequences, threads, max_frames, profile=False):
+        key = cand.name if cand.name.startswith("nanotrack") else "default"
+        ms = frame_ms[key][sum(1 for c in calls if c == key)]
+        calls.append(key)
+        return {"median_ms": None if key != "default" else ms - 1, "p90_ms": None, "frame_median_ms": ms,
+                "frame_p90_ms": ms, "fps": 1e3 / ms, "rss_mb": 1.0, "boxes": {"square": [[120, 90, 40, 32]] * 14}}
+
+    monkeypatch.setattr(bench, "run_worker", fake_worker)
+    nano_dir = tmp_path / "nano"
+    nano_dir.mkdir()
+    report = bench.run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, threads=1, max_frames=14,
+                             only=["nanotrack", "default-model"], nanotrack_dir=str(nano_dir),
+                             default_model=tiny_model_path, log=lambda m: None, profile=False, rounds=3)
+    assert calls == ["default", "nanotrack (opencv)"] * 3 or calls == ["nanotrack (opencv)", "default"] * 3
+    rows = {r["name"].split(" ")[0]: r for r in report["engines"]}
+    assert rows["nanotrack"]["frame_median_ms"] == 4.0 and rows["default-model-fp32"]["frame_median_ms"] == 6.0
+    table = bench.format_table(report)
+    assert "over 3 rounds" in table and "default-model-fp32 (tiny.onnx) 1.50x" in table
+    with pytest.raises(bench.ConfigError, match="at least 1"):
+        bench.run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, rounds=0, log=lambda m: None)

@@ -134,3 +134,17 @@ optim: {{lr: 0.001, epochs: 2, lr_drop_epoch: 3, batch_size: 4, backbone_lr_scal
     final = model.state_dict()
     assert all(torch.equal(v, final[k]) for k, v in second.state_dict().items())
     assert not all(torch.equal(v, final[k]) for k, v in first.state_dict().items())
+
+
+def test_export_regrid_writes_the_tighter_window(tmp_path, capsys):
+    from edge.cli.main import main
+    from edge.engines.onnx import open_session, read_meta
+
+    _, path = _saved_nanostem(tmp_path)
+    out = str(tmp_path / "m224.onnx")
+    assert main(["export", "--checkpoint", path, "--variant", "nanostem224", "--regrid", "--output", out]) == 0
+    meta = read_meta(open_session(out), out)
+    assert (meta.search_size, meta.search_factor, meta.bins) == (224, 3.5, 56)
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", path, "--regrid", "--output", out]) == 2
+    assert "--regrid needs" in capsys.readouterr().err

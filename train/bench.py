@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from edge.benchmark import TimedEngine, load_frames, physical_cores, summarize, track_all
-from edge.errors import EdgeTrackError
+from edge.errors import ConfigError, EdgeTrackError
 from edge.evaluation.metrics import iou, score_sequence
 from edge.tracker import Tracker
 from train.export import export_onnx, model_meta
@@ -200,6 +200,24 @@ def run_worker(path: str, cand: Candidate, sequences: str, threads: int, max_fra
         os.remove(out)
 
 
+TIMING_KEYS = ("median_ms", "p90_ms", "frame_median_ms", "frame_p90_ms")
+
+
+def merge_rounds(results: list[dict]) -> dict:
+    """One engine's worker results from several rounds -> one: each timing the median over rounds
+    (a round's drift on a shared machine then cannot decide a comparison), peak RSS the largest,
+    boxes from the first round (tracking is deterministic; timing is not)."""
+    merged = dict(results[0])
+    for key in TIMING_KEYS:
+        values = [r[key] for r in results if r.get(key) is not None]
+        merged[key] = float(np.median(values)) if values else None
+    merged["fps"] = 1e3 / merged["frame_median_ms"]
+    if any(r.get("rss_mb") is not None for r in results):
+        merged["rss_mb"] = max(r["rss_mb"] for r in results if r.get("rss_mb") is not None)
+    merged["rounds"] = len(results)
+    return merged
+
+
 def ground_truth_scores(boxes: dict, clips) -> tuple[float, float]:
     """(mean success AUC, mean precision at 20 px) over clips, against the ground truth."""
     scores = [score_sequence(np.asarray(boxes[name]), gt) for name, _, gt in clips]
@@ -219,12 +237,19 @@ def accuracy(boxes: dict, reference: dict, clips) -> tuple[float, float]:
 def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | None = None,
               max_frames: int = 60, calib_samples: int = 32, workdir: str | None = None,
               only: list[str] | None = None, extra_models: list[str] | None = None, log=print,
-              default_model: str | None = None, nanotrack_dir: str | None = None, profile: bool = True) -> dict:
+              default_model: str | None = None, nanotrack_dir: str | None = None, profile: bool = True,
+              rounds: int = 1) -> dict:
     """extra_models: ready-made model files (e.g. a QAT export) measured beside the built ones.
+
+    rounds: every engine's worker runs this many times, the engines taking turns (A B C A B C),
+    and each timing is the median over rounds: on a machine whose speed drifts, every engine
+    then sees the same mix of fast and slow minutes.
 
     default_model: the default model's row (None: the bundled model); nanotrack_dir: NanoTrack's
     files (None: ``find_nanotrack_dir``); profile: profile the best INT8 onnxruntime engine.
     """
+    if rounds < 1:
+        raise ConfigError(f"--rounds must be at least 1, got {rounds}")
     threads = threads or physical_cores()
     torch.set_num_threads(threads)
     clips = load_frames(sequences, max_frames)
@@ -251,24 +276,40 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
     for path in extra_models or []:
         from edge.engines import engine_for
         from edge.engines.onnx import open_session, read_meta
+        from train.presets import PRESETS
 
-        precision = read_meta(open_session(path), path).precision if engine_for(path) == "onnxruntime" else "int8"
+        precision, cfg = "int8", None
+        if engine_for(path) == "onnxruntime":
+            meta = read_meta(open_session(path), path)
+            precision, cfg = meta.precision, PRESETS.get(meta.preset)   # its own FLOPs for its ceiling
         rows.append(Candidate(f"{engine_for(path)}-{precision} ({os.path.basename(path)})", precision, True,
-                              build=lambda work, p=path: p, engine=engine_for(path)))
+                              build=lambda work, p=path: p, engine=engine_for(path), cfg=cfg))
     engines = [baseline]
     paths, profile_report = {}, None
     with tempfile.TemporaryDirectory() as tmp:
         work = workdir or tmp
         os.makedirs(work, exist_ok=True)
+        built = []
         for cand in rows:
-            t0 = time.perf_counter()
             try:
-                path = cand.build(work)
-                result = run_worker(path, cand, sequences, threads, max_frames)
+                built.append((cand, cand.build(work)))
             except EdgeTrackError as exc:
                 skipped[cand.name] = str(exc)
                 log(f"  {cand.name}: skipped ({exc})")
+        runs: dict[str, list[dict]] = {cand.name: [] for cand, _ in built}
+        for r in range(rounds):
+            for cand, path in built:
+                if cand.name in skipped:
+                    continue
+                try:
+                    runs[cand.name].append(run_worker(path, cand, sequences, threads, max_frames))
+                except EdgeTrackError as exc:
+                    skipped[cand.name] = str(exc)
+                    log(f"  {cand.name}: skipped ({exc})")
+        for cand, path in built:
+            if cand.name in skipped:
                 continue
+            result = merge_rounds(runs[cand.name])
             boxes = result.pop("boxes")
             mean_iou, auc_delta = (None, None) if cand.independent else accuracy(boxes, ref_boxes, clips)
             auc, prec = ground_truth_scores(boxes, clips)
@@ -278,8 +319,7 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
                    "precision": cand.precision, "cached": cand.cached, "cfg": cand.cfg}
             engines.append(row)
             paths[cand.name] = (path, cand)
-            log(f"  {cand.name}: {row['frame_median_ms']:.1f} ms/frame, AUC {100 * auc:.1f} "
-                f"({time.perf_counter() - t0:.0f} s)")
+            log(f"  {cand.name}: {row['frame_median_ms']:.1f} ms/frame, AUC {100 * auc:.1f}")
         best = profile_target(engines, {name: cand for name, (_, cand) in paths.items()})
         if profile and best is not None:
             path, cand = paths[best["name"]]
@@ -307,7 +347,8 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
         row["x_over_flop_ceiling"] = row["median_ms"] / floor if row["median_ms"] is not None else None
         if profile_report and row["name"] == profile_report["engine"]:
             profile_report["flop_ceiling_ms"] = floor
-    return {"baseline": BASELINE, "variant": cfg.name, "threads": threads, "sequences": [c[0] for c in clips],
+    return {"baseline": BASELINE, "variant": cfg.name, "threads": threads, "rounds": rounds,
+            "sequences": [c[0] for c in clips],
             "frames": sum(len(c[1]) - 1 for c in clips), "engines": engines, "skipped": skipped,
             "machine_peak": peak, "flop_ceiling": ceiling, "profile": profile_report}
 
@@ -360,6 +401,14 @@ def format_table(report: dict) -> str:
               "these frames. "
               "The default model and NanoTrack are not built from the benched checkpoint (no IoU/AUC delta "
               "against it); NanoTrack's network call is inside OpenCV, so it has a whole-frame time only."]
+    if report.get("rounds", 1) > 1:
+        lines.append(f"Engines took turns over {report['rounds']} rounds (the baseline ran once); "
+                     "each time is the median over rounds.")
+    peer = next((r for r in report["engines"] if r["name"].startswith("nanotrack")), None)
+    if peer is not None:
+        ratios = ", ".join(f"{r['name']} {r['frame_median_ms'] / peer['frame_median_ms']:.2f}x"
+                           for r in report["engines"] if r is not peer and r["name"] != report["baseline"])
+        lines.append(f"Whole frame over NanoTrack's (same frames, same run): {ratios}.")
     if report.get("profile"):
         lines += format_profile(report["profile"])
     for name, why in report["skipped"].items():

@@ -36,6 +36,9 @@ def register_export(subparsers) -> None:
                      help="no checkpoint: seeded random weights (a pipeline check; it will not track)")
     p.add_argument("--variant", choices=list(PRESETS), default=None,
                    help="model preset; default: the one the checkpoint's shapes fit (required with --seed)")
+    p.add_argument("--regrid", action="store_true",
+                   help="the checkpoint has another search size at the same scale (e.g. nanostem weights "
+                        "for --variant nanostem224): lay its weights out for --variant (train/regrid.py)")
     p.add_argument("--format", choices=["onnx", "tflite"], default="onnx",
                    help="onnx (default; MODEL.onnx + MODEL.step.onnx) or tflite (one file, two signatures)")
     p.add_argument("--tflite-quantize", choices=["none", "dynamic-int8"], default="none",
@@ -60,7 +63,14 @@ def run_export(args: argparse.Namespace) -> int:
     from train.model import build_model
     from train.presets import get_preset
 
-    if args.checkpoint:
+    if args.regrid and not (args.checkpoint and args.variant):
+        raise ConfigError("--regrid needs --checkpoint and the --variant to lay its weights out for")
+    if args.regrid:
+        from train.regrid import load_regridded
+
+        model, sha = load_regridded(args.checkpoint, args.variant)
+        source = f"{args.checkpoint} (regridded to {args.variant})"
+    elif args.checkpoint:
         model, sha = load_model(args.checkpoint, args.variant)
         source = args.checkpoint
     else:
@@ -174,6 +184,9 @@ def register_bench(subparsers) -> None:
     p.add_argument("--nanotrack-dir", metavar="DIR",
                    help="NanoTrack's ONNX files for its peer row (default: ../shared/models/opencv if present)")
     p.add_argument("--no-profile", action="store_true", help="skip the operator profile of the best INT8 engine")
+    p.add_argument("--rounds", type=int, default=1, metavar="R",
+                   help="run every engine R times, taking turns, and report medians over rounds "
+                        "(for machines whose speed drifts; default 1)")
     p.set_defaults(func=run_bench_command)
 
 
@@ -197,7 +210,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     report = run_bench(model, sha, sequences, threads=args.threads, max_frames=args.max_frames,
                        workdir=args.workdir, only=args.engines, extra_models=args.extra_model,
                        log=lambda m: print(m, file=sys.stderr), default_model=args.model,
-                       nanotrack_dir=args.nanotrack_dir, profile=not args.no_profile)
+                       nanotrack_dir=args.nanotrack_dir, profile=not args.no_profile, rounds=args.rounds)
     print(format_table(report))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
