@@ -297,7 +297,7 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
                 skipped[cand.name] = str(exc)
                 log(f"  {cand.name}: skipped ({exc})")
         runs: dict[str, list[dict]] = {cand.name: [] for cand, _ in built}
-        for r in range(rounds):
+        for _ in range(rounds):
             for cand, path in built:
                 if cand.name in skipped:
                     continue

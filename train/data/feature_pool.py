@@ -393,7 +393,9 @@ def build_pool(sources, spec: PoolSpec, samples: int, seed: int, model_dir: str,
             teacher_search = feats[2]
             if teacher_search.shape[-1] != DenseTeacher.GRID:
                 # NanoTrack's head takes its own 16x16 grid: the same window, resampled to 256 px.
-                side = DenseTeacher.GRID * 16
+                from train.stems import STEM_STRIDE
+
+                side = DenseTeacher.GRID * STEM_STRIDE
                 up = np.stack([cv2.resize(c, (side, side), interpolation=cv2.INTER_LINEAR) for c in crops[2]])
                 teacher_search = stem(torch.from_numpy(up).permute(0, 3, 1, 2).float()).numpy()
         grid = feats[2].shape[-1]
