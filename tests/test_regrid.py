@@ -59,6 +59,17 @@ def test_regrid_refuses_another_bin_stride(tmp_path):
         regrid_state_dict(source.state_dict(), wider)
 
 
+def test_regrid_init_without_init_is_a_config_error(tmp_path):
+    from edge.errors import ConfigError
+    from train.config import load_train_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("stage: frozen_stem\nvariant: nanostem224\nregrid_init: true\n"
+                    "teacher: {kind: nanotrack, path: x}\ndata: {sources: [{path: x, kind: images}]}\n")
+    with pytest.raises(ConfigError, match="regrid_init .* set init"):
+        load_train_config(str(path))
+
+
 def test_pool_recipe_carries_every_data_setting(tmp_path):
     """The pool spec is built from the config: a setting dropped on the way (as once happened to
     same_frame_negative_p) would silently train another recipe."""

@@ -113,6 +113,8 @@ def load_train_config(path: str) -> TrainConfig:
         raise ConfigError(f"{path}: data.sources is empty (give at least one dataset folder)")
     if cfg.stage == "frozen_stem" and cfg.teacher.kind != "nanotrack":
         raise ConfigError(f"{path}: stage frozen_stem needs teacher.kind nanotrack (its backbone is the stem)")
+    if cfg.regrid_init and not cfg.init:
+        raise ConfigError(f"{path}: regrid_init lays out the init checkpoint's weights: set init")
     if cfg.stage in ("deep_to_shallow", "score") and not cfg.init:
         raise ConfigError(f"{path}: stage {cfg.stage} starts from a trained model: set init")
     for pair in cfg.elimination.feature_pairs:
