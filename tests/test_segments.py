@@ -35,6 +35,7 @@ def test_segments_skip_absent_starts_and_short_tails():
     n = 2 * MIN_FRAMES + MIN_FRAMES // 2          # the third start leaves fewer than MIN_FRAMES
     assert [s.name for s in temporal_segments(_sequence(n), 3)] == ["s", f"s@{n // 3}"]
     assert [s.name for s in temporal_segments(_sequence(30), 1)] == ["s"]
+    assert [len(s) for s in temporal_segments(_sequence(5), 3)] == [5]      # a short sequence still counts once
     with pytest.raises(ConfigError, match="at least 1"):
         temporal_segments(_sequence(30), 0)
 

@@ -16,7 +16,8 @@ MIN_FRAMES = 10   # a segment shorter than this says little
 
 def temporal_segments(sequence: Sequence, starts: int) -> list[Sequence]:
     """``starts`` runs of ``sequence``: from frame 0, n/starts, 2n/starts, ... (each moved on to
-    the next frame where the target is present, and dropped if fewer than MIN_FRAMES remain).
+    the next frame where the target is present; a later start is dropped if fewer than MIN_FRAMES
+    remain, the first never, so no sequence drops out of the mean).
     The run from frame 0 keeps the sequence's name; the others are named ``name@start``."""
     if starts < 1:
         raise ConfigError(f"--starts must be at least 1, got {starts}")
@@ -25,7 +26,7 @@ def temporal_segments(sequence: Sequence, starts: int) -> list[Sequence]:
         start = k * n // starts
         while start < n and sequence.absent[start]:
             start += 1
-        if n - start < MIN_FRAMES or start in seen:
+        if start in seen or start >= n or (k > 0 and n - start < MIN_FRAMES):
             continue
         seen.add(start)
         name = sequence.name if start == 0 else f"{sequence.name}@{start}"
