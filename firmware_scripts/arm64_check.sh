@@ -4,11 +4,14 @@
 # so its INT8 kernels are the Pi's, only ~100x slower.
 #
 #   sudo ./firmware_scripts/arm64_check.sh [--rootfs DIR] [--model M.onnx] [--tflite M.tflite]
-#        [--sequences DIR] [--tests "tests/test_a.py ..."] [--layers OUTDIR] [--check]
+#        [--sequences DIR] [--tests "tests/test_a.py ..."] [--layers OUTDIR] [--noise-runs K] [--check]
 #
 # Run it after a model or engine change (new bundled model, new quantisation, onnxruntime or
 # LiteRT upgrade). Not part of CI: it takes many minutes. The last line printed is one JSON object:
-#   {"engines": {"<engine>": {"auc_arm64": x, "auc_host": y}}, "tests": {"passed": n, "failed": m}}
+#   {"engines": {"<engine>": {"auc_arm64": x, "auc_host": y, "auc_host_noise": [lo, hi]}},
+#    "tests": {"passed": n, "failed": m}}
+# auc_host_noise: the host's AUC range over K runs with +-0.001 grey levels of input noise (default
+# 8): a clip's AUC depends on rounding, and an aarch64 AUC inside that range is rounding too.
 set -euo pipefail
 
 die() { echo "arm64_check: $*" >&2; exit 2; }
@@ -27,10 +30,11 @@ check_only=0
 tests="tests/test_metrics.py tests/test_crop.py tests/test_tracker.py tests/test_bench_profile.py"
 host_python=""
 mirror=""
+noise_runs=8
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --rootfs|--model|--tflite|--sequences|--tests|--layers|--host-python|--mirror)
+    --rootfs|--model|--tflite|--sequences|--tests|--layers|--host-python|--mirror|--noise-runs)
       [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"
       case "$1" in
         --rootfs) rootfs="$2" ;;
@@ -41,10 +45,12 @@ while [ $# -gt 0 ]; do
         --layers) layers="$2" ;;
         --host-python) host_python="$2" ;;
         --mirror) mirror="$2" ;;
+        --noise-runs) case "$2" in *[!0-9]*) die "--noise-runs needs a whole number, got $2" ;; esac
+                      noise_runs="$2" ;;
       esac
       shift 2 ;;
     --check) check_only=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -229,9 +235,11 @@ QEMU_CPU="${QEMU_CPU:-cortex-a76}" chroot "$rootfs" /usr/bin/env -i HOME=/root L
   || die "the arm64 install failed (see above)"
 
 echo "arm64_check: the same on the host ($host_python)" >&2
-"$host_python" -m edge.cli.main eval --sequences "$sequences" --model "$model" --json "$host_out/onnxruntime-int8.json" >&2
+"$host_python" -m edge.cli.main eval --sequences "$sequences" --model "$model" --noise-runs "$noise_runs" \
+  --json "$host_out/onnxruntime-int8.json" >&2
 if [ -n "$tflite" ]; then
-  "$host_python" -m edge.cli.main eval --sequences "$sequences" --model "$tflite" --json "$host_out/tflite.json" >&2 \
+  "$host_python" -m edge.cli.main eval --sequences "$sequences" --model "$tflite" --noise-runs "$noise_runs" \
+    --json "$host_out/tflite.json" >&2 \
     || echo "arm64_check: tflite eval failed on the host" >&2
 fi
 if [ -n "$layers" ]; then
@@ -257,11 +265,21 @@ def auc(path):
             return round(100 * json.load(f)["mean"]["auc"], 2)
     except (OSError, KeyError, ValueError):
         return None
+def band(path):
+    try:
+        with open(path) as f:
+            m = json.load(f)["noise"]["mean"]
+        return [round(100 * m["auc_min"], 2), round(100 * m["auc_max"], 2)]
+    except (OSError, KeyError, ValueError):
+        return None
 engines = {}
 for path in sorted(glob.glob(os.path.join(host, "*.json")) + glob.glob(os.path.join(arm, "*.json"))):
     name = os.path.basename(path)[:-5]
-    engines.setdefault(name, {"auc_arm64": auc(os.path.join(arm, name + ".json")),
-                              "auc_host": auc(os.path.join(host, name + ".json"))})
+    if name not in engines:
+        engines[name] = {"auc_arm64": auc(os.path.join(arm, name + ".json")),
+                         "auc_host": auc(os.path.join(host, name + ".json"))}
+        if band(os.path.join(host, name + ".json")) is not None:
+            engines[name]["auc_host_noise"] = band(os.path.join(host, name + ".json"))
 tests = {"passed": 0, "failed": 0}
 try:
     root = ET.parse(os.path.join(arm, "junit.xml")).getroot()

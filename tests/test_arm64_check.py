@@ -6,9 +6,11 @@ paths a user without the prerequisites hits, through a fake PATH.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -63,6 +65,7 @@ def test_missing_debootstrap_is_named_in_one_line(tmp_path):
     (["--bogus"], "unknown option --bogus"),
     (["--rootfs"], "--rootfs needs a value"),
     (["--model", ""], "--model needs a value"),
+    (["--noise-runs", "x"], "--noise-runs needs a whole number, got x"),
 ])
 def test_bad_arguments_are_one_line(tmp_path, args, message):
     proc = _run(args, _fake_bin(tmp_path, 1000))
@@ -75,6 +78,29 @@ def test_help_describes_the_json_line(tmp_path):
     proc = _run(["--help"], _fake_bin(tmp_path, 1000) + ":/usr/bin:/bin")
     assert proc.returncode == 0
     assert '"auc_arm64"' in proc.stdout and "--rootfs DIR" in proc.stdout
+    assert '"auc_host_noise"' in proc.stdout and "--noise-runs K" in proc.stdout
+
+
+def test_json_line_carries_the_hosts_rounding_band(tmp_path):
+    # The script's own summariser, fed eval reports as both sides write them.
+    lines = open(SCRIPT, encoding="utf-8").read().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("python3 - ") and "<<'EOF'" in line)
+    code = "\n".join(lines[start + 1:lines.index("EOF", start)])
+    arm, host = tmp_path / "arm", tmp_path / "host"
+    arm.mkdir()
+    host.mkdir()
+    (arm / "onnxruntime-int8.json").write_text(json.dumps({"mean": {"auc": 0.701}}))
+    (host / "onnxruntime-int8.json").write_text(json.dumps(
+        {"mean": {"auc": 0.656}, "noise": {"mean": {"auc_mean": 0.68, "auc_min": 0.647, "auc_max": 0.7102}}}))
+    (host / "tflite.json").write_text(json.dumps({"mean": {"auc": 0.683}}))
+    proc = subprocess.run([sys.executable, "-c", code, str(arm), str(host)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["engines"]["onnxruntime-int8"] == {"auc_arm64": 70.1, "auc_host": 65.6,
+                                                     "auc_host_noise": [64.7, 71.02]}
+    assert result["engines"]["tflite"] == {"auc_arm64": None, "auc_host": 68.3}   # no noise runs: no band
+    assert result["tests"]["failed"] is None                                          # no junit.xml
 
 
 def _cleanup_function() -> str:

@@ -14,6 +14,7 @@ from edge.evaluation.datasets import find_sequences, read_results
 from edge.evaluation.harness import run_sequence
 from edge.evaluation.metrics import mean_scores, score_sequence
 from edge.evaluation.peers import PEERS, create_peer
+from edge.evaluation.rounding_noise import GREY_LEVELS, RoundingNoise, spread
 from edge.evaluation.segments import temporal_segments
 from edge.progress import Progress
 
@@ -36,6 +37,10 @@ def register(subparsers) -> None:
     p.add_argument("--starts", type=int, default=1, metavar="K",
                    help="temporal robustness: track each sequence from K evenly spaced frames "
                         "(OTB's TRE; the mean is over all runs). Default 1: from the first frame")
+    p.add_argument("--noise-runs", type=int, default=0, metavar="K",
+                   help=f"also track everything K more times with +-{GREY_LEVELS:g} grey levels of seeded "
+                        "noise on each search crop (what another CPU's rounding changes) and report every "
+                        "AUC's mean, min and max over those runs (network trackers only)")
     p.add_argument("--save-results", metavar="DIR", help="write DIR/<seq>.txt with the predicted boxes")
     p.add_argument("--json", metavar="PATH", help="write the scores as JSON")
     p.set_defaults(func=run)
@@ -65,12 +70,45 @@ def format_table(name: str, rows: list[dict], mean: dict) -> str:
     return "\n".join(lines)
 
 
+def _score(tracker, sequences, args, progress, save: bool) -> tuple[list[dict], list]:
+    rows, scores = [], []
+    for seq in sequences:
+        if tracker is None:
+            boxes, fps = read_results(args.results, seq), None
+        else:
+            run_ = run_sequence(tracker, seq, progress=progress)
+            boxes, fps = run_.boxes, run_.fps
+        if save:
+            np.savetxt(os.path.join(args.save_results, f"{seq.name}.txt"), boxes, fmt="%.3f", delimiter=",")
+        s = score_sequence(boxes, seq.gt, seq.absent)
+        scores.append(s)
+        rows.append({"name": seq.name, "frames": s.frames, "auc": s.auc, "precision": s.precision,
+                     "norm_precision": s.norm_precision, "fps": fps})
+    return rows, scores
+
+
+def format_noise_table(rows: list[dict], mean_auc: float, noise: dict) -> str:
+    lines = [f"rounding noise: {noise['runs']} more runs, +-{noise['grey_levels']:g} grey levels on every "
+             "search crop (seeds 1..K); a difference inside [min, max] is rounding, not the model", "",
+             f"| {'sequence':<20} | {'AUC %':>6} | {'mean %':>6} | {'min %':>6} | {'max %':>6} |",
+             f"|{'-' * 22}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 8}|"]
+    for r, n in [*zip(rows, noise["sequences"]), ({"name": "mean", "auc": mean_auc}, noise["mean"])]:
+        lines.append(f"| {r['name']:<20} | {100 * r['auc']:>6.1f} | {100 * n['auc_mean']:>6.1f} | "
+                     f"{100 * n['auc_min']:>6.1f} | {100 * n['auc_max']:>6.1f} |")
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     sequences = find_sequences(args.sequences)
     if args.starts != 1:
         if args.results:
             raise ConfigError("--starts runs a tracker; it does not apply to saved --results")
         sequences = [seg for seq in sequences for seg in temporal_segments(seq, args.starts)]
+    if args.noise_runs < 0:
+        raise ConfigError(f"--noise-runs must be 0 or more, got {args.noise_runs}")
+    if args.noise_runs and (args.results or args.tracker != "mixformer"):
+        raise ConfigError("--noise-runs perturbs a network's input: it needs the mixformer tracker, "
+                          "not saved --results or an OpenCV peer")
     if args.results:
         name, tracker = f"results:{os.path.basename(os.path.normpath(args.results))}", None
     else:
@@ -78,29 +116,36 @@ def run(args) -> int:
     if args.save_results:
         os.makedirs(args.save_results, exist_ok=True)
 
-    rows, scores = [], []
-    progress = Progress(sum(len(s) - 1 for s in sequences) if tracker else None, label=f"eval {name}")
+    frames = sum(len(s) - 1 for s in sequences) * (1 + args.noise_runs)
+    progress = Progress(frames if tracker else None, label=f"eval {name}")
+    noise_aucs = []
     try:
-        for seq in sequences:
-            if tracker is None:
-                boxes, fps = read_results(args.results, seq), None
-            else:
-                run_ = run_sequence(tracker, seq, progress=progress)
-                boxes, fps = run_.boxes, run_.fps
-            if args.save_results:
-                np.savetxt(os.path.join(args.save_results, f"{seq.name}.txt"), boxes, fmt="%.3f", delimiter=",")
-            s = score_sequence(boxes, seq.gt, seq.absent)
-            scores.append(s)
-            rows.append({"name": seq.name, "frames": s.frames, "auc": s.auc, "precision": s.precision,
-                         "norm_precision": s.norm_precision, "fps": fps})
+        rows, scores = _score(tracker, sequences, args, progress, save=bool(args.save_results))
+        for seed in range(1, args.noise_runs + 1):
+            from edge.tracker import Tracker
+
+            noisy = Tracker(RoundingNoise(tracker.engine, seed), **tracker_overrides(args))
+            _, run_scores = _score(noisy, sequences, args, progress, save=False)
+            noise_aucs.append([s.auc for s in run_scores])
     finally:
         progress.close()
     mean = mean_scores(scores)
     fps_values = [r["fps"] for r in rows if r["fps"] is not None]
     mean["fps"] = float(np.mean(fps_values)) if fps_values else None
     print(format_table(name, rows, mean))
+    report = {"tracker": name, "sequences": rows, "mean": mean}
+    if noise_aucs:
+        sp = spread(np.array(noise_aucs))
+        report["noise"] = {
+            "runs": args.noise_runs, "grey_levels": GREY_LEVELS,
+            "sequences": [{"name": r["name"], "auc_mean": float(a), "auc_min": float(lo), "auc_max": float(hi)}
+                          for r, a, lo, hi in zip(rows, sp["mean"], sp["min"], sp["max"])],
+            "mean": dict(zip(("auc_mean", "auc_min", "auc_max"), map(float, sp["overall"]))),
+        }
+        print()
+        print(format_noise_table(rows, mean["auc"], report["noise"]))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"tracker": name, "sequences": rows, "mean": mean}, f, indent=2)
+            json.dump(report, f, indent=2)
         print(f"\nwrote {args.json}", file=sys.stderr)
     return 0
