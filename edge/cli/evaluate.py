@@ -17,6 +17,7 @@ from edge.evaluation.peers import PEERS, create_peer
 from edge.evaluation.rounding_noise import GREY_LEVELS, RoundingNoise, spread
 from edge.evaluation.segments import temporal_segments
 from edge.progress import Progress
+from edge.tracker import Tracker
 
 
 def register(subparsers) -> None:
@@ -50,7 +51,6 @@ def _make_tracker(args):
     if args.tracker == "mixformer":
         from edge.engines import open_engine
         from edge.sample import model_or_bundled
-        from edge.tracker import Tracker
 
         engine = open_engine(model_or_bundled(args.model), threads=args.threads)
         return f"mixformer-{engine.meta.preset}", Tracker(engine, **tracker_overrides(args))
@@ -122,8 +122,6 @@ def run(args) -> int:
     try:
         rows, scores = _score(tracker, sequences, args, progress, save=bool(args.save_results))
         for seed in range(1, args.noise_runs + 1):
-            from edge.tracker import Tracker
-
             noisy = Tracker(RoundingNoise(tracker.engine, seed), **tracker_overrides(args))
             _, run_scores = _score(noisy, sequences, args, progress, save=False)
             noise_aucs.append([s.auc for s in run_scores])
