@@ -1,0 +1,78 @@
+"""Interpolate two checkpoints of one network: ``(1 - alpha) * A + alpha * B`` (WiSE-FT).
+
+A finetune often gains on what it was trained for and loses some of what its starting point knew;
+the straight line between the two weight sets keeps part of each (Wortsman et al., *Robust
+fine-tuning of zero-shot models*, CVPR 2022). ``alpha`` is chosen on the validation split.
+
+A may have another search grid than B at the same pixel scale (the bundled ``nanostem`` weights and
+a ``nanostem224`` finetune of them): it is laid out for B's variant first (train/regrid.py). The
+result is a training checkpoint of B's variant that ``edge-track export`` reads.
+
+    python -m train.weight_average A.pth.tar B.pth.tar --alpha 0.3 --output OUT.pth.tar
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from edge.errors import ConfigError, EdgeTrackError
+from train.checkpoint import _read, check_state_dict, infer_config
+from train.presets import ModelConfig, get_preset
+from train.regrid import regrid_state_dict
+
+
+def _config(state: dict, recorded: dict | None, path: str) -> ModelConfig:
+    if recorded is not None and recorded.get("name"):
+        return get_preset(recorded["name"])
+    cfg = infer_config(state)
+    if cfg is None:
+        raise ConfigError(f"{path}: cannot tell its variant from the weights")
+    return cfg
+
+
+def average(a_path: str, b_path: str, alpha: float) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """The interpolated state dict, laid out for B's variant, and that variant."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"--alpha must be within [0, 1], got {alpha:g}")
+    a, _ = _read(a_path)
+    b, b_recorded = _read(b_path)
+    cfg = _config(b, b_recorded, b_path)
+    check_state_dict(b, cfg, b_path)
+    a = regrid_state_dict(a, cfg)
+    check_state_dict(a, cfg, a_path)
+    out = {}
+    for key, vb in b.items():
+        va = a[key]
+        # Integer buffers (none in this network today) are taken from B, the run being kept.
+        out[key] = ((1.0 - alpha) * va.float() + alpha * vb.float()).to(vb.dtype) if vb.is_floating_point() else vb
+    return out, cfg
+
+
+def main(argv=None) -> int:
+    from train.config import TrainConfig
+    from train.model import build_model
+    from train.trainer import save_checkpoint
+
+    p = argparse.ArgumentParser(prog="python -m train.weight_average", description=__doc__.splitlines()[0])
+    p.add_argument("a", metavar="A.pth.tar", help="the starting weights (alpha 0)")
+    p.add_argument("b", metavar="B.pth.tar", help="the finetuned weights (alpha 1); the result has its variant")
+    p.add_argument("--alpha", type=float, required=True, help="weight of B, within [0, 1]")
+    p.add_argument("--output", "-o", required=True, metavar="OUT.pth.tar")
+    args = p.parse_args(argv)
+    try:
+        state, cfg = average(args.a, args.b, args.alpha)
+        model = build_model(cfg)
+        model.load_state_dict(state, strict=True)
+        save_checkpoint(args.output, model, 0, TrainConfig(stage="frozen_stem", variant=cfg.name))
+    except EdgeTrackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}: {1 - args.alpha:g} x {args.a} + {args.alpha:g} x {args.b} ({cfg.name})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
