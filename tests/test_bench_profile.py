@@ -43,9 +43,13 @@ def test_unknown_ops_are_other():
 
 @pytest.mark.skipif(not os.path.isfile(BUNDLED_MODEL), reason="no bundled model in this checkout")
 def test_real_profile_of_the_bundled_model_accounts_for_its_run_time():
+    from edge.engines import open_engine
+
+    meta = open_engine(BUNDLED_MODEL, threads=1).meta
     rng = np.random.default_rng(0)
-    t = rng.uniform(0, 255, (1, 3, 128, 128)).astype(np.float32)
-    searches = [rng.uniform(0, 255, (1, 3, 256, 256)).astype(np.float32) for _ in range(4)]
+    t = rng.uniform(0, 255, (1, 3, meta.template_size, meta.template_size)).astype(np.float32)
+    searches = [rng.uniform(0, 255, (1, 3, meta.search_size, meta.search_size)).astype(np.float32)
+                for _ in range(4)]
     prof = profile_engine_graph(BUNDLED_MODEL, t, t, searches, threads=1)
     assert prof["graph"] == "step" and prof["runs"] == 4
     # The bundled INT8 model: dynamic-quantised GEMMs and an fp32 CNN stem.
