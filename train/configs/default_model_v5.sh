@@ -6,11 +6,11 @@
 # alpha 0.3 and size update rate 0.2 were chosen on the validation split by the mean over
 # rounding-noise runs (`edge-track eval --noise-runs 8`); MODEL_CARD.md has the numbers.
 set -euo pipefail
-# The first model's weights, recovered from the file it shipped as (commit b76c0e7; or train them
+# The first model's weights, recovered from the file it first shipped as (commit 7d93e27; or train them
 # again with train/configs/default_model.yaml and export + quantise as its header says).
 mkdir -p runs/v1
-git show b76c0e7:edge/data/model/edge-track-default.onnx > runs/v1/first.onnx
-git show b76c0e7:edge/data/model/edge-track-default.step.onnx > runs/v1/first.step.onnx
+git show 7d93e27:edge/data/model/edge-track-default.onnx > runs/v1/first.onnx
+git show 7d93e27:edge/data/model/edge-track-default.step.onnx > runs/v1/first.step.onnx
 python -m train.recover_onnx runs/v1/first.onnx runs/v1/recovered.pth.tar
 edge-track train train/configs/default_model_v3.yaml        # runs/default-model-v3/final.pth.tar
 edge-track train train/configs/default_model_v4.yaml        # runs/default-model-v4/epoch1.pth.tar
