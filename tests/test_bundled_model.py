@@ -89,7 +89,7 @@ def test_model_card_reports_held_out_scores():
     text = open(CARD, encoding="utf-8").read().lower()
     for needed in ("held-out", "csrt", "nanotrack", "auc", "licence", "train/configs/default_model.yaml",
                    "train/configs/default_model_v3.yaml", "train/configs/default_model_v4.yaml",
-                   "train/configs/default_model_v5.sh", "validation split", "research use", "noise-runs"):
+                   "train/recipes/default_model_v5.sh", "validation split", "research use", "noise-runs"):
         assert needed in text
     assert json.loads(open(os.path.join(os.path.dirname(BUNDLED_MODEL), "eval.json")).read())["mean"]["auc"] > 0
 
@@ -99,7 +99,7 @@ def test_the_validation_split_named_in_the_card_is_what_training_held_out():
     yaml = pytest.importorskip("yaml")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     text = open(CARD, encoding="utf-8").read()
-    recipe = open(os.path.join(repo, "train", "configs", "default_model_v5.sh"), encoding="utf-8").read()
+    recipe = open(os.path.join(repo, "train", "recipes", "default_model_v5.sh"), encoding="utf-8").read()
     excluded = []
     for name in ("default_model_v3.yaml", "default_model_v4.yaml"):
         assert f"train/configs/{name}" in recipe
