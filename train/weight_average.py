@@ -19,36 +19,23 @@ import sys
 import torch
 
 from edge.errors import ConfigError, EdgeTrackError
-from train.checkpoint import _read, check_state_dict, infer_config
-from train.presets import ModelConfig, get_preset
-from train.regrid import regrid_state_dict
-
-
-def _config(state: dict, recorded: dict | None, path: str) -> ModelConfig:
-    if recorded is not None and recorded.get("name"):
-        return get_preset(recorded["name"])
-    cfg = infer_config(state)
-    if cfg is None:
-        raise ConfigError(f"{path}: cannot tell its variant from the weights")
-    return cfg
+from train.checkpoint import load_model
+from train.presets import ModelConfig
+from train.regrid import load_regridded
 
 
 def average(a_path: str, b_path: str, alpha: float) -> tuple[dict[str, torch.Tensor], ModelConfig]:
     """The interpolated state dict, laid out for B's variant, and that variant."""
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"--alpha must be within [0, 1], got {alpha:g}")
-    a, _ = _read(a_path)
-    b, b_recorded = _read(b_path)
-    cfg = _config(b, b_recorded, b_path)
-    check_state_dict(b, cfg, b_path)
-    a = regrid_state_dict(a, cfg)
-    check_state_dict(a, cfg, a_path)
+    model_b, _ = load_model(b_path)
+    model_a, _ = load_regridded(a_path, model_b.cfg.name)
+    a, b = model_a.state_dict(), model_b.state_dict()
     out = {}
     for key, vb in b.items():
-        va = a[key]
         # Integer buffers (none in this network today) are taken from B, the run being kept.
-        out[key] = ((1.0 - alpha) * va.float() + alpha * vb.float()).to(vb.dtype) if vb.is_floating_point() else vb
-    return out, cfg
+        out[key] = ((1.0 - alpha) * a[key].float() + alpha * vb.float()).to(vb.dtype) if vb.is_floating_point() else vb
+    return out, model_b.cfg
 
 
 def main(argv=None) -> int:
