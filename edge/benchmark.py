@@ -10,7 +10,9 @@ Per frame it records the network time (``Engine.run`` alone) and the whole-frame
 accuracy comparison made by the caller. ``--peer nanotrack`` measures OpenCV's NanoTrack on the
 same frames instead (whole-frame time only: OpenCV does not expose its network call).
 ``--profile`` adds onnxruntime's per-operator profile of the per-frame graph, run on the search
-crops this tracker really produced.
+crops this tracker really produced. ``--pace FPS`` starts each frame 1/FPS s after the previous
+one, as a camera delivers them, instead of back to back: between frames the inference threads go
+idle, and waking them is part of what a device pays per frame.
 """
 
 from __future__ import annotations
@@ -108,9 +110,38 @@ def load_frames(sequences_dir: str, max_frames: int):
     return [(seq.name, seq.frames[:max_frames], seq.gt[:max_frames]) for seq in find_sequences(sequences_dir)]
 
 
-def track_all(tracker_factory, clips, warmup_frames: int = 5):
-    """Track every clip; returns (boxes {name: (n, 4)}, frame seconds list, network seconds list)."""
+class Pacer:
+    """Holds each frame back until its slot in a camera-rate schedule; ``fps`` None: no waiting.
+
+    A frame that comes late (the previous one took longer than a slot) starts at once and the
+    schedule restarts from it, as a camera that drops frames would: no burst of catch-up frames.
+    """
+
+    def __init__(self, fps: float | None, clock=time.perf_counter, sleep=time.sleep) -> None:
+        self.period = 1.0 / fps if fps else 0.0
+        self._clock, self._sleep = clock, sleep
+        self._next: float | None = None
+
+    def restart(self) -> None:
+        self._next = None
+
+    def wait(self) -> None:
+        if not self.period:
+            return
+        now = self._clock()
+        if self._next is None or self._next <= now:
+            self._next = now + self.period
+            return
+        self._sleep(self._next - now)
+        self._next += self.period
+
+
+def track_all(tracker_factory, clips, warmup_frames: int = 5, pace_fps: float | None = None):
+    """Track every clip; returns (boxes {name: (n, 4)}, frame seconds list, network seconds list).
+
+    pace_fps: start frames at this rate (see ``Pacer``) rather than back to back."""
     tracker, timed = tracker_factory()
+    pacer = Pacer(pace_fps)
     name, frames, gt = clips[0]
     tracker.init(read_rgb(frames[0]), gt[0])
     for path in frames[1:1 + warmup_frames]:
@@ -120,8 +151,10 @@ def track_all(tracker_factory, clips, warmup_frames: int = 5):
     for name, frames, gt in clips:
         tracker.init(read_rgb(frames[0]), gt[0])
         out = [tuple(gt[0])]
+        pacer.restart()
         for path in frames[1:]:
             frame = read_rgb(path)
+            pacer.wait()
             start = time.perf_counter()
             result = tracker.update(frame)
             frame_s.append(time.perf_counter() - start)
@@ -158,6 +191,8 @@ def main(argv=None) -> int:
     p.add_argument("--sequences", required=True)
     p.add_argument("--threads", type=int, default=physical_cores())
     p.add_argument("--max-frames", type=int, default=60)
+    p.add_argument("--pace", type=float, default=None, metavar="FPS",
+                   help="start frames at a camera's rate instead of back to back")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
 
@@ -182,7 +217,7 @@ def main(argv=None) -> int:
         return Tracker(timed), timed
 
     try:
-        boxes, frame_s, network_s = track_all(factory, clips)
+        boxes, frame_s, network_s = track_all(factory, clips, pace_fps=args.pace)
     except EdgeTrackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

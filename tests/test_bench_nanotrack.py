@@ -25,7 +25,7 @@ def test_worker_measures_nanotrack_whole_frame_time_without_torch(clip_dir, tmp_
     nano = shared_path("models", "opencv")
     out = tmp_path / "nano.json"
     proc = subprocess.run([sys.executable, "-m", "edge.benchmark", "--peer", "nanotrack", "--nanotrack-dir", nano,
-                           "--sequences", clip_dir, "--threads", "1", "--out", str(out)],
+                           "--sequences", clip_dir, "--threads", "1", "--pace", "500", "--out", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
@@ -108,7 +108,7 @@ def test_bench_rounds_alternate_engines_and_print_ratios_to_nanotrack(clip_dir, 
     calls = []
     frame_ms = {"nanotrack (opencv)": [4.0, 40.0, 4.0], "default": [6.0, 60.0, 6.0]}   # round 2: a slow minute
 
-    def fake_worker(path, cand, sequences, threads, max_frames, profile=False):
+    def fake_worker(path, cand, sequences, threads, max_frames, profile=False, pace_fps=None):
         key = cand.name if cand.name.startswith("nanotrack") else "default"
         ms = frame_ms[key][sum(1 for c in calls if c == key)]
         calls.append(key)
@@ -128,3 +128,55 @@ def test_bench_rounds_alternate_engines_and_print_ratios_to_nanotrack(clip_dir, 
     assert "over 3 rounds" in table and "default-model-fp32 (tiny.onnx) 1.50x" in table
     with pytest.raises(bench.ConfigError, match="at least 1"):
         bench.run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, rounds=0, log=lambda m: None)
+
+
+def test_pacer_holds_frames_to_the_camera_schedule_and_never_bursts_after_a_late_one():
+    from edge.benchmark import Pacer
+
+    now, slept = [0.0], []
+
+    def sleep(s):
+        slept.append(round(s, 6))
+        now[0] += s
+
+    pacer = Pacer(20.0, clock=lambda: now[0], sleep=sleep)     # 50 ms slots
+    pacer.wait()                       # the first frame starts the schedule
+    now[0] += 0.010                    # a 10 ms frame
+    pacer.wait()
+    assert slept == [0.04] and now[0] == pytest.approx(0.05)
+    now[0] += 0.120                    # a frame longer than two slots
+    pacer.wait()                       # late: starts at once, the schedule restarts from here
+    assert slept == [0.04]
+    now[0] += 0.010
+    pacer.wait()
+    assert slept == [0.04, 0.04]
+    pacer.restart()                    # a new clip: no waiting for the old schedule
+    pacer.wait()
+    assert slept == [0.04, 0.04]
+    free = Pacer(None, clock=lambda: 0.0, sleep=lambda s: pytest.fail("an unpaced bench never sleeps"))
+    free.wait()
+    free.wait()
+
+
+def test_bench_pace_reaches_every_worker_and_the_report(clip_dir, tiny_model_path, monkeypatch, tmp_path):
+    pytest.importorskip("torch")
+    import train.bench as bench
+    from train.model import build_model
+    from train.presets import get_preset
+
+    paces = []
+
+    def fake_worker(path, cand, sequences, threads, max_frames, profile=False, pace_fps=None):
+        paces.append(pace_fps)
+        return {"median_ms": 1.0, "p90_ms": 1.0, "frame_median_ms": 2.0, "frame_p90_ms": 2.0, "fps": 500.0,
+                "rss_mb": 1.0, "boxes": {"square": [[120, 90, 40, 32]] * 14}}
+
+    monkeypatch.setattr(bench, "run_worker", fake_worker)
+    model = build_model(get_preset("tiny"), seed=0)
+    report = bench.run_bench(model, "", clip_dir, threads=1, max_frames=14, only=["default-model"],
+                             default_model=tiny_model_path, log=lambda m: None, profile=False, pace_fps=400.0)
+    assert paces == [400.0] and report["pace_fps"] == 400.0
+    assert "paced at 400 FPS" in bench.format_table(report)
+    for bad in (0.0, -5.0, float("nan")):
+        with pytest.raises(bench.ConfigError, match="positive frame rate"):
+            bench.run_bench(model, "", clip_dir, pace_fps=bad, log=lambda m: None)

@@ -182,13 +182,14 @@ def profile_target(engines: list[dict], cands: dict[str, Candidate]) -> dict | N
 
 
 def run_worker(path: str, cand: Candidate, sequences: str, threads: int, max_frames: int,
-               profile: bool = False) -> dict:
+               profile: bool = False, pace_fps: float | None = None) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
     what = ["--peer", cand.peer] if cand.peer else ["--model", path, "--engine", cand.engine]
     cmd = [sys.executable, "-m", "edge.benchmark", *what,
            "--sequences", sequences, "--threads", str(threads), "--max-frames", str(max_frames),
-           "--out", out, *cand.worker_args, *(["--profile"] if profile else [])]
+           "--out", out, *cand.worker_args, *(["--profile"] if profile else []),
+           *(["--pace", str(pace_fps)] if pace_fps else [])]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -238,8 +239,11 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
               max_frames: int = 60, calib_samples: int = 32, workdir: str | None = None,
               only: list[str] | None = None, extra_models: list[str] | None = None, log=print,
               default_model: str | None = None, nanotrack_dir: str | None = None, profile: bool = True,
-              rounds: int = 1) -> dict:
+              rounds: int = 1, pace_fps: float | None = None) -> dict:
     """extra_models: ready-made model files (e.g. a QAT export) measured beside the built ones.
+
+    pace_fps: every engine gets its frames at this rate, as from a camera, instead of back to back
+    (``edge.benchmark.Pacer``); the profile run is never paced.
 
     rounds: every engine's worker runs this many times, the engines taking turns (A B C A B C),
     and each timing is the median over rounds: on a machine whose speed drifts, every engine
@@ -250,6 +254,8 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
     """
     if rounds < 1:
         raise ConfigError(f"--rounds must be at least 1, got {rounds}")
+    if pace_fps is not None and not (pace_fps > 0 and np.isfinite(pace_fps)):
+        raise ConfigError(f"--pace must be a positive frame rate, got {pace_fps}")
     threads = threads or physical_cores()
     torch.set_num_threads(threads)
     clips = load_frames(sequences, max_frames)
@@ -262,7 +268,7 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
         return Tracker(timed), timed
 
     t0 = time.perf_counter()
-    ref_boxes, frame_s, net_s = track_all(torch_factory, clips)
+    ref_boxes, frame_s, net_s = track_all(torch_factory, clips, pace_fps=pace_fps)
     auc, prec = ground_truth_scores(ref_boxes, clips)
     baseline = {"name": BASELINE, **summarize(frame_s, net_s), "rss_mb": None, "auc": auc, "precision_20px": prec,
                 "size_mb": sum(p.numel() * p.element_size() for p in model.state_dict().values()) / 1e6,
@@ -302,7 +308,8 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
                 if cand.name in skipped:
                     continue
                 try:
-                    runs[cand.name].append(run_worker(path, cand, sequences, threads, max_frames))
+                    runs[cand.name].append(run_worker(path, cand, sequences, threads, max_frames,
+                                                      pace_fps=pace_fps))
                 except EdgeTrackError as exc:
                     skipped[cand.name] = str(exc)
                     log(f"  {cand.name}: skipped ({exc})")
@@ -347,7 +354,7 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
         row["x_over_flop_ceiling"] = row["median_ms"] / floor if row["median_ms"] is not None else None
         if profile_report and row["name"] == profile_report["engine"]:
             profile_report["flop_ceiling_ms"] = floor
-    return {"baseline": BASELINE, "variant": cfg.name, "threads": threads, "rounds": rounds,
+    return {"baseline": BASELINE, "variant": cfg.name, "threads": threads, "rounds": rounds, "pace_fps": pace_fps,
             "sequences": [c[0] for c in clips],
             "frames": sum(len(c[1]) - 1 for c in clips), "engines": engines, "skipped": skipped,
             "machine_peak": peak, "flop_ceiling": ceiling, "profile": profile_report}
@@ -401,6 +408,10 @@ def format_table(report: dict) -> str:
               "these frames. "
               "The default model and NanoTrack are not built from the benched checkpoint (no IoU/AUC delta "
               "against it); NanoTrack's network call is inside OpenCV, so it has a whole-frame time only."]
+    if report.get("pace_fps"):
+        fps = report["pace_fps"]
+        lines.append(f"Frames paced at {fps:g} FPS, as from a camera: each starts 1/{fps:g} s after the previous "
+                     "one, so inference threads go idle between frames and must wake for each.")
     if report.get("rounds", 1) > 1:
         lines.append(f"Engines took turns over {report['rounds']} rounds (the baseline ran once); "
                      "each time is the median over rounds.")

@@ -187,6 +187,9 @@ def register_bench(subparsers) -> None:
     p.add_argument("--rounds", type=int, default=1, metavar="R",
                    help="run every engine R times, taking turns, and report medians over rounds "
                         "(for machines whose speed drifts; default 1)")
+    p.add_argument("--pace", type=float, default=None, metavar="FPS",
+                   help="give every engine its frames at this rate, as a camera does (threads idle between "
+                        "frames), instead of back to back (default)")
     p.set_defaults(func=run_bench_command)
 
 
@@ -210,7 +213,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
     report = run_bench(model, sha, sequences, threads=args.threads, max_frames=args.max_frames,
                        workdir=args.workdir, only=args.engines, extra_models=args.extra_model,
                        log=lambda m: print(m, file=sys.stderr), default_model=args.model,
-                       nanotrack_dir=args.nanotrack_dir, profile=not args.no_profile, rounds=args.rounds)
+                       nanotrack_dir=args.nanotrack_dir, profile=not args.no_profile, rounds=args.rounds,
+                       pace_fps=args.pace)
     print(format_table(report))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
