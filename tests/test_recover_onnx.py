@@ -57,6 +57,33 @@ def test_dynamic_int8_model_requantises_to_the_same_weights(tmp_path):
         assert np.abs(first[name].astype(int) - again[name].astype(int)).max() <= 1, name
 
 
+def test_an_int8_file_from_before_the_conv_form_excite_recovers(tmp_path):
+    """The recipe starts from a file whose stem ran squeeze-excite as two MatMuls (older export):
+    its weights, whose initialiser names the current export no longer makes, still come back."""
+    from train.stems import SqueezeExcite
+
+    model = _trained_like(5)
+    SqueezeExcite.linear_form = True
+    try:
+        export_onnx(model, str(tmp_path / "old.onnx"), check=False)
+    finally:
+        SqueezeExcite.linear_form = False
+    quantize_model(str(tmp_path / "old.onnx"), str(tmp_path / "old-q.onnx"))
+    nodes = onnx.load(str(tmp_path / "old-q.onnx")).graph.node
+    assert any(n.op_type == "ReduceMean" and "/se/" in n.name for n in nodes)
+    back = recover(str(tmp_path / "old-q.onnx")).state_dict()
+    want = model.state_dict()
+    for key, value in want.items():
+        if key in ("backbone.reg_tokens", "backbone.pos_embed_reg"):
+            continue
+        if value.ndim == 2 and key.endswith(".weight"):
+            # dequantised int8 MatMul weights: within half a step of each output channel's scale
+            half_step = 0.5 * value.abs().amax(dim=1, keepdim=True) / 127
+            assert torch.all((back[key] - value).abs() <= half_step * 1.01 + 1e-7), key
+        else:
+            assert torch.allclose(back[key], value, atol=1e-6), key
+
+
 def test_a_file_without_edge_track_metadata_is_refused(tmp_path):
     from edge.errors import ModelError
 

@@ -216,7 +216,7 @@ def test_pseudo_sequences_are_scoreable_otb_folders(tmp_path):
 
 
 def test_stem_macs_match_a_count_of_the_layers_run():
-    from train.stems import NanoTrackStem, stem_macs
+    from train.stems import NanoTrackStem, SqueezeExcite, stem_macs
 
     stem = NanoTrackStem()
     counted = []
@@ -225,14 +225,14 @@ def test_stem_macs_match_a_count_of_the_layers_run():
         k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
         counted.append(output.numel() * k)
 
-    def linear_hook(module, inputs, output):
-        counted.append(module.in_features * module.out_features)
+    def excite_hook(module, inputs, output):   # its two Linear weights run as 1x1 convs on one pixel
+        counted.extend(fc.in_features * fc.out_features for fc in (module.fc1, module.fc2))
 
     for m in stem.modules():
         if isinstance(m, torch.nn.Conv2d):
             m.register_forward_hook(conv_hook)
-        elif isinstance(m, torch.nn.Linear):
-            m.register_forward_hook(linear_hook)
+        elif isinstance(m, SqueezeExcite):
+            m.register_forward_hook(excite_hook)
     for size in (128, 256):
         counted.clear()
         with torch.no_grad():

@@ -231,14 +231,19 @@ class DistributionBoxHead(nn.Module):
         # Bin left edges i * search/bins, in pixels. Not in the state dict (upstream has no buffers).
         stride = search_size / bins
         self.register_buffer("bin_pos", torch.arange(bins, dtype=torch.float32) * stride, persistent=False)
+        # Rows: x1, x2, y1, y2 in px; columns: cx = (x1 + x2) / 2, cy, w = x2 - x1, h, over the crop size.
+        edges_to_cxcywh = torch.tensor([[0.5, 0.0, -1.0, 0.0], [0.5, 0.0, 1.0, 0.0],
+                                        [0.0, 0.5, 0.0, -1.0], [0.0, 0.5, 0.0, 1.0]]) / search_size
+        self.register_buffer("edges_to_cxcywh", edges_to_cxcywh, persistent=False)
 
     def forward(self, tokens: torch.Tensor):
         """tokens: (B, 4, D) -> (boxes (B, 4) cx, cy, w, h normalised, edge logits (B, 4, bins))."""
         logits = self.layers(tokens)                                               # (B, 4, F)
-        edges = (logits.softmax(dim=-1) * self.bin_pos).sum(dim=-1) / self.search_size  # (B, 4): l r t b
-        x1, x2, y1, y2 = edges.unbind(-1)
-        boxes = torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], dim=-1)
-        return boxes, logits
+        edges = (logits.softmax(dim=-1) * self.bin_pos).sum(dim=-1)               # (B, 4): l r t b, px
+        # Edges to normalised (cx, cy, w, h) by a constant matrix rather than unbind/stack: three
+        # graph nodes instead of about twenty, each a dispatch on every frame. Written as a
+        # broadcast product, not MatMul, so INT8 export leaves it (and its 0.5s) in fp32.
+        return (edges[..., None] * self.edges_to_cxcywh).sum(dim=-2), logits
 
 
 class ScoreHead(nn.Module):

@@ -3,8 +3,9 @@ its checkpoint is gone (checkpoints are never committed; the exported model alwa
 
 Works for fp32 graphs and for dynamic INT8 ones (per-channel int8 weights are dequantised: quantising
 the recovered model the same way gives back the same file). The parameter behind each anonymous
-``onnx::MatMul_N`` weight is found by exporting a seeded model of the same preset and matching
-values; the exported attention-scale fold and the constant-folded prediction tokens are undone.
+``onnx::MatMul_N`` / ``onnx::Conv_N`` weight is found by exporting a seeded model of the same preset
+and matching values (older files, whose stem ran its squeeze-excite as MatMuls, against that form);
+the exported attention-scale fold and the constant-folded prediction tokens are undone.
 
     python -m train.recover_onnx MODEL.onnx OUT.pth.tar
 """
@@ -49,27 +50,49 @@ def _weights(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
     return out
 
 
-def _anonymous_names(model: MixFormerV2) -> dict[str, str]:
-    """``onnx::MatMul_N`` -> parameter name, by exporting this (seeded) model and matching values."""
+def _linear_form_excite(proto: onnx.ModelProto) -> bool:
+    """Whether the file runs the stem's squeeze-excite as MatMuls (exported before 2026-11-30)."""
+    return any(n.op_type == "ReduceMean" and "/se/" in n.name for n in proto.graph.node)
+
+
+def _as_param(value: np.ndarray, shape: tuple) -> np.ndarray | None:
+    """An anonymous initialiser in a parameter's layout: MatMul weights are W^T, the excite's
+    1x1 conv weights W[:, :, None, None]; None when it cannot be that parameter."""
+    if value.ndim == 2 and value.T.shape == shape:
+        return value.T
+    if value.ndim == 4 and value.shape[2:] == (1, 1) and value.shape[:2] == shape:
+        return value[:, :, 0, 0]
+    return None
+
+
+def _anonymous_names(model: MixFormerV2, linear_form_excite: bool = False) -> dict[str, str]:
+    """``onnx::MatMul_N`` / ``onnx::Conv_N`` -> parameter name, by exporting this (seeded) model,
+    with the excite branch in the file's form, and matching values."""
     from train.export import export_onnx
+    from train.stems import SqueezeExcite
 
     state = model.state_dict()
     dim = model.cfg.embed_dim
     scale = model.backbone.blocks[0].attn.scale
-    with tempfile.TemporaryDirectory() as work:
-        export_onnx(model, os.path.join(work, "m.onnx"), check=False)
-        exported = {i.name: numpy_helper.to_array(i) for i in onnx.load(os.path.join(work, "m.onnx")).graph.initializer}
+    SqueezeExcite.linear_form = linear_form_excite
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            export_onnx(model, os.path.join(work, "m.onnx"), check=False)
+            exported = {i.name: numpy_helper.to_array(i)
+                        for i in onnx.load(os.path.join(work, "m.onnx")).graph.initializer}
+    finally:
+        SqueezeExcite.linear_form = False
     names = {}
     for name, value in exported.items():
-        if name.startswith(_PREFIX) or value.ndim != 2 or value.dtype != np.float32:
+        if name.startswith(_PREFIX) or value.dtype != np.float32:
             continue
         for key, param in state.items():
-            if param.ndim != 2 or tuple(param.shape) != value.T.shape:
+            if param.ndim != 2 or (candidate := _as_param(value, tuple(param.shape))) is None:
                 continue
             ref = param.numpy().copy()
             if key.endswith("attn.qkv.weight"):
                 ref[:dim] *= scale
-            if np.allclose(ref, value.T, atol=1e-6):
+            if np.allclose(ref, candidate, atol=1e-6):
                 names[name] = key
                 break
     return names
@@ -85,7 +108,7 @@ def recover(path: str) -> MixFormerV2:
     model = build_model(get_preset(meta.preset), seed=0).eval()
     state = model.state_dict()
     weights = _weights(proto)
-    anonymous = _anonymous_names(model)
+    anonymous = _anonymous_names(model, _linear_form_excite(proto))
     dim = model.cfg.embed_dim
     scale = model.backbone.blocks[0].attn.scale
     new = {}
@@ -98,7 +121,9 @@ def recover(path: str) -> MixFormerV2:
         if name.startswith(_PREFIX) and name + "/orientation" in weights:
             value = value.T                      # quantised MatMul weights are stored (in, out)
         elif not name.startswith(_PREFIX):
-            value = value.T                      # anonymous MatMul weights are W^T
+            value = _as_param(value, tuple(state[key].shape))
+            if value is None:                    # not that parameter's shape: reported as missing
+                continue
         new[key] = torch.from_numpy(np.array(value, dtype=np.float32)).reshape(state[key].shape)
     for i in range(model.cfg.depth):            # undo export's fold of 1/sqrt(head_dim) into q
         for suffix in ("weight", "bias"):

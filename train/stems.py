@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edge.errors import ModelError
@@ -57,15 +58,27 @@ def _act(name: str) -> nn.Module:
 
 
 class SqueezeExcite(nn.Module):
+    # Files exported before 2026-11-30 ran this branch as two MatMuls (ReduceMean -> Linear);
+    # train/recover_onnx.py sets the flag to re-create their initialiser names.
+    linear_form = False
+
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(channels, hidden)
         self.fc2 = nn.Linear(hidden, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = x.mean(dim=(2, 3))                                                   # (B, C)
-        w = nn.functional.hardsigmoid(self.fc2(torch.relu(self.fc1(w))))
-        return x * w[:, :, None, None]
+        if self.linear_form:
+            w = nn.functional.hardsigmoid(self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3))))))
+            return x * w[:, :, None, None]
+        # The Linear weights applied as 1x1 convs on the pooled (B, C, 1, 1) map: the same numbers,
+        # but the graph reads GlobalAveragePool -> Conv, which onnxruntime runs in its blocked conv
+        # layout and dynamic INT8 (MatMul/Gemm only) leaves in fp32: twelve one-pixel INT8 MatMuls
+        # per frame, each quantising its input at run time, were slower than these convs.
+        w = F.adaptive_avg_pool2d(x, 1)                                          # (B, C, 1, 1)
+        w = torch.relu(F.conv2d(w, self.fc1.weight[:, :, None, None], self.fc1.bias))
+        w = F.hardsigmoid(F.conv2d(w, self.fc2.weight[:, :, None, None], self.fc2.bias))
+        return x * w
 
 
 class InvertedResidual(nn.Module):

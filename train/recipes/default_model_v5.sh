@@ -5,6 +5,8 @@
 # between the two taken at 0.3 of the way to the finetune (WiSE-FT; train/weight_average.py).
 # alpha 0.3 and size update rate 0.2 were chosen on the validation split by the mean over
 # rounding-noise runs (`edge-track eval --noise-runs 8`); MODEL_CARD.md has the numbers.
+# The export below writes the stem's squeeze-excite as pooled 1x1 convs (fp32 after quantising);
+# the first INT8 file of these weights, before that change, ran it as INT8 MatMuls.
 set -euo pipefail
 # The first model's weights, recovered from the file it first shipped as (commit 7d93e27; or train them
 # again with train/configs/default_model.yaml and export + quantise as its header says).
