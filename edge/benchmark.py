@@ -195,6 +195,9 @@ def main(argv=None) -> int:
                    help="start frames at a camera's rate instead of back to back")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    if args.pace is not None and not 0 < args.pace < float("inf"):
+        print(f"error: --pace must be a positive frame rate, got {args.pace}", file=sys.stderr)
+        return 2
 
     clips = load_frames(args.sequences, args.max_frames)
     kwargs = {"threads": args.threads}

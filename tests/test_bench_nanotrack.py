@@ -130,6 +130,14 @@ def test_bench_rounds_alternate_engines_and_print_ratios_to_nanotrack(clip_dir, 
         bench.run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, rounds=0, log=lambda m: None)
 
 
+@pytest.mark.parametrize("pace", ["0", "-3", "inf", "nan"])
+def test_worker_refuses_a_pace_that_is_not_a_frame_rate(clip_dir, tmp_path, pace):
+    proc = subprocess.run([sys.executable, "-m", "edge.benchmark", "--peer", "kcf", "--sequences", clip_dir,
+                           "--pace", pace, "--out", str(tmp_path / "x.json")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"error: --pace must be a positive frame rate, got {float(pace)}"]
+
+
 def test_pacer_holds_frames_to_the_camera_schedule_and_never_bursts_after_a_late_one():
     from edge.benchmark import Pacer
 

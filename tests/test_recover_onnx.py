@@ -57,20 +57,23 @@ def test_dynamic_int8_model_requantises_to_the_same_weights(tmp_path):
         assert np.abs(first[name].astype(int) - again[name].astype(int)).max() <= 1, name
 
 
-def test_an_int8_file_from_before_the_conv_form_excite_recovers(tmp_path):
-    """The recipe starts from a file whose stem ran squeeze-excite as two MatMuls (older export):
-    its weights, whose initialiser names the current export no longer makes, still come back."""
+def test_an_int8_file_from_before_the_graph_changes_recovers(tmp_path):
+    """The recipe starts from a file exported before 2026-11-30 (squeeze-excite as two MatMuls, box
+    built with unbind/stack): its anonymous weights are numbered differently from what the current
+    export makes, and they still come back, each to its own parameter."""
+    from train.model import DistributionBoxHead
     from train.stems import SqueezeExcite
 
     model = _trained_like(5)
-    SqueezeExcite.linear_form = True
+    SqueezeExcite.linear_form = DistributionBoxHead.stack_form = True
     try:
         export_onnx(model, str(tmp_path / "old.onnx"), check=False)
     finally:
-        SqueezeExcite.linear_form = False
+        SqueezeExcite.linear_form = DistributionBoxHead.stack_form = False
     quantize_model(str(tmp_path / "old.onnx"), str(tmp_path / "old-q.onnx"))
     nodes = onnx.load(str(tmp_path / "old-q.onnx")).graph.node
     assert any(n.op_type == "ReduceMean" and "/se/" in n.name for n in nodes)
+    assert any(n.op_type == "Concat" and "pred_boxes" in n.output for n in nodes)
     back = recover(str(tmp_path / "old-q.onnx")).state_dict()
     want = model.state_dict()
     for key, value in want.items():

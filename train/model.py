@@ -220,6 +220,10 @@ class Backbone(nn.Module):
 class DistributionBoxHead(nn.Module):
     """Each prediction token -> a distribution over ``bins`` positions of one box edge (spec 2.3)."""
 
+    # Files exported before 2026-11-30 built the box from the edges with unbind/stack; the flag
+    # re-creates that graph (train/recover_onnx.py needs its initialiser numbering).
+    stack_form = False
+
     def __init__(self, dim: int, bins: int, search_size: int) -> None:
         super().__init__()
         self.bins = bins
@@ -240,6 +244,9 @@ class DistributionBoxHead(nn.Module):
         """tokens: (B, 4, D) -> (boxes (B, 4) cx, cy, w, h normalised, edge logits (B, 4, bins))."""
         logits = self.layers(tokens)                                               # (B, 4, F)
         edges = (logits.softmax(dim=-1) * self.bin_pos).sum(dim=-1)               # (B, 4): l r t b, px
+        if self.stack_form:
+            x1, x2, y1, y2 = (edges / self.search_size).unbind(-1)
+            return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], dim=-1), logits
         # Edges to normalised (cx, cy, w, h) by a constant matrix rather than unbind/stack: three
         # graph nodes instead of about twenty, each a dispatch on every frame. Written as a
         # broadcast product, not MatMul, so INT8 export leaves it (and its 0.5s) in fp32.

@@ -4,7 +4,7 @@ its checkpoint is gone (checkpoints are never committed; the exported model alwa
 Works for fp32 graphs and for dynamic INT8 ones (per-channel int8 weights are dequantised: quantising
 the recovered model the same way gives back the same file). The parameter behind each anonymous
 ``onnx::MatMul_N`` / ``onnx::Conv_N`` weight is found by exporting a seeded model of the same preset
-and matching values (older files, whose stem ran its squeeze-excite as MatMuls, against that form);
+and matching values (files exported before 2026-11-30, with other graph forms, against those forms);
 the exported attention-scale fold and the constant-folded prediction tokens are undone.
 
     python -m train.recover_onnx MODEL.onnx OUT.pth.tar
@@ -50,9 +50,14 @@ def _weights(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
     return out
 
 
-def _linear_form_excite(proto: onnx.ModelProto) -> bool:
-    """Whether the file runs the stem's squeeze-excite as MatMuls (exported before 2026-11-30)."""
-    return any(n.op_type == "ReduceMean" and "/se/" in n.name for n in proto.graph.node)
+def _legacy_forms(proto: onnx.ModelProto) -> dict[str, bool]:
+    """Which of the graph forms of files exported before 2026-11-30 this file has: the stem's
+    squeeze-excite as MatMuls, the box built with unbind/stack (ending in a Concat). The exporter
+    numbers anonymous weights after every value in the graph, so recovering such a file needs an
+    export of the same forms."""
+    nodes = proto.graph.node
+    return {"linear_form_excite": any(n.op_type == "ReduceMean" and "/se/" in n.name for n in nodes),
+            "stack_form_box": any(n.op_type == "Concat" and "pred_boxes" in n.output for n in nodes)}
 
 
 def _as_param(value: np.ndarray, shape: tuple) -> np.ndarray | None:
@@ -65,23 +70,25 @@ def _as_param(value: np.ndarray, shape: tuple) -> np.ndarray | None:
     return None
 
 
-def _anonymous_names(model: MixFormerV2, linear_form_excite: bool = False) -> dict[str, str]:
-    """``onnx::MatMul_N`` / ``onnx::Conv_N`` -> parameter name, by exporting this (seeded) model,
-    with the excite branch in the file's form, and matching values."""
+def _anonymous_names(model: MixFormerV2, linear_form_excite: bool = False,
+                     stack_form_box: bool = False) -> dict[str, str]:
+    """``onnx::MatMul_N`` / ``onnx::Conv_N`` -> parameter name, by exporting this (seeded) model
+    in the file's graph forms (``_legacy_forms``) and matching values."""
     from train.export import export_onnx
+    from train.model import DistributionBoxHead
     from train.stems import SqueezeExcite
 
     state = model.state_dict()
     dim = model.cfg.embed_dim
     scale = model.backbone.blocks[0].attn.scale
-    SqueezeExcite.linear_form = linear_form_excite
+    SqueezeExcite.linear_form, DistributionBoxHead.stack_form = linear_form_excite, stack_form_box
     try:
         with tempfile.TemporaryDirectory() as work:
             export_onnx(model, os.path.join(work, "m.onnx"), check=False)
             exported = {i.name: numpy_helper.to_array(i)
                         for i in onnx.load(os.path.join(work, "m.onnx")).graph.initializer}
     finally:
-        SqueezeExcite.linear_form = False
+        SqueezeExcite.linear_form = DistributionBoxHead.stack_form = False
     names = {}
     for name, value in exported.items():
         if name.startswith(_PREFIX) or value.dtype != np.float32:
@@ -108,7 +115,7 @@ def recover(path: str) -> MixFormerV2:
     model = build_model(get_preset(meta.preset), seed=0).eval()
     state = model.state_dict()
     weights = _weights(proto)
-    anonymous = _anonymous_names(model, _linear_form_excite(proto))
+    anonymous = _anonymous_names(model, **_legacy_forms(proto))
     dim = model.cfg.embed_dim
     scale = model.backbone.blocks[0].attn.scale
     new = {}
