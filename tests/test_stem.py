@@ -125,13 +125,8 @@ def test_affine_copy_moves_the_box_with_the_object():
         assert 0.8 < moved[2] / found[2] < 1.25
 
 
-def test_frozen_stem_training_end_to_end(tmp_path):
-    """Pool from a generated video (NanoTrack pseudo-tracks) and photos, a few steps, export."""
-    shared_path("models", "opencv", "nanotrack_head_sim.onnx")
-    from train.config import load_train_config
-    from train.export import export_onnx
-    from train.trainer import train
-
+def _frozen_stem_sources(tmp_path):
+    """A generated video (for NanoTrack pseudo-tracks) and three photos: (video path, photo folder)."""
     rng = np.random.default_rng(0)
     video = str(tmp_path / "clip.avi")
     writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
@@ -145,6 +140,17 @@ def test_frozen_stem_training_end_to_end(tmp_path):
     for k in range(3):
         cv2.imwrite(str(photos / f"p{k}.png"),
                     cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (7, 7), 0))
+    return video, photos
+
+
+def test_frozen_stem_training_end_to_end(tmp_path):
+    """Pool from a generated video (NanoTrack pseudo-tracks) and photos, a few steps, export."""
+    shared_path("models", "opencv", "nanotrack_head_sim.onnx")
+    from train.config import load_train_config
+    from train.export import export_onnx
+    from train.trainer import train
+
+    video, photos = _frozen_stem_sources(tmp_path)
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(f"""
 stage: frozen_stem
@@ -179,6 +185,38 @@ optim: {{lr: 0.001, epochs: 2, lr_drop_epoch: 2, batch_size: 8, backbone_lr_scal
     mtime = os.path.getmtime(tmp_path / "run" / "pool.npz")
     train(cfg, max_steps=1)
     assert os.path.getmtime(tmp_path / "run" / "pool.npz") == mtime
+
+
+def test_frozen_stem_training_can_remove_a_layer(tmp_path):
+    """elimination.layers on the cached-stem stage: the layer fades out over the epochs and the
+    saved model is one layer shallower, with the other layers' trained weights in order."""
+    shared_path("models", "opencv", "nanotrack_head_sim.onnx")
+    from train.checkpoint import load_model
+    from train.config import load_train_config
+    from train.trainer import train
+
+    video, photos = _frozen_stem_sources(tmp_path)
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(f"""
+stage: frozen_stem
+variant: nanostem
+output: {tmp_path / 'run'}
+data:
+  sources:
+    - {{path: {video}, kind: pseudo_video, weight: 1.0}}
+    - {{path: {photos}, kind: images, weight: 1.0}}
+  pool_samples: 16
+  samples_per_epoch: 8
+teacher: {{kind: nanotrack, path: {NANOTRACK_DIR}}}
+elimination: {{layers: [1], decay_epochs: 2}}
+optim: {{lr: 0.001, epochs: 2, lr_drop_epoch: 2, batch_size: 8}}
+""")
+    result = train(load_train_config(str(cfg_path)))
+    model, _ = load_model(result["checkpoint"], None)
+    assert model.cfg.depth == 2 and len(model.backbone.blocks) == 2
+    last, _ = load_model(str(tmp_path / "run" / "checkpoint_last.pth.tar"), None)
+    assert len(last.backbone.blocks) == 3                    # the training state keeps the faded layer
+    assert torch.equal(model.backbone.blocks[1].attn.qkv.weight, last.backbone.blocks[2].attn.qkv.weight)
 
 
 def test_frozen_stem_config_needs_the_nanotrack_teacher(tmp_path):

@@ -116,15 +116,11 @@ class Distill(Stage):
         return _pair_dataset(self.cfg, model, rank, keep_rgb=self.cfg.teacher.kind == "nanotrack")
 
 
-class DeepToShallow(Stage):
-    """Stage 2: the chosen layers fade out (and are removed at the end), taught by the deep model."""
+class _Eliminates:
+    """Progressive layer elimination (``elimination.layers``): the layers fade out epoch by epoch
+    and are removed from the saved model once their residual branches reach 0."""
 
-    def teacher(self, student):
-        source = _load_teacher(self.cfg) if self.cfg.teacher.path else copy.deepcopy(student)
-        return MixFormerBatchTeacher(MixFormerV2Teacher(source), student.cfg.bins)
-
-    def actor(self, model, teacher, device):
-        return BoxActor(self.cfg.loss, teacher, self.cfg.elimination.feature_pairs)
+    cfg: TrainConfig
 
     def begin_epoch(self, model, epoch):
         if self.cfg.elimination.layers:
@@ -141,6 +137,17 @@ class DeepToShallow(Stage):
         return model
 
 
+class DeepToShallow(_Eliminates, Stage):
+    """Stage 2: the chosen layers fade out (and are removed at the end), taught by the deep model."""
+
+    def teacher(self, student):
+        source = _load_teacher(self.cfg) if self.cfg.teacher.path else copy.deepcopy(student)
+        return MixFormerBatchTeacher(MixFormerV2Teacher(source), student.cfg.bins)
+
+    def actor(self, model, teacher, device):
+        return BoxActor(self.cfg.loss, teacher, self.cfg.elimination.feature_pairs)
+
+
 class Score(Stage):
     """Stage 3: only the score head trains, on positives and negatives."""
 
@@ -150,9 +157,10 @@ class Score(Stage):
         return ScoreActor(self.cfg.loss)
 
 
-class FrozenStem(Stage):
+class FrozenStem(_Eliminates, Stage):
     """The default model: NanoTrack's CNN as a frozen stem, trained on pairs cached with its
-    features and NanoTrack's dense answer."""
+    features and NanoTrack's dense answer. With ``elimination.layers`` the model also gets
+    shallower (the cached stem features do not depend on the layers)."""
 
     def start_model(self):
         if self.cfg.init:
