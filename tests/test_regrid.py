@@ -25,25 +25,26 @@ def _saved_nanostem(tmp_path, seed=0):
     return model, str(path)
 
 
-def test_regridded_weights_keep_their_pixel_meaning(tmp_path):
+@pytest.mark.parametrize("variant,grid,bins", [("nanostem224", 14, 56), ("nanostem192", 12, 48)])
+def test_regridded_weights_keep_their_pixel_meaning(tmp_path, variant, grid, bins):
     from train.model import sincos_pos_embed_2d
     from train.regrid import BIN_KEYS, load_regridded
 
     source, path = _saved_nanostem(tmp_path)
-    model, _ = load_regridded(path, "nanostem224")
-    assert model.cfg.search_grid == 14 and model.cfg.bins == 56
-    assert torch.equal(model.backbone.pos_embed_s[0], sincos_pos_embed_2d(128, 14))
+    model, _ = load_regridded(path, variant)
+    assert model.cfg.search_grid == grid and model.cfg.bins == bins
+    assert torch.equal(model.backbone.pos_embed_s[0], sincos_pos_embed_2d(128, grid))
     # Bin i starts at the same pixel in both crops, so the kept rows mean the same edge positions.
-    assert torch.equal(model.box_head.bin_pos, source.box_head.bin_pos[:56])
+    assert torch.equal(model.box_head.bin_pos, source.box_head.bin_pos[:bins])
     old, new = source.state_dict(), model.state_dict()
     for key in new:
         if key in BIN_KEYS:
-            assert torch.equal(new[key], old[key][:56])
+            assert torch.equal(new[key], old[key][:bins])
         elif key != "backbone.pos_embed_s":
             assert torch.equal(new[key], old[key]), key
     # A search token at grid cell (r, c) carries the same position code on both grids.
     r, c = 5, 9
-    assert torch.equal(model.backbone.pos_embed_s[0, r * 14 + c], source.backbone.pos_embed_s[0, r * 16 + c])
+    assert torch.equal(model.backbone.pos_embed_s[0, r * grid + c], source.backbone.pos_embed_s[0, r * 16 + c])
 
 
 def test_regrid_refuses_another_bin_stride(tmp_path):

@@ -69,6 +69,10 @@ PRESETS: dict[str, ModelConfig] = {
     "nanostem224": ModelConfig("nanostem224", embed_dim=128, depth=3, num_heads=4, mlp_ratio=2.0,
                                template_size=128, search_size=224, bins=56, search_factor=3.5,
                                update_interval=25, stem="nanotrack", size_update_rate=0.3),
+    # Tighter again at the same scale (192 px over 3x the target): 0.73x nanostem224's tokens.
+    "nanostem192": ModelConfig("nanostem192", embed_dim=128, depth=3, num_heads=4, mlp_ratio=2.0,
+                               template_size=128, search_size=192, bins=48, search_factor=3.0,
+                               update_interval=25, stem="nanotrack", size_update_rate=0.3),
     # For tests: seconds to build, export and run.
     "tiny": ModelConfig("tiny", embed_dim=64, depth=2, num_heads=2, mlp_ratio=2.0,
                         template_size=64, search_size=128, bins=32, search_factor=4.0,

@@ -43,7 +43,7 @@ class OpenCVPeer:
         return TrackResult(box=self._box, score=score, state=state, frame_id=self._frame_id)
 
 
-def _quiet_opencv() -> None:
+def quiet_opencv() -> None:
     # OpenCV's DNN engine warns once per tracker about unsupported targets; not our user's problem.
     logging = getattr(getattr(cv2, "utils", None), "logging", None)
     if logging is not None:
@@ -67,7 +67,7 @@ def create_peer(name: str, nanotrack_dir: str | None = None) -> OpenCVPeer:
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing:
             raise ConfigError(f"NanoTrack model file not found: {missing[0]}")
-        _quiet_opencv()
+        quiet_opencv()
         params = cv2.TrackerNano_Params()
         params.backbone, params.neckhead = paths
 
