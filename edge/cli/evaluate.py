@@ -56,7 +56,9 @@ def _make_tracker(args):
         return f"mixformer-{engine.meta.preset}", Tracker(engine, **tracker_overrides(args))
     if args.model:
         raise ConfigError(f"--model is for the mixformer tracker, not {args.tracker}")
-    return args.tracker, create_peer(args.tracker, args.nanotrack_dir)
+    peer = create_peer(args.tracker, args.nanotrack_dir, threads=args.threads)
+    preset = getattr(getattr(peer, "meta", None), "preset", None)
+    return (f"{args.tracker}-{preset.split('-')[-1]}" if preset else args.tracker), peer
 
 
 def format_table(name: str, rows: list[dict], mean: dict) -> str:

@@ -1,7 +1,9 @@
 """OpenCV's trackers behind the same init/update verbs as ``edge.tracker.Tracker``.
 
 KCF and CSRT come with opencv-contrib (``pip install 'edge-track[peers]'``); NanoTrack is in
-the main OpenCV build but needs its two ONNX files (backbone and head).
+the main OpenCV build but needs its two ONNX files (backbone and head). ``nanotrack-upstream``
+is the same kind of files (V2 or V3) run by the authors' own tracking loop on onnxruntime
+(``edge.nanotrack``), which is what the peer's published numbers come from.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from edge.errors import ConfigError
 from edge.tracker import TrackResult, TrackState
 
-PEERS = ("kcf", "csrt", "nanotrack")
+PEERS = ("kcf", "csrt", "nanotrack", "nanotrack-upstream")
 NANOTRACK_FILES = ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx")
 
 
@@ -50,9 +52,17 @@ def quiet_opencv() -> None:
         logging.setLogLevel(logging.LOG_LEVEL_ERROR)
 
 
-def create_peer(name: str, nanotrack_dir: str | None = None) -> OpenCVPeer:
-    """A peer tracker by name: kcf, csrt or nanotrack (which needs ``nanotrack_dir``)."""
+def create_peer(name: str, nanotrack_dir: str | None = None, threads: int | None = None):
+    """A peer tracker by name: kcf, csrt, nanotrack or nanotrack-upstream (both need
+    ``nanotrack_dir``; ``threads`` applies to the onnxruntime one)."""
     name = name.lower()
+    if name == "nanotrack-upstream":
+        from edge.nanotrack import open_nanotrack
+
+        if not nanotrack_dir:
+            raise ConfigError("nanotrack-upstream needs --nanotrack-dir, a folder with NanoTrack's "
+                              "*backbone*.onnx and *head*.onnx (V2 or V3)")
+        return open_nanotrack(nanotrack_dir, threads=threads)
     if name in ("kcf", "csrt"):
         cls_name = "TrackerKCF" if name == "kcf" else "TrackerCSRT"
         cls = getattr(cv2, cls_name, None)

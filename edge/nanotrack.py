@@ -1,0 +1,286 @@
+"""NanoTrack (V2 and V3) with onnxruntime, as its authors' tracker runs it.
+
+OpenCV's ``cv2.TrackerNano`` runs the same V2 files with its own constants and RGB input, and
+cannot load V3. This is the upstream tracking loop (HonglinChu/SiamTrackers, ``NanoTrack``),
+re-implemented from its description in ``../shared/models/nanotrack_v3/SOURCE.md``:
+
+- crops: the context square ``sqrt((w + p)(h + p))``, ``p = (w + h) / 2``, for the 127 px
+  template, the same times 255/127 for the search crop; padding with the first frame's mean
+  colour; raw BGR 0..255;
+- the head scores a grid of points (stride 16, centred on the crop) and regresses the distances
+  to the box edges from each point;
+- the chosen point maximises the score times a size/aspect-change penalty, blended with a
+  Hanning window; the size moves towards the new one by ``lr`` times the chosen score.
+
+The settings come from the upstream config of each version and are selected by the files'
+feature width (48 channels: V2, 96: V3).
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge.errors import ConfigError
+from edge.onnx_dims import OnnxFormatError, free_spatial_dims
+from edge.tracker import TrackResult, TrackState
+
+
+@dataclass(frozen=True)
+class NanoTrackSettings:
+    """The TRACK section of an upstream config."""
+
+    version: str
+    window_influence: float
+    penalty_k: float
+    lr: float
+    context_amount: float = 0.5
+    exemplar_size: int = 127
+    instance_size: int = 255
+    stride: int = 16
+
+
+SETTINGS = {
+    48: NanoTrackSettings("v2", window_influence=0.490, penalty_k=0.150, lr=0.385),   # configv2.yaml
+    96: NanoTrackSettings("v3", window_influence=0.455, penalty_k=0.138, lr=0.348),   # configv3.yaml
+}
+
+
+@dataclass(frozen=True)
+class NanoTrackInfo:
+    """What the runtime reads off a tracker for its messages and warm-up (as ``Tracker.meta``)."""
+
+    preset: str
+    search_size: int
+
+
+def find_files(folder: str) -> tuple[str, str]:
+    """(backbone, head) ONNX files in ``folder``: one ``*backbone*.onnx`` and one ``*head*.onnx``."""
+    if not os.path.isdir(folder):
+        raise ConfigError(f"NanoTrack folder not found: {folder}")
+    found = []
+    for part in ("backbone", "head"):
+        matches = sorted(glob.glob(os.path.join(folder, f"*{part}*.onnx")))
+        if len(matches) != 1:
+            what = "no" if not matches else f"{len(matches)}"
+            raise ConfigError(f"NanoTrack folder {folder}: {what} *{part}*.onnx file (needs exactly one)")
+        found.append(matches[0])
+    return found[0], found[1]
+
+
+def is_nanotrack_folder(path: str) -> bool:
+    return os.path.isdir(path) and all(glob.glob(os.path.join(path, f"*{p}*.onnx")) for p in ("backbone", "head"))
+
+
+class NanoTrackModel:
+    """The two networks: ``features(crop)`` and ``head(template_features, search_features)``."""
+
+    name = "onnxruntime"
+
+    def __init__(self, folder: str, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        backbone_path, head_path = find_files(folder)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        try:
+            with open(backbone_path, "rb") as f:
+                backbone = free_spatial_dims(f.read())
+            self._backbone = ort.InferenceSession(backbone, options, providers=["CPUExecutionProvider"])
+            self._head = ort.InferenceSession(head_path, options, providers=["CPUExecutionProvider"])
+        except (OnnxFormatError, OSError) as exc:
+            raise ConfigError(f"NanoTrack files in {folder} cannot be read: {exc}") from None
+        except Exception as exc:   # onnxruntime's own errors are many lines
+            raise ConfigError(f"NanoTrack files in {folder} are not valid ONNX: {str(exc).splitlines()[0]}") from None
+        self._backbone_input = self._backbone.get_inputs()[0].name
+        heads = self._head.get_inputs()
+        if len(heads) != 2 or len(heads[0].shape) != 4 or len(self._head.get_outputs()) != 2:
+            raise ConfigError(f"{head_path}: not a NanoTrack head (two feature inputs, score and box outputs)")
+        self._head_inputs = [i.name for i in heads]
+        channels = heads[0].shape[1]
+        if channels not in SETTINGS:
+            raise ConfigError(f"{head_path}: {channels}-channel features; NanoTrack V2 has 48, V3 96")
+        self.settings = SETTINGS[channels]
+
+    def features(self, crop: np.ndarray) -> np.ndarray:
+        return self._backbone.run(None, {self._backbone_input: crop})[0]
+
+    def head(self, template_features: np.ndarray, search_features: np.ndarray):
+        cls, loc = self._head.run(None, dict(zip(self._head_inputs, (template_features, search_features))))
+        return cls, loc
+
+    def close(self) -> None:
+        self._backbone = self._head = None
+
+
+def context_crop(image: np.ndarray, centre, model_size: int, original_size: int, fill) -> np.ndarray:
+    """The upstream ``get_subwindow``: the ``original_size`` square centred on ``centre`` (out of
+    the image: ``fill``), resized to ``model_size``. Returns (model_size, model_size, 3) uint8."""
+    side = int(original_size)
+    c = (side + 1) / 2
+    x1 = int(math.floor(centre[0] - c + 0.5))
+    y1 = int(math.floor(centre[1] - c + 0.5))
+    height, width = image.shape[:2]
+    ix1, iy1 = max(x1, 0), max(y1, 0)
+    ix2, iy2 = min(x1 + side, width), min(y1 + side, height)
+    if ix1 == x1 and iy1 == y1 and ix2 == x1 + side and iy2 == y1 + side:
+        patch = image[y1:y1 + side, x1:x1 + side]
+    else:
+        patch = np.empty((side, side, 3), np.uint8)
+        patch[:] = fill
+        if ix2 > ix1 and iy2 > iy1:
+            patch[iy1 - y1:iy2 - y1, ix1 - x1:ix2 - x1] = image[iy1:iy2, ix1:ix2]
+    if side != model_size:
+        patch = cv2.resize(patch, (model_size, model_size))
+    return patch
+
+
+def _hanning_window(size: int) -> np.ndarray:
+    h = np.hanning(size)
+    return np.outer(h, h).reshape(-1)
+
+
+def _grid_points(size: int, stride: int) -> np.ndarray:
+    """(size*size, 2) x, y of each score-map point relative to the crop centre."""
+    offsets = (np.arange(size) - size // 2) * stride
+    x, y = np.meshgrid(offsets, offsets)
+    return np.stack([x.reshape(-1), y.reshape(-1)], axis=1).astype(np.float64)
+
+
+class NanoTracker:
+    """NanoTrack behind the same verbs as ``edge.tracker.Tracker``: init, update, box,
+    search_factor / set_search_factor (the device loop widens the search while LOST), with
+    TRACKING / LOST from ``lost_score_threshold`` held for ``lost_frames`` frames."""
+
+    def __init__(self, model: NanoTrackModel, *, frame_color_order: str = "RGB",
+                 lost_score_threshold: float = 0.25, lost_frames: int = 5) -> None:
+        if frame_color_order not in ("RGB", "BGR"):
+            raise ConfigError(f"frame_color_order must be RGB or BGR, got {frame_color_order!r}")
+        self.engine = model
+        self.settings = s = model.settings
+        self.meta = NanoTrackInfo(preset=f"nanotrack-{s.version}", search_size=s.instance_size)
+        self.lost_score_threshold, self.lost_frames = float(lost_score_threshold), int(lost_frames)
+        self._bgr = frame_color_order == "BGR"
+        self._base_factor = s.instance_size / s.exemplar_size
+        self._factor = self._base_factor
+        self._map_size = None
+        self._box = None
+
+    @property
+    def box(self):
+        return self._box
+
+    @property
+    def search_factor(self) -> float:
+        """Search side over the template's context side (255/127 upstream)."""
+        return self._factor
+
+    def set_search_factor(self, factor: float) -> None:
+        if not (math.isfinite(factor) and factor > 0):
+            raise ConfigError(f"search factor must be a positive number, got {factor!r}")
+        self._factor = float(factor)
+
+    def _net_input(self, patch: np.ndarray) -> np.ndarray:
+        bgr = patch if self._bgr else patch[:, :, ::-1]
+        return np.ascontiguousarray(bgr.transpose(2, 0, 1)[None], dtype=np.float32)
+
+    def _context_side(self) -> float:
+        w, h = self._size
+        p = self.settings.context_amount * (w + h)
+        return math.sqrt((w + p) * (h + p))
+
+    def init(self, frame: np.ndarray, box_xywh) -> TrackResult:
+        x, y, w, h = (float(v) for v in box_xywh)
+        if not all(map(math.isfinite, (x, y, w, h))) or w <= 0 or h <= 0:
+            raise ConfigError(f"initial box must be x,y,w,h with w, h > 0, got {box_xywh!r}")
+        s = self.settings
+        self._centre = np.array([x + (w - 1) / 2, y + (h - 1) / 2])
+        self._size = np.array([w, h])
+        self._fill = frame.reshape(-1, 3).mean(axis=0)
+        crop = context_crop(frame, self._centre, s.exemplar_size, round(self._context_side()), self._fill)
+        self._template = self.engine.features(self._net_input(crop))
+        self._box = (x, y, w, h)
+        self._frame_id = 0
+        self._low_streak = 0
+        self._state = TrackState.TRACKING
+        return TrackResult(box=self._box, score=1.0, state=self._state, frame_id=0)
+
+    def update(self, frame: np.ndarray) -> TrackResult:
+        if self._box is None:
+            raise RuntimeError("NanoTracker.update() called before init()")
+        self._frame_id += 1
+        s = self.settings
+        s_z = self._context_side()
+        scale_z = s.exemplar_size / s_z
+        s_x = s_z * self._factor
+        crop = context_crop(frame, self._centre, s.instance_size, round(s_x), self._fill)
+        cls, loc = self.engine.head(self._template, self.engine.features(self._net_input(crop)))
+        if not (np.all(np.isfinite(cls)) and np.all(np.isfinite(loc))):
+            self._low_streak = max(self._low_streak, self.lost_frames)
+            self._state = TrackState.LOST
+            return TrackResult(box=self._box, score=0.0, state=self._state, frame_id=self._frame_id, valid=False)
+        score, boxes = self._decode(cls, loc, s.instance_size / s_x / scale_z)
+        # Upstream's penalties: a change of size or aspect ratio costs score; the window
+        # favours the centre.
+        w, h = self._size * scale_z
+        penalty = np.exp(-(_change(_pad_side(boxes[:, 2], boxes[:, 3]) / _pad_side(w, h))
+                           * _change((w / h) / (boxes[:, 2] / boxes[:, 3])) - 1) * s.penalty_k)
+        pscore = penalty * score * (1 - s.window_influence) + self._window * s.window_influence
+        best = int(np.argmax(pscore))
+        cx, cy, bw, bh = boxes[best] / scale_z
+        lr = penalty[best] * score[best] * s.lr
+        if self._factor != self._base_factor:
+            # A widened crop shows the target smaller than its template, and the head's sizes
+            # are then biased towards the template's: only the centre is taken.
+            lr = 0.0
+        cx, cy = cx + self._centre[0], cy + self._centre[1]
+        bw = self._size[0] * (1 - lr) + bw * lr
+        bh = self._size[1] * (1 - lr) + bh * lr
+        height, width = frame.shape[:2]
+        cx, cy = max(0.0, min(cx, width)), max(0.0, min(cy, height))
+        bw, bh = max(10.0, min(bw, width)), max(10.0, min(bh, height))
+        self._centre, self._size = np.array([cx, cy]), np.array([bw, bh])
+        self._box = (float(cx - bw / 2), float(cy - bh / 2), float(bw), float(bh))
+        best_score = float(score[best])
+        self._low_streak = self._low_streak + 1 if best_score < self.lost_score_threshold else 0
+        self._state = TrackState.LOST if self._low_streak >= self.lost_frames else TrackState.TRACKING
+        return TrackResult(box=self._box, score=best_score, state=self._state, frame_id=self._frame_id)
+
+    def _decode(self, cls: np.ndarray, loc: np.ndarray, crop_scale: float):
+        """Target probability per point, and (cx, cy, w, h) per point in template-scale pixels
+        relative to the crop centre (upstream's units). ``crop_scale`` maps a widened crop's
+        pixels back to the 255/127 one (1 unless the loop widened the search)."""
+        size = cls.shape[-1]
+        if size != self._map_size:
+            self._map_size = size
+            self._window = _hanning_window(size)
+            self._points = _grid_points(size, self.settings.stride)
+        logits = cls[0].reshape(2, -1).astype(np.float64)
+        e = np.exp(logits - logits.max(axis=0))
+        score = e[1] / e.sum(axis=0)
+        left, top, right, bottom = loc[0].reshape(4, -1).astype(np.float64)
+        px, py = self._points[:, 0], self._points[:, 1]
+        x1, y1, x2, y2 = px - left, py - top, px + right, py + bottom
+        boxes = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=1) / crop_scale
+        return score, boxes
+
+
+def _change(r):
+    return np.maximum(r, 1.0 / r)
+
+
+def _pad_side(w, h):
+    pad = (w + h) * 0.5
+    return np.sqrt((w + pad) * (h + pad))
+
+
+def open_nanotrack(folder: str, *, threads: int | None = None, **tracker_options) -> NanoTracker:
+    return NanoTracker(NanoTrackModel(folder, threads), **tracker_options)

@@ -1,0 +1,206 @@
+"""NanoTrack's upstream tracking loop on onnxruntime (edge.nanotrack) and the ONNX input edit it needs."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import make_clip_frames, shared_path
+from edge.errors import ConfigError
+from edge.evaluation.datasets import load_sequence
+from edge.evaluation.harness import run_sequence
+from edge.evaluation.metrics import iou, score_sequence
+from edge.nanotrack import NanoTracker, context_crop, find_files, is_nanotrack_folder, open_nanotrack
+from edge.onnx_dims import OnnxFormatError, free_spatial_dims
+from edge.sample import SAMPLE_DIR
+from edge.tracker import TrackState
+
+
+def _conv_model(size: int) -> bytes:
+    """A 3x3 convolution with a fixed (1, 2, size, size) input and recorded inner shapes."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.arange(2 * 2 * 9, dtype=np.float32).reshape(2, 2, 3, 3) / 10, "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, size, size])], initializer=[weight],
+        value_info=[helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 2, size, size])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.metadata_props.add(key="kept", value="yes")
+    return model.SerializeToString(), onnx
+
+
+def test_free_spatial_dims_runs_other_sizes_with_the_same_weights():
+    ort = pytest.importorskip("onnxruntime")
+    fixed, onnx = _conv_model(16)
+    freed = free_spatial_dims(fixed)
+    with pytest.raises(Exception):
+        fixed_session = ort.InferenceSession(fixed, providers=["CPUExecutionProvider"])
+        fixed_session.run(None, {"x": np.zeros((1, 2, 8, 8), np.float32)})
+    session = ort.InferenceSession(freed, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for size in (16, 9):
+        x = rng.normal(size=(1, 2, size, size)).astype(np.float32)
+        want = ort.InferenceSession(_conv_model(size)[0], providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        np.testing.assert_allclose(session.run(None, {"x": x})[0], want, rtol=1e-6, atol=1e-6)
+    model = onnx.load_from_string(freed)
+    onnx.checker.check_model(model)
+    assert [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim][:2] == [1, 2]
+    assert not model.graph.value_info                      # re-inferred for the size given
+    assert model.graph.initializer[0].dims == [2, 2, 3, 3]  # weights untouched
+    assert model.metadata_props[0].value == "yes"
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00\x01garbage", b"\x3a\xff\xff\xff"])
+def test_free_spatial_dims_refuses_what_is_not_a_model(data):
+    with pytest.raises(OnnxFormatError):
+        free_spatial_dims(data)
+
+
+def _upstream_subwindow(im, pos, model_sz, original_sz, avg_chans):
+    """The upstream crop as its authors wrote it: pad the whole image, then slice."""
+    sz = original_sz
+    c = (original_sz + 1) / 2
+    xmin = np.floor(pos[0] - c + 0.5)
+    xmax = xmin + sz - 1
+    ymin = np.floor(pos[1] - c + 0.5)
+    ymax = ymin + sz - 1
+    left, top = int(max(0.0, -xmin)), int(max(0.0, -ymin))
+    right, bottom = int(max(0.0, xmax - im.shape[1] + 1)), int(max(0.0, ymax - im.shape[0] + 1))
+    xmin, xmax, ymin, ymax = xmin + left, xmax + left, ymin + top, ymax + top
+    r, cc, k = im.shape
+    te = np.zeros((r + top + bottom, cc + left + right, k), np.uint8)
+    te[top:top + r, left:left + cc] = im
+    te[:top, left:left + cc] = avg_chans
+    te[r + top:, left:left + cc] = avg_chans
+    te[:, :left] = avg_chans
+    te[:, cc + left:] = avg_chans
+    patch = te[int(ymin):int(ymax + 1), int(xmin):int(xmax + 1)]
+    return cv2.resize(patch, (model_sz, model_sz)) if model_sz != original_sz else patch
+
+
+@pytest.mark.parametrize("centre,side", [((50.3, 40.7), 31), ((3.0, 2.0), 64), ((118.5, 90.2), 77),
+                                         ((60.0, 45.0), 255), ((-20.0, 10.0), 40), ((64.0, 48.0), 127)])
+def test_context_crop_matches_the_upstream_padding(centre, side):
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    fill = image.reshape(-1, 3).mean(axis=0)
+    for size in (127, 255):
+        np.testing.assert_array_equal(context_crop(image, centre, size, side, fill),
+                                      _upstream_subwindow(image, centre, size, side, fill))
+
+
+@pytest.fixture(params=[("opencv",), ("nanotrack_v3",)], ids=["v2", "v3"])
+def nanotrack_dir(request):
+    return shared_path("models", *request.param)
+
+
+def test_version_and_settings_come_from_the_files(nanotrack_dir):
+    tracker = open_nanotrack(nanotrack_dir, threads=1)
+    want = "v3" if nanotrack_dir.endswith("nanotrack_v3") else "v2"
+    assert tracker.settings.version == want
+    assert tracker.meta.preset == f"nanotrack-{want}"
+    # The upstream configs: V3 window 0.455 / penalty 0.138 / lr 0.348, V2 0.490 / 0.150 / 0.385.
+    assert (tracker.settings.window_influence, tracker.settings.penalty_k) == \
+        ((0.455, 0.138) if want == "v3" else (0.490, 0.150))
+
+
+def test_tracks_a_moving_textured_patch(nanotrack_dir):
+    frames, gt = make_clip_frames(n=30, size=(320, 240), box=(60, 50, 40, 32), step=(4, 2))
+    tracker = open_nanotrack(nanotrack_dir, threads=1)
+    tracker.init(frames[0], gt[0])
+    boxes = [tracker.update(f) for f in frames[1:]]
+    overlaps = iou(np.array([b.box for b in boxes]), gt[1:])
+    assert overlaps.min() > 0.5, overlaps
+    assert all(b.state is TrackState.TRACKING for b in boxes)
+
+
+def test_a_wider_search_still_reports_frame_pixels(nanotrack_dir):
+    """The device loop widens the search while LOST; boxes must stay in frame pixels. (The
+    target then looks smaller than its template, as in any Siamese tracker, so it moves slowly.)"""
+    frames, gt = make_clip_frames(n=12, size=(320, 240), box=(120, 90, 40, 32), step=(1, 0))
+    tracker = open_nanotrack(nanotrack_dir, threads=1)
+    tracker.init(frames[0], gt[0])
+    tracker.set_search_factor(tracker.search_factor * 1.6)
+    overlaps = [float(iou(np.array([tracker.update(f).box]), gt[i + 1:i + 2])[0]) for i, f in enumerate(frames[1:])]
+    assert min(overlaps) > 0.5, overlaps
+    with pytest.raises(ConfigError):
+        tracker.set_search_factor(float("nan"))
+
+
+def test_sample_clip_accuracy_guard():
+    """The upstream V2 tracker on the bundled clip; bounded well below what it scores so that
+    another CPU's rounding cannot fail it, and well above a lost track."""
+    folder = shared_path("models", "opencv")
+    seq = load_sequence(SAMPLE_DIR)
+    run = run_sequence(open_nanotrack(folder, threads=1), seq)
+    assert score_sequence(run.boxes, seq.gt).auc > 0.6
+
+
+def test_the_frames_colour_order_is_honoured():
+    folder = shared_path("models", "opencv")
+    frames, gt = make_clip_frames(n=10, size=(320, 240), box=(60, 50, 40, 32), step=(4, 2))
+    rgb = open_nanotrack(folder, threads=1)
+    bgr = open_nanotrack(folder, threads=1, frame_color_order="BGR")
+    rgb.init(frames[0], gt[0])
+    bgr.init([f[:, :, ::-1].copy() for f in frames[:1]][0], gt[0])
+    for f in frames[1:]:
+        a, b = rgb.update(f), bgr.update(np.ascontiguousarray(f[:, :, ::-1]))
+        assert np.allclose(a.box, b.box, atol=1e-3)
+
+
+def test_folder_problems_are_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        find_files(str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="backbone"):
+        find_files(str(tmp_path))
+    (tmp_path / "nanotrack_backbone.onnx").write_bytes(b"not onnx")
+    (tmp_path / "nanotrack_head.onnx").write_bytes(b"not onnx either")
+    assert is_nanotrack_folder(str(tmp_path))
+    with pytest.raises(ConfigError) as err:
+        open_nanotrack(str(tmp_path))
+    assert "\n" not in str(err.value)
+
+
+def test_a_folder_with_the_head_of_another_version_is_refused(tmp_path):
+    v2, v3 = shared_path("models", "opencv"), shared_path("models", "nanotrack_v3")
+    shutil.copy(find_files(v2)[0], tmp_path / "nanotrack_backbone.onnx")
+    shutil.copy(find_files(v3)[1], tmp_path / "nanotrack_head.onnx")
+    tracker = open_nanotrack(str(tmp_path))
+    frames, gt = make_clip_frames(n=2, size=(320, 240), box=(60, 50, 40, 32))
+    with pytest.raises(Exception):
+        tracker.init(frames[0], gt[0])
+        tracker.update(frames[1])
+
+
+def test_bad_initial_boxes_are_config_errors():
+    tracker = open_nanotrack(shared_path("models", "opencv"), threads=1)
+    frame = np.zeros((100, 100, 3), np.uint8)
+    for box in [(0, 0, 0, 10), (0, 0, math.nan, 10), (0, 0, -3, 4)]:
+        with pytest.raises(ConfigError):
+            tracker.init(frame, box)
+    with pytest.raises(RuntimeError):
+        NanoTracker(tracker.engine).update(frame)
+
+
+def test_eval_names_the_upstream_tracker_with_its_version(tmp_path):
+    from edge.cli.main import main
+
+    folder = shared_path("models", "nanotrack_v3")
+    out = tmp_path / "r.json"
+    assert main(["eval", "--sequences", SAMPLE_DIR, "--tracker", "nanotrack-upstream",
+                 "--nanotrack-dir", folder, "--threads", "1", "--json", str(out)]) == 0
+    import json
+
+    report = json.loads(out.read_text())
+    assert report["tracker"] == "nanotrack-upstream-v3"
+    assert report["mean"]["auc"] > 0.5
+    assert os.path.getsize(out) > 0
