@@ -47,6 +47,7 @@ from urllib.parse import parse_qs, urlsplit
 from edge.errors import ConfigError
 from edge.target import TargetRequest, fit_target
 from edge.web import cross_site
+from edge.web.addresses import console_urls
 from edge.web.connections import BoundedThreadingHTTPServer, DeadlineReader
 from edge.web.token_file import default_state_dir, load_or_create_token
 
@@ -452,10 +453,15 @@ class ConsoleServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="web-console", daemon=True)
 
     @property
-    def url(self) -> str:
+    def urls(self) -> list[str]:
+        """Where a browser can open the console (names and addresses when bound to all of them)."""
         host, port = self.httpd.server_address[:2]
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{port}/" + (f"?token={self.token}" if self.token else "")
+        return console_urls(host, port, self.token)
+
+    @property
+    def url(self) -> str:
+        """The start-up line's text: the first address, then one more per line."""
+        return "\n  or ".join(self.urls)
 
     def start(self) -> "ConsoleServer":
         self._thread.start()
