@@ -198,6 +198,68 @@ def test_live_view_streams_jpeg_only_while_watched(console):
     assert wait_for(lambda: publisher.viewers == 0)
 
 
+def read_part(resp) -> bytes:
+    """The next JPEG of a multipart live view, by its Content-Length."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += resp.read(1)
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    return resp.read(length)
+
+
+def first_jpeg(base) -> bytes:
+    with urllib.request.urlopen(base + "/stream.mjpg", timeout=5) as resp:
+        return read_part(resp)
+
+
+def box_drawn(jpeg: bytes, box) -> bool:
+    """Whether the overlay's green TRACKING rectangle is on the box's top edge."""
+    import cv2
+    import numpy as np
+
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).astype(int)
+    x, y, w, _ = box
+    edge = image[y:y + 2, x + 4:x + w - 4]
+    return float((edge[..., 1] - np.maximum(edge[..., 0], edge[..., 2])).mean()) > 80   # noise: about 0
+
+
+def test_a_new_viewer_first_gets_a_frame_of_now_not_the_last_one_made_for_an_earlier_viewer(console):
+    base, loop, publisher = console["base"], console["loop"], console["publisher"]
+    box = (200, 150, 60, 50)
+    assert not box_drawn(first_jpeg(base), box)                 # IDLE: nothing drawn
+    assert wait_for(lambda: publisher.viewers == 0)
+    call(base, "/api/select", {"box": list(box)})
+    assert wait_for(lambda: loop.state == "TRACKING")
+    frames = loop.stats.frames
+    assert wait_for(lambda: loop.stats.frames > frames + 3)
+    assert box_drawn(first_jpeg(base), box)                     # not the IDLE frame made for the first viewer
+
+
+def test_a_frame_offered_before_the_last_viewer_left_is_not_a_new_viewers_first():
+    # The encoder sleeps between frames (its rate cap); a frame offered in that sleep while the
+    # last viewer leaves must not be what the next viewer, minutes later, is shown first (with no
+    # new frame, as in a camera outage, it would be shown as live).
+    frames, _ = make_clip_frames(2, size=(320, 240))
+    box = (200, 150, 60, 50)
+    tracking = TrackResult(box, 0.9, TrackState.TRACKING, 0)
+    publisher = FramePublisher(max_fps=1 / 1.5)
+    try:
+        start = publisher.add_viewer()
+        publisher.offer(frames[0], None)
+        start, jpeg = publisher.wait_frame(start, timeout=5)
+        assert jpeg is not None and not box_drawn(jpeg, box)
+        publisher.offer(frames[1], None)                          # during the encoder's 1.5 s pause
+        publisher.remove_viewer()
+        publisher.offer(frames[1], tracking)                      # nobody watching: not kept
+        start = publisher.add_viewer()                            # e.g. while the camera is gone
+        assert publisher.wait_frame(start, timeout=3.0) == (start, None)   # the encoder woke at 1.5 s
+        publisher.offer(frames[1], tracking)                      # the first frame after the viewer came
+        _, jpeg = publisher.wait_frame(start, timeout=5)
+        assert jpeg is not None and box_drawn(jpeg, box)
+    finally:
+        publisher.close()
+
+
 @pytest.mark.parametrize("console", ["127.0.0.2"], indirect=True)
 def test_non_local_bind_requires_the_token(console):
     base, token = console["base"], console["server"].token

@@ -351,9 +351,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Cache-Control", "no-store")
             self.send_header("Connection", "close")
             self.end_headers()
-            publisher.add_viewer()
+            last = publisher.add_viewer()
             try:
-                last = 0
                 while not self.server.stopping.is_set():   # type: ignore[attr-defined]
                     last, jpeg = publisher.wait_frame(last, timeout=1.0)
                     if jpeg is None:
