@@ -8,6 +8,7 @@
 | GET | `/api/config` | the active configuration (read-only) |
 | GET | `/api/log?lines=N` | the last N lines of the track log |
 | GET | `/api/calibration` | camera calibration and gimbal profile in use |
+| GET | `/api/history?since=T` | the last minute of score, centring error, commanded rates, fps, latency (after T s) |
 | POST | `/api/select` | `{"box": [x, y, w, h]}` or `{"point": [x, y], "size": s}` in frame pixels: track it |
 | POST | `/api/stop` | stop tracking; outputs hold |
 | POST | `/api/recenter` | stop tracking and move the head to its neutral position |
@@ -49,6 +50,7 @@ from edge.target import TargetRequest, fit_target
 from edge.web import cross_site
 from edge.web.addresses import console_urls
 from edge.web.connections import BoundedThreadingHTTPServer, DeadlineReader
+from edge.web.history import TelemetryHistory
 from edge.web.token_file import default_state_dir, load_or_create_token
 
 log = logging.getLogger("edge.web")
@@ -60,6 +62,7 @@ MAX_CONNECTIONS = 32         # handler threads at once
 MAX_VIEWERS = 4              # of those, long-lived live views: the API always keeps the rest
 STREAM_SNDBUF = 128 * 1024   # a slow viewer gets fewer, fresh frames instead of seconds of backlog
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+          "/charts.js": ("charts.js", "text/javascript; charset=utf-8"),
           "/style.css": ("style.css", "text/css; charset=utf-8")}
 
 
@@ -110,10 +113,12 @@ def _fmt(values) -> str:
 
 
 class Console:
-    """What the handler needs: the loop, the publisher, the config, the token."""
+    """What the handler needs: the loop, the publisher, the config, the token, the charts' history."""
 
-    def __init__(self, loop, publisher, device_cfg, *, token: str | None) -> None:
+    def __init__(self, loop, publisher, device_cfg, *, token: str | None,
+                 history: TelemetryHistory | None = None) -> None:
         self.loop, self.publisher, self.cfg, self.token = loop, publisher, device_cfg, token
+        self.history = history if history is not None else TelemetryHistory(loop)   # not sampling: empty
 
     # -- reads ---------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -331,6 +336,14 @@ class Handler(BaseHTTPRequestHandler):
             return {"lines": console.log_tail(lines)}
         if path == "/api/calibration":
             return console.calibration()
+        if path == "/api/history":
+            try:
+                since = float(query.get("since", ["-1"])[0])
+            except ValueError:
+                since = math.nan
+            if not math.isfinite(since):
+                raise BadRequest("since must be a finite number of seconds")
+            return console.history.since(since)
         raise NotFound(f"no such resource {path[:100]}")
 
     def _stream(self) -> None:
@@ -448,7 +461,9 @@ class ConsoleServer:
         self.token = token
         self.httpd = _Server((bind, port), Handler, max_connections=max_connections, max_viewers=max_viewers,
                              request_timeout=request_timeout, write_timeout=write_timeout)
-        self.httpd.console = Console(loop, publisher, device_cfg, token=token)   # type: ignore[attr-defined]
+        self.history = TelemetryHistory(loop)
+        self.httpd.console = Console(loop, publisher, device_cfg, token=token,   # type: ignore[attr-defined]
+                                     history=self.history)
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="web-console", daemon=True)
 
     @property
@@ -463,6 +478,7 @@ class ConsoleServer:
         return "\n  or ".join(self.urls)
 
     def start(self) -> "ConsoleServer":
+        self.history.start()
         self._thread.start()
         return self
 
@@ -470,3 +486,4 @@ class ConsoleServer:
         self.httpd.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.history.close()
