@@ -27,10 +27,16 @@ def test_bound_to_every_ipv6_address_also_lists_the_ipv6_ones_in_brackets():
     assert hosts == ["cam.local", "cam.example.org", "192.168.1.20", "10.0.0.5", "[2001:db8:5::7]", "[fd00::2]"]
 
 
+def test_an_ipv6_only_socket_lists_no_ipv4_address():
+    hosts = reachable_hosts("::", ipv4=False, hostname=lambda: "cam", addresses=lambda: LAN)
+    assert hosts == ["cam.local", "cam", "[2001:db8:5::7]", "[fd00::2]"]
+
+
 def test_a_machine_without_a_name_or_a_network_still_gets_an_address_that_answers():
     assert reachable_hosts("0.0.0.0", hostname=lambda: "localhost", addresses=lambda: ["192.168.1.20"]) == \
         ["192.168.1.20"]
     assert reachable_hosts("0.0.0.0", hostname=lambda: "", addresses=lambda: ["127.0.0.1"]) == ["127.0.0.1"]
+    assert reachable_hosts("::", ipv4=False, hostname=lambda: "", addresses=lambda: []) == ["[::1]"]
 
 
 def test_many_interfaces_are_a_few_lines():
@@ -68,11 +74,15 @@ class _Loop:
     camera_model, dry_run, state = None, False, "IDLE"
 
 
-def test_every_address_printed_at_start_answers_with_the_printed_token(tmp_path):
-    server = ConsoleServer(_Loop(), None, load_config({}), bind="0.0.0.0", port=0, state_dir=str(tmp_path)).start()
+@pytest.mark.parametrize("bind", ["0.0.0.0", "::"])
+def test_every_address_printed_at_start_answers_with_the_printed_token(tmp_path, bind):
+    try:
+        server = ConsoleServer(_Loop(), None, load_config({}), bind=bind, port=0, state_dir=str(tmp_path)).start()
+    except OSError as exc:
+        pytest.skip(f"cannot listen on {bind} here ({exc.strerror})")
     try:
         port, token = server.httpd.server_address[1], server.token
-        assert "0.0.0.0" not in server.url
+        assert "0.0.0.0" not in server.url and "[::]" not in server.url
         lines = server.url.split("\n")
         assert len(lines) == len(server.urls) and all(u in server.url for u in server.urls)
         for url in server.urls:

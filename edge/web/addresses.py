@@ -81,16 +81,20 @@ def interface_addresses() -> list[str]:
     return [a for a in found if a]
 
 
-def reachable_hosts(bind: str, *, hostname=socket.gethostname, addresses=interface_addresses) -> list[str]:
-    """The host parts (IPv6 in brackets) a console bound to ``bind`` can be opened at."""
+def reachable_hosts(bind: str, *, ipv4: bool = True, hostname=socket.gethostname,
+                    addresses=interface_addresses) -> list[str]:
+    """The host parts (IPv6 in brackets) a console bound to ``bind`` can be opened at; ``ipv4`` False
+    for a ``::`` socket that takes IPv6 only (IPV6_V6ONLY)."""
     if bind not in ANY:
         return [f"[{bind}]" if ":" in bind else bind]
     machine = (hostname() or "").lower().rstrip(".")
     short = machine.split(".")[0]
     names = [] if short in ("", "localhost") else [short + ".local", machine]
-    ips = [a for a in dict.fromkeys(addresses()) if _usable(a) and (bind == "::" or ":" not in a)][:MAX_ADDRESSES]
+    ips = [a for a in dict.fromkeys(addresses()) if _usable(a) and ((bind == "::") if ":" in a else ipv4)]
+    ips = ips[:MAX_ADDRESSES]
     hosts = list(dict.fromkeys(names + [f"[{a}]" if ":" in a else a for a in ips]))
-    return hosts or ["127.0.0.1"]     # no network at all: this machine is the one place it answers
+    # No network at all: this machine is the one place it answers.
+    return hosts or ["127.0.0.1" if ipv4 else "[::1]"]
 
 
 def console_urls(bind: str, port: int, token: str | None, **seams) -> list[str]:

@@ -470,7 +470,11 @@ class ConsoleServer:
     def urls(self) -> list[str]:
         """Where a browser can open the console (names and addresses when bound to all of them)."""
         host, port = self.httpd.server_address[:2]
-        return console_urls(host, port, self.token)
+        ipv4 = True
+        if self.httpd.address_family == socket.AF_INET6:
+            with contextlib.suppress(OSError):
+                ipv4 = not self.httpd.socket.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+        return console_urls(host, port, self.token, ipv4=ipv4)
 
     @property
     def url(self) -> str:
