@@ -198,6 +198,123 @@ def test_live_view_streams_jpeg_only_while_watched(console):
     assert wait_for(lambda: publisher.viewers == 0)
 
 
+def read_part(resp) -> bytes:
+    """The next JPEG of a multipart live view, by its Content-Length."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += resp.read(1)
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    return resp.read(length)
+
+
+def first_jpeg(base) -> bytes:
+    with urllib.request.urlopen(base + "/stream.mjpg", timeout=5) as resp:
+        return read_part(resp)
+
+
+def box_drawn(jpeg: bytes, box) -> bool:
+    """Whether the overlay's green TRACKING rectangle is on the box's top edge."""
+    import cv2
+    import numpy as np
+
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).astype(int)
+    x, y, w, _ = box
+    edge = image[y:y + 2, x + 4:x + w - 4]
+    return float((edge[..., 1] - np.maximum(edge[..., 0], edge[..., 2])).mean()) > 80   # noise: about 0
+
+
+def test_a_new_viewer_first_gets_a_frame_of_now_not_the_last_one_made_for_an_earlier_viewer(console):
+    base, loop, publisher = console["base"], console["loop"], console["publisher"]
+    box = (200, 150, 60, 50)
+    assert not box_drawn(first_jpeg(base), box)                 # IDLE: nothing drawn
+    assert wait_for(lambda: publisher.viewers == 0)
+    call(base, "/api/select", {"box": list(box)})
+    assert wait_for(lambda: loop.state == "TRACKING")
+    frames = loop.stats.frames
+    assert wait_for(lambda: loop.stats.frames > frames + 3)
+    assert box_drawn(first_jpeg(base), box)                     # not the IDLE frame made for the first viewer
+
+
+def test_a_frame_offered_before_the_last_viewer_left_is_not_a_new_viewers_first():
+    # The encoder sleeps between frames (its rate cap); a frame offered in that sleep while the
+    # last viewer leaves must not be what the next viewer, minutes later, is shown first (with no
+    # new frame, as in a camera outage, it would be shown as live).
+    frames, _ = make_clip_frames(2, size=(320, 240))
+    box = (200, 150, 60, 50)
+    tracking = TrackResult(box, 0.9, TrackState.TRACKING, 0)
+    publisher = FramePublisher(max_fps=1 / 1.5)
+    try:
+        start = publisher.add_viewer()
+        publisher.offer(frames[0], None)
+        start, jpeg = publisher.wait_frame(start, timeout=5)
+        assert jpeg is not None and not box_drawn(jpeg, box)
+        publisher.offer(frames[1], None)                          # during the encoder's 1.5 s pause
+        publisher.remove_viewer()
+        publisher.offer(frames[1], tracking)                      # nobody watching: not kept
+        start = publisher.add_viewer()                            # e.g. while the camera is gone
+        assert publisher.wait_frame(start, timeout=3.0) == (start, None)   # the encoder woke at 1.5 s
+        publisher.offer(frames[1], tracking)                      # the first frame after the viewer came
+        _, jpeg = publisher.wait_frame(start, timeout=5)
+        assert jpeg is not None and box_drawn(jpeg, box)
+    finally:
+        publisher.close()
+
+
+def samples_of(history):
+    columns = [k for k, v in history.items() if isinstance(v, list)]
+    return [dict(zip(columns, row)) for row in zip(*(history[k] for k in columns))]
+
+
+def test_history_holds_what_the_charts_draw(console):
+    base, loop = console["base"], console["loop"]
+    box = (200, 150, 60, 50)
+    assert wait_for(lambda: call(base, "/api/history")[1]["t"])
+    call(base, "/api/select", {"box": list(box)})
+    assert wait_for(lambda: sum(s == "TRACKING" for s in call(base, "/api/history")[1]["state"]) >= 10)
+    history = call(base, "/api/history")[1]
+    assert history["window_s"] == 60 and history["t"] == sorted(history["t"]) and history["now"] >= history["t"][-1]
+    rows = samples_of(history)
+    yaw, pitch = loop.camera_model.angles_deg(box[0] + box[2] / 2, box[1] + box[3] / 2)   # the target's angle
+    logged = [json.loads(line)["command"] for line in (console["state_dir"].parent / "track.jsonl").read_text()
+              .splitlines()]
+    for row in rows:
+        assert row["fps"] > 0 and row["latency_ms"] >= 0
+        if row["state"] == "IDLE":
+            assert row["score"] is None and row["error_yaw_deg"] is None and row["error_pitch_deg"] is None
+            assert row["yaw_dps"] == row["pitch_dps"] == 0
+        elif row["state"] == "TRACKING":
+            assert row["score"] == 0.9
+            assert (row["error_yaw_deg"], row["error_pitch_deg"]) == (round(yaw, 2), round(pitch, 2))
+            # The commanded rates are the loop's own, as its track log has them.
+            assert any(abs(row["yaw_dps"] - c["yaw_dps"]) < 0.011 and abs(row["pitch_dps"] - c["pitch_dps"]) < 0.011
+                       for c in logged)
+    assert yaw > 0 > pitch and any(r["yaw_dps"] > 0 for r in rows)   # right of and below the centre
+    newer = call(base, f"/api/history?since={history['t'][-1]}")[1]
+    assert all(t > history["t"][-1] for t in newer["t"])
+    for bad in ("x", "nan", "inf", "1e999"):
+        status, reply = call(base, f"/api/history?since={bad}")
+        assert status == 400 and "since" in reply["error"]
+
+
+def test_history_keeps_one_minute():
+    from edge.runtime.loop import LoopStats
+    from edge.web.history import TelemetryHistory
+
+    clock = [1000.0]
+    loop = type("Loop", (), {"stats": LoopStats(frames=1, fps=30.0), "camera_model": None})()
+    history = TelemetryHistory(loop, clock=lambda: clock[0])
+    for _ in range(900):                        # 90 s at 10 a second
+        clock[0] += 0.1
+        history.sample()
+    got = history.since(-1)
+    assert got["now"] == pytest.approx(90.0) and got["t"][0] >= 30.0 - 1e-6 and len(got["t"]) in (600, 601)
+    assert got["fps"] == [30.0] * len(got["t"]) and set(got["score"]) == {None}
+    assert history.since(89.5)["t"] == pytest.approx([89.6, 89.7, 89.8, 89.9, 90.0])
+    empty = TelemetryHistory(type("Loop", (), {"stats": LoopStats()})())   # before the first frame
+    empty.sample()
+    assert empty.since(-1)["t"] == []
+
+
 @pytest.mark.parametrize("console", ["127.0.0.2"], indirect=True)
 def test_non_local_bind_requires_the_token(console):
     base, token = console["base"], console["server"].token
@@ -205,6 +322,7 @@ def test_non_local_bind_requires_the_token(console):
     token_file = console["state_dir"] / "web-token"
     assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600 and token_file.read_text().strip() == token
     assert call(base, "/api/state")[0] == 401
+    assert call(base, "/api/history")[0] == 401
     assert call(base, "/api/select", {"box": [1, 2, 3, 4]})[0] == 401
     assert call(base, "/api/select", {"box": [1, 2, 3, 4]}, token="x" * len(token))[0] == 401
     assert console["tracker"].inits == []
@@ -217,6 +335,7 @@ def test_non_local_bind_requires_the_token(console):
 
 
 def headless_chromium():
+    """A headless Chromium (root needs --no-sandbox; a fresh profile per run)."""
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver_path:
         pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
@@ -253,6 +372,62 @@ def test_page_in_headless_chromium(console):
         assert wait_for(lambda: browser.find_element(By.ID, "state").text == "TRACKING", timeout=5)
         x, y, w, h = console["tracker"].inits[-1]
         assert abs(x - 80) < 8 and abs(y - 60) < 8 and abs(w - 80) < 8 and abs(h - 60) < 8   # a quarter of 320x240
+    finally:
+        browser.quit()
+
+
+CHART_INK = """
+// Per chart canvas: points drawn, and pixels near each series' colour inside the plot area (below
+// the title line, whose legend is written in the same colours).
+const near = (d, i, c) => Math.abs(d[i] - c[0]) + Math.abs(d[i + 1] - c[1]) + Math.abs(d[i + 2] - c[2]) < 90;
+const out = {};
+for (const chart of CHARTS) {
+  const canvas = document.getElementById(chart.id), dpr = window.devicePixelRatio || 1;
+  const top = Math.ceil(16 * dpr), height = canvas.height - top - Math.ceil(13 * dpr);
+  const d = canvas.getContext("2d").getImageData(0, top, canvas.width, height).data;
+  const colours = chart.series.map((s) => [1, 3, 5].map((k) => parseInt(s.color.slice(k, k + 2), 16)));
+  const ink = colours.map(() => 0);
+  let drawn = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i] !== 0x18 || d[i + 1] !== 0x18 || d[i + 2] !== 0x18) drawn++;
+    colours.forEach((c, k) => { if (near(d, i, c)) ink[k]++; });
+  }
+  out[chart.id] = { points: Number(canvas.dataset.points || 0), drawn: drawn, ink: ink,
+                    width: canvas.clientWidth, height: canvas.clientHeight };
+}
+return out;
+"""
+
+
+def test_charts_of_the_last_minute_are_drawn_beside_the_video(console, tmp_path):
+    base = console["base"]
+    call(base, "/api/select", {"box": [200, 150, 60, 50]})
+    assert wait_for(lambda: console["loop"].state == "TRACKING")
+    browser = headless_chromium()
+    from selenium.webdriver.common.by import By
+
+    try:
+        browser.set_page_load_timeout(20)
+        browser.get(base + "/")
+        # Every chart has its series drawn after a few answers from /api/history.
+        assert wait_for(lambda: all(c["points"] > 20 for c in browser.execute_script(CHART_INK).values()),
+                        timeout=15)
+        assert wait_for(lambda: browser.execute_script(
+            "const i = document.getElementById('live'); return i.complete && i.naturalWidth > 0;"), timeout=10)
+        charts = browser.execute_script(CHART_INK)
+        assert set(charts) == {"chart-score", "chart-error", "chart-rate", "chart-fps", "chart-latency"}
+        for name, chart in charts.items():
+            assert chart["width"] > 200 and chart["height"] > 50, name
+            assert chart["drawn"] > 500, name                              # grid, labels and lines
+            assert all(ink > 10 for ink in chart["ink"]), (name, chart["ink"])   # each series has its line
+        # Beside the video, not below it: the charts start level with the live view, to its right.
+        live = browser.find_element(By.ID, "live").rect
+        first = browser.find_element(By.ID, "chart-score").rect
+        assert first["x"] >= live["x"] + live["width"] and abs(first["y"] - live["y"]) < 40
+        shot = tmp_path / "console.png"
+        assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10000
+        if os.environ.get("EDGE_TRACK_SCREENSHOT"):      # a copy to look at
+            shutil.copy(shot, os.environ["EDGE_TRACK_SCREENSHOT"])
     finally:
         browser.quit()
 

@@ -36,14 +36,23 @@ class FramePublisher:
             self._pending = (image, result)
 
     # -- server side ---------------------------------------------------------------------------
-    def add_viewer(self) -> None:
+    def add_viewer(self) -> int:
+        """Count a viewer in; returns the id to pass to ``wait_frame``, so that its first frame is one
+        offered after it came (not the last one made for an earlier viewer, minutes and a state ago)."""
         with self._lock:
+            if not self.viewers:
+                # Whatever was offered while the last viewer left is from then, not now (cleared
+                # before the count goes up: the encoder takes a frame only while someone watches).
+                self._pending = None
             self.viewers += 1
             self._lock.notify_all()
+            return self._jpeg_id
 
     def remove_viewer(self) -> None:
         with self._lock:
             self.viewers = max(0, self.viewers - 1)
+            if not self.viewers:
+                self._jpeg = None       # nobody to send it to, and too old for whoever comes next
 
     def wait_frame(self, last_id: int, timeout: float) -> tuple[int, bytes | None]:
         """The newest JPEG newer than ``last_id`` (waits up to ``timeout``)."""

@@ -8,6 +8,7 @@
 | GET | `/api/config` | the active configuration (read-only) |
 | GET | `/api/log?lines=N` | the last N lines of the track log |
 | GET | `/api/calibration` | camera calibration and gimbal profile in use |
+| GET | `/api/history?since=T` | the last minute of score, centring error, commanded rates, fps, latency (after T s) |
 | POST | `/api/select` | `{"box": [x, y, w, h]}` or `{"point": [x, y], "size": s}` in frame pixels: track it |
 | POST | `/api/stop` | stop tracking; outputs hold |
 | POST | `/api/recenter` | stop tracking and move the head to its neutral position |
@@ -47,7 +48,9 @@ from urllib.parse import parse_qs, urlsplit
 from edge.errors import ConfigError
 from edge.target import TargetRequest, fit_target
 from edge.web import cross_site
+from edge.web.addresses import console_urls
 from edge.web.connections import BoundedThreadingHTTPServer, DeadlineReader
+from edge.web.history import TelemetryHistory
 from edge.web.token_file import default_state_dir, load_or_create_token
 
 log = logging.getLogger("edge.web")
@@ -59,6 +62,7 @@ MAX_CONNECTIONS = 32         # handler threads at once
 MAX_VIEWERS = 4              # of those, long-lived live views: the API always keeps the rest
 STREAM_SNDBUF = 128 * 1024   # a slow viewer gets fewer, fresh frames instead of seconds of backlog
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+          "/charts.js": ("charts.js", "text/javascript; charset=utf-8"),
           "/style.css": ("style.css", "text/css; charset=utf-8")}
 
 
@@ -109,10 +113,12 @@ def _fmt(values) -> str:
 
 
 class Console:
-    """What the handler needs: the loop, the publisher, the config, the token."""
+    """What the handler needs: the loop, the publisher, the config, the token, the charts' history."""
 
-    def __init__(self, loop, publisher, device_cfg, *, token: str | None) -> None:
+    def __init__(self, loop, publisher, device_cfg, *, token: str | None,
+                 history: TelemetryHistory | None = None) -> None:
         self.loop, self.publisher, self.cfg, self.token = loop, publisher, device_cfg, token
+        self.history = history if history is not None else TelemetryHistory(loop)   # not sampling: empty
 
     # -- reads ---------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -330,6 +336,14 @@ class Handler(BaseHTTPRequestHandler):
             return {"lines": console.log_tail(lines)}
         if path == "/api/calibration":
             return console.calibration()
+        if path == "/api/history":
+            try:
+                since = float(query.get("since", ["-1"])[0])
+            except ValueError:
+                since = math.nan
+            if not math.isfinite(since):
+                raise BadRequest("since must be a finite number of seconds")
+            return console.history.since(since)
         raise NotFound(f"no such resource {path[:100]}")
 
     def _stream(self) -> None:
@@ -350,9 +364,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Cache-Control", "no-store")
             self.send_header("Connection", "close")
             self.end_headers()
-            publisher.add_viewer()
+            last = publisher.add_viewer()
             try:
-                last = 0
                 while not self.server.stopping.is_set():   # type: ignore[attr-defined]
                     last, jpeg = publisher.wait_frame(last, timeout=1.0)
                     if jpeg is None:
@@ -448,16 +461,28 @@ class ConsoleServer:
         self.token = token
         self.httpd = _Server((bind, port), Handler, max_connections=max_connections, max_viewers=max_viewers,
                              request_timeout=request_timeout, write_timeout=write_timeout)
-        self.httpd.console = Console(loop, publisher, device_cfg, token=token)   # type: ignore[attr-defined]
+        self.history = TelemetryHistory(loop)
+        self.httpd.console = Console(loop, publisher, device_cfg, token=token,   # type: ignore[attr-defined]
+                                     history=self.history)
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="web-console", daemon=True)
 
     @property
-    def url(self) -> str:
+    def urls(self) -> list[str]:
+        """Where a browser can open the console (names and addresses when bound to all of them)."""
         host, port = self.httpd.server_address[:2]
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{port}/" + (f"?token={self.token}" if self.token else "")
+        ipv4 = True
+        if self.httpd.address_family == socket.AF_INET6:
+            with contextlib.suppress(OSError):
+                ipv4 = not self.httpd.socket.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+        return console_urls(host, port, self.token, ipv4=ipv4)
+
+    @property
+    def url(self) -> str:
+        """The start-up line's text: the first address, then one more per line."""
+        return "\n  or ".join(self.urls)
 
     def start(self) -> "ConsoleServer":
+        self.history.start()
         self._thread.start()
         return self
 
@@ -465,3 +490,4 @@ class ConsoleServer:
         self.httpd.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.history.close()

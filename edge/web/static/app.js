@@ -1,4 +1,4 @@
-// edge-track console: live view, drag-to-select, state, telemetry. No framework, no CDN.
+// edge-track console: live view, drag-to-select, state, telemetry, charts (charts.js). No framework, no CDN.
 "use strict";
 const params = new URLSearchParams(location.search);
 if (params.get("token")) sessionStorage.setItem("edgeTrackToken", params.get("token"));
@@ -82,6 +82,17 @@ async function once() {
   try { $("config").textContent = JSON.stringify(await api("api/config"), null, 1); } catch (err) { $("config").textContent = err.message; }
   try { $("calibration").textContent = JSON.stringify(await api("api/calibration"), null, 1); } catch (err) { /* optional */ }
 }
-refresh(); slowRefresh(); once();
+// The charts' last minute: the first call brings it all, the next ones what came since.
+let chartedUntil = -1;
+async function refreshCharts() {
+  try {
+    const reply = await api("api/history?since=" + chartedUntil);
+    if (reply.t.length) chartedUntil = reply.t[reply.t.length - 1];
+    addHistory(reply);
+  } catch (err) { /* keep the last minute drawn */ }
+  drawCharts();
+}
+refresh(); slowRefresh(); once(); refreshCharts();
 setInterval(refresh, 500);
+setInterval(refreshCharts, 500);
 setInterval(slowRefresh, 2000);
