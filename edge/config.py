@@ -79,6 +79,18 @@ def _existing_file(path: str) -> None:
         raise ValueError(f"no such file: {path}")
 
 
+def _model_path(path: str) -> None:
+    from edge.nanotrack import find_files
+
+    if os.path.isdir(path):
+        try:
+            find_files(path)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+    elif not os.path.isfile(path):
+        raise ValueError(f"no such file: {path}")
+
+
 def _camera_source(text: str, section) -> None:
     from edge.camera import source_kind
     from edge.errors import SourceError
@@ -152,7 +164,8 @@ class CameraConfig:
 
 @dataclass
 class ModelConfig:
-    path: str = checked(_optional(_existing_file), default="")  # .onnx / .tflite / .engine; empty: the bundled model
+    # .onnx / .tflite / .engine, or a folder with NanoTrack's two ONNX files; empty: the bundled model
+    path: str = checked(_optional(_model_path), default="")
     engine: str = checked(one_of(_engines, empty_ok=True), default="")  # empty: by file ending
     threads: int = num(0, 0, 256)      # 0: physical cores
     search_factor: float = num(0.0, 0.0, 20.0)      # 0: from the model
