@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from edge.control.controller import GimbalCommand
+from edge.control.command import GimbalCommand
 
 
 @dataclass(frozen=True)
