@@ -1,0 +1,152 @@
+"""Every reconnect leaves each head with its current command, a stop included, and a failed write never
+counts as delivered: pty pairs for the serial heads, pymavlink on a pty for MAVLink, the SMBus seam for
+the PCA9685."""
+
+import pytest
+
+from edge.config import ControlConfig, OutputConfig
+from edge.gimbal.protocols import pelco_d
+from test_outputs import Pty, update
+
+pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
+
+
+def serial_link(pty, clock):
+    from edge.io.serial_link import SerialLink
+
+    return SerialLink(pty.link, 115200, backoff_initial_s=0.1, clock=lambda: clock[0])
+
+
+def frames7(data: bytes) -> list[bytes]:
+    return [data[i:i + 7] for i in range(0, len(data), 7)]
+
+
+def test_pelco_stop_asked_for_while_unplugged_reaches_the_head_when_it_is_back(tmp_path):
+    from edge.outputs.pelco import PelcoDOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), link=serial_link(pty, clock))
+    out.send(update(yaw=30.0, pitch=0.0))
+    assert frames7(pty.read()) == [pelco_d.speed_command(1, 30.0, 0.0, 60.0)]   # the head is moving
+    pty.close()                                   # unplugged while moving
+    out.stop()                                    # Stop: the write fails
+    for _ in range(3):
+        clock[0] += 0.05
+        out.heartbeat(0, "IDLE")
+    pty2 = Pty(tmp_path)                          # plugged back in under the same name
+    for _ in range(5):
+        clock[0] += 1.0
+        out.heartbeat(0, "IDLE")                  # no frame is being processed: only heartbeats
+    got = frames7(pty2.read())
+    assert got == [pelco_d.stop(1)], got          # the stop, once: it is latched now
+    out.close()
+    pty2.close()
+
+
+def test_pelco_moving_command_that_failed_is_written_after_the_reconnect_and_not_before(tmp_path):
+    from edge.outputs.pelco import PelcoDOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), link=serial_link(pty, clock))
+    out.send(update(yaw=30.0, pitch=0.0))
+    pty.read()
+    pty.close()
+    out.send(update(yaw=-20.0, pitch=10.0))       # a new speed, lost with the port
+    pty2 = Pty(tmp_path)
+    clock[0] += 1.0
+    out.send(update(yaw=-20.0, pitch=10.0))       # unchanged, but the head never got it
+    out.send(update(yaw=-20.0, pitch=10.0))       # now it has: latched, not resent
+    assert frames7(pty2.read()) == [pelco_d.speed_command(1, -20.0, 10.0, 60.0)]
+    out.close()
+    assert frames7(pty2.read()) == [pelco_d.stop(1)]
+    pty2.close()
+
+
+def test_box_stream_heartbeat_that_failed_does_not_count_as_sent(tmp_path):
+    from edge.gimbal.protocols import boxproto
+    from edge.outputs.box_stream import BoxStreamOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = BoxStreamOutput(OutputConfig(type="serial_box", port=pty.link, heartbeat_hz=5), link=serial_link(pty, clock))
+    out.send(update(0))                           # t_ms 1000, TRACKING
+    pty.read()
+    pty.close()
+    out.stop()                                    # IDLE: lost with the port
+    out.heartbeat(1300, "IDLE")                   # due (200 ms period), lost too
+    pty2 = Pty(tmp_path)
+    clock[0] += 1.0
+    out.heartbeat(1400, "IDLE")                   # nothing reached the receiver since 1000: due now
+    msgs = boxproto.BoxParser().feed(pty2.read())
+    assert [(m.type, m.state) for m in msgs] == [(boxproto.TYPE_HEARTBEAT, "IDLE")], msgs
+    out.close()
+    pty2.close()
+
+
+def sbgc_frames(data: bytes):
+    """(modes, (roll, pitch, yaw) speeds in deg/s, (roll, pitch, yaw) angles in deg) per CMD_CONTROL frame."""
+    import struct
+
+    from edge.gimbal.protocols import simplebgc
+
+    out = []
+    while data:
+        size = 6 + data[2]
+        cmd, payload = simplebgc.parse_v2(data[:size])
+        data = data[size:]
+        assert cmd == simplebgc.CMD_CONTROL
+        v = struct.unpack("<BBBhhhhhh", payload)
+        out.append((v[:3], tuple(round(s * simplebgc.SPEED_UNIT_DPS, 1) for s in v[3::2]),
+                    tuple(round(a * simplebgc.ANGLE_UNIT_DEG, 1) for a in v[4::2])))
+    return out
+
+
+def test_simplebgc_recentre_asked_for_while_unplugged_is_what_the_head_gets_back(tmp_path):
+    from edge.gimbal.protocols.simplebgc import MODE_ANGLE
+    from edge.outputs.simplebgc import SimpleBGCOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = SimpleBGCOutput(OutputConfig(type="simplebgc", port=pty.link), ControlConfig(), link=serial_link(pty, clock))
+    out.send(update(yaw=20.0, pitch=0.0))
+    pty.read()
+    pty.close()
+    out.stop()
+    out.recenter()                                # Re-centre: lost with the port
+    pty2 = Pty(tmp_path)
+    for _ in range(3):
+        clock[0] += 1.0
+        out.heartbeat(0, "IDLE")                  # idle: the hold streams the standing command
+    got = sbgc_frames(pty2.read())
+    # The re-centre, not a zero speed that would cancel it: streamed, for the board's control timeout.
+    assert got == [((MODE_ANGLE,) * 3, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))] * 3, got
+    out.send(update(yaw=5.0, pitch=0.0))          # tracking again: speed mode, and a hold is a zero speed
+    out.heartbeat(0, "IDLE")
+    assert [f[1] for f in sbgc_frames(pty2.read())] == [(0.0, 0.0, 5.0), (0.0, 0.0, 0.0)]
+    out.close()
+    pty2.close()
+
+
+def test_simplebgc_angle_mode_resumes_from_the_last_delivered_set_point(tmp_path):
+    from edge.outputs.simplebgc import SimpleBGCOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = SimpleBGCOutput(OutputConfig(type="simplebgc", port=pty.link), ControlConfig(mode="angle"),
+                          link=serial_link(pty, clock), clock=lambda: clock[0])
+    for _ in range(11):                           # 1 s at 30 deg/s
+        out.send(update(yaw=30.0, pitch=0.0))
+        clock[0] += 0.1
+    assert sbgc_frames(pty.read())[-1][2][2] == 30.0
+    pty.close()
+    for _ in range(40):                           # 4 s more of commands the head never gets
+        out.send(update(yaw=30.0, pitch=0.0))
+        clock[0] += 0.1
+    pty2 = Pty(tmp_path)
+    clock[0] += 10.0                              # past the reopen backoff
+    out.heartbeat(0, "LOST")
+    out.send(update(yaw=30.0, pitch=0.0))
+    clock[0] += 0.1
+    out.send(update(yaw=30.0, pitch=0.0))
+    yaws = [f[2][2] for f in sbgc_frames(pty2.read())]
+    # Where the head was, then one step on: no jump to the 150 degrees the lost commands would have reached.
+    assert yaws == [30.0, 30.0, 33.0], yaws
+    out.close()
+    pty2.close()
