@@ -150,3 +150,43 @@ def test_simplebgc_angle_mode_resumes_from_the_last_delivered_set_point(tmp_path
     assert yaws == [30.0, 30.0, 33.0], yaws
     out.close()
     pty2.close()
+
+
+def mavlink_messages(pty, wait=0.3):
+    from pymavlink.dialects.v20 import common
+
+    parser = common.MAVLink(None)
+    parser.robust_parsing = True
+    return [m for m in parser.parse_buffer(pty.read(wait)) or [] if m.get_type() != "BAD_DATA"]
+
+
+@pytest.mark.parametrize("lost", ["stop", "recenter"])
+def test_mavlink_stop_or_recentre_lost_with_the_link_reaches_the_gimbal_when_it_is_back(tmp_path, lost):
+    import math
+
+    pytest.importorskip("pymavlink.mavutil")
+    from edge.outputs.mavlink import MavlinkGimbalOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=pty.link, baud=115200), clock=lambda: clock[0])
+    out.send(update(yaw=20.0, pitch=0.0))
+    assert [m.yaw_rate for m in mavlink_messages(pty) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"] == [
+        pytest.approx(math.radians(20.0))]
+    pty.close()                                   # unplugged while the gimbal turns at 20 deg/s
+    getattr(out, lost)()                          # the write fails
+    for _ in range(3):
+        clock[0] += 0.05
+        out.heartbeat(0, "IDLE")
+    pty2 = Pty(tmp_path)
+    for _ in range(3):
+        clock[0] += 30.0                          # past the reopen backoff
+        out.heartbeat(0, "IDLE")                  # idle: only heartbeats from the loop
+    sets = [m for m in mavlink_messages(pty2) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+    assert len(sets) == 1, sets                   # once: the gimbal manager keeps it
+    got = sets[0]
+    if lost == "stop":
+        assert (got.yaw_rate, got.pitch_rate) == (0.0, 0.0) and math.isnan(got.yaw) and math.isnan(got.pitch)
+    else:
+        assert (got.yaw, got.pitch) == (0.0, 0.0) and math.isnan(got.yaw_rate) and math.isnan(got.pitch_rate)
+    out.close()
+    pty2.close()
