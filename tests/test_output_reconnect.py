@@ -190,3 +190,84 @@ def test_mavlink_stop_or_recentre_lost_with_the_link_reaches_the_gimbal_when_it_
         assert (got.yaw, got.pitch) == (0.0, 0.0) and math.isnan(got.yaw_rate) and math.isnan(got.pitch_rate)
     out.close()
     pty2.close()
+
+
+class FlakySMBus:
+    """smbus2's SMBus seam: writes recorded; while ``unplugged`` every write fails as an unpowered board does."""
+
+    def __init__(self):
+        self.writes, self.unplugged = [], False
+
+    def _record(self, entry):
+        if self.unplugged:
+            raise OSError(121, "Remote I/O error")
+        self.writes.append(entry)
+
+    def write_byte_data(self, addr, reg, value):
+        self._record((addr, reg, value))
+
+    def write_i2c_block_data(self, addr, reg, data):
+        self._record((addr, reg, list(data)))
+
+
+def pulse(deg):
+    counts = round((1500 + deg / 90 * 1000) * 1e-6 * 50 * 4096)
+    return [0, 0, counts & 0xFF, counts >> 8]
+
+
+def test_pca9685_board_that_lost_power_is_programmed_again_and_resumes_where_it_was():
+    import contextlib
+
+    from edge.outputs.pca9685 import Pca9685ServoOutput
+
+    bus, clock = FlakySMBus(), [0.0]
+    out = Pca9685ServoOutput(OutputConfig(type="pca9685", pan_pin=0, tilt_pin=1), ControlConfig(), bus=bus,
+                             clock=lambda: clock[0])
+    for _ in range(11):                           # 1 s at 45 deg/s
+        out.send(update(yaw=45.0, pitch=0.0))
+        clock[0] += 0.1
+    assert bus.writes[-2] == (0x40, 0x06, pulse(45.0))
+    bus.unplugged = True                          # the board loses power
+    for _ in range(10):
+        with contextlib.suppress(OSError):        # the loop survives an output that raises; the head matters here
+            out.send(update(yaw=45.0, pitch=0.0))
+        clock[0] += 0.1
+    bus.unplugged, bus.writes = False, []         # back, asleep at its power-on defaults
+    out.heartbeat(0, "IDLE")                      # idle: no command, yet the board must be running again
+    assert bus.writes[:3] == [(0x40, 0x00, 0x30), (0x40, 0xFE, 121), (0x40, 0x00, 0x20)], bus.writes
+    # the set-point the head had, not the 90 degrees the lost commands would have reached
+    assert bus.writes[-2:] == [(0x40, 0x06, pulse(45.0)), (0x40, 0x0A, pulse(0.0))], bus.writes
+    assert out.counters() == {"reconnects": 1, "write_errors": 10}
+
+
+def test_pwm_servo_write_that_fails_does_not_move_the_set_point():
+    pytest.importorskip("gpiozero")
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from edge.outputs.pwm import PwmServoOutput
+
+    class FlakyPin(MockPWMPin):
+        broken = False
+
+        def _set_state(self, value):
+            if FlakyPin.broken:
+                raise OSError("pin write failed")
+            super()._set_state(value)
+
+    factory, clock = MockFactory(pin_class=FlakyPin), [0.0]
+    out = PwmServoOutput(OutputConfig(type="pwm", pan_pin=12, tilt_pin=13), ControlConfig(), pin_factory=factory,
+                         clock=lambda: clock[0])
+    for _ in range(11):
+        out.send(update(yaw=30.0, pitch=0.0))
+        clock[0] += 0.1
+    assert out.pan_deg == pytest.approx(30.0)
+    FlakyPin.broken = True
+    for _ in range(10):
+        with pytest.raises(OSError):              # the loop logs it and goes on
+            out.send(update(yaw=30.0, pitch=0.0))
+        clock[0] += 0.1
+    FlakyPin.broken = False
+    assert out.pan_deg == pytest.approx(30.0)
+    out.send(update(yaw=30.0, pitch=0.0))
+    assert factory.pin(12).state == pytest.approx((1.5 + 30 / 90) / 20, rel=1e-3)
+    out.close()
