@@ -100,6 +100,7 @@ class MavlinkGimbalOutput:
         """connect: returns a new pymavlink connection (default: ``open_connection(cfg)``); it is
         called again, with backoff, after the link fails."""
         self.port = cfg.port
+        self.address = (cfg.system_id, cfg.component_id)
         self._connect = connect or (lambda: open_connection(cfg))
         self._clock = clock
         self._backoff = Backoff(backoff_initial_s, backoff_max_s, clock=clock)
@@ -238,11 +239,17 @@ class MavlinkGimbalOutput:
             kind = msg.get_type()
             if kind == "HEARTBEAT" and msg.get_srcComponent() == 1:
                 self._target = (msg.get_srcSystem(), 1)
-            elif kind == "COMMAND_LONG":
+            elif kind == "COMMAND_LONG" and self._addressed_to_us(msg):
                 request = self._command(msg)
                 if request is not None:
                     got.append(request)
         return got
+
+    def _addressed_to_us(self, msg) -> bool:
+        """A command for this system and component, or broadcast (0) to either: one for another
+        camera or vehicle on the link is not ours to act on, nor to acknowledge."""
+        system, component = self.address
+        return msg.target_system in (0, system) and msg.target_component in (0, component)
 
     def _command(self, msg):
         from pymavlink.dialects.v20 import common as m
