@@ -255,17 +255,17 @@ class MavlinkGimbalOutput:
         from pymavlink.dialects.v20 import common as m
 
         request = None
-        if msg.command == MAV_CMD_CAMERA_TRACK_RECTANGLE:
-            rect = (msg.param1, msg.param2, msg.param3, msg.param4)
-            if all(0.0 <= v <= 1.0 for v in rect) and rect[2] > rect[0] and rect[3] > rect[1]:
-                request = TrackRequest("rectangle", rect=rect)
-        elif msg.command == MAV_CMD_CAMERA_TRACK_POINT:
-            if 0.0 <= msg.param1 <= 1.0 and 0.0 <= msg.param2 <= 1.0:
-                request = TrackRequest("point", point=(msg.param1, msg.param2), radius=max(msg.param3, 0.0))
-        elif msg.command == MAV_CMD_CAMERA_STOP_TRACKING:
-            request = TrackRequest("stop")
-        else:
-            return None
+        try:   # checked before the answer: ACCEPTED means the loop will take it
+            if msg.command == MAV_CMD_CAMERA_TRACK_RECTANGLE:
+                request = TrackRequest("rectangle", rect=(msg.param1, msg.param2, msg.param3, msg.param4))
+            elif msg.command == MAV_CMD_CAMERA_TRACK_POINT:
+                request = TrackRequest("point", point=(msg.param1, msg.param2), radius=msg.param3)
+            elif msg.command == MAV_CMD_CAMERA_STOP_TRACKING:
+                request = TrackRequest("stop")
+            else:
+                return None
+        except ValueError as exc:
+            log.info("denied a tracking command from %d/%d: %s", msg.get_srcSystem(), msg.get_srcComponent(), exc)
         result = m.MAV_RESULT_ACCEPTED if request is not None else m.MAV_RESULT_DENIED
         self._safe(lambda: self.mav.command_ack_send(msg.command, result, 0, 0,
                                                      msg.get_srcSystem(), msg.get_srcComponent()))
