@@ -82,7 +82,11 @@ def _clipped(cx: float, cy: float, w: float, h: float, width: int, height: int):
 class Output(Protocol):
     """``send`` once per tracked frame; ``heartbeat`` instead whenever no command may go out (no
     frame, no target, or dry run): hold still but keep the link alive; ``stop`` holds/neutral and
-    never raises; ``close`` stops first and is idempotent."""
+    never raises; ``close`` stops first and is idempotent.
+
+    The last command given (a speed, a set-point, a stop, a re-centre) is the head's standing
+    command: a write that failed does not count as delivered, and the standing command is written
+    again on a later call (``heartbeat`` included) once the link is back."""
 
     name: str
 
