@@ -7,7 +7,7 @@ import time
 import pytest
 
 from edge.config import ControlConfig, OutputConfig
-from edge.control.controller import GimbalCommand
+from edge.control.command import GimbalCommand
 from edge.gimbal.protocols import boxproto, pelco_d, simplebgc
 from edge.outputs.base import ControlUpdate
 

@@ -8,24 +8,14 @@ give a stop, never a wild command.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the config imports the output registry, which imports this module
+from edge.control.command import GimbalCommand
+
+if TYPE_CHECKING:  # only names the settings' type: control sits below the config, which describes it
     from edge.config import ControlConfig
 
-
-@dataclass(frozen=True)
-class GimbalCommand:
-    """What the gimbal outputs execute. ``active`` False means stop / hold."""
-
-    yaw_rate_dps: float
-    pitch_rate_dps: float
-    active: bool
-
-    @classmethod
-    def stop(cls) -> "GimbalCommand":
-        return cls(0.0, 0.0, False)
+__all__ = ["AxisController", "GimbalCommand", "GimbalController"]   # GimbalCommand: for older imports
 
 
 class AxisController:

@@ -28,6 +28,21 @@ class RateIntegrator:
                                 self.tilt_limits[1])
         return self.pan_deg, self.tilt_deg
 
+    def advance(self, command, write) -> bool:
+        """``update`` whose step counts only once the head has it: ``write(pan, tilt)`` returns True
+        when the set-points were delivered. When it returns False or raises, the set-points go back
+        to those the head last got, so a link that comes back resumes from there instead of jumping
+        to wherever the commands sent meanwhile would have taken it."""
+        before = (self.pan_deg, self.tilt_deg)
+        delivered = False
+        try:
+            delivered = bool(write(*self.update(command)))
+        finally:
+            if not delivered:
+                self.pan_deg, self.tilt_deg = before
+                self._last = None
+        return delivered
+
     def hold(self) -> None:
         """No time passes for the integrator until the next command (stop, heartbeat)."""
         self._last = None

@@ -1,5 +1,6 @@
 """A serial port that survives being unplugged: writes never raise, the port is reopened with
-backoff, and what could not be sent is counted (the next frame supersedes it anyway)."""
+backoff, and what could not be sent is counted. ``SerialOutputBase`` keeps the command a head must
+have, and writes it again until it is delivered on the port as it is open now."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class SerialLink:
         self._reported = ""   # the open error already logged: an adapter that stays away is one line
         self.write_errors = 0
         self.reconnects = 0
+        self.connection = 0   # successful opens: a new number is a fresh port, the device may have missed it all
         self._open()
 
     def _module(self):
@@ -49,6 +51,7 @@ class SerialLink:
             return False
         self._reported = ""
         self._backoff.succeeded()
+        self.connection += 1
         return True
 
     @property
@@ -56,6 +59,7 @@ class SerialLink:
         return self._port is not None
 
     def write(self, data: bytes) -> bool:
+        """True once ``data`` was handed to the port; False (counted) when it was not."""
         if self._port is None:
             if not self._backoff.due() or not self._open():
                 self.write_errors += 1
@@ -95,10 +99,39 @@ class SerialLink:
 
 
 class SerialOutputBase:
-    """Shared tail of the serial outputs: close() stops first, once, then releases the port."""
+    """Shared part of the serial outputs: the head's standing command, and close().
+
+    A head acts on the last command it received until the next one: Pelco-D latches a speed, an
+    angle set-point stands. ``_command`` makes a frame the standing command; it counts as delivered
+    only once a write of it succeeded on the port as it is open now, and ``_refresh`` writes it again
+    until then: after a failed write and after the port was reopened (the device may have been
+    unplugged, or power-cycled, with its last command lost or still latched), a stop included.
+    """
 
     link: SerialLink
     _closed = False
+    _standing: bytes | None = None
+    _delivered_on: int | None = None   # the link.connection the standing command was written on
+
+    def _command(self, frame: bytes, *, always: bool = False) -> bool:
+        """Make ``frame`` the standing command and write it unless the head has it already
+        (``always``: write it anyway, for protocols streamed to a dead-man timeout). True when
+        the head has it."""
+        if frame != self._standing:
+            self._standing, self._delivered_on = frame, None
+        return self._refresh(always=always)
+
+    def _refresh(self, *, always: bool = False) -> bool:
+        """Write the standing command if the head may lack it (or ``always``); True when it has it."""
+        if self._standing is None:
+            return True
+        if not always and self.link.connected and self._delivered_on == self.link.connection:
+            return True
+        if self.link.write(self._standing):
+            self._delivered_on = self.link.connection
+            return True
+        self._delivered_on = None
+        return False
 
     def stop(self) -> None:  # pragma: no cover - every subclass defines it
         raise NotImplementedError

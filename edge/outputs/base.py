@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from edge.control.controller import GimbalCommand
+from edge.control.command import GimbalCommand
 
 
 @dataclass(frozen=True)
@@ -20,12 +21,21 @@ class ControlUpdate:
     command: GimbalCommand
 
 
+def _unit(value) -> bool:
+    """A finite number in 0..1: the MAVLink camera protocol's normalised image coordinates."""
+    return isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= 1.0
+
+
 @dataclass(frozen=True)
 class TrackRequest:
     """A target request received by an output (a ground station, the serial link).
 
-    kind: "rectangle" (normalised x1, y1, x2, y2), "point" (normalised x, y + radius),
-    "pixels" (x, y, w, h) or "stop".
+    kind: "rectangle" (normalised x1, y1, x2, y2), "point" (normalised x, y + radius, a share of
+    the image width), "pixels" (x, y, w, h) or "stop".
+
+    A normalised request is checked when it is made (ValueError, one line), so an output can answer
+    its sender before the loop sees it; one that passes always gives, for any frame, a box the loop
+    takes (``box_in``). Pixels depend on the frame: the loop checks them (``edge.target.fit_target``).
     """
 
     kind: str
@@ -34,25 +44,49 @@ class TrackRequest:
     radius: float = 0.0
     pixels: tuple | None = None
 
+    def __post_init__(self) -> None:
+        if self.kind == "rectangle":
+            if not (self.rect is not None and len(self.rect) == 4 and all(_unit(v) for v in self.rect)
+                    and self.rect[2] > self.rect[0] and self.rect[3] > self.rect[1]):
+                raise ValueError(f"rectangle {self.rect!r}: expected x1 < x2, y1 < y2, each in 0..1")
+        elif self.kind == "point":
+            if not (self.point is not None and len(self.point) == 2 and all(_unit(v) for v in self.point)):
+                raise ValueError(f"point {self.point!r}: expected x, y in 0..1")
+            if not _unit(self.radius):
+                raise ValueError(f"point radius {self.radius!r}: expected 0..1")
+
     def box_in(self, width: int, height: int, min_size_px: float = 16.0):
-        """The request as an (x, y, w, h) pixel box in a width x height frame."""
+        """The request as an (x, y, w, h) pixel box in a width x height frame. A normalised one is
+        grown to its minimum size about its centre, at most to the frame, and clipped to it."""
         if self.kind == "pixels":
             return tuple(float(v) for v in self.pixels)
         if self.kind == "rectangle":
             x1, y1, x2, y2 = self.rect
-            return (x1 * width, y1 * height, max((x2 - x1) * width, min_size_px),
-                    max((y2 - y1) * height, min_size_px))
+            w = max((x2 - x1) * width, min(min_size_px, width))
+            h = max((y2 - y1) * height, min(min_size_px, height))
+            return _clipped((x1 + x2) / 2 * width, (y1 + y2) / 2 * height, w, h, width, height)
         if self.kind == "point":
-            side = max(self.radius * 2 * width, min_size_px * 4)
-            cx, cy = self.point[0] * width, self.point[1] * height
-            return (cx - side / 2, cy - side / 2, side, side)
+            side = min(max(self.radius * 2 * width, min_size_px * 4), width, height)
+            return _clipped(self.point[0] * width, self.point[1] * height, side, side, width, height)
         return None
+
+
+def _clipped(cx: float, cy: float, w: float, h: float, width: int, height: int):
+    """The w x h box centred on (cx, cy), cut to the frame: a centre inside the frame and a box no
+    larger than it leave at least half of each side inside."""
+    x0, y0 = max(cx - w / 2, 0.0), max(cy - h / 2, 0.0)
+    x1, y1 = min(cx + w / 2, float(width)), min(cy + h / 2, float(height))
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 class Output(Protocol):
     """``send`` once per tracked frame; ``heartbeat`` instead whenever no command may go out (no
     frame, no target, or dry run): hold still but keep the link alive; ``stop`` holds/neutral and
-    never raises; ``close`` stops first and is idempotent."""
+    never raises; ``close`` stops first and is idempotent.
+
+    The last command given (a speed, a set-point, a stop, a re-centre) is the head's standing
+    command: a write that failed does not count as delivered, and the standing command is written
+    again on a later call (``heartbeat`` included) once the link is back."""
 
     name: str
 

@@ -19,21 +19,23 @@ class BoxStreamOutput(SerialOutputBase):
         self._last_sent_ms = -1e18
         self._commands = boxproto.CommandReader()
 
-    def _write(self, msg) -> None:
-        self.link.write(self._encode(msg))
+    def _write(self, msg) -> bool:
+        """True once written; a message that was not does not count as sent, so the next
+        heartbeat is due at once and the receiver hears the current state when the port is back."""
         self._seq = (self._seq + 1) & 0xFFFF
+        return self.link.write(self._encode(msg))
 
     def send(self, update) -> None:
         msg = boxproto.make_message(self._seq, update.t_ms, update.state,
                                     update.box if update.state != "IDLE" else None,
                                     update.frame_size, update.score)
-        self._write(msg)
-        self._last_sent_ms = update.t_ms
+        if self._write(msg):
+            self._last_sent_ms = update.t_ms
 
     def heartbeat(self, now_ms: int, state: str) -> None:
         if now_ms - self._last_sent_ms >= self._heartbeat_period_ms:
-            self._write(boxproto.make_message(self._seq, now_ms, state, heartbeat=True))
-            self._last_sent_ms = now_ms
+            if self._write(boxproto.make_message(self._seq, now_ms, state, heartbeat=True)):
+                self._last_sent_ms = now_ms
 
     def poll(self):
         """Target commands the microcontroller sent back ($EDSEL / $EDSTP lines)."""

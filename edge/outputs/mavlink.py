@@ -100,6 +100,7 @@ class MavlinkGimbalOutput:
         """connect: returns a new pymavlink connection (default: ``open_connection(cfg)``); it is
         called again, with backoff, after the link fails."""
         self.port = cfg.port
+        self.address = (cfg.system_id, cfg.component_id)
         self._connect = connect or (lambda: open_connection(cfg))
         self._clock = clock
         self._backoff = Backoff(backoff_initial_s, backoff_max_s, clock=clock)
@@ -113,6 +114,10 @@ class MavlinkGimbalOutput:
             self._backoff.failed()
         self._last_heartbeat = -1e9
         self._target = (0, 0)  # broadcast until an autopilot is heard
+        # The gimbal manager acts on the last GIMBAL_MANAGER_SET_PITCHYAW it got: (pitch, yaw,
+        # pitch rate, yaw rate), and whether that reached the link since it was (re)opened.
+        self._standing: tuple | None = None
+        self._delivered = False
         self._closed = False
         self.write_errors = 0
         self.reconnects = 0
@@ -140,6 +145,7 @@ class MavlinkGimbalOutput:
                 return None
             self._backoff.succeeded()
             self.reconnects += 1
+            self._delivered = False   # whatever is at the other end may have missed it: send it again
             log.info("mavlink link %s reconnected", self.port)
         return self.conn
 
@@ -152,16 +158,19 @@ class MavlinkGimbalOutput:
             pass
         self._backoff.failed()
 
-    def _safe(self, fn) -> None:
-        """Send through the link; a link that is down must not stop tracking: count and reopen."""
+    def _safe(self, fn) -> bool:
+        """Send through the link; a link that is down must not stop tracking: count and reopen.
+        True when the message was handed to the link."""
         if self._link() is None:
             self.write_errors += 1
-            return
+            return False
         try:
             fn()
         except OSError as exc:
             self.write_errors += 1
             self._lost(exc)
+            return False
+        return True
 
     # -- sending -------------------------------------------------------------------------------
     def _heartbeat_if_due(self) -> None:
@@ -172,27 +181,36 @@ class MavlinkGimbalOutput:
             self.mav.heartbeat_send(m.MAV_TYPE_ONBOARD_CONTROLLER, m.MAV_AUTOPILOT_INVALID, 0, 0, m.MAV_STATE_ACTIVE)
             self._last_heartbeat = now
 
-    def _set_rates(self, yaw_dps: float, pitch_dps: float) -> None:
-        self.mav.gimbal_manager_set_pitchyaw_send(
+    def _set_point(self, pitch: float, yaw: float, pitch_rate: float, yaw_rate: float) -> None:
+        """Make this set-point (radians, NaN = unused) the standing one and send it."""
+        self._standing, self._delivered = (pitch, yaw, pitch_rate, yaw_rate), False
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Send the standing set-point if the link has not taken it since it was (re)opened: a stop
+        or a re-centre lost with the link reaches the gimbal when the link is back."""
+        if self._standing is None or self._delivered:
+            return
+        self._delivered = self._safe(lambda: self.mav.gimbal_manager_set_pitchyaw_send(
             self._target[0], self._target[1], 0, 0,  # flags 0: yaw in the vehicle frame; device 0: all
-            NAN, NAN, math.radians(pitch_dps), math.radians(yaw_dps))
+            *self._standing))
 
     def send(self, update) -> None:
         self._safe(self._heartbeat_if_due)
         cmd = update.command
-        self._safe(lambda: self._set_rates(cmd.yaw_rate_dps if cmd.active else 0.0,
-                                           cmd.pitch_rate_dps if cmd.active else 0.0))
+        yaw, pitch = (cmd.yaw_rate_dps, cmd.pitch_rate_dps) if cmd.active else (0.0, 0.0)
+        self._set_point(NAN, NAN, math.radians(pitch), math.radians(yaw))
 
     def heartbeat(self, now_ms: int, state: str) -> None:
         self._safe(self._heartbeat_if_due)
+        self._refresh()
 
     def stop(self) -> None:
-        self._safe(lambda: self._set_rates(0.0, 0.0))
+        self._set_point(NAN, NAN, 0.0, 0.0)
 
     def recenter(self) -> None:
         """Angles 0/0 (rates NaN = unused): the gimbal manager's neutral forward position."""
-        self._safe(lambda: self.mav.gimbal_manager_set_pitchyaw_send(self._target[0], self._target[1], 0, 0,
-                                                                     0.0, 0.0, NAN, NAN))
+        self._set_point(0.0, 0.0, NAN, NAN)
 
     def close(self) -> None:
         if not self._closed:
@@ -221,27 +239,33 @@ class MavlinkGimbalOutput:
             kind = msg.get_type()
             if kind == "HEARTBEAT" and msg.get_srcComponent() == 1:
                 self._target = (msg.get_srcSystem(), 1)
-            elif kind == "COMMAND_LONG":
+            elif kind == "COMMAND_LONG" and self._addressed_to_us(msg):
                 request = self._command(msg)
                 if request is not None:
                     got.append(request)
         return got
 
+    def _addressed_to_us(self, msg) -> bool:
+        """A command for this system and component, or broadcast (0) to either: one for another
+        camera or vehicle on the link is not ours to act on, nor to acknowledge."""
+        system, component = self.address
+        return msg.target_system in (0, system) and msg.target_component in (0, component)
+
     def _command(self, msg):
         from pymavlink.dialects.v20 import common as m
 
         request = None
-        if msg.command == MAV_CMD_CAMERA_TRACK_RECTANGLE:
-            rect = (msg.param1, msg.param2, msg.param3, msg.param4)
-            if all(0.0 <= v <= 1.0 for v in rect) and rect[2] > rect[0] and rect[3] > rect[1]:
-                request = TrackRequest("rectangle", rect=rect)
-        elif msg.command == MAV_CMD_CAMERA_TRACK_POINT:
-            if 0.0 <= msg.param1 <= 1.0 and 0.0 <= msg.param2 <= 1.0:
-                request = TrackRequest("point", point=(msg.param1, msg.param2), radius=max(msg.param3, 0.0))
-        elif msg.command == MAV_CMD_CAMERA_STOP_TRACKING:
-            request = TrackRequest("stop")
-        else:
-            return None
+        try:   # checked before the answer: ACCEPTED means the loop will take it
+            if msg.command == MAV_CMD_CAMERA_TRACK_RECTANGLE:
+                request = TrackRequest("rectangle", rect=(msg.param1, msg.param2, msg.param3, msg.param4))
+            elif msg.command == MAV_CMD_CAMERA_TRACK_POINT:
+                request = TrackRequest("point", point=(msg.param1, msg.param2), radius=msg.param3)
+            elif msg.command == MAV_CMD_CAMERA_STOP_TRACKING:
+                request = TrackRequest("stop")
+            else:
+                return None
+        except ValueError as exc:
+            log.info("denied a tracking command from %d/%d: %s", msg.get_srcSystem(), msg.get_srcComponent(), exc)
         result = m.MAV_RESULT_ACCEPTED if request is not None else m.MAV_RESULT_DENIED
         self._safe(lambda: self.mav.command_ack_send(msg.command, result, 0, 0,
                                                      msg.get_srcSystem(), msg.get_srcComponent()))

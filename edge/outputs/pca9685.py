@@ -7,9 +7,12 @@ PRESCALE 0xFE = round(25 MHz / (4096 * f)) - 1 (written while asleep), LEDn_ON_L
 
 from __future__ import annotations
 
+import logging
 import time
 
 from edge.control.integrator import RateIntegrator, servo_limits
+
+log = logging.getLogger("edge.outputs.pca9685")
 
 MODE1, PRESCALE, LED0_ON_L = 0x00, 0xFE, 0x06
 SLEEP, AUTO_INCREMENT, RESTART = 0x10, 0x20, 0x80
@@ -20,12 +23,16 @@ FREQ_HZ = 50.0
 class PCA9685:
     def __init__(self, bus, address: int = 0x40, freq_hz: float = FREQ_HZ) -> None:
         self.bus, self.address, self.freq_hz = bus, address, freq_hz
-        prescale = round(OSC_HZ / (4096 * freq_hz)) - 1
-        self.bus.write_byte_data(address, MODE1, SLEEP | AUTO_INCREMENT)
-        self.bus.write_byte_data(address, PRESCALE, prescale)
-        self.bus.write_byte_data(address, MODE1, AUTO_INCREMENT)
+        self.start()
+
+    def start(self) -> None:
+        """Program the PWM frequency and wake the chip: at power-on it sleeps, at 200 Hz."""
+        prescale = round(OSC_HZ / (4096 * self.freq_hz)) - 1
+        self.bus.write_byte_data(self.address, MODE1, SLEEP | AUTO_INCREMENT)
+        self.bus.write_byte_data(self.address, PRESCALE, prescale)
+        self.bus.write_byte_data(self.address, MODE1, AUTO_INCREMENT)
         time.sleep(0.0005)   # oscillator start-up
-        self.bus.write_byte_data(address, MODE1, AUTO_INCREMENT | RESTART)
+        self.bus.write_byte_data(self.address, MODE1, AUTO_INCREMENT | RESTART)
 
     def set_pulse_us(self, channel: int, pulse_us: float) -> None:
         counts = max(0, min(4095, round(pulse_us * 1e-6 * self.freq_hz * 4096)))
@@ -36,7 +43,12 @@ class PCA9685:
 
 
 class Pca9685ServoOutput:
-    """Same behaviour as the gpiozero servos (rates integrated into angles), pulses from the board."""
+    """Same behaviour as the gpiozero servos (rates integrated into angles), pulses from the board.
+
+    The board keeps pulsing the last set-points by itself. A bus write that fails (board unpowered,
+    cable off) is counted and does not count as delivered: the angles stay where the board last got
+    them, and the next call programs the chip again (a board that lost power wakes asleep) and gives
+    it the current set-points."""
 
     name = "pca9685"
 
@@ -54,28 +66,59 @@ class Pca9685ServoOutput:
         self.angles = RateIntegrator(servo_limits(control_cfg.pan_limits_deg),
                                      servo_limits(control_cfg.tilt_limits_deg), clock=clock)
         self._closed = False
+        self._lost = False
+        self.write_errors = 0
+        self.reconnects = 0
         self._write(self.angles.pan_deg, self.angles.tilt_deg)
 
     @property
     def pan_deg(self) -> float:
         return self.angles.pan_deg
 
-    def _write(self, pan_deg: float, tilt_deg: float) -> None:
-        for channel, deg in ((self.pan_ch, pan_deg), (self.tilt_ch, tilt_deg)):
-            self.board.set_pulse_us(channel, 1500.0 + deg / 90.0 * 1000.0)
+    def counters(self) -> dict:
+        """Link health for the status line and /api/state."""
+        return {"reconnects": self.reconnects, "write_errors": self.write_errors}
+
+    def _write(self, pan_deg: float, tilt_deg: float) -> bool:
+        """True once the board has both set-points."""
+        try:
+            if self._lost:
+                self.board.start()
+            for channel, deg in ((self.pan_ch, pan_deg), (self.tilt_ch, tilt_deg)):
+                self.board.set_pulse_us(channel, 1500.0 + deg / 90.0 * 1000.0)
+        except OSError as exc:   # smbus2: EREMOTEIO (no ACK), EIO, ETIMEDOUT
+            self.write_errors += 1
+            if not self._lost:
+                log.warning("pca9685 at 0x%02x lost (%s); retrying on every frame", self.board.address, exc)
+            self._lost = True
+            return False
+        if self._lost:
+            self._lost = False
+            self.reconnects += 1
+            log.info("pca9685 at 0x%02x is back", self.board.address)
+        return True
+
+    def _refresh(self) -> None:
+        if self._lost:
+            self._write(self.angles.pan_deg, self.angles.tilt_deg)
 
     def send(self, update) -> None:
-        self._write(*self.angles.update(update.command))
+        self.angles.advance(update.command, self._write)
 
     def heartbeat(self, now_ms: int, state: str) -> None:
         self.angles.hold()
+        self._refresh()
 
     def stop(self) -> None:
-        self.angles.hold()
+        self.angles.hold()   # servos hold their last angle
+        try:
+            self._refresh()
+        except Exception:
+            pass
 
     def recenter(self) -> None:
         self.angles.pan_deg = self.angles.tilt_deg = 0.0
-        self._write(0.0, 0.0)
+        self._write(0.0, 0.0)   # if it fails, the next call sends 0/0 again
 
     def close(self) -> None:
         self._closed = True

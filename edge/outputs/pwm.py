@@ -41,8 +41,13 @@ class PwmServoOutput:
     def tilt_deg(self) -> float:
         return self.angles.tilt_deg
 
+    def _set(self, pan_deg: float, tilt_deg: float) -> bool:
+        self.pan.angle, self.tilt.angle = pan_deg, tilt_deg
+        return True
+
     def send(self, update) -> None:
-        self.pan.angle, self.tilt.angle = self.angles.update(update.command)
+        # A pin write that raises leaves the angles where the servos last got them (no jump later).
+        self.angles.advance(update.command, self._set)
 
     def heartbeat(self, now_ms: int, state: str) -> None:
         self.angles.hold()

@@ -2,38 +2,48 @@
 
 from __future__ import annotations
 
+import time
+
 from edge.control.integrator import RateIntegrator
 from edge.gimbal.protocols import simplebgc
 from edge.io.serial_link import SerialLink, SerialOutputBase
 
+HOLD_SPEED = simplebgc.control_speed(0.0, 0.0)
+
 
 class SimpleBGCOutput(SerialOutputBase):
     """Speed mode by default; with ``control.mode: angle`` the rates are integrated into angle
-    set-points (CMD_CONTROL angle mode), for boards tuned for position moves."""
+    set-points (CMD_CONTROL angle mode), for boards tuned for position moves.
+
+    CMD_CONTROL is streamed, a frame per call, for the board's control timeout. What a hold streams
+    is the head's standing command: zero speed, the current set-point in angle mode, or 0/0 after a
+    re-centre (until the next command), so a reconnect or a heartbeat never cancels a re-centre."""
 
     name = "simplebgc"
 
-    def __init__(self, cfg, control_cfg=None, *, link: SerialLink | None = None) -> None:
+    def __init__(self, cfg, control_cfg=None, *, link: SerialLink | None = None, clock=time.monotonic) -> None:
         self.link = link or SerialLink(cfg.port, cfg.baud)
-        self.angles = (RateIntegrator(control_cfg.pan_limits_deg, control_cfg.tilt_limits_deg)
+        self.angles = (RateIntegrator(control_cfg.pan_limits_deg, control_cfg.tilt_limits_deg, clock=clock)
                        if control_cfg is not None and control_cfg.mode == "angle" else None)
+        self._hold_frame = HOLD_SPEED   # speed mode: what a hold streams
+
+    def _stream(self, frame: bytes) -> bool:
+        return self._command(frame, always=True)
 
     def send(self, update) -> None:
         cmd = update.command
         if self.angles is not None:
-            pan, tilt = self.angles.update(cmd)
-            self.link.write(simplebgc.control_angle(pan, tilt))
-        elif cmd.active:
-            self.link.write(simplebgc.control_speed(cmd.yaw_rate_dps, cmd.pitch_rate_dps))
-        else:
-            self.link.write(simplebgc.control_speed(0.0, 0.0))
+            self.angles.advance(cmd, lambda pan, tilt: self._stream(simplebgc.control_angle(pan, tilt)))
+            return
+        self._hold_frame = HOLD_SPEED
+        self._stream(simplebgc.control_speed(cmd.yaw_rate_dps, cmd.pitch_rate_dps) if cmd.active else HOLD_SPEED)
 
     def _hold(self) -> None:
         if self.angles is not None:
             self.angles.hold()
-            self.link.write(simplebgc.control_angle(self.angles.pan_deg, self.angles.tilt_deg))
+            self._stream(simplebgc.control_angle(self.angles.pan_deg, self.angles.tilt_deg))
         else:
-            self.link.write(simplebgc.control_speed(0.0, 0.0))
+            self._stream(self._hold_frame)
 
     def heartbeat(self, now_ms: int, state: str) -> None:
         # No frames: keep the gimbal holding; its control timeout stops it if we die.
@@ -41,6 +51,7 @@ class SimpleBGCOutput(SerialOutputBase):
 
     def stop(self) -> None:
         try:
+            self._hold_frame = HOLD_SPEED   # a stop also ends a re-centre move
             self._hold()
         except Exception:
             pass
@@ -48,7 +59,9 @@ class SimpleBGCOutput(SerialOutputBase):
     def recenter(self) -> None:
         if self.angles is not None:
             self.angles.pan_deg = self.angles.tilt_deg = 0.0
-        self.link.write(simplebgc.control_angle(0.0, 0.0))
+        else:
+            self._hold_frame = simplebgc.control_angle(0.0, 0.0)
+        self._hold()
 
     def _before_close(self) -> None:
         self.link.write(simplebgc.release())

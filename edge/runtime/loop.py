@@ -70,6 +70,7 @@ class TrackingLoop:
         self._last_update_t = None
         self._stale = False
         self._last_status_t = clock()
+        self._dry = False   # the dry run as this step applies it: set_dry_run takes effect at a step's start
         self._stopped = False
         self._lock = threading.Lock()
         self._telemetry_failed: set[str] = set()
@@ -84,9 +85,8 @@ class TrackingLoop:
         return self._state
 
     def set_dry_run(self, on: bool) -> None:
-        """Compute commands but do not send them (outputs are told to hold once)."""
-        if on and not self.dry_run:
-            self._requests.put(TargetRequest(hold_outputs=True, source="dry run"))
+        """Compute commands but send no motion: from the next step the outputs are told to hold
+        (once), get heartbeats instead of commands, and a re-centre is not passed on."""
         self.dry_run = bool(on)
 
     # -- the loop ----------------------------------------------------------------------------
@@ -103,6 +103,7 @@ class TrackingLoop:
         frame = self.grabber.get(timeout=0.1)
         now = self.clock()
         now_ms = int(now * 1000)
+        self._apply_dry_run()
         if frame is None:
             if getattr(self.grabber, "finished", False):
                 return False
@@ -168,7 +169,7 @@ class TrackingLoop:
         update = ControlUpdate(seq=self._seq, t_ms=now_ms, state=self._state, box=result.box,
                                score=result.score, frame_size=(width, height), command=command)
         for out in self.outputs:
-            if self.dry_run:   # no command leaves, but links stay alive (the box stream's heartbeat)
+            if self._dry:   # no command leaves, but links stay alive (the box stream's heartbeat)
                 self._guard(out, lambda o=out: o.heartbeat(now_ms, self._heartbeat_state()))
             else:
                 self._guard(out, lambda o=out: o.send(update))
@@ -203,10 +204,12 @@ class TrackingLoop:
                 self._stop_outputs()
                 continue
             if req.is_stop:
-                log.info("tracking stopped (%s)%s", req.source, ", re-centring" if req.recenter else "")
+                move_home = req.recenter and not self._dry   # a re-centre is motion
+                log.info("tracking stopped (%s)%s", req.source, ", re-centring" if move_home else
+                         ", not re-centring in a dry run" if req.recenter else "")
                 self._set_state(IDLE)
                 self._stop_outputs()
-                if req.recenter:
+                if move_home:
                     for out in self.outputs:
                         recenter = getattr(out, "recenter", None)
                         if recenter is not None:
@@ -239,10 +242,18 @@ class TrackingLoop:
             self._set_state(TRACKING)
             started = True
 
+    def _apply_dry_run(self) -> None:
+        """A dry run starts with every output told to hold, before anything else goes out: with
+        or without frames (an output may still hold a moving command it would send again)."""
+        if self.dry_run and not self._dry:
+            log.info("dry run: outputs hold, commands are computed but not sent")
+            self._stop_outputs()
+        self._dry = self.dry_run
+
     def _heartbeat_state(self) -> str:
         """The state heartbeats carry: IDLE in dry run, since receivers act on TRACKING
         (docs/serial-box-protocol.md) and a dry run must move nothing downstream."""
-        return IDLE if self.dry_run else self._state
+        return IDLE if self._dry else self._state
 
     def _set_state(self, state: str) -> None:
         self._state = state

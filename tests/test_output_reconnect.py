@@ -1,0 +1,273 @@
+"""Every reconnect leaves each head with its current command, a stop included, and a failed write never
+counts as delivered: pty pairs for the serial heads, pymavlink on a pty for MAVLink, the SMBus seam for
+the PCA9685."""
+
+import pytest
+
+from edge.config import ControlConfig, OutputConfig
+from edge.gimbal.protocols import pelco_d
+from test_outputs import Pty, update
+
+pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
+
+
+def serial_link(pty, clock):
+    from edge.io.serial_link import SerialLink
+
+    return SerialLink(pty.link, 115200, backoff_initial_s=0.1, clock=lambda: clock[0])
+
+
+def frames7(data: bytes) -> list[bytes]:
+    return [data[i:i + 7] for i in range(0, len(data), 7)]
+
+
+def test_pelco_stop_asked_for_while_unplugged_reaches_the_head_when_it_is_back(tmp_path):
+    from edge.outputs.pelco import PelcoDOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), link=serial_link(pty, clock))
+    out.send(update(yaw=30.0, pitch=0.0))
+    assert frames7(pty.read()) == [pelco_d.speed_command(1, 30.0, 0.0, 60.0)]   # the head is moving
+    pty.close()                                   # unplugged while moving
+    out.stop()                                    # Stop: the write fails
+    for _ in range(3):
+        clock[0] += 0.05
+        out.heartbeat(0, "IDLE")
+    pty2 = Pty(tmp_path)                          # plugged back in under the same name
+    for _ in range(5):
+        clock[0] += 1.0
+        out.heartbeat(0, "IDLE")                  # no frame is being processed: only heartbeats
+    got = frames7(pty2.read())
+    assert got == [pelco_d.stop(1)], got          # the stop, once: it is latched now
+    out.close()
+    pty2.close()
+
+
+def test_pelco_moving_command_that_failed_is_written_after_the_reconnect_and_not_before(tmp_path):
+    from edge.outputs.pelco import PelcoDOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), link=serial_link(pty, clock))
+    out.send(update(yaw=30.0, pitch=0.0))
+    pty.read()
+    pty.close()
+    out.send(update(yaw=-20.0, pitch=10.0))       # a new speed, lost with the port
+    pty2 = Pty(tmp_path)
+    clock[0] += 1.0
+    out.send(update(yaw=-20.0, pitch=10.0))       # unchanged, but the head never got it
+    out.send(update(yaw=-20.0, pitch=10.0))       # now it has: latched, not resent
+    assert frames7(pty2.read()) == [pelco_d.speed_command(1, -20.0, 10.0, 60.0)]
+    out.close()
+    assert frames7(pty2.read()) == [pelco_d.stop(1)]
+    pty2.close()
+
+
+def test_box_stream_heartbeat_that_failed_does_not_count_as_sent(tmp_path):
+    from edge.gimbal.protocols import boxproto
+    from edge.outputs.box_stream import BoxStreamOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = BoxStreamOutput(OutputConfig(type="serial_box", port=pty.link, heartbeat_hz=5), link=serial_link(pty, clock))
+    out.send(update(0))                           # t_ms 1000, TRACKING
+    pty.read()
+    pty.close()
+    out.stop()                                    # IDLE: lost with the port
+    out.heartbeat(1300, "IDLE")                   # due (200 ms period), lost too
+    pty2 = Pty(tmp_path)
+    clock[0] += 1.0
+    out.heartbeat(1400, "IDLE")                   # nothing reached the receiver since 1000: due now
+    msgs = boxproto.BoxParser().feed(pty2.read())
+    assert [(m.type, m.state) for m in msgs] == [(boxproto.TYPE_HEARTBEAT, "IDLE")], msgs
+    out.close()
+    pty2.close()
+
+
+def sbgc_frames(data: bytes):
+    """(modes, (roll, pitch, yaw) speeds in deg/s, (roll, pitch, yaw) angles in deg) per CMD_CONTROL frame."""
+    import struct
+
+    from edge.gimbal.protocols import simplebgc
+
+    out = []
+    while data:
+        size = 6 + data[2]
+        cmd, payload = simplebgc.parse_v2(data[:size])
+        data = data[size:]
+        assert cmd == simplebgc.CMD_CONTROL
+        v = struct.unpack("<BBBhhhhhh", payload)
+        out.append((v[:3], tuple(round(s * simplebgc.SPEED_UNIT_DPS, 1) for s in v[3::2]),
+                    tuple(round(a * simplebgc.ANGLE_UNIT_DEG, 1) for a in v[4::2])))
+    return out
+
+
+def test_simplebgc_recentre_asked_for_while_unplugged_is_what_the_head_gets_back(tmp_path):
+    from edge.gimbal.protocols.simplebgc import MODE_ANGLE
+    from edge.outputs.simplebgc import SimpleBGCOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = SimpleBGCOutput(OutputConfig(type="simplebgc", port=pty.link), ControlConfig(), link=serial_link(pty, clock))
+    out.send(update(yaw=20.0, pitch=0.0))
+    pty.read()
+    pty.close()
+    out.stop()
+    out.recenter()                                # Re-centre: lost with the port
+    pty2 = Pty(tmp_path)
+    for _ in range(3):
+        clock[0] += 1.0
+        out.heartbeat(0, "IDLE")                  # idle: the hold streams the standing command
+    got = sbgc_frames(pty2.read())
+    # The re-centre, not a zero speed that would cancel it: streamed, for the board's control timeout.
+    assert got == [((MODE_ANGLE,) * 3, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))] * 3, got
+    out.send(update(yaw=5.0, pitch=0.0))          # tracking again: speed mode, and a hold is a zero speed
+    out.heartbeat(0, "IDLE")
+    assert [f[1] for f in sbgc_frames(pty2.read())] == [(0.0, 0.0, 5.0), (0.0, 0.0, 0.0)]
+    out.close()
+    pty2.close()
+
+
+def test_simplebgc_angle_mode_resumes_from_the_last_delivered_set_point(tmp_path):
+    from edge.outputs.simplebgc import SimpleBGCOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = SimpleBGCOutput(OutputConfig(type="simplebgc", port=pty.link), ControlConfig(mode="angle"),
+                          link=serial_link(pty, clock), clock=lambda: clock[0])
+    for _ in range(11):                           # 1 s at 30 deg/s
+        out.send(update(yaw=30.0, pitch=0.0))
+        clock[0] += 0.1
+    assert sbgc_frames(pty.read())[-1][2][2] == 30.0
+    pty.close()
+    for _ in range(40):                           # 4 s more of commands the head never gets
+        out.send(update(yaw=30.0, pitch=0.0))
+        clock[0] += 0.1
+    pty2 = Pty(tmp_path)
+    clock[0] += 10.0                              # past the reopen backoff
+    out.heartbeat(0, "LOST")
+    out.send(update(yaw=30.0, pitch=0.0))
+    clock[0] += 0.1
+    out.send(update(yaw=30.0, pitch=0.0))
+    yaws = [f[2][2] for f in sbgc_frames(pty2.read())]
+    # Where the head was, then one step on: no jump to the 150 degrees the lost commands would have reached.
+    assert yaws == [30.0, 30.0, 33.0], yaws
+    out.close()
+    pty2.close()
+
+
+def mavlink_messages(pty, wait=0.3):
+    from pymavlink.dialects.v20 import common
+
+    parser = common.MAVLink(None)
+    parser.robust_parsing = True
+    return [m for m in parser.parse_buffer(pty.read(wait)) or [] if m.get_type() != "BAD_DATA"]
+
+
+@pytest.mark.parametrize("lost", ["stop", "recenter"])
+def test_mavlink_stop_or_recentre_lost_with_the_link_reaches_the_gimbal_when_it_is_back(tmp_path, lost):
+    import math
+
+    pytest.importorskip("pymavlink.mavutil")
+    from edge.outputs.mavlink import MavlinkGimbalOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=pty.link, baud=115200), clock=lambda: clock[0])
+    out.send(update(yaw=20.0, pitch=0.0))
+    assert [m.yaw_rate for m in mavlink_messages(pty) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"] == [
+        pytest.approx(math.radians(20.0))]
+    pty.close()                                   # unplugged while the gimbal turns at 20 deg/s
+    getattr(out, lost)()                          # the write fails
+    for _ in range(3):
+        clock[0] += 0.05
+        out.heartbeat(0, "IDLE")
+    pty2 = Pty(tmp_path)
+    for _ in range(3):
+        clock[0] += 30.0                          # past the reopen backoff
+        out.heartbeat(0, "IDLE")                  # idle: only heartbeats from the loop
+    sets = [m for m in mavlink_messages(pty2) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+    assert len(sets) == 1, sets                   # once: the gimbal manager keeps it
+    got = sets[0]
+    if lost == "stop":
+        assert (got.yaw_rate, got.pitch_rate) == (0.0, 0.0) and math.isnan(got.yaw) and math.isnan(got.pitch)
+    else:
+        assert (got.yaw, got.pitch) == (0.0, 0.0) and math.isnan(got.yaw_rate) and math.isnan(got.pitch_rate)
+    out.close()
+    pty2.close()
+
+
+class FlakySMBus:
+    """smbus2's SMBus seam: writes recorded; while ``unplugged`` every write fails as an unpowered board does."""
+
+    def __init__(self):
+        self.writes, self.unplugged = [], False
+
+    def _record(self, entry):
+        if self.unplugged:
+            raise OSError(121, "Remote I/O error")
+        self.writes.append(entry)
+
+    def write_byte_data(self, addr, reg, value):
+        self._record((addr, reg, value))
+
+    def write_i2c_block_data(self, addr, reg, data):
+        self._record((addr, reg, list(data)))
+
+
+def pulse(deg):
+    counts = round((1500 + deg / 90 * 1000) * 1e-6 * 50 * 4096)
+    return [0, 0, counts & 0xFF, counts >> 8]
+
+
+def test_pca9685_board_that_lost_power_is_programmed_again_and_resumes_where_it_was():
+    import contextlib
+
+    from edge.outputs.pca9685 import Pca9685ServoOutput
+
+    bus, clock = FlakySMBus(), [0.0]
+    out = Pca9685ServoOutput(OutputConfig(type="pca9685", pan_pin=0, tilt_pin=1), ControlConfig(), bus=bus,
+                             clock=lambda: clock[0])
+    for _ in range(11):                           # 1 s at 45 deg/s
+        out.send(update(yaw=45.0, pitch=0.0))
+        clock[0] += 0.1
+    assert bus.writes[-2] == (0x40, 0x06, pulse(45.0))
+    bus.unplugged = True                          # the board loses power
+    for _ in range(10):
+        with contextlib.suppress(OSError):        # the loop survives an output that raises; the head matters here
+            out.send(update(yaw=45.0, pitch=0.0))
+        clock[0] += 0.1
+    bus.unplugged, bus.writes = False, []         # back, asleep at its power-on defaults
+    out.heartbeat(0, "IDLE")                      # idle: no command, yet the board must be running again
+    assert bus.writes[:3] == [(0x40, 0x00, 0x30), (0x40, 0xFE, 121), (0x40, 0x00, 0x20)], bus.writes
+    # the set-point the head had, not the 90 degrees the lost commands would have reached
+    assert bus.writes[-2:] == [(0x40, 0x06, pulse(45.0)), (0x40, 0x0A, pulse(0.0))], bus.writes
+    assert out.counters() == {"reconnects": 1, "write_errors": 10}
+
+
+def test_pwm_servo_write_that_fails_does_not_move_the_set_point():
+    pytest.importorskip("gpiozero")
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from edge.outputs.pwm import PwmServoOutput
+
+    class FlakyPin(MockPWMPin):
+        broken = False
+
+        def _set_state(self, value):
+            if FlakyPin.broken:
+                raise OSError("pin write failed")
+            super()._set_state(value)
+
+    factory, clock = MockFactory(pin_class=FlakyPin), [0.0]
+    out = PwmServoOutput(OutputConfig(type="pwm", pan_pin=12, tilt_pin=13), ControlConfig(), pin_factory=factory,
+                         clock=lambda: clock[0])
+    for _ in range(11):
+        out.send(update(yaw=30.0, pitch=0.0))
+        clock[0] += 0.1
+    assert out.pan_deg == pytest.approx(30.0)
+    FlakyPin.broken = True
+    for _ in range(10):
+        with pytest.raises(OSError):              # the loop logs it and goes on
+            out.send(update(yaw=30.0, pitch=0.0))
+        clock[0] += 0.1
+    FlakyPin.broken = False
+    assert out.pan_deg == pytest.approx(30.0)
+    out.send(update(yaw=30.0, pitch=0.0))
+    assert factory.pin(12).state == pytest.approx((1.5 + 30 / 90) / 20, rel=1e-3)
+    out.close()
