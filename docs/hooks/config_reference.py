@@ -142,7 +142,12 @@ def rows(cls, where: str = ""):
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """``text`` safe in a table cell: a pipe is escaped, and a code span holding one is split
+    around it (inside a code span the escape would show)."""
+    parts = text.split("`")
+    for i, part in enumerate(parts):
+        parts[i] = part.replace("|", "`\\|`" if i % 2 else "\\|")
+    return "`".join(parts)
 
 
 def render() -> str:
@@ -176,7 +181,7 @@ def render() -> str:
                       "port: ...}, ...]`). Default: no outputs.", ""]
         lines += ["| key | type | default | allowed | notes |", "|---|---|---|---|---|"]
         for key, tp, default, rules, comment in own:
-            lines.append(f"| `{key}` | {_cell(tp)} | `{_cell(default)}` | {_cell(rules)} | {_cell(comment)} |")
+            lines.append(f"| `{key}` | {_cell(tp)} | {_cell(f'`{default}`')} | {_cell(rules)} | {_cell(comment)} |")
         lines.append("")
     return "\n".join(lines)
 
