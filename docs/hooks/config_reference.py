@@ -80,13 +80,15 @@ def describe_rule(rule) -> str:
             return f"{_number(lo)} to {_number(hi)}"
         return f"at least {_number(lo)}" if lo is not None else f"at most {_number(hi)}"
     if name == "optional" and callable(args.get("check")):
-        return "empty (none), or " + _plain(_rule_name(args["check"]))
+        return "empty (none), or " + describe_rule(args["check"])
+    if name == "unset_or" and callable(args.get("rule")):
+        return "0 (not set), or " + describe_rule(args["rule"])
     if name == "camera_source":
         from edge.camera import SOURCES
 
         return "a source: " + ", ".join(kind.name for kind in SOURCES)
     words = _plain(name)
-    values = [_plain(_rule_name(v)) if callable(v) else f"`{v}`" for v in args.values()]
+    values = [describe_rule(v) if callable(v) else f"`{v}`" for v in args.values()]
     if len(values) == 1:
         return f"{words} {values[0]}"
     extra = ", ".join(f"{k} {v}" for k, v in zip(args, values))
@@ -137,8 +139,25 @@ def rows(cls, where: str = ""):
             yield from rows(item, f"{key}[]")
             continue
         default = _default(f)
-        rules = "; ".join(describe_rule(r) for r in f.metadata.get("rules", ()))
+        rules = "; ".join(field_rules(f, tp))
         yield key, _type_name(tp), json.dumps(default), rules, comments.get(f.name, "")
+
+
+def field_rules(f, tp) -> list[str]:
+    """What the loader checks of field ``f`` besides its type, in words."""
+    rules = [describe_rule(r) for r in f.metadata.get("rules", ())]
+    if typing.get_origin(tp) is list and f.metadata.get("max_items") is not None:
+        rules.append(f"at most {f.metadata['max_items']} items")
+    return rules
+
+
+def list_sections(cls):
+    """(key, field, item class) for every list-of-sections field of ``cls``."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        args = typing.get_args(hints[f.name])
+        if typing.get_origin(hints[f.name]) is list and args and dataclasses.is_dataclass(args[0]):
+            yield f.name, f, args[0]
 
 
 def _cell(text: str) -> str:
@@ -148,6 +167,20 @@ def _cell(text: str) -> str:
     for i, part in enumerate(parts):
         parts[i] = part.replace("|", "`\\|`" if i % 2 else "\\|")
     return "`".join(parts)
+
+
+def _list_intro(section: str, f, item) -> str:
+    default = _default(f)
+    if not default:
+        told = "Default: none."
+    elif all(entry == item() for entry in default):
+        told = f"Default: {len(default)} item{'s' if len(default) > 1 else ''}, with the defaults below."
+    else:
+        told = f"Default: `{json.dumps([dataclasses.asdict(entry) for entry in default])}`."
+    rules = field_rules(f, typing.List[item])
+    checked = f" The list itself: {'; '.join(rules)}." if rules else ""
+    return (f"A list; each item has the keys below (`{section}: [{{type: ..., ...}}, ...]`). "
+            f"{told}{checked}")
 
 
 def render() -> str:
@@ -176,9 +209,9 @@ def render() -> str:
         lines += [f"## `{section}`", ""]
         if top_comments.get(section):
             lines += [top_comments[section], ""]
-        if own and own[0][0].startswith(section + "[]"):
-            lines += [f"A list; each item is one output with these keys (`{section}: [{{type: mavlink, "
-                      "port: ...}, ...]`). Default: no outputs.", ""]
+        for name, f, item in list_sections(config.DeviceConfig):
+            if name == section:
+                lines += [_list_intro(section, f, item), ""]
         lines += ["| key | type | default | allowed | notes |", "|---|---|---|---|---|"]
         for key, tp, default, rules, comment in own:
             lines.append(f"| `{key}` | {_cell(tp)} | {_cell(f'`{default}`')} | {_cell(rules)} | {_cell(comment)} |")
