@@ -75,6 +75,7 @@ def test_bench_has_nanotrack_and_default_model_rows_with_ground_truth_auc(clip_d
 
 
 def test_bench_names_why_nanotrack_is_missing(monkeypatch, tmp_path):
+    pytest.importorskip("torch")   # train.bench imports torch
     from train.bench import independent_candidates
 
     skipped = {}

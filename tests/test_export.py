@@ -3,10 +3,10 @@
 import json
 
 import numpy as np
-import onnx
 import pytest
 
 torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
 
 from conftest import make_clip_frames, shared_path  # noqa: E402
 from edge.engines import open_engine  # noqa: E402
