@@ -1,4 +1,4 @@
-"""Build the loop from a DeviceConfig and run it until SIGTERM/SIGINT or the source ends.
+"""Build the loop from a DeviceConfig and run it until a stop signal (TERM, INT, HUP, QUIT) or the source ends.
 
 Order matters for systemd: open the model (and warm it up) and the camera first, then READY=1;
 WATCHDOG=1 only while frames are processed; STOPPING=1 and a stop to every output on exit.
@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import threading
+import time
 
 from edge.build import build_tracker, camera_model_for
 from edge.camera import is_live, open_source
@@ -20,6 +21,7 @@ from edge.io.sdnotify import SystemdNotifier
 from edge.outputs import open_outputs
 from edge.overlay import draw
 from edge.runtime.loop import TrackingLoop
+from edge.runtime.signals import StopSignals
 from edge.runtime.telemetry import TrackLog
 from edge.target import fit_target, initial_request, parse_target
 from edge.tracker import Tracker
@@ -99,6 +101,20 @@ def first_frame_size(opener, name) -> tuple[int, int]:
     return first.image.shape[1], first.image.shape[0]
 
 
+def wait_for_first_frame(grabber, timeout_s: float, checkpoint):
+    """The camera's first frame, or None after ``timeout_s``; ``checkpoint()`` is called at least
+    every 0.1 s meanwhile, so a stop signal ends the wait."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        checkpoint()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        first = grabber.get(timeout=min(left, 0.1))
+        if first is not None:
+            return first
+
+
 def check_initial_target(initial, width: int, height: int) -> None:
     """ConfigError now, before READY=1, for a ``tracking.init`` the loop would refuse on this stream."""
     if initial is None:
@@ -111,22 +127,47 @@ def check_initial_target(initial, width: int, height: int) -> None:
 
 
 def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, environ=None, show: bool = False) -> int:
-    stop = stop or threading.Event()
+    """Run the loop until the source ends, ``stop`` is set or a stop signal comes (see
+    edge.runtime.signals); every output is stopped first. Returns the exit status: 0, or 128 + the
+    signal's number; SIGINT raises KeyboardInterrupt once all is stopped, as Ctrl-C does in every
+    command (the command line reports it as "interrupted", exit 130)."""
+    with StopSignals(stop) as signals:
+        _run(cfg, signals.stop, environ, show)
+    if signals.signum is not None:
+        log.info("stopped by %s", signals.name)
+    if signals.signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    return signals.exit_status()
+
+
+class _StoppedDuringStartUp(Exception):
+    """A stop signal (or ``stop``) came before READY=1: undo start-up, send nothing."""
+
+
+def _run(cfg: DeviceConfig, stop: threading.Event, environ, show: bool) -> None:
     notifier = SystemdNotifier(environ)
-    # Everything the config can get wrong is found before READY=1, and as far as possible before
-    # the camera thread and the outputs start: the model (warmed up), the target, the track log,
-    # the recording, the source, the calibration against the stream's frame size.
-    tracker = build_tracker(cfg)
-    warm_up(tracker)
     cam = cfg.camera
     tel = cfg.telemetry
-    initial = initial_request(cfg.tracking.init)
     undo = []   # what start-up opened, closed again (last first) when a later step fails
+
+    def checkpoint() -> None:
+        # After every start-up step: a signal only sets ``stop``, so a step that swallows
+        # exceptions (or blocks in C) cannot lose it, and it never reaches READY=1.
+        if stop.is_set():
+            raise _StoppedDuringStartUp
 
     def opener():
         return open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps)
 
     try:
+        # Everything the config can get wrong is found before READY=1, and as far as possible before
+        # the camera thread and the outputs start: the model (warmed up), the target, the track log,
+        # the recording, the source, the calibration against the stream's frame size.
+        tracker = build_tracker(cfg)
+        checkpoint()
+        warm_up(tracker)
+        checkpoint()
+        initial = initial_request(cfg.tracking.init)
         track_log = (TrackLog(tel.track_log, int(tel.track_log_max_mb * 2**20), tel.track_log_keep)
                      if tel.track_log else None)
         if track_log is not None:
@@ -141,6 +182,7 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
             size = first_frame_size(opener, cam.source)
             check_initial_target(initial, *size)
             camera_model = camera_model_for(cam, *size)
+        checkpoint()
         grabber = LatestFrameGrabber(opener, reconnect_initial_s=cam.reconnect_initial_s,
                                      reconnect_max_s=cam.reconnect_max_s,
                                      reconnect=cam.loop_file or live,
@@ -148,14 +190,16 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
         undo.append(grabber.stop)   # a grabber thread still inside OpenCV at exit aborts the process
         if live:
             # A USB camera may appear a few seconds after boot: wait for it (the grabber retries).
-            first = grabber.get(timeout=cam.start_timeout_s)
+            first = wait_for_first_frame(grabber, cam.start_timeout_s, checkpoint)
             if first is None:
                 raise SourceError(f"camera {cam.source} gave no frame within {cam.start_timeout_s:g} s"
                                   + (f" ({grabber.last_error})" if grabber.last_error else ""))
             check_initial_target(initial, first.image.shape[1], first.image.shape[0])
             camera_model = camera_model_for(cam, first.image.shape[1], first.image.shape[0])
+        checkpoint()
         outputs = open_outputs(cfg.outputs, cfg.control)
         undo.extend(out.close for out in outputs)
+        checkpoint()
         viewer = build_viewer(stop) if show else None
         if viewer is not None:
             record = recorder
@@ -187,21 +231,16 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
                                   f"{exc.strerror}") from None
             log.info("web console: %s", console.url)
             undo.append(console.close)
-
-        def on_signal(signum, _frame):
-            log.info("signal %d: stopping", signum)
-            stop.set()
-
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                previous[sig] = signal.signal(sig, on_signal)
-    except BaseException:   # a config error, or Ctrl-C during start-up: one line from main, nothing left open
+        checkpoint()
+    except BaseException as exc:   # a config error, or a stop during start-up: nothing left open
         for close in reversed(undo):
             try:
                 close()
             except Exception:
                 pass
+        if isinstance(exc, _StoppedDuringStartUp):
+            log.info("stopped during start-up, before READY")
+            return
         raise
     notifier.ready(f"tracking with {tracker.engine.name}, MixFormerV2-{tracker.meta.preset}")
     log.info("ready: %s, source %s, %d output(s)", tracker.engine.name, cam.source, len(outputs))
@@ -214,9 +253,6 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
             publisher.close()
         if recorder is not None:
             recorder.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         notifier.close()
     log.info("stopped after %d frames", loop.stats.frames)
-    return 0
 
