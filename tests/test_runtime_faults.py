@@ -198,6 +198,30 @@ def test_full_disk_in_the_service_keeps_tracking(tmp_path, tiny_model_path):
     assert frames > len(lines) + 10                   # it went on tracking after the log stopped
 
 
+@pytest.mark.parametrize("how", ["deleted", "rotated_away"])
+def test_a_track_log_deleted_or_rotated_away_mid_run_is_reopened(tmp_path, records, how):
+    """rm, or logrotate's default (rename, then a new file): the lines after it go to a file at the
+    configured path, not to a deleted inode or the rotated file."""
+    path = tmp_path / "track.jsonl"
+    log = TrackLog(str(path))
+    for i in range(10):
+        log.write({"frame": i})
+    if how == "deleted":
+        os.remove(path)
+    else:
+        os.rename(path, str(path) + ".1")
+        path.write_bytes(b"")                         # logrotate's `create`
+    for i in range(10, 300):
+        log.write({"frame": i})
+    log.close()
+    assert [r["frame"] for r in whole_json_lines(path)] == list(range(10, 300))
+    if how == "rotated_away":
+        assert [r["frame"] for r in whole_json_lines(str(path) + ".1")] == list(range(10))
+    assert log.dropped == 0
+    reopened = records.lines(logging.WARNING, "track log")
+    assert len(reopened) == 1 and str(path) in reopened[0], reopened
+
+
 # -- 2. a track log that cannot be opened ----------------------------------------------------------
 
 @pytest.mark.parametrize("where", ["directory", "uncreatable"])

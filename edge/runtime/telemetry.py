@@ -42,7 +42,9 @@ class TrackLog:
     device running for weeks never fills its card. Telemetry never stops tracking: when the disk is
     full (or the file goes away) it warns once, drops lines (counted in ``dropped``) and tries again
     every ``retry_s`` seconds; a line that only partly reached the disk is cut off again, so the
-    file only ever holds whole lines.
+    file only ever holds whole lines. A file deleted or moved away under it (``rm``, logrotate) is
+    noticed at the next line (its inode is no longer the one at ``path``): that line and the next go
+    to a new file at ``path``, with one warning, not to a deleted inode.
     """
 
     def __init__(self, path: str, max_bytes: int = 50 * 2**20, keep: int = 3, *, retry_s: float = 30.0,
@@ -56,6 +58,7 @@ class TrackLog:
         self.dropped = 0
         self._failed_at: float | None = None
         self._file = None
+        self._identity: tuple[int, int] | None = None
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             if os.path.isdir(path):
@@ -67,6 +70,18 @@ class TrackLog:
     def _open(self) -> None:
         self._file = self._opener(self.path)
         self._size = self._file.seek(0, os.SEEK_END)
+        st = os.fstat(self._file.fileno())
+        self._identity = (st.st_dev, st.st_ino)
+
+    def _moved_away(self) -> bool:
+        """True when ``path`` no longer names the open file (deleted, or renamed and replaced)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False   # cannot tell (a flaky mount): the write itself says whether it works
+        return (st.st_dev, st.st_ino) != self._identity
 
     def write(self, record: dict) -> None:
         data = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
@@ -74,6 +89,10 @@ class TrackLog:
             self.dropped += 1
             return
         try:
+            if self._file is not None and self._moved_away():
+                log.warning("track log %s was deleted or moved away (log rotation?): writing to a new file there",
+                            self.path)
+                self._close_file()
             if self._file is None:
                 self._open()
             self._write_whole(data)
