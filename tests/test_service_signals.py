@@ -187,3 +187,32 @@ def test_ctrl_c_while_pymavlink_imports_curses_never_reaches_ready(tmp_path, tin
     assert not any(heads.moved().values()), heads.moved()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.splitlines()[-1] == "edge-track: interrupted", err
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_the_desk_camera_shorthand_exits_like_run(tmp_path, tiny_model_path, signame):
+    # `edge-track --camera SRC` goes through the same service: Ctrl-C is "interrupted", exit 130,
+    # as in `track`, `eval` and `sim`.
+    sig = getattr(signal, signame)
+    video = str(tmp_path / "clip.avi")
+    gt = write_video(video, n=120)                   # 4 s at 30 fps: still running when the signal comes
+    proc = subprocess.Popen(edge_track_cmd() + ["--camera", video, "--model", tiny_model_path,
+                                                "--init", ",".join(f"{v:g}" for v in gt[0])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if "ready:" in line:
+                break
+        proc.send_signal(sig)
+        _, rest = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    err = "".join(seen) + rest
+    assert proc.returncode == 128 + sig, err
+    assert "Traceback" not in err, err
+    if sig == signal.SIGINT:
+        assert err.splitlines()[-1] == "edge-track: interrupted", err
