@@ -19,6 +19,10 @@ import threading
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
+class Stopped(Exception):
+    """Raised by ``StopSignals.check()`` once a stop signal came (or ``stop`` was set)."""
+
+
 class StopSignals:
     """``with StopSignals(stop) as signals:`` the stop signals set ``stop`` (a threading.Event) and
     ``signals.signum``; the previous handlers are back after the block. Signals can only be handled
@@ -46,6 +50,11 @@ class StopSignals:
         if self.signum is None:
             self.signum = signum
         self.stop.set()
+
+    def check(self) -> None:
+        """Raise Stopped if a stop signal came: call it after every step of a start-up."""
+        if self.stop.is_set():
+            raise Stopped(self.name or "stop requested")
 
     @property
     def name(self) -> str:

@@ -11,6 +11,7 @@ import sys
 import time
 
 from edge.errors import ConfigError
+from edge.paths import check_writable_file
 
 log = logging.getLogger("edge.telemetry")
 
@@ -33,6 +34,24 @@ def setup_logging(level: int = logging.INFO, stream=None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+# Kernel pseudo file systems: a path there may pass the permission checks, yet no file can be made.
+_PSEUDO_FS = ("/proc", "/sys")
+
+
+def check_track_log_path(path: str) -> None:
+    """ConfigError (one line) unless TrackLog can create or append to ``path``; creates nothing."""
+    try:
+        if path.endswith(("/", os.sep)):
+            raise ValueError("ends with '/': that names a folder, not a file")
+        real = os.path.realpath(path)
+        for top in _PSEUDO_FS:
+            if real == top or real.startswith(top + "/"):
+                raise ValueError(f"{top} is a kernel file system, not a place for files")
+        check_writable_file(path)
+    except ValueError as exc:
+        raise ConfigError(f"telemetry.track_log {path}: {exc}") from None
 
 
 class TrackLog:
@@ -59,6 +78,7 @@ class TrackLog:
         self._failed_at: float | None = None
         self._file = None
         self._identity: tuple[int, int] | None = None
+        check_track_log_path(path)
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             if os.path.isdir(path):
