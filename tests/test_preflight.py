@@ -108,3 +108,26 @@ def test_config_check_passes_a_config_run_starts_and_opens_no_camera(tmp_path, c
         assert main(["config", "check", str(path)]) == 0, capsys.readouterr().err
         assert "OK" in capsys.readouterr().out
     assert not os.path.exists(tmp_path / "logs")
+
+
+def test_every_output_type_says_what_it_needs_installed():
+    # A type added to the outputs table without an entry here would pass `config check` and fail in `run`.
+    from edge.outputs import OUTPUTS
+    from edge.runtime.preflight import OUTPUT_LIBRARIES
+
+    assert set(OUTPUT_LIBRARIES) == set(OUTPUTS)
+
+
+def test_a_disabled_output_needs_nothing_installed(tmp_path, capsys, monkeypatch):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "0000.png"), np.zeros((48, 64, 3), np.uint8))
+    monkeypatch.setitem(sys.modules, "pymavlink.mavutil", None)
+    path = tmp_path / "device.yaml"
+    path.write_text(json.dumps({"camera": {"source": str(frames)},
+                                "outputs": [{"type": "mavlink", "port": "udpout:127.0.0.1:14550", "enabled": False}]}))
+    assert main(["config", "check", str(path)]) == 0, capsys.readouterr().err
+    path.write_text(json.dumps({"camera": {"source": str(frames)},
+                                "outputs": [{"type": "log"}, {"type": "mavlink", "port": "udpout:127.0.0.1:14550"}]}))
+    assert main(["config", "check", str(path)]) == 2
+    assert "outputs[1] (mavlink) needs pymavlink" in capsys.readouterr().err

@@ -216,3 +216,32 @@ def test_the_desk_camera_shorthand_exits_like_run(tmp_path, tiny_model_path, sig
     assert "Traceback" not in err, err
     if sig == signal.SIGINT:
         assert err.splitlines()[-1] == "edge-track: interrupted", err
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_while_waiting_for_the_camera_exits_128_plus_n_before_ready(tmp_path, tiny_model_path, signame):
+    sig = getattr(signal, signame)
+    cfg = tmp_path / "device.yaml"
+    cfg.write_text(json.dumps({"camera": {"source": "/dev/video77", "start_timeout_s": 30.0,
+                                          "reconnect_initial_s": 0.2, "reconnect_max_s": 0.2},
+                               "model": {"path": tiny_model_path}}))
+    notify = NotifySocket(tmp_path)
+    proc = subprocess.Popen(edge_track_cmd() + ["run", "--config", str(cfg)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, NOTIFY_SOCKET=notify.path))
+    try:
+        seen = []
+        for line in proc.stderr:          # the model is up, the grabber thread is retrying the camera
+            seen.append(line)
+            if "camera unavailable" in line:
+                break
+        proc.send_signal(sig)
+        _, rest = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    messages = [m for _, m in notify.drain()]
+    notify.close()
+    err = "".join(seen) + rest
+    assert proc.returncode == 128 + sig, err          # not -15 or -1: handled, the grabber thread stopped
+    assert "Traceback" not in err and not any(m.startswith("READY=1") for m in messages), (err, messages)
