@@ -192,6 +192,7 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool) -> None:
                 close()
             except Exception:
                 pass
+        notifier.close()
         if isinstance(exc, Stopped):
             log.info("stopped during start-up, before READY")
             return
