@@ -123,6 +123,10 @@ def test_config_check_and_run_refuse_the_same_files(tmp_path, capfd, case, comma
 
 
 def test_a_valid_config_with_every_checked_value_set_passes(tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "0000.png"), np.zeros((48, 64, 3), np.uint8))   # config check reads the source
     path = tmp_path / "device.yaml"
     path.write_text(yaml.safe_dump({
         "camera": {"source": str(tmp_path)},

@@ -156,7 +156,7 @@ def test_track_log_writes_again_once_there_is_room(tmp_path, records):
 
 def test_full_disk_in_the_service_keeps_tracking(tmp_path, tiny_model_path):
     """The kernel's own partial write: the service runs with a file size limit (EFBIG, the same
-    code path as ENOSPC) and keeps tracking until SIGTERM, with exit 0."""
+    code path as ENOSPC) and keeps tracking until SIGTERM, with exit 143 (128 + 15)."""
     import resource
 
     video = str(tmp_path / "clip.avi")
@@ -188,7 +188,7 @@ def test_full_disk_in_the_service_keeps_tracking(tmp_path, tiny_model_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 128 + signal.SIGTERM, err      # 143: SuccessExitStatus in the unit
     assert "Traceback" not in err
     warned = [line for line in err.splitlines()
               if "track log" in line and ("WARNING" in line or line.startswith("<4>"))]
@@ -196,6 +196,30 @@ def test_full_disk_in_the_service_keeps_tracking(tmp_path, tiny_model_path):
     lines = whole_json_lines(log_path)
     frames = int(re.search(r"stopped after (\d+) frames", err).group(1))
     assert frames > len(lines) + 10                   # it went on tracking after the log stopped
+
+
+@pytest.mark.parametrize("how", ["deleted", "rotated_away"])
+def test_a_track_log_deleted_or_rotated_away_mid_run_is_reopened(tmp_path, records, how):
+    """rm, or logrotate's default (rename, then a new file): the lines after it go to a file at the
+    configured path, not to a deleted inode or the rotated file."""
+    path = tmp_path / "track.jsonl"
+    log = TrackLog(str(path))
+    for i in range(10):
+        log.write({"frame": i})
+    if how == "deleted":
+        os.remove(path)
+    else:
+        os.rename(path, str(path) + ".1")
+        path.write_bytes(b"")                         # logrotate's `create`
+    for i in range(10, 300):
+        log.write({"frame": i})
+    log.close()
+    assert [r["frame"] for r in whole_json_lines(path)] == list(range(10, 300))
+    if how == "rotated_away":
+        assert [r["frame"] for r in whole_json_lines(str(path) + ".1")] == list(range(10))
+    assert log.dropped == 0
+    reopened = records.lines(logging.WARNING, "track log")
+    assert len(reopened) == 1 and str(path) in reopened[0], reopened
 
 
 # -- 2. a track log that cannot be opened ----------------------------------------------------------

@@ -19,7 +19,8 @@ def register(subparsers) -> None:
 
     c = subparsers.add_parser("config", help="check a device config, or print the defaults")
     csub = c.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    check = csub.add_parser("check", help="validate FILE; one line naming the first bad key")
+    check = csub.add_parser("check", help="run every check 'run' makes before it starts (model, source, paths, "
+                                          "output libraries) on FILE; one line naming the first problem")
     check.add_argument("file")
     check.set_defaults(func=config_check)
     show = csub.add_parser("show", help="print the default configuration as YAML")
@@ -74,8 +75,23 @@ def run_desk(args) -> int:
 
 
 def config_check(args) -> int:
+    """Every check `run` makes before READY (edge.runtime.preflight), so what passes here starts."""
+    import signal
+
+    from edge.runtime.preflight import preflight
+    from edge.runtime.signals import Stopped, StopSignals
+
     cfg = load_config_file(args.file)
-    print(f"{args.file}: OK ({len(cfg.outputs)} output(s), camera {cfg.camera.source})")
+    try:
+        with StopSignals() as signals:   # pymavlink's import would swallow a Ctrl-C: checked after each step
+            checked = preflight(cfg, signals.check)
+    except Stopped:
+        if signals.signum == signal.SIGINT:
+            raise KeyboardInterrupt from None
+        return signals.exit_status()
+    waits = " (a camera: run waits for it)" if checked.live else ""
+    print(f"{args.file}: OK ({len(cfg.outputs)} output(s), camera {cfg.camera.source}{waits}, "
+          f"model {checked.tracker.meta.preset} on {checked.tracker.engine.name})")
     return 0
 
 

@@ -1,8 +1,8 @@
 """systemd's notify protocol (sd_notify(3)) in a few lines: one datagram to $NOTIFY_SOCKET.
 
 READY=1 once camera and model are up, WATCHDOG=1 only while frames are being processed (so a hung
-camera or engine gets the service restarted), STATUS=... for `systemctl status`, STOPPING=1 on
-SIGTERM. Without $NOTIFY_SOCKET every call is a no-op.
+camera or engine gets the service restarted), STATUS=... for `systemctl status`, STOPPING=1 when
+the loop stops (a stop signal, the source ended). Without $NOTIFY_SOCKET every call is a no-op.
 """
 
 from __future__ import annotations

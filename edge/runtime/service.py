@@ -1,6 +1,9 @@
-"""Build the loop from a DeviceConfig and run it until SIGTERM/SIGINT or the source ends.
+"""Build the loop from a DeviceConfig and run it until a stop signal (TERM, INT, HUP, QUIT) or the
+source ends.
 
-Order matters for systemd: open the model (and warm it up) and the camera first, then READY=1;
+Order matters: every check first (edge.runtime.preflight, shared with ``config check``: the model
+loaded and warmed up, the source, the target, the paths), then the camera, the outputs and the web
+console, then the track log and the recording (so a refused start leaves no file), then READY=1;
 WATCHDOG=1 only while frames are processed; STOPPING=1 and a stop to every output on exit.
 """
 
@@ -10,9 +13,8 @@ import logging
 import os
 import signal
 import threading
+import time
 
-from edge.build import build_tracker, camera_model_for
-from edge.camera import is_live, open_source
 from edge.camera.grabber import LatestFrameGrabber
 from edge.config import DeviceConfig
 from edge.errors import ConfigError, SourceError
@@ -20,23 +22,12 @@ from edge.io.sdnotify import SystemdNotifier
 from edge.outputs import open_outputs
 from edge.overlay import draw
 from edge.runtime.loop import TrackingLoop
+from edge.runtime.preflight import check_stream, open_camera, preflight
+from edge.runtime.signals import Stopped, StopSignals
 from edge.runtime.telemetry import TrackLog
-from edge.target import fit_target, initial_request, parse_target
-from edge.tracker import Tracker
 from edge.video_out import VideoOut
 
 log = logging.getLogger("edge.runtime")
-
-
-def warm_up(tracker: Tracker) -> None:
-    """One init + update on a blank frame, so the first real frame is not the slow one."""
-    import numpy as np
-
-    meta = tracker.meta
-    side = max(meta.search_size, 64) * 2
-    blank = np.zeros((side, side, 3), np.uint8)
-    tracker.init(blank, (side / 4, side / 4, side / 4, side / 4))
-    tracker.update(blank)
 
 
 def build_recorder(path: str, fps: float, size: tuple[int, int]):
@@ -87,75 +78,88 @@ def build_viewer(stop: threading.Event):
     return show
 
 
-def first_frame_size(opener, name) -> tuple[int, int]:
-    """(width, height) of a file or folder source's first frame; it is closed again."""
-    source = opener()
-    try:
-        first = next(iter(source), None)
-    finally:
-        source.close()
-    if first is None:
-        raise SourceError(f"no frames in {name}")
-    return first.image.shape[1], first.image.shape[0]
-
-
-def check_initial_target(initial, width: int, height: int) -> None:
-    """ConfigError now, before READY=1, for a ``tracking.init`` the loop would refuse on this stream."""
-    if initial is None:
-        return
-    try:
-        box = initial.box if initial.box is not None else parse_target(initial.roi, width, height)
-        fit_target(box, width, height)
-    except ConfigError as exc:
-        raise ConfigError(f"tracking.init: {exc}") from None
+def wait_for_first_frame(grabber, timeout_s: float, checkpoint):
+    """The camera's first frame, or None after ``timeout_s``; ``checkpoint()`` is called at least
+    every 0.1 s meanwhile, so a stop signal ends the wait."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        checkpoint()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        first = grabber.get(timeout=min(left, 0.1))
+        if first is not None:
+            return first
 
 
 def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, environ=None, show: bool = False) -> int:
-    stop = stop or threading.Event()
+    """Run the loop until the source ends, ``stop`` is set or a stop signal comes (see
+    edge.runtime.signals); every output is stopped first. Returns the exit status: 0, or 128 + the
+    signal's number; SIGINT raises KeyboardInterrupt once all is stopped, as Ctrl-C does in every
+    command (the command line reports it as "interrupted", exit 130)."""
+    with StopSignals(stop) as signals:
+        _run(cfg, signals, environ, show)
+    if signals.signum is not None:
+        log.info("stopped by %s", signals.name)
+    if signals.signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    return signals.exit_status()
+
+
+def _created_file(path: str, undo: list) -> None:
+    """Start-up is about to create ``path``: if a later step fails, remove it again (a refused
+    start leaves no empty track log nor a recording with no frames)."""
+    if not os.path.exists(path):
+        undo.append(lambda: os.path.exists(path) and os.remove(path))
+
+
+def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool) -> None:
     notifier = SystemdNotifier(environ)
-    # Everything the config can get wrong is found before READY=1, and as far as possible before
-    # the camera thread and the outputs start: the model (warmed up), the target, the track log,
-    # the recording, the source, the calibration against the stream's frame size.
-    tracker = build_tracker(cfg)
-    warm_up(tracker)
+    stop = signals.stop
     cam = cfg.camera
     tel = cfg.telemetry
-    initial = initial_request(cfg.tracking.init)
     undo = []   # what start-up opened, closed again (last first) when a later step fails
-
-    def opener():
-        return open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps)
-
+    # After every start-up step: a signal only sets ``stop``, so a step that swallows exceptions
+    # (or blocks in C) cannot lose it, and a stop during start-up never reaches READY=1.
+    checkpoint = signals.check
     try:
-        track_log = (TrackLog(tel.track_log, int(tel.track_log_max_mb * 2**20), tel.track_log_keep)
-                     if tel.track_log else None)
-        if track_log is not None:
-            undo.append(track_log.close)
-        recorder = build_recorder(tel.record, cam.fps, (cam.width, cam.height))
-        if recorder is not None:
-            undo.append(recorder.close)
-        live = is_live(str(cam.source))
-        camera_model = None
-        if not live:
-            # A file, folder or URL that does not open is a mistake in the config: say so and stop.
-            size = first_frame_size(opener, cam.source)
-            check_initial_target(initial, *size)
-            camera_model = camera_model_for(cam, *size)
-        grabber = LatestFrameGrabber(opener, reconnect_initial_s=cam.reconnect_initial_s,
+        checked = preflight(cfg, checkpoint)
+        tracker, initial, live = checked.tracker, checked.initial, checked.live
+        size, camera_model = checked.frame_size, checked.camera_model
+        grabber = LatestFrameGrabber(lambda: open_camera(cam), reconnect_initial_s=cam.reconnect_initial_s,
                                      reconnect_max_s=cam.reconnect_max_s,
                                      reconnect=cam.loop_file or live,
                                      pace_fps=None if live else cam.fps).start()
         undo.append(grabber.stop)   # a grabber thread still inside OpenCV at exit aborts the process
         if live:
             # A USB camera may appear a few seconds after boot: wait for it (the grabber retries).
-            first = grabber.get(timeout=cam.start_timeout_s)
+            first = wait_for_first_frame(grabber, cam.start_timeout_s, checkpoint)
             if first is None:
                 raise SourceError(f"camera {cam.source} gave no frame within {cam.start_timeout_s:g} s"
                                   + (f" ({grabber.last_error})" if grabber.last_error else ""))
-            check_initial_target(initial, first.image.shape[1], first.image.shape[0])
-            camera_model = camera_model_for(cam, first.image.shape[1], first.image.shape[0])
+            size = first.image.shape[1], first.image.shape[0]
+            camera_model = check_stream(cam, initial, *size)
+        checkpoint()
         outputs = open_outputs(cfg.outputs, cfg.control)
         undo.extend(out.close for out in outputs)
+        checkpoint()
+        publisher = console = None
+        if cfg.web.enabled:
+            from edge.web.publisher import FramePublisher
+
+            publisher = FramePublisher(cfg.web.max_fps, cfg.web.jpeg_quality, cfg.web.max_width)
+            undo.append(publisher.close)
+        # The files last: nothing after them is a check that can refuse the config.
+        track_log = None
+        if tel.track_log:
+            _created_file(tel.track_log, undo)
+            track_log = TrackLog(tel.track_log, int(tel.track_log_max_mb * 2**20), tel.track_log_keep)
+            undo.append(track_log.close)
+        if tel.record:
+            _created_file(tel.record, undo)
+        recorder = build_recorder(tel.record, cam.fps, size)
+        if recorder is not None:
+            undo.append(recorder.close)
         viewer = build_viewer(stop) if show else None
         if viewer is not None:
             record = recorder
@@ -167,12 +171,6 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
 
             recorder.close = lambda: (record and record.close(), viewer.close())
             undo.append(viewer.close)
-        publisher = console = None
-        if cfg.web.enabled:
-            from edge.web.publisher import FramePublisher
-
-            publisher = FramePublisher(cfg.web.max_fps, cfg.web.jpeg_quality, cfg.web.max_width)
-            undo.append(publisher.close)
         loop = TrackingLoop(tracker=tracker, grabber=grabber, outputs=outputs, config=cfg, notifier=notifier,
                             track_log=track_log, recorder=recorder, initial_target=initial, publisher=publisher,
                             camera_model=camera_model)
@@ -187,21 +185,17 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
                                   f"{exc.strerror}") from None
             log.info("web console: %s", console.url)
             undo.append(console.close)
-
-        def on_signal(signum, _frame):
-            log.info("signal %d: stopping", signum)
-            stop.set()
-
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                previous[sig] = signal.signal(sig, on_signal)
-    except BaseException:   # a config error, or Ctrl-C during start-up: one line from main, nothing left open
+        checkpoint()
+    except BaseException as exc:   # a config error, or a stop during start-up: nothing left open
         for close in reversed(undo):
             try:
                 close()
             except Exception:
                 pass
+        notifier.close()
+        if isinstance(exc, Stopped):
+            log.info("stopped during start-up, before READY")
+            return
         raise
     notifier.ready(f"tracking with {tracker.engine.name}, MixFormerV2-{tracker.meta.preset}")
     log.info("ready: %s, source %s, %d output(s)", tracker.engine.name, cam.source, len(outputs))
@@ -214,9 +208,5 @@ def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, enviro
             publisher.close()
         if recorder is not None:
             recorder.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         notifier.close()
     log.info("stopped after %d frames", loop.stats.frames)
-    return 0
-

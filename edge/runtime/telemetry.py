@@ -11,6 +11,7 @@ import sys
 import time
 
 from edge.errors import ConfigError
+from edge.paths import check_writable_file
 
 log = logging.getLogger("edge.telemetry")
 
@@ -35,6 +36,24 @@ def setup_logging(level: int = logging.INFO, stream=None) -> None:
     root.propagate = False
 
 
+# Kernel pseudo file systems: a path there may pass the permission checks, yet no file can be made.
+_PSEUDO_FS = ("/proc", "/sys")
+
+
+def check_track_log_path(path: str) -> None:
+    """ConfigError (one line) unless TrackLog can create or append to ``path``; creates nothing."""
+    try:
+        if path.endswith(("/", os.sep)):
+            raise ValueError("ends with '/': that names a folder, not a file")
+        real = os.path.realpath(path)
+        for top in _PSEUDO_FS:
+            if real == top or real.startswith(top + "/"):
+                raise ValueError(f"{top} is a kernel file system, not a place for files")
+        check_writable_file(path)
+    except ValueError as exc:
+        raise ConfigError(f"telemetry.track_log {path}: {exc}") from None
+
+
 class TrackLog:
     """One JSON object per processed frame, written line by line so nothing is lost on a crash.
 
@@ -42,7 +61,9 @@ class TrackLog:
     device running for weeks never fills its card. Telemetry never stops tracking: when the disk is
     full (or the file goes away) it warns once, drops lines (counted in ``dropped``) and tries again
     every ``retry_s`` seconds; a line that only partly reached the disk is cut off again, so the
-    file only ever holds whole lines.
+    file only ever holds whole lines. A file deleted or moved away under it (``rm``, logrotate) is
+    noticed at the next line (its inode is no longer the one at ``path``): that line and the next go
+    to a new file at ``path``, with one warning, not to a deleted inode.
     """
 
     def __init__(self, path: str, max_bytes: int = 50 * 2**20, keep: int = 3, *, retry_s: float = 30.0,
@@ -56,6 +77,8 @@ class TrackLog:
         self.dropped = 0
         self._failed_at: float | None = None
         self._file = None
+        self._identity: tuple[int, int] | None = None
+        check_track_log_path(path)
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             if os.path.isdir(path):
@@ -67,6 +90,18 @@ class TrackLog:
     def _open(self) -> None:
         self._file = self._opener(self.path)
         self._size = self._file.seek(0, os.SEEK_END)
+        st = os.fstat(self._file.fileno())
+        self._identity = (st.st_dev, st.st_ino)
+
+    def _moved_away(self) -> bool:
+        """True when ``path`` no longer names the open file (deleted, or renamed and replaced)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False   # cannot tell (a flaky mount): the write itself says whether it works
+        return (st.st_dev, st.st_ino) != self._identity
 
     def write(self, record: dict) -> None:
         data = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
@@ -74,6 +109,10 @@ class TrackLog:
             self.dropped += 1
             return
         try:
+            if self._file is not None and self._moved_away():
+                log.warning("track log %s was deleted or moved away (log rotation?): writing to a new file there",
+                            self.path)
+                self._close_file()
             if self._file is None:
                 self._open()
             self._write_whole(data)

@@ -1,0 +1,146 @@
+"""Every check ``run`` makes before READY=1, in one place that ``config check`` runs too, so the two
+refuse the same configs with the same line. Nothing here creates a file or opens a device.
+
+Checked: the track log and recording paths, that each enabled output's library is installed, the
+source (a file or folder is opened and its first frame read), ``tracking.init`` and the calibration
+against that frame's size, and the model, loaded and warmed up as ``run`` does. Left to ``run``, which
+waits for them: a live camera (it may appear after boot), serial ports and MAVLink links (an adapter
+may be plugged in later), the web console's port (the running service holds it).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from edge.build import build_tracker, camera_model_for
+from edge.camera import is_live, open_source
+from edge.errors import ConfigError, SourceError
+from edge.runtime.telemetry import check_track_log_path
+from edge.target import fit_target, initial_request, parse_target
+from edge.tracker import Tracker
+from edge.video_out import check_video_path
+
+if TYPE_CHECKING:
+    from edge.config import CameraConfig, DeviceConfig
+    from edge.control.camera_model import CameraModel
+    from edge.target import TargetRequest
+
+# What each output type imports when it opens, and where that comes from. The outputs import it
+# lazily (a Pi without pymavlink still runs its other outputs), so without this check a missing
+# library showed only when `run` opened the output. Importing pymavlink's mavutil here also gets
+# its start-up-time `except:` (around `from curses import ascii`) over with early.
+_GIMBAL = "pip install 'edge-track[gimbal]'"
+OUTPUT_LIBRARIES: dict[str, tuple[str, str, str] | None] = {
+    # type: (module, distribution, how to install it); None: needs nothing beyond edge-track
+    "serial_box": ("serial", "pyserial", _GIMBAL),
+    "serial_nmea": ("serial", "pyserial", _GIMBAL),
+    "simplebgc": ("serial", "pyserial", _GIMBAL),
+    "pelco_d": ("serial", "pyserial", _GIMBAL),
+    "mavlink": ("pymavlink.mavutil", "pymavlink", _GIMBAL),
+    "pwm": ("gpiozero", "gpiozero", _GIMBAL),
+    "pca9685": ("smbus2", "smbus2", "pip install smbus2"),
+    "log": None,
+}
+
+
+@dataclass
+class Checked:
+    """What the checks built, for ``run`` to go on with."""
+
+    tracker: Tracker                      # loaded as run loads it, and warmed up
+    initial: TargetRequest | None         # tracking.init as a request
+    live: bool                            # a camera, waited for by run; not opened here
+    frame_size: tuple[int, int] | None    # (width, height) of a file or folder source
+    camera_model: CameraModel | None      # for that size (None for a live camera)
+
+
+def preflight(cfg: DeviceConfig, checkpoint=lambda: None) -> Checked:
+    """Raise the EdgeTrackError ``run`` would raise before READY=1, or return what was built.
+    ``checkpoint()`` is called after each step (run's stop-signal check). Quick checks first."""
+    check_telemetry_paths(cfg.telemetry)
+    check_output_libraries(cfg.outputs)
+    checkpoint()
+    initial = initial_request(cfg.tracking.init)
+    live = is_live(str(cfg.camera.source))
+    size = camera_model = None
+    if not live:
+        # A file, folder or URL that does not open is a mistake in the config: say so and stop.
+        size = first_frame_size(lambda: open_camera(cfg.camera), cfg.camera.source)
+        camera_model = check_stream(cfg.camera, initial, *size)
+        checkpoint()
+    tracker = build_tracker(cfg)
+    checkpoint()
+    warm_up(tracker)
+    checkpoint()
+    return Checked(tracker, initial, live, size, camera_model)
+
+
+def check_telemetry_paths(tel) -> None:
+    if tel.track_log:
+        check_track_log_path(tel.track_log)
+    if tel.record:
+        try:
+            check_video_path(tel.record)
+        except ValueError as exc:
+            raise ConfigError(f"telemetry.record: {exc}") from None
+
+
+def check_output_libraries(outputs) -> None:
+    """ConfigError naming the first enabled output whose library cannot be imported."""
+    for i, out in enumerate(outputs):
+        needs = OUTPUT_LIBRARIES.get(out.type)
+        if not out.enabled or needs is None:
+            continue
+        module, dist, install = needs
+        try:
+            importlib.import_module(module)
+        except Exception as exc:   # ImportError, or a broken install failing inside its own import
+            detail = "" if isinstance(exc, ImportError) else f" ({type(exc).__name__}: {exc})"
+            raise ConfigError(f"outputs[{i}] ({out.type}) needs {dist}{detail}: {install}") from None
+
+
+def open_camera(cam: CameraConfig):
+    return open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps)
+
+
+def first_frame_size(opener, name) -> tuple[int, int]:
+    """(width, height) of a file or folder source's first frame; it is closed again."""
+    source = opener()
+    try:
+        first = next(iter(source), None)
+    finally:
+        source.close()
+    if first is None:
+        raise SourceError(f"no frames in {name}")
+    return first.image.shape[1], first.image.shape[0]
+
+
+def check_stream(cam: CameraConfig, initial, width: int, height: int) -> CameraModel:
+    """The camera model for a width x height stream, once ``tracking.init`` and the calibration
+    were found to fit it (ConfigError otherwise)."""
+    check_initial_target(initial, width, height)
+    return camera_model_for(cam, width, height)
+
+
+def check_initial_target(initial, width: int, height: int) -> None:
+    """ConfigError now, before READY=1, for a ``tracking.init`` the loop would refuse on this stream."""
+    if initial is None:
+        return
+    try:
+        box = initial.box if initial.box is not None else parse_target(initial.roi, width, height)
+        fit_target(box, width, height)
+    except ConfigError as exc:
+        raise ConfigError(f"tracking.init: {exc}") from None
+
+
+def warm_up(tracker: Tracker) -> None:
+    """One init + update on a blank frame, so the first real frame is not the slow one."""
+    import numpy as np
+
+    meta = tracker.meta
+    side = max(meta.search_size, 64) * 2
+    blank = np.zeros((side, side, 3), np.uint8)
+    tracker.init(blank, (side / 4, side / 4, side / 4, side / 4))
+    tracker.update(blank)

@@ -1,0 +1,65 @@
+"""The signals that end the service, all handled alike: TERM (``systemctl stop``, ``kill``), INT
+(Ctrl-C), HUP (the terminal or ssh session went away) and QUIT (Ctrl-\\).
+
+The handler only records the signal and sets the stop flag; the loop then stops every output and the
+service closes what it opened, and the process exits with 128 + the signal's number (130 for Ctrl-C,
+143 for SIGTERM, which the systemd unit lists in SuccessExitStatus, so ``systemctl stop`` stays a
+clean stop). Nothing is raised from the handler: a library's bare ``except:`` (pymavlink's mavutil
+wraps an import in one) cannot swallow a stop, and start-up checks the flag after every step.
+
+A signal the parent set to be ignored stays ignored (``nohup`` ignores HUP; a script's ``cmd &``
+ignores INT and QUIT), as Python itself leaves an ignored SIGINT alone.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+
+class Stopped(Exception):
+    """Raised by ``StopSignals.check()`` once a stop signal came (or ``stop`` was set)."""
+
+
+class StopSignals:
+    """``with StopSignals(stop) as signals:`` the stop signals set ``stop`` (a threading.Event) and
+    ``signals.signum``; the previous handlers are back after the block. Signals can only be handled
+    in the main thread: elsewhere this installs nothing and ``stop`` is the caller's alone."""
+
+    def __init__(self, stop: threading.Event | None = None) -> None:
+        self.stop = stop if stop is not None else threading.Event()
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            # None: a handler not installed from Python (there is none to give back): the default.
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        self._previous.clear()
+
+    def _on_signal(self, signum, _frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+        self.stop.set()
+
+    def check(self) -> None:
+        """Raise Stopped if a stop signal came: call it after every step of a start-up."""
+        if self.stop.is_set():
+            raise Stopped(self.name or "stop requested")
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else ""
+
+    def exit_status(self) -> int:
+        """0 without a signal, else 128 + its number (what a shell reports for a process it ended)."""
+        return 0 if self.signum is None else 128 + self.signum
