@@ -175,6 +175,10 @@ class NanoTracker:
         self._box = None
 
     @property
+    def label(self) -> str:
+        return f"NanoTrack {self.settings.version.upper()}"
+
+    @property
     def box(self):
         return self._box
 

@@ -149,6 +149,11 @@ class Tracker:
         return TrackResult(box=self._box, score=score, state=self._state, frame_id=self._frame_id)
 
     @property
+    def label(self) -> str:
+        """What the service's messages call this tracker."""
+        return f"MixFormerV2-{self.meta.preset}"
+
+    @property
     def box(self):
         return self._box
 

@@ -243,3 +243,32 @@ def test_a_model_folder_without_nanotrack_files_is_one_config_line(tmp_path):
         (tmp_path / "a_backbone.onnx").write_bytes(b"x")
         (tmp_path / "a_head.onnx").write_bytes(b"x")
         build_tracker(load_config({"model": {"path": str(tmp_path), "engine": "tflite"}}))
+
+
+def test_run_tracks_with_nanotrack_and_logs_the_same_telemetry(tmp_path, capsys):
+    """`edge-track run` with model.path = NanoTrack's folder: config check names it, and the
+    service tracks a video to its end with the same track-log records as the default model."""
+    import json
+
+    from test_runtime import write_video
+
+    from edge.cli.main import main
+
+    folder = shared_path("models", "nanotrack_v3")
+    video = str(tmp_path / "clip.avi")
+    gt = write_video(video, n=40)
+    log_path = tmp_path / "track.jsonl"
+    cfg = tmp_path / "device.yaml"
+    cfg.write_text(json.dumps({
+        "camera": {"source": video}, "model": {"path": folder, "threads": 1},
+        "tracking": {"init": ",".join(f"{v:g}" for v in gt[0])},
+        "outputs": [{"type": "log"}], "telemetry": {"track_log": str(log_path)}}))
+    assert main(["config", "check", str(cfg)]) == 0
+    assert "nanotrack-v3" in capsys.readouterr().out
+    assert main(["run", "--config", str(cfg)]) == 0
+    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    tracked = [r for r in records if r["state"] == "TRACKING"]
+    assert len(tracked) > 30
+    assert {"t_capture_ns", "frame_age_ms", "latency_ms", "state", "box", "score", "command"} <= set(tracked[0])
+    overlaps = iou(np.array([r["box"] for r in tracked]), gt[[r["frame"] for r in tracked]])
+    assert overlaps.min() > 0.5, overlaps

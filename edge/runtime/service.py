@@ -197,7 +197,7 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool) -> None:
             log.info("stopped during start-up, before READY")
             return
         raise
-    notifier.ready(f"tracking with {tracker.engine.name}, MixFormerV2-{tracker.meta.preset}")
+    notifier.ready(f"tracking with {tracker.engine.name}, {tracker.label}")
     log.info("ready: %s, source %s, %d output(s)", tracker.engine.name, cam.source, len(outputs))
     try:
         loop.run(stop)
