@@ -284,3 +284,27 @@ def test_top_level_model_stands_in_for_a_required_model(tmp_path, tiny_model_pat
     # Given nowhere: still the one-line usage error naming it.
     err = usage_failure(capfd, ["build-trt", "--output", str(tmp_path / "m.engine")])
     assert "required" in err and "--model" in err and built == [tiny_model_path]
+
+
+# -- the command line names what the user typed (#25) -------------------------------------------
+
+def _help(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--help"])
+    assert info.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_says_what_is_required_and_what_the_defaults_are(capsys):
+    import argparse
+
+    from edge.cli.main import build_parser
+
+    usage = _help(capsys, ["build-trt"]).split(" options:")[0]
+    assert "--model M.onnx" in usage and "[--model" not in usage, usage
+    assert "needs --model" not in _help(capsys, ["eval"])          # mixformer defaults to the bundled model
+    sim = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["sim"]
+    for action in sim._actions:
+        assert action.help, f"sim {action.option_strings} has no help"
+        if action.default not in (None, False, [], argparse.SUPPRESS):
+            assert "default" in action.help, f"sim {action.option_strings} does not say its default"

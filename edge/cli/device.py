@@ -30,14 +30,19 @@ def register(subparsers) -> None:
                                           "centring error, re-acquisition time and command smoothness.")
     s.add_argument("--config", metavar="device.yaml", help="controller gains etc. (default: the defaults)")
     s.add_argument("--tracker", choices=["oracle", "mixformer", "nanotrack"], default="oracle",
-                   help="oracle: the simulator's true box (tests the control loop alone)")
-    s.add_argument("--model", metavar="MODEL", help="model for --tracker mixformer")
-    s.add_argument("--nanotrack-dir", metavar="DIR")
-    s.add_argument("--path", choices=["lissajous", "random", "still"], default="lissajous")
-    s.add_argument("--seconds", type=positive_float, default=20.0)
-    s.add_argument("--delay", type=non_negative_float, default=0.05, help="gimbal response delay, s")
-    s.add_argument("--occlude", metavar="START:END", action="append", default=[], help="hide the target, seconds")
-    s.add_argument("--json", metavar="PATH")
+                   help="oracle (default): the simulator's true box, which tests the control loop alone")
+    s.add_argument("--model", metavar="MODEL", help="model for --tracker mixformer (default: the config's, "
+                                                    "else the bundled model)")
+    s.add_argument("--nanotrack-dir", metavar="DIR",
+                   help="for --tracker nanotrack: the folder with NanoTrack's two ONNX files")
+    s.add_argument("--path", choices=["lissajous", "random", "still"], default="lissajous",
+                   help="how the target moves (default lissajous)")
+    s.add_argument("--seconds", type=positive_float, default=20.0, metavar="S", help="simulated time (default 20)")
+    s.add_argument("--delay", type=non_negative_float, default=0.05, metavar="S",
+                   help="gimbal response delay, s (default 0.05)")
+    s.add_argument("--occlude", metavar="START:END", action="append", default=[],
+                   help="hide the target from START to END s; may be repeated")
+    s.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     s.set_defaults(func=run_sim_command)
 
 

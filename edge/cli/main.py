@@ -68,6 +68,8 @@ def _defer_required(parser, sub) -> None:
     for command, sub_parser in sub.choices.items():
         for action in sub_parser._actions:
             if action.required and action.dest in TOP_LEVEL:
+                if sub_parser.usage is None:   # --help still shows it required: it is, from either place
+                    sub_parser.usage = sub_parser.format_usage().removeprefix("usage: ").rstrip().replace("%", "%%")
                 action.required = False
                 deferred.setdefault(command, []).append((sub_parser, action.dest, action.option_strings[0]))
     parser.deferred_required = deferred
