@@ -308,3 +308,65 @@ def test_help_says_what_is_required_and_what_the_defaults_are(capsys):
         assert action.help, f"sim {action.option_strings} has no help"
         if action.default not in (None, False, [], argparse.SUPPRESS):
             assert "default" in action.help, f"sim {action.option_strings} does not say its default"
+
+
+def desk(*argv, timeout=60):
+    """``edge-track ARGV`` in a child process (the desk sets process-wide logging)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    return subprocess.run([sys.executable, "-m", "edge.cli.main", *argv], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_desk_camera_that_is_not_there_fails_at_once_in_one_line():
+    # No machine has camera 97. Before: 30 s of retries, eight OpenCV WARN lines, then the error.
+    proc = desk("--camera", "97", "--init", "10,10,40,40", timeout=20)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("edge-track: error: --camera 97: "), proc.stderr
+    assert "camera 97" in proc.stderr.split("--camera 97: ")[1]
+
+
+def test_desk_without_a_target_says_how_to_give_one(tmp_path, tiny_model_path, capsys):
+    # Before: "waiting for a target command (none can arrive without outputs)", then idle (a file: to its end).
+    video = write_video(str(tmp_path / "clip.avi"), make_clip_frames(4)[0])
+    err = one_line_failure(capsys, ["--camera", video, "--model", tiny_model_path])
+    assert "--init x,y,w,h" in err and "--roi center:WxH" in err
+    err = one_line_failure(capsys, ["--camera", video, "--init", "1,1,9,9", "--roi", "center:9x9"])
+    assert "not both" in err
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--roi", "40x80"], ["--roi", "center:WxH"]),
+    (["--roi", "center:40"], ["--roi", "center:WxH"]),
+    (["--init", "40,30,-24"], ["--init", "x,y,w,h"]),
+    (["--init", "900,900,20,20"], ["--init", "outside"]),             # found on the first frame
+    (["--init", "40,30,24,20", "--model", "none.onnx"], ["--model", "none.onnx"]),
+    (["--init", "40,30,24,20", "--camera-is", "nope.mp4"], ["--camera", "nope.mp4"]),
+])
+def test_desk_errors_name_the_flag_typed(tmp_path, tiny_model_path, flags, named):
+    video = write_video(str(tmp_path / "clip.avi"), make_clip_frames(4)[0])
+    if flags[-2] == "--camera-is":
+        flags, video = flags[:-2], flags[-1]
+    model = [] if "--model" in flags else ["--model", tiny_model_path]
+    proc = desk("--camera", video, *model, *flags)
+    err = proc.stderr
+    assert proc.returncode == 2 and err.count("\n") == 1 and err.startswith("edge-track: error: "), err
+    assert "tracking.init" not in err and "model.path" not in err and "camera.source" not in err, err
+    for text in named:
+        assert text in err, err
+
+
+def test_desk_on_a_file_tracks_to_its_end_and_exits(tmp_path, tiny_model_path):
+    frames, gt = make_clip_frames(8)
+    video = write_video(str(tmp_path / "clip.avi"), frames)
+    proc = desk("--camera", video, "--model", tiny_model_path, "--init", ",".join(f"{v:g}" for v in gt[0]))
+    assert proc.returncode == 0, proc.stderr
+    assert "stopped after 8 frames" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["--init", "1,2,3,4"], ["--roi", "center:9x9"], ["--model", "m.onnx"]])
+def test_a_desk_option_alone_says_what_it_lacks(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1, err      # before: the 37-line help
+    assert f"{argv[0]} needs --camera" in err

@@ -9,6 +9,7 @@ import sys
 
 from edge.cli.common import non_negative_float, positive_float
 from edge.config import dump_defaults, load_config, load_config_file
+from edge.target import ROI_PREFIX
 
 
 def register(subparsers) -> None:
@@ -64,18 +65,57 @@ def run_config(args) -> int:
     return run_device(load_config_file(args.config))
 
 
+# The config keys the desk shorthand fills from flags: an error about one names the flag typed.
+DESK_KEYS = {"camera.source": "--camera", "model.path": "--model"}
+
+
 def run_desk(args) -> int:
+    """``edge-track --camera SRC --init x,y,w,h``: the device loop on SRC with defaults, a window
+    where there is a display. Unlike ``run`` (unattended: cameras are waited for, and a target may
+    come later from an output or the web console) every mistake here ends the run at once, in one
+    line naming the flag."""
+    from edge.camera import open_source
+    from edge.camera.opencv import quiet_opencv_log
+    from edge.errors import ConfigError, SourceError
     from edge.runtime.service import run_device
     from edge.runtime.telemetry import setup_logging
 
-    setup_logging()
-    init = args.init or args.roi or ""
-    cfg = load_config({"camera": {"source": str(args.camera)}, "model": {"path": args.model or ""},
-                       "tracking": {"init": init}, "outputs": [{"type": "log"}]})
-    if not init:
-        print("no --init/--roi: waiting for a target command (none can arrive without outputs); "
-              "give --init x,y,w,h or --roi center:WxH", file=sys.stderr)
-    return run_device(cfg, show=True)
+    if args.init and args.roi:
+        raise ConfigError("give --init x,y,w,h or --roi center:WxH, not both")
+    if not (args.init or args.roi):
+        # Only a log output here: no target command can ever arrive, the run would idle.
+        raise ConfigError(f"--camera {args.camera}: what to track? give --init x,y,w,h (the target's box, "
+                          "pixels) or --roi center:WxH (a box in the middle of the frame)")
+    if args.roi and not args.roi.strip().startswith(ROI_PREFIX):
+        raise ConfigError(f"--roi must be {ROI_PREFIX}WxH (a box of W x H pixels in the middle of the frame), "
+                          f"got {args.roi!r}")
+    flags = {**DESK_KEYS, "tracking.init": "--init" if args.init else "--roi"}
+    quiet_opencv_log()
+    try:
+        cfg = load_config({"camera": {"source": str(args.camera), "start_timeout_s": 5.0},
+                           "model": {"path": args.model or ""}, "tracking": {"init": args.init or args.roi},
+                           "outputs": [{"type": "log"}]})
+        # Open it once, now, before the model loads: a camera that is not there is a typo or a cable
+        # to plug in, said at once, not after the service's retries (those are for a camera still booting).
+        try:
+            open_source(cfg.camera.source).close()
+        except SourceError as exc:
+            raise SourceError(f"--camera {args.camera}: {exc}") from None
+        setup_logging()
+        return run_device(cfg, show=True)
+    except ConfigError as exc:
+        raise _naming_flag(exc, flags) from None
+
+
+def _naming_flag(exc: Exception, flags: dict) -> Exception:
+    """``exc`` with a leading config key that came from a flag replaced by that flag."""
+    from edge.errors import ConfigError
+
+    text = str(exc)
+    for key, flag in flags.items():
+        if text.startswith(f"{key}:"):
+            return ConfigError(flag + text[len(key):])
+    return exc
 
 
 def config_check(args) -> int:

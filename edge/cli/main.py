@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
 
             args.func = device.run_desk
         if getattr(args, "func", None) is None:
+            given = next((f"--{name}" for name in TOP_LEVEL if getattr(args, name, None) is not None), None)
+            if given is not None:   # a desk option alone: say what it lacks, not the whole help
+                parser.error(f"{given} needs --camera SRC (the desk shorthand) or a command, e.g. track")
             parser.print_help(sys.stderr)
             return EXIT_USAGE
         return int(args.func(args) or 0)
