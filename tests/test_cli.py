@@ -265,6 +265,7 @@ def test_track_out_takes_every_ending_the_video_writer_does(tmp_path, tiny_model
     assert main(["track", "--video", video, "--init", "40,30,24,20", "--model", tiny_model_path,
                  "--out", str(out)]) == 0
     assert cv2.VideoCapture(str(out)).read()[0]
+    assert capfd.readouterr().err == f"created folder {out.parent} for --out\n"
     err = usage_failure(capfd, ["track", "--video", video, "--init", "40,30,24,20", "--model", tiny_model_path,
                                 "--out", str(tmp_path / "x.webm")])
     assert "--out" in err and ".mkv" in err
@@ -370,3 +371,22 @@ def test_a_desk_option_alone_says_what_it_lacks(capsys, argv):
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1, err      # before: the 37-line help
     assert f"{argv[0]} needs --camera" in err
+
+
+def test_track_names_a_missing_video_before_asking_for_init(tmp_path, capsys):
+    err = one_line_failure(capsys, ["track", "--video", str(tmp_path / "nope.mp4")])
+    assert "no such video" in err and "nope.mp4" in err and "--init" not in err, err
+
+
+def test_track_says_which_output_folders_it_created(tmp_path, tiny_model_path, capfd):
+    frames, gt = make_clip_frames(4)
+    video = write_video(str(tmp_path / "clip.avi"), frames)
+    csv, out = tmp_path / "new" / "deeper" / "x.csv", tmp_path / "new" / "deeper" / "x.avi"
+    assert main(["track", "--video", video, "--init", "40,30,24,20", "--model", tiny_model_path,
+                 "--csv", str(csv), "--out", str(out)]) == 0
+    err = capfd.readouterr().err
+    assert err.splitlines() == [f"created folder {csv.parent} for --csv"], err
+    assert len(read_csv(csv)) == 4 and out.is_file()
+    assert main(["track", "--video", video, "--init", "40,30,24,20", "--model", tiny_model_path,
+                 "--csv", str(csv)]) == 0
+    assert "created" not in capfd.readouterr().err                # there now: nothing to say
