@@ -235,3 +235,46 @@ def test_one_bench_run_times_every_row_at_each_thread_count_against_nanotrack(cl
     monkeypatch.setattr(bench, "run_bench", lambda *a, **k: seen.append(k["threads"]) or report)
     assert main(["bench", "--variant", "tiny", "--threads", "1,2", "--sequences", clip_dir]) == 0
     assert seen == [[1, 2]]
+
+
+def test_what_libraries_print_while_models_are_built_stays_out_of_the_output(clip_dir, tiny_model_path,
+                                                                             monkeypatch, capfd):
+    pytest.importorskip("torch")
+    import train.bench as bench
+    from train.model import build_model
+    from train.presets import get_preset
+
+    def noisy_build(work):
+        # As LiteRT, ai-edge-quantizer and torchao do: C++ INFO lines, progress bars, Python prints.
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(1, b"Generating Quantization Parameters:: 100%|##########| 398/398\n")
+        print("[torch.onnx] Obtain model graph")
+        return tiny_model_path
+
+    def noisy_candidates(*args):
+        os.write(2, b"Failed to load torchao/_C_mxfp8.so\n")
+        return [bench.Candidate("onnxruntime-int8-noisy", "int8", True, noisy_build)], {}
+
+    def fake_worker(path, cand, sequences, threads, max_frames, profile=False, pace_fps=None):
+        return {"median_ms": 1.0, "p90_ms": 1.0, "frame_median_ms": 2.0, "frame_p90_ms": 2.0, "fps": 500.0,
+                "rss_mb": 1.0, "boxes": {"square": [[120, 90, 40, 32]] * 14}}
+
+    monkeypatch.setattr(bench, "candidates", noisy_candidates)
+    monkeypatch.setattr(bench, "run_worker", fake_worker)
+    report = bench.run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, threads=1, max_frames=14,
+                             only=["noisy"], log=lambda m: print(m, file=sys.stderr), profile=False)
+    assert [r["name"] for r in report["engines"]][1:] == ["onnxruntime-int8-noisy"]
+    out, err = capfd.readouterr()
+    assert out == "", out
+    assert "onnxruntime-int8-noisy, 1 thread: 2.0 ms/frame" in err
+    for noise in ("XNNPACK", "Quantization Parameters", "torch.onnx", "torchao"):
+        assert noise not in err, err
+
+    # A build that fails unexpectedly: what the libraries said is shown after all.
+    from train.bench import libraries_quiet
+
+    with pytest.raises(RuntimeError):
+        with libraries_quiet():
+            os.write(2, b"converter: unsupported op Foo\n")
+            raise RuntimeError("boom")
+    assert "unsupported op Foo" in capfd.readouterr().err

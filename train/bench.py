@@ -14,6 +14,7 @@ profiler, so the report shows where its time above the FLOP ceiling goes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -245,6 +246,37 @@ def thread_counts(threads) -> list[int]:
     return list(dict.fromkeys(counts))
 
 
+@contextlib.contextmanager
+def libraries_quiet():
+    """Hold what third-party code prints while models are built (progress bars, INFO lines from
+    C++ libraries, deprecation notices) in a file, and show it only when the build fails: the
+    bench's own lines on stderr and its table on stdout then stand alone. At the file descriptors,
+    so output from C++ is held too."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    failed = True
+    with tempfile.TemporaryFile() as held, open(held.fileno(), "w", encoding="utf-8", closefd=False) as text:
+        os.dup2(held.fileno(), 1)
+        os.dup2(held.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):   # sys.stdout may not be fd 1
+                yield
+            failed = False
+        finally:
+            text.flush()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            if failed:   # not an engine the bench skips with its reason: the libraries' words may say why
+                held.seek(0)
+                sys.stderr.write(held.read().decode("utf-8", "replace"))
+                sys.stderr.flush()
+
+
 def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | list[int] | None = None,
               max_frames: int = 60, calib_samples: int = 32, workdir: str | None = None,
               only: list[str] | None = None, extra_models: list[str] | None = None, log=print,
@@ -274,7 +306,7 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | li
     clips = load_frames(sequences, max_frames)
     meta = model_meta(model, sha)
     log(f"bench: MixFormerV2-{model.cfg.name}, {len(clips)} sequences, "
-        f"{sum(len(c[1]) - 1 for c in clips)} tracked frames, {' and '.join(map(str, counts))} threads")
+        f"{sum(len(c[1]) - 1 for c in clips)} tracked frames, {_threads_list(counts)}")
 
     def torch_factory():
         timed = TimedEngine(TorchEngine(model, meta))
@@ -292,10 +324,11 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | li
                         "precision_20px": prec,
                         "size_mb": sum(p.numel() * p.element_size() for p in model.state_dict().values()) / 1e6,
                         "speedup_vs_baseline": 1.0, "mean_iou_vs_fp32": 1.0, "auc_delta": 0.0}
-        log(f"  {BASELINE}, {t} threads: {baselines[t]['frame_median_ms']:.1f} ms/frame "
+        log(f"  {BASELINE}, {_threads(t)}: {baselines[t]['frame_median_ms']:.1f} ms/frame "
             f"({time.perf_counter() - t0:.0f} s)")
 
-    rows, skipped = candidates(model, sha, sequences, calib_samples)
+    with libraries_quiet():
+        rows, skipped = candidates(model, sha, sequences, calib_samples)
     rows += independent_candidates(default_model, nanotrack_dir or find_nanotrack_dir(), skipped)
     if only:
         rows = [r for r in rows if any(o in r.name for o in only)]
@@ -318,7 +351,8 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | li
         built = []
         for cand in rows:
             try:
-                built.append((cand, cand.build(work)))
+                with libraries_quiet():
+                    built.append((cand, cand.build(work)))
             except EdgeTrackError as exc:
                 skipped[cand.name] = str(exc)
                 log(f"  {cand.name}: skipped ({exc})")
@@ -349,7 +383,7 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | li
                        "precision": cand.precision, "cached": cand.cached, "cfg": cand.cfg}
                 engines.append(row)
                 paths[cand.name] = (path, cand)
-                log(f"  {cand.name}, {t} threads: {row['frame_median_ms']:.1f} ms/frame, AUC {100 * auc:.1f}")
+                log(f"  {cand.name}, {_threads(t)}: {row['frame_median_ms']:.1f} ms/frame, AUC {100 * auc:.1f}")
         first = [r for r in engines if r["threads"] == counts[0]]
         best = profile_target(first, {name: cand for name, (_, cand) in paths.items()})
         if profile and best is not None:
@@ -418,6 +452,10 @@ def _threads(n: int) -> str:
     return f"{n} thread" + ("" if n == 1 else "s")
 
 
+def _threads_list(counts: list[int]) -> str:
+    return " and ".join(map(str, counts)) + (" thread" if counts == [1] else " threads")
+
+
 def format_table(report: dict) -> str:
     """The report as one markdown table (a row per engine and thread count) and its notes."""
     head = ("| engine | threads | net median ms | net p90 ms | frame median ms | FPS | frame / NanoTrack | RSS MB "
@@ -440,7 +478,7 @@ def format_table(report: dict) -> str:
     ceilings = "; ".join(f"{_threads(t)}: full {full['fp32_ms'][str(t)]:.1f} ms fp32 / "
                          f"{full['int8_ms'][str(t)]:.1f} ms int8, cached {cached['fp32_ms'][str(t)]:.1f}"
                          f" / {cached['int8_ms'][str(t)]:.1f} ms" for t in counts)
-    lines += ["", f"MixFormerV2-{report['variant']}, {' and '.join(map(str, counts))} threads, {report['frames']} "
+    lines += ["", f"MixFormerV2-{report['variant']}, {_threads_list(counts)}, {report['frames']} "
               f"frames of {', '.join(report['sequences'])}. Baseline: {report['baseline']} (templates re-encoded "
               "every frame).",
               f"Machine GEMM peak (onnxruntime, measured now), {peaks}. Network FLOPs per frame: "
