@@ -311,8 +311,9 @@ def test_help_says_what_is_required_and_what_the_defaults_are(capsys):
             assert "default" in action.help, f"sim {action.option_strings} does not say its default"
 
 
-def desk(*argv, timeout=60):
-    """``edge-track ARGV`` in a child process (the desk sets process-wide logging)."""
+def child(*argv, timeout=60):
+    """``edge-track ARGV`` in a child process (the desk sets process-wide logging; OpenCV's log
+    level is the process's too)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     return subprocess.run([sys.executable, "-m", "edge.cli.main", *argv], capture_output=True, text=True,
                           timeout=timeout, env=env)
@@ -320,7 +321,7 @@ def desk(*argv, timeout=60):
 
 def test_desk_camera_that_is_not_there_fails_at_once_in_one_line():
     # No machine has camera 97. Before: 30 s of retries, eight OpenCV WARN lines, then the error.
-    proc = desk("--camera", "97", "--init", "10,10,40,40", timeout=20)
+    proc = child("--camera", "97", "--init", "10,10,40,40", timeout=20)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("edge-track: error: --camera 97: "), proc.stderr
     assert "camera 97" in proc.stderr.split("--camera 97: ")[1]
@@ -348,7 +349,7 @@ def test_desk_errors_name_the_flag_typed(tmp_path, tiny_model_path, flags, named
     if flags[-2] == "--camera-is":
         flags, video = flags[:-2], flags[-1]
     model = [] if "--model" in flags else ["--model", tiny_model_path]
-    proc = desk("--camera", video, *model, *flags)
+    proc = child("--camera", video, *model, *flags)
     err = proc.stderr
     assert proc.returncode == 2 and err.count("\n") == 1 and err.startswith("edge-track: error: "), err
     assert "tracking.init" not in err and "model.path" not in err and "camera.source" not in err, err
@@ -359,7 +360,7 @@ def test_desk_errors_name_the_flag_typed(tmp_path, tiny_model_path, flags, named
 def test_desk_on_a_file_tracks_to_its_end_and_exits(tmp_path, tiny_model_path):
     frames, gt = make_clip_frames(8)
     video = write_video(str(tmp_path / "clip.avi"), frames)
-    proc = desk("--camera", video, "--model", tiny_model_path, "--init", ",".join(f"{v:g}" for v in gt[0]))
+    proc = child("--camera", video, "--model", tiny_model_path, "--init", ",".join(f"{v:g}" for v in gt[0]))
     assert proc.returncode == 0, proc.stderr
     assert "stopped after 8 frames" in proc.stderr, proc.stderr
 
@@ -390,3 +391,9 @@ def test_track_says_which_output_folders_it_created(tmp_path, tiny_model_path, c
     assert main(["track", "--video", video, "--init", "40,30,24,20", "--model", tiny_model_path,
                  "--csv", str(csv)]) == 0
     assert "created" not in capfd.readouterr().err                # there now: nothing to say
+
+
+def test_track_on_a_camera_that_is_not_there_is_one_line(tiny_model_path):
+    proc = child("track", "--video", "97", "--init", "10,10,40,40", "--model", tiny_model_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("edge-track: error: --video 97: "), proc.stderr

@@ -8,6 +8,7 @@ import time
 
 from edge.boxes import parse_box
 from edge.camera import open_source, source_kind
+from edge.camera.opencv import quiet_opencv_log
 from edge.cli.common import add_tracker_overrides, positive_int, tracker_overrides
 from edge.engines import open_engine
 from edge.errors import ConfigError, SourceError
@@ -90,7 +91,11 @@ def run(args) -> int:
     make_output_folders(args)
     engine = open_engine(model_or_bundled(args.model), threads=args.threads)
     tracker = Tracker(engine, frame_color_order="RGB", **tracker_overrides(args))
-    source = open_source(args.video)
+    quiet_opencv_log()   # a camera that does not open is our one line, not OpenCV's WARN per backend tried
+    try:
+        source = open_source(args.video)
+    except SourceError as exc:
+        raise SourceError(f"--video {args.video}: {exc}") from None
     try:
         total = len(source)
     except TypeError:
