@@ -92,6 +92,7 @@ def run_desk(args) -> int:
     flags = {**DESK_KEYS, "tracking.init": "--init" if args.init else "--roi"}
     quiet_opencv_log()
     try:
+        # start_timeout_s: the camera has just opened once (below); the service's 30 s wait is for boot.
         cfg = load_config({"camera": {"source": str(args.camera), "start_timeout_s": 5.0},
                            "model": {"path": args.model or ""}, "tracking": {"init": args.init or args.roi},
                            "outputs": [{"type": "log"}]})
