@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 
     s = steps.add_parser("pixel-to-angle", help="print the yaw/pitch of a pixel, as the controller computes it")
     s.add_argument("--calibration", metavar="camera.yaml", help="intrinsics (default: the FOV below)")
-    s.add_argument("--size", metavar="WxH", default="640x480")
+    s.add_argument("--size", metavar="WxH", default="640x480", help="the stream's frame size (default 640x480)")
     s.add_argument("--hfov", type=float, default=62.2)
     s.add_argument("--vfov", type=float, default=48.8)
     s.add_argument("--pixel", required=True, metavar="x,y", action="append")
@@ -100,7 +100,9 @@ def _size(text: str):
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ConfigError(f"--size must be WxH, got {text!r}") from None
+        w = h = 0
+    if w < 1 or h < 1:
+        raise ConfigError(f"--size must be WxH (pixels, > 0), got {text!r}")
     return w, h
 
 
@@ -115,6 +117,9 @@ def run_pixel_to_angle(args) -> int:
             x, y = (float(v) for v in text.split(","))
         except ValueError:
             raise ConfigError(f"--pixel must be x,y, got {text!r}") from None
+        # Outside the frame the lens model is extrapolated: an angle no camera pixel can give.
+        if not (0 <= x <= width and 0 <= y <= height):
+            raise ConfigError(f"--pixel {text} lies outside the {width}x{height} image (--size)")
         yaw, pitch = cam.angles_deg(x, y)
         print(f"pixel ({x:g}, {y:g}) -> yaw {yaw:+.3f} deg, pitch {pitch:+.3f} deg")
     return 0

@@ -70,7 +70,7 @@ def test_bench_has_nanotrack_and_default_model_rows_with_ground_truth_auc(clip_d
     assert report["profile"]["engine"] == default["name"]
     assert report["profile"]["by_category_ms"]["gemm"] > 0
     table = format_table(report)
-    assert "| nanotrack (opencv) | - | - |" in table
+    assert "| nanotrack (opencv) | 1 | - | - |" in table
     assert "Where the time goes" in table and "| gemm |" in table
 
 
@@ -189,3 +189,93 @@ def test_bench_pace_reaches_every_worker_and_the_report(clip_dir, tiny_model_pat
     for bad in (0.0, -5.0, float("nan")):
         with pytest.raises(bench.ConfigError, match="positive frame rate"):
             bench.run_bench(model, "", clip_dir, pace_fps=bad, log=lambda m: None)
+
+
+def test_one_bench_run_times_every_row_at_each_thread_count_against_nanotrack(clip_dir, tiny_model_path,
+                                                                              monkeypatch, tmp_path):
+    pytest.importorskip("torch")
+    import train.bench as bench
+    from edge.cli.main import main
+    from train.model import build_model
+    from train.presets import get_preset
+
+    calls = []
+    frame_ms = {("nanotrack", 1): 4.0, ("nanotrack", 2): 3.0, ("default", 1): 6.0, ("default", 2): 3.3}
+
+    def fake_worker(path, cand, sequences, threads, max_frames, profile=False, pace_fps=None):
+        key = ("nanotrack" if cand.name.startswith("nanotrack") else "default", threads)
+        calls.append(key)
+        ms = frame_ms[key]
+        return {"median_ms": None if key[0] == "nanotrack" else ms - 1, "p90_ms": None, "frame_median_ms": ms,
+                "frame_p90_ms": ms, "fps": 1e3 / ms, "rss_mb": 1.0, "boxes": {"square": [[120, 90, 40, 32]] * 14}}
+
+    monkeypatch.setattr(bench, "run_worker", fake_worker)
+    nano_dir = tmp_path / "nano"
+    nano_dir.mkdir()
+    report = bench.run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, threads=[1, 2], max_frames=14,
+                             only=["nanotrack", "default-model"], nanotrack_dir=str(nano_dir),
+                             default_model=tiny_model_path, log=lambda m: None, profile=False, rounds=2)
+    # Engines and thread counts take turns in every round.
+    assert sorted(calls[:4]) == sorted(frame_ms) and calls[4:] == calls[:4]
+    assert report["threads"] == [1, 2]
+    rows = {(r["name"].split(" ")[0], r["threads"]): r for r in report["engines"]}
+    assert set(rows) == {(n, t) for n in ("pytorch-fp32-full", "nanotrack", "default-model-fp32") for t in (1, 2)}
+    assert rows["default-model-fp32", 1]["frame_over_nanotrack"] == pytest.approx(1.5)
+    assert rows["default-model-fp32", 2]["frame_over_nanotrack"] == pytest.approx(1.1)
+    assert rows["nanotrack", 2]["frame_over_nanotrack"] == pytest.approx(1.0)
+    table = bench.format_table(report)
+    assert table.count("| default-model-fp32 (tiny.onnx) |") == 2               # one table, a row per count
+    assert "| default-model-fp32 (tiny.onnx) | 2 | 2.3 | - | 3.3 | 303.0 | 1.10 |" in table
+    assert ("1 thread: default-model-fp32 (tiny.onnx) 1.50x; 2 threads: default-model-fp32 (tiny.onnx) 1.10x"
+            in table)
+    # The command line takes the list; a count below 1 is a one-line usage error.
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--threads", "1,0"])
+    assert info.value.code == 2
+    seen = []
+    monkeypatch.setattr(bench, "run_bench", lambda *a, **k: seen.append(k["threads"]) or report)
+    assert main(["bench", "--variant", "tiny", "--threads", "1,2", "--sequences", clip_dir]) == 0
+    assert seen == [[1, 2]]
+
+
+def test_what_libraries_print_while_models_are_built_stays_out_of_the_output(clip_dir, tiny_model_path,
+                                                                             monkeypatch, capfd):
+    pytest.importorskip("torch")
+    import train.bench as bench
+    from train.model import build_model
+    from train.presets import get_preset
+
+    def noisy_build(work):
+        # As LiteRT, ai-edge-quantizer and torchao do: C++ INFO lines, progress bars, Python prints.
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(1, b"Generating Quantization Parameters:: 100%|##########| 398/398\n")
+        print("[torch.onnx] Obtain model graph")
+        return tiny_model_path
+
+    def noisy_candidates(*args):
+        os.write(2, b"Failed to load torchao/_C_mxfp8.so\n")
+        return [bench.Candidate("onnxruntime-int8-noisy", "int8", True, noisy_build)], {}
+
+    def fake_worker(path, cand, sequences, threads, max_frames, profile=False, pace_fps=None):
+        return {"median_ms": 1.0, "p90_ms": 1.0, "frame_median_ms": 2.0, "frame_p90_ms": 2.0, "fps": 500.0,
+                "rss_mb": 1.0, "boxes": {"square": [[120, 90, 40, 32]] * 14}}
+
+    monkeypatch.setattr(bench, "candidates", noisy_candidates)
+    monkeypatch.setattr(bench, "run_worker", fake_worker)
+    report = bench.run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, threads=1, max_frames=14,
+                             only=["noisy"], log=lambda m: print(m, file=sys.stderr), profile=False)
+    assert [r["name"] for r in report["engines"]][1:] == ["onnxruntime-int8-noisy"]
+    out, err = capfd.readouterr()
+    assert out == "", out
+    assert "onnxruntime-int8-noisy, 1 thread: 2.0 ms/frame" in err
+    for noise in ("XNNPACK", "Quantization Parameters", "torch.onnx", "torchao"):
+        assert noise not in err, err
+
+    # A build that fails unexpectedly: what the libraries said is shown after all.
+    from train.bench import libraries_quiet
+
+    with pytest.raises(RuntimeError):
+        with libraries_quiet():
+            os.write(2, b"converter: unsupported op Foo\n")
+            raise RuntimeError("boom")
+    assert "unsupported op Foo" in capfd.readouterr().err

@@ -284,3 +284,14 @@ def test_a_device_probe_without_frames_closes_the_outputs_and_the_camera(tmp_pat
     assert "no frames from" in capsys.readouterr().err
     assert closed == [True]
     assert not [t for t in threading.enumerate() if t.name == "frame-grabber" and t.is_alive()]
+
+
+@pytest.mark.parametrize("pixel, size", [("9000,240", "640x480"), ("320,-1", "640x480"), ("nan,240", "640x480"),
+                                         ("1,1", "0x480")])
+def test_pixel_to_angle_refuses_a_pixel_outside_the_image(capsys, pixel, size):
+    assert main(["calibrate", "pixel-to-angle", "--size", size, "--pixel", pixel]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("--size" in err or "--pixel" in err), err
+    # The frame's own edges are pixels of it.
+    assert main(["calibrate", "pixel-to-angle", "--size", "640x480", "--pixel", "0,0", "--pixel", "640,480"]) == 0
+    assert capsys.readouterr().out.count("yaw") == 2

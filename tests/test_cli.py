@@ -265,6 +265,7 @@ def test_track_out_takes_every_ending_the_video_writer_does(tmp_path, tiny_model
     assert main(["track", "--video", video, "--init", "40,30,24,20", "--model", tiny_model_path,
                  "--out", str(out)]) == 0
     assert cv2.VideoCapture(str(out)).read()[0]
+    assert capfd.readouterr().err == f"created folder {out.parent} for --out\n"
     err = usage_failure(capfd, ["track", "--video", video, "--init", "40,30,24,20", "--model", tiny_model_path,
                                 "--out", str(tmp_path / "x.webm")])
     assert "--out" in err and ".mkv" in err
@@ -284,3 +285,115 @@ def test_top_level_model_stands_in_for_a_required_model(tmp_path, tiny_model_pat
     # Given nowhere: still the one-line usage error naming it.
     err = usage_failure(capfd, ["build-trt", "--output", str(tmp_path / "m.engine")])
     assert "required" in err and "--model" in err and built == [tiny_model_path]
+
+
+# -- the command line names what the user typed (#25) -------------------------------------------
+
+def _help(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--help"])
+    assert info.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_says_what_is_required_and_what_the_defaults_are(capsys):
+    import argparse
+
+    from edge.cli.main import build_parser
+
+    usage = _help(capsys, ["build-trt"]).split(" options:")[0]
+    assert "--model M.onnx" in usage and "[--model" not in usage, usage
+    assert "needs --model" not in _help(capsys, ["eval"])          # mixformer defaults to the bundled model
+    sim = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["sim"]
+    for action in sim._actions:
+        assert action.help, f"sim {action.option_strings} has no help"
+        if action.default not in (None, False, [], argparse.SUPPRESS):
+            assert "default" in action.help, f"sim {action.option_strings} does not say its default"
+
+
+def child(*argv, timeout=60):
+    """``edge-track ARGV`` in a child process (the desk sets process-wide logging; OpenCV's log
+    level is the process's too)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    return subprocess.run([sys.executable, "-m", "edge.cli.main", *argv], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_desk_camera_that_is_not_there_fails_at_once_in_one_line():
+    # No machine has camera 97. Before: 30 s of retries, eight OpenCV WARN lines, then the error.
+    proc = child("--camera", "97", "--init", "10,10,40,40", timeout=20)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("edge-track: error: --camera 97: "), proc.stderr
+    assert "camera 97" in proc.stderr.split("--camera 97: ")[1]
+
+
+def test_desk_without_a_target_says_how_to_give_one(tmp_path, tiny_model_path, capsys):
+    # Before: "waiting for a target command (none can arrive without outputs)", then idle (a file: to its end).
+    video = write_video(str(tmp_path / "clip.avi"), make_clip_frames(4)[0])
+    err = one_line_failure(capsys, ["--camera", video, "--model", tiny_model_path])
+    assert "--init x,y,w,h" in err and "--roi center:WxH" in err
+    err = one_line_failure(capsys, ["--camera", video, "--init", "1,1,9,9", "--roi", "center:9x9"])
+    assert "not both" in err
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--roi", "40x80"], ["--roi", "center:WxH"]),
+    (["--roi", "center:40"], ["--roi", "center:WxH"]),
+    (["--init", "40,30,-24"], ["--init", "x,y,w,h"]),
+    (["--init", "900,900,20,20"], ["--init", "outside"]),             # found on the first frame
+    (["--init", "40,30,24,20", "--model", "none.onnx"], ["--model", "none.onnx"]),
+    (["--init", "40,30,24,20", "--camera-is", "nope.mp4"], ["--camera", "nope.mp4"]),
+])
+def test_desk_errors_name_the_flag_typed(tmp_path, tiny_model_path, flags, named):
+    video = write_video(str(tmp_path / "clip.avi"), make_clip_frames(4)[0])
+    if flags[-2] == "--camera-is":
+        flags, video = flags[:-2], flags[-1]
+    model = [] if "--model" in flags else ["--model", tiny_model_path]
+    proc = child("--camera", video, *model, *flags)
+    err = proc.stderr
+    assert proc.returncode == 2 and err.count("\n") == 1 and err.startswith("edge-track: error: "), err
+    assert "tracking.init" not in err and "model.path" not in err and "camera.source" not in err, err
+    for text in named:
+        assert text in err, err
+
+
+def test_desk_on_a_file_tracks_to_its_end_and_exits(tmp_path, tiny_model_path):
+    frames, gt = make_clip_frames(8)
+    video = write_video(str(tmp_path / "clip.avi"), frames)
+    proc = child("--camera", video, "--model", tiny_model_path, "--init", ",".join(f"{v:g}" for v in gt[0]))
+    assert proc.returncode == 0, proc.stderr
+    assert "stopped after 8 frames" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["--init", "1,2,3,4"], ["--roi", "center:9x9"], ["--model", "m.onnx"]])
+def test_a_desk_option_alone_says_what_it_lacks(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1, err      # before: the 37-line help
+    assert f"{argv[0]} needs --camera" in err
+
+
+def test_track_names_a_missing_video_before_asking_for_init(tmp_path, capsys):
+    err = one_line_failure(capsys, ["track", "--video", str(tmp_path / "nope.mp4")])
+    assert "no such video" in err and "nope.mp4" in err and "--init" not in err, err
+
+
+def test_track_says_which_output_folders_it_created(tmp_path, tiny_model_path, capfd):
+    frames, gt = make_clip_frames(4)
+    video = write_video(str(tmp_path / "clip.avi"), frames)
+    csv, out = tmp_path / "new" / "deeper" / "x.csv", tmp_path / "new" / "deeper" / "x.avi"
+    assert main(["track", "--video", video, "--init", "40,30,24,20", "--model", tiny_model_path,
+                 "--csv", str(csv), "--out", str(out)]) == 0
+    err = capfd.readouterr().err
+    assert err.splitlines() == [f"created folder {csv.parent} for --csv"], err
+    assert len(read_csv(csv)) == 4 and out.is_file()
+    assert main(["track", "--video", video, "--init", "40,30,24,20", "--model", tiny_model_path,
+                 "--csv", str(csv)]) == 0
+    assert "created" not in capfd.readouterr().err                # there now: nothing to say
+
+
+def test_track_on_a_camera_that_is_not_there_is_one_line(tiny_model_path):
+    proc = child("track", "--video", "97", "--init", "10,10,40,40", "--model", tiny_model_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("edge-track: error: --video 97: "), proc.stderr

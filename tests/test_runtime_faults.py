@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -157,8 +158,6 @@ def test_track_log_writes_again_once_there_is_room(tmp_path, records):
 def test_full_disk_in_the_service_keeps_tracking(tmp_path, tiny_model_path):
     """The kernel's own partial write: the service runs with a file size limit (EFBIG, the same
     code path as ENOSPC) and keeps tracking until SIGTERM, with exit 143 (128 + 15)."""
-    import resource
-
     video = str(tmp_path / "clip.avi")
     gt = write_video(video)
     log_path = tmp_path / "track.jsonl"
@@ -170,11 +169,12 @@ def test_full_disk_in_the_service_keeps_tracking(tmp_path, tiny_model_path):
         "telemetry": {"track_log": str(log_path), "status_interval_s": 0.2},
     }))
 
-    def limit():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
-
+    # The limit is set by a small exec wrapper, not preexec_fn: that runs Python in a fork of this
+    # (threaded: onnxruntime, JAX) process, which can deadlock.
+    limited = [sys.executable, "-c", "import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, "
+               "(4000, 4000)); os.execv(sys.argv[1], sys.argv[1:])"]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.Popen(edge_track_cmd() + ["run", "--config", str(cfg)], preexec_fn=limit, env=env,
+    proc = subprocess.Popen(limited + edge_track_cmd() + ["run", "--config", str(cfg)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60

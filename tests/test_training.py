@@ -60,8 +60,10 @@ def test_samples_are_deterministic_and_the_target_is_in_the_crop(dataset_root):
         assert x["search"].shape == (3, 128, 128) and x["template"].shape == (3, 64, 64)
     a.set_epoch(1)
     assert not torch.equal(a[0]["search"], b[0]["search"])          # a new epoch draws anew
-    # Worker processes change nothing.
-    loaders = [torch.utils.data.DataLoader(pairs(dataset_root), batch_size=4, num_workers=n) for n in (0, 2)]
+    # Worker processes change nothing. They come from a fresh forkserver, not forked from this
+    # process: JAX (loaded by the TFLite tests) runs threads here, and a fork of a threaded process can deadlock.
+    loaders = [torch.utils.data.DataLoader(pairs(dataset_root), batch_size=4, num_workers=n,
+                                           multiprocessing_context="forkserver" if n else None) for n in (0, 2)]
     for one, two in zip(*loaders):
         assert torch.equal(one["search"], two["search"])
 

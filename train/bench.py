@@ -14,6 +14,7 @@ profiler, so the report shows where its time above the FLOP ceiling goes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -235,47 +236,99 @@ def accuracy(boxes: dict, reference: dict, clips) -> tuple[float, float]:
     return float(np.mean(ious)), float(np.mean(deltas))
 
 
-def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | None = None,
+def thread_counts(threads) -> list[int]:
+    """``threads`` (an int, a list of ints, or None: the physical cores) as a list of distinct
+    counts >= 1, in the order given."""
+    counts = [threads] if threads is None or isinstance(threads, int) else list(threads)
+    counts = [physical_cores() if t is None else t for t in counts]
+    if not counts or any(not isinstance(t, int) or t < 1 for t in counts):
+        raise ConfigError(f"--threads must be positive thread counts, got {threads}")
+    return list(dict.fromkeys(counts))
+
+
+@contextlib.contextmanager
+def libraries_quiet():
+    """Hold what third-party code prints while models are built (progress bars, INFO lines from
+    C++ libraries, deprecation notices) in a file, and show it only when the build fails: the
+    bench's own lines on stderr and its table on stdout then stand alone. At the file descriptors,
+    so output from C++ is held too."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    failed = True
+    with tempfile.TemporaryFile() as held, open(held.fileno(), "w", encoding="utf-8", closefd=False) as text:
+        os.dup2(held.fileno(), 1)
+        os.dup2(held.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):   # sys.stdout may not be fd 1
+                yield
+            failed = False
+        finally:
+            text.flush()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            if failed:   # not an engine the bench skips with its reason: the libraries' words may say why
+                held.seek(0)
+                sys.stderr.write(held.read().decode("utf-8", "replace"))
+                sys.stderr.flush()
+
+
+def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | list[int] | None = None,
               max_frames: int = 60, calib_samples: int = 32, workdir: str | None = None,
               only: list[str] | None = None, extra_models: list[str] | None = None, log=print,
               default_model: str | None = None, nanotrack_dir: str | None = None, profile: bool = True,
               rounds: int = 1, pace_fps: float | None = None) -> dict:
     """extra_models: ready-made model files (e.g. a QAT export) measured beside the built ones.
 
+    threads: one count or several ([1, 2]): every row, the baseline included, is measured at each,
+    and each row carries its ``threads`` and its whole-frame time over NanoTrack's at that count.
+
     pace_fps: every engine gets its frames at this rate, as from a camera, instead of back to back
     (``edge.benchmark.Pacer``); the profile run is never paced.
 
-    rounds: every engine's worker runs this many times, the engines taking turns (A B C A B C),
-    and each timing is the median over rounds: on a machine whose speed drifts, every engine
-    then sees the same mix of fast and slow minutes.
+    rounds: every engine's worker runs this many times, the engines (and thread counts) taking
+    turns (A1 B1 A2 B2, A1 B1 A2 B2, ...), and each timing is the median over rounds: on a machine
+    whose speed drifts, every engine then sees the same mix of fast and slow minutes.
 
     default_model: the default model's row (None: the bundled model); nanotrack_dir: NanoTrack's
-    files (None: ``find_nanotrack_dir``); profile: profile the best INT8 onnxruntime engine.
+    files (None: ``find_nanotrack_dir``); profile: profile the best INT8 onnxruntime engine (at the
+    first thread count).
     """
     if rounds < 1:
         raise ConfigError(f"--rounds must be at least 1, got {rounds}")
     if pace_fps is not None and not (pace_fps > 0 and np.isfinite(pace_fps)):
         raise ConfigError(f"--pace must be a positive frame rate, got {pace_fps}")
-    threads = threads or physical_cores()
-    torch.set_num_threads(threads)
+    counts = thread_counts(threads)
     clips = load_frames(sequences, max_frames)
     meta = model_meta(model, sha)
     log(f"bench: MixFormerV2-{model.cfg.name}, {len(clips)} sequences, "
-        f"{sum(len(c[1]) - 1 for c in clips)} tracked frames, {threads} threads")
+        f"{sum(len(c[1]) - 1 for c in clips)} tracked frames, {_threads_list(counts)}")
 
     def torch_factory():
         timed = TimedEngine(TorchEngine(model, meta))
         return Tracker(timed), timed
 
-    t0 = time.perf_counter()
-    ref_boxes, frame_s, net_s = track_all(torch_factory, clips, pace_fps=pace_fps)
-    auc, prec = ground_truth_scores(ref_boxes, clips)
-    baseline = {"name": BASELINE, **summarize(frame_s, net_s), "rss_mb": None, "auc": auc, "precision_20px": prec,
-                "size_mb": sum(p.numel() * p.element_size() for p in model.state_dict().values()) / 1e6,
-                "speedup_vs_baseline": 1.0, "mean_iou_vs_fp32": 1.0, "auc_delta": 0.0}
-    log(f"  {BASELINE}: {baseline['frame_median_ms']:.1f} ms/frame ({time.perf_counter() - t0:.0f} s)")
+    baselines, ref_boxes = {}, None
+    for t in counts:
+        torch.set_num_threads(t)
+        t0 = time.perf_counter()
+        boxes, frame_s, net_s = track_all(torch_factory, clips, pace_fps=pace_fps)
+        if ref_boxes is None:                   # tracking is deterministic: the first count's boxes
+            ref_boxes = boxes
+        auc, prec = ground_truth_scores(boxes, clips)
+        baselines[t] = {"name": BASELINE, "threads": t, **summarize(frame_s, net_s), "rss_mb": None, "auc": auc,
+                        "precision_20px": prec,
+                        "size_mb": sum(p.numel() * p.element_size() for p in model.state_dict().values()) / 1e6,
+                        "speedup_vs_baseline": 1.0, "mean_iou_vs_fp32": 1.0, "auc_delta": 0.0}
+        log(f"  {BASELINE}, {_threads(t)}: {baselines[t]['frame_median_ms']:.1f} ms/frame "
+            f"({time.perf_counter() - t0:.0f} s)")
 
-    rows, skipped = candidates(model, sha, sequences, calib_samples)
+    with libraries_quiet():
+        rows, skipped = candidates(model, sha, sequences, calib_samples)
     rows += independent_candidates(default_model, nanotrack_dir or find_nanotrack_dir(), skipped)
     if only:
         rows = [r for r in rows if any(o in r.name for o in only)]
@@ -290,7 +343,7 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
             precision, cfg = meta.precision, PRESETS.get(meta.preset)   # its own FLOPs for its ceiling
         rows.append(Candidate(f"{engine_for(path)}-{precision} ({os.path.basename(path)})", precision, True,
                               build=lambda work, p=path: p, engine=engine_for(path), cfg=cfg))
-    engines = [baseline]
+    engines = []
     paths, profile_report = {}, None
     with tempfile.TemporaryDirectory() as tmp:
         work = workdir or tmp
@@ -298,66 +351,79 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | No
         built = []
         for cand in rows:
             try:
-                built.append((cand, cand.build(work)))
+                with libraries_quiet():
+                    built.append((cand, cand.build(work)))
             except EdgeTrackError as exc:
                 skipped[cand.name] = str(exc)
                 log(f"  {cand.name}: skipped ({exc})")
-        runs: dict[str, list[dict]] = {cand.name: [] for cand, _ in built}
+        runs: dict[tuple, list[dict]] = {(cand.name, t): [] for cand, _ in built for t in counts}
         for _ in range(rounds):
+            for cand, path in built:
+                for t in counts:
+                    if cand.name in skipped:
+                        continue
+                    try:
+                        runs[cand.name, t].append(run_worker(path, cand, sequences, t, max_frames,
+                                                             pace_fps=pace_fps))
+                    except EdgeTrackError as exc:
+                        skipped[cand.name] = str(exc)
+                        log(f"  {cand.name}: skipped ({exc})")
+        for t in counts:
+            engines.append(baselines[t])
             for cand, path in built:
                 if cand.name in skipped:
                     continue
-                try:
-                    runs[cand.name].append(run_worker(path, cand, sequences, threads, max_frames,
-                                                      pace_fps=pace_fps))
-                except EdgeTrackError as exc:
-                    skipped[cand.name] = str(exc)
-                    log(f"  {cand.name}: skipped ({exc})")
-        for cand, path in built:
-            if cand.name in skipped:
-                continue
-            result = merge_rounds(runs[cand.name])
-            boxes = result.pop("boxes")
-            mean_iou, auc_delta = (None, None) if cand.independent else accuracy(boxes, ref_boxes, clips)
-            auc, prec = ground_truth_scores(boxes, clips)
-            row = {"name": cand.name, **result, "size_mb": _size_mb(path) if path else None,
-                   "speedup_vs_baseline": baseline["frame_median_ms"] / result["frame_median_ms"],
-                   "mean_iou_vs_fp32": mean_iou, "auc_delta": auc_delta, "auc": auc, "precision_20px": prec,
-                   "precision": cand.precision, "cached": cand.cached, "cfg": cand.cfg}
-            engines.append(row)
-            paths[cand.name] = (path, cand)
-            log(f"  {cand.name}: {row['frame_median_ms']:.1f} ms/frame, AUC {100 * auc:.1f}")
-        best = profile_target(engines, {name: cand for name, (_, cand) in paths.items()})
+                result = merge_rounds(runs[cand.name, t])
+                boxes = result.pop("boxes")
+                mean_iou, auc_delta = (None, None) if cand.independent else accuracy(boxes, ref_boxes, clips)
+                auc, prec = ground_truth_scores(boxes, clips)
+                row = {"name": cand.name, "threads": t, **result, "size_mb": _size_mb(path) if path else None,
+                       "speedup_vs_baseline": baselines[t]["frame_median_ms"] / result["frame_median_ms"],
+                       "mean_iou_vs_fp32": mean_iou, "auc_delta": auc_delta, "auc": auc, "precision_20px": prec,
+                       "precision": cand.precision, "cached": cand.cached, "cfg": cand.cfg}
+                engines.append(row)
+                paths[cand.name] = (path, cand)
+                log(f"  {cand.name}, {_threads(t)}: {row['frame_median_ms']:.1f} ms/frame, AUC {100 * auc:.1f}")
+        first = [r for r in engines if r["threads"] == counts[0]]
+        best = profile_target(first, {name: cand for name, (_, cand) in paths.items()})
         if profile and best is not None:
             path, cand = paths[best["name"]]
             try:
-                prof = run_worker(path, cand, sequences, threads, min(max_frames, 30), profile=True)["profile"]
-                profile_report = {"engine": best["name"], "net_median_ms": best["median_ms"], **prof}
+                prof = run_worker(path, cand, sequences, counts[0], min(max_frames, 30), profile=True)["profile"]
+                profile_report = {"engine": best["name"], "threads": counts[0], "net_median_ms": best["median_ms"],
+                                  **prof}
                 log(f"  profiled {best['name']}")
             except (EdgeTrackError, KeyError) as exc:
                 skipped["profile"] = str(exc)
 
+    for t in counts:
+        peer = next((r for r in engines if r["threads"] == t and r["name"].startswith("nanotrack")), None)
+        for row in engines:
+            if row["threads"] == t:
+                row["frame_over_nanotrack"] = row["frame_median_ms"] / peer["frame_median_ms"] if peer else None
+
     cfg = model.cfg
-    peak = {"fp32_gflops": gemm_peak_gops(False, threads), "int8_gops": gemm_peak_gops(True, threads)}
+    peaks = {t: {"fp32_gflops": gemm_peak_gops(False, t), "int8_gops": gemm_peak_gops(True, t)} for t in counts}
     ceiling = {}
     for cached in (False, True):
         flops = frame_macs(cfg, cached).flops
-        key = "cached" if cached else "full"
-        ceiling[key] = {"gflops_per_frame": flops / 1e9,
-                        "fp32_ms": flops / (peak["fp32_gflops"] * 1e9) * 1e3,
-                        "int8_ms": flops / (peak["int8_gops"] * 1e9) * 1e3}
+        ceiling["cached" if cached else "full"] = {
+            "gflops_per_frame": flops / 1e9,
+            "fp32_ms": {str(t): flops / (peaks[t]["fp32_gflops"] * 1e9) * 1e3 for t in counts},
+            "int8_ms": {str(t): flops / (peaks[t]["int8_gops"] * 1e9) * 1e3 for t in counts}}
     for row in engines:
         row_cfg = row.pop("cfg", None) or cfg
         flops = frame_macs(row_cfg, bool(row.get("cached"))).flops
+        peak = peaks[row["threads"]]
         floor = flops / ((peak["int8_gops"] if row.get("precision") == "int8" else peak["fp32_gflops"]) * 1e9) * 1e3
         row["flop_ceiling_ms"] = floor
         row["x_over_flop_ceiling"] = row["median_ms"] / floor if row["median_ms"] is not None else None
-        if profile_report and row["name"] == profile_report["engine"]:
+        if profile_report and row["name"] == profile_report["engine"] and row["threads"] == counts[0]:
             profile_report["flop_ceiling_ms"] = floor
-    return {"baseline": BASELINE, "variant": cfg.name, "threads": threads, "rounds": rounds, "pace_fps": pace_fps,
+    return {"baseline": BASELINE, "variant": cfg.name, "threads": counts, "rounds": rounds, "pace_fps": pace_fps,
             "sequences": [c[0] for c in clips],
             "frames": sum(len(c[1]) - 1 for c in clips), "engines": engines, "skipped": skipped,
-            "machine_peak": peak, "flop_ceiling": ceiling, "profile": profile_report}
+            "machine_peak": {str(t): peaks[t] for t in counts}, "flop_ceiling": ceiling, "profile": profile_report}
 
 
 def _f(value, fmt: str, scale: float = 1.0) -> str:
@@ -369,7 +435,8 @@ def format_profile(prof: dict) -> list[str]:
     itself slows every kernel a little, so its absolute times run high)."""
     total = prof["total_ms"] or 1.0
     scale = prof["net_median_ms"] / total
-    lines = ["", f"Where the time goes: {prof['engine']}, per-frame {prof['graph']} graph, onnxruntime profiler "
+    lines = ["", f"Where the time goes: {prof['engine']} ({_threads(prof.get('threads', 1))}), per-frame "
+             f"{prof['graph']} graph, onnxruntime profiler "
              f"over {prof['runs']} frames; ms scaled to its network median {prof['net_median_ms']:.1f} ms "
              f"(FLOP ceiling {_f(prof.get('flop_ceiling_ms'), '.1f')} ms).", "",
              "| part | share % | ms/frame |", "|---|---|---|"]
@@ -381,31 +448,47 @@ def format_profile(prof: dict) -> list[str]:
     return lines + ["", f"Top op types: {top}."]
 
 
+def _threads(n: int) -> str:
+    return f"{n} thread" + ("" if n == 1 else "s")
+
+
+def _threads_list(counts: list[int]) -> str:
+    return " and ".join(map(str, counts)) + (" thread" if counts == [1] else " threads")
+
+
 def format_table(report: dict) -> str:
-    head = ("| engine | net median ms | net p90 ms | frame median ms | FPS | RSS MB | size MB | speed-up "
-            "| x FLOP ceiling | frame / net | AUC % | P@20 % | mean IoU vs fp32 | AUC delta |")
-    lines = [head, "|" + "---|" * 14]
+    """The report as one markdown table (a row per engine and thread count) and its notes."""
+    head = ("| engine | threads | net median ms | net p90 ms | frame median ms | FPS | frame / NanoTrack | RSS MB "
+            "| size MB | speed-up | x FLOP ceiling | frame / net | AUC % | P@20 % | mean IoU vs fp32 | AUC delta |")
+    lines = [head, "|" + "---|" * 16]
     for r in report["engines"]:
-        lines.append(f"| {r['name']} | {_f(r['median_ms'], '.1f')} | {_f(r['p90_ms'], '.1f')} | "
-                     f"{r['frame_median_ms']:.1f} | {r['fps']:.1f} | {_f(r.get('rss_mb') or None, '.0f')} | "
+        lines.append(f"| {r['name']} | {r['threads']} | {_f(r['median_ms'], '.1f')} | {_f(r['p90_ms'], '.1f')} | "
+                     f"{r['frame_median_ms']:.1f} | {r['fps']:.1f} | {_f(r.get('frame_over_nanotrack'), '.2f')} | "
+                     f"{_f(r.get('rss_mb') or None, '.0f')} | "
                      f"{_f(r['size_mb'], '.1f')} | {r['speedup_vs_baseline']:.2f}x | "
                      f"{_f(r['x_over_flop_ceiling'], '.2f')} | "
                      f"{_f(r['frame_median_ms'] / r['median_ms'] if r['median_ms'] else None, '.2f')} | "
                      f"{_f(r.get('auc'), '.1f', 100)} | "
                      f"{_f(r.get('precision_20px'), '.1f', 100)} | {_f(r['mean_iou_vs_fp32'], '.3f')} | "
                      f"{_f(r['auc_delta'], '+.2f', 100)} |")
-    peak, ceil = report["machine_peak"], report["flop_ceiling"]
-    lines += ["", f"MixFormerV2-{report['variant']}, {report['threads']} threads, {report['frames']} frames of "
-              f"{', '.join(report['sequences'])}. Baseline: {report['baseline']} (templates re-encoded every frame).",
-              f"Machine GEMM peak (onnxruntime, measured now): fp32 {peak['fp32_gflops']:.0f} GFLOP/s, "
-              f"int8 {peak['int8_gops']:.0f} GOP/s. Network FLOPs per frame: "
+    counts, ceil = report["threads"], report["flop_ceiling"]
+    peaks = "; ".join(f"{_threads(t)}: fp32 {p['fp32_gflops']:.0f} GFLOP/s, int8 {p['int8_gops']:.0f} GOP/s"
+                      for t, p in ((t, report["machine_peak"][str(t)]) for t in counts))
+    full, cached = ceil["full"], ceil["cached"]
+    ceilings = "; ".join(f"{_threads(t)}: full {full['fp32_ms'][str(t)]:.1f} ms fp32 / "
+                         f"{full['int8_ms'][str(t)]:.1f} ms int8, cached {cached['fp32_ms'][str(t)]:.1f}"
+                         f" / {cached['int8_ms'][str(t)]:.1f} ms" for t in counts)
+    lines += ["", f"MixFormerV2-{report['variant']}, {_threads_list(counts)}, {report['frames']} "
+              f"frames of {', '.join(report['sequences'])}. Baseline: {report['baseline']} (templates re-encoded "
+              "every frame).",
+              f"Machine GEMM peak (onnxruntime, measured now), {peaks}. Network FLOPs per frame: "
               f"full {ceil['full']['gflops_per_frame']:.2f} G, cached {ceil['cached']['gflops_per_frame']:.2f} G "
-              f"-> ceiling full {ceil['full']['fp32_ms']:.1f} ms fp32 / {ceil['full']['int8_ms']:.1f} ms int8, "
-              f"cached {ceil['cached']['fp32_ms']:.1f} / {ceil['cached']['int8_ms']:.1f} ms.",
-              "speed-up = baseline frame median / engine frame median; x FLOP ceiling = network median / ceiling "
-              "(1.0 = the machine's GEMM peak); frame / net = whole-frame median / network median (crop, "
-              "normalise and box decoding on top of the network). AUC and P@20: against the ground truth of "
-              "these frames. "
+              f"-> ceiling at {ceilings}.",
+              "speed-up = baseline frame median / engine frame median (same thread count); frame / NanoTrack = "
+              "whole-frame median / NanoTrack's at the same thread count, in this run; x FLOP ceiling = network "
+              "median / ceiling (1.0 = the machine's GEMM peak); frame / net = whole-frame median / network median "
+              "(crop, normalise and box decoding on top of the network). AUC and P@20: against the ground truth "
+              "of these frames. "
               "The default model and NanoTrack are not built from the benched checkpoint (no IoU/AUC delta "
               "against it); NanoTrack's network call is inside OpenCV, so it has a whole-frame time only."]
     if report.get("pace_fps"):
@@ -413,13 +496,17 @@ def format_table(report: dict) -> str:
         lines.append(f"Frames paced at {fps:g} FPS, as from a camera: each starts 1/{fps:g} s after the previous "
                      "one, so inference threads go idle between frames and must wake for each.")
     if report.get("rounds", 1) > 1:
-        lines.append(f"Engines took turns over {report['rounds']} rounds (the baseline ran once); "
+        lines.append(f"Engines took turns over {report['rounds']} rounds (the baseline ran once per thread count); "
                      "each time is the median over rounds.")
-    peer = next((r for r in report["engines"] if r["name"].startswith("nanotrack")), None)
-    if peer is not None:
-        ratios = ", ".join(f"{r['name']} {r['frame_median_ms'] / peer['frame_median_ms']:.2f}x"
-                           for r in report["engines"] if r is not peer and r["name"] != report["baseline"])
-        lines.append(f"Whole frame over NanoTrack's (same frames, same run): {ratios}.")
+    ratios = []
+    for t in counts:
+        rows = [r for r in report["engines"] if r["threads"] == t and r.get("frame_over_nanotrack") is not None
+                and not r["name"].startswith("nanotrack") and r["name"] != report["baseline"]]
+        if rows:
+            ratios.append(f"{_threads(t)}: " + ", ".join(f"{r['name']} {r['frame_over_nanotrack']:.2f}x"
+                                                         for r in rows))
+    if ratios:
+        lines.append(f"Whole frame over NanoTrack's (same frames, same run), {'; '.join(ratios)}.")
     if report.get("profile"):
         lines += format_profile(report["profile"])
     for name, why in report["skipped"].items():
@@ -452,5 +539,6 @@ def plot_png(report: dict, path: str) -> None:
     for r in rows:
         pt = to_px(r["frame_median_ms"], r["mean_iou_vs_fp32"])
         cv2.circle(img, pt, 5, (200, 60, 0), -1)
-        cv2.putText(img, r["name"], (pt[0] + 6, pt[1] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1)
+        label = r["name"] + (f" ({_threads(r['threads'])})" if len(report["threads"]) > 1 else "")
+        cv2.putText(img, label, (pt[0] + 6, pt[1] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1)
     cv2.imwrite(path, img)

@@ -159,6 +159,17 @@ def run_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _thread_list(text: str) -> list[int]:
+    """argparse type: '2' or '1,2' -> [2] or [1, 2], each a positive integer."""
+    try:
+        counts = [int(v) for v in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected thread counts such as 2 or 1,2, got {text!r}")
+    return counts
+
+
 def register_bench(subparsers) -> None:
     from train.presets import PRESETS
 
@@ -173,7 +184,9 @@ def register_bench(subparsers) -> None:
     p.add_argument("--checkpoint", metavar="CKPT", help="weights (default: seeded random weights)")
     p.add_argument("--sequences", metavar="DIR", help="annotated sequences (default: the bundled sample clip)")
     p.add_argument("--max-frames", type=int, default=60, help="frames per sequence (default 60)")
-    p.add_argument("--threads", type=int, default=None, help="threads (default: physical cores)")
+    p.add_argument("--threads", type=_thread_list, default=None, metavar="N[,N...]",
+                   help="inference threads; several (e.g. 1,2) time every row at each, in one run "
+                        "(default: physical cores)")
     p.add_argument("--engines", nargs="*", metavar="NAME", help="only engines whose name contains one of these")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.add_argument("--plot", metavar="PNG", help="latency vs accuracy plot")

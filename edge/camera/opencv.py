@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import cv2
 
 from edge.camera.base import Frame
 from edge.errors import SourceError, SourceGone
+
+
+def quiet_opencv_log() -> None:
+    """OpenCV's own log at error level from now on, for this process: its capture backends print
+    a WARN line for each one they try on a camera that is not there, and the caller already says
+    in one line that it could not be opened."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+
+
+def _not_opened(spec) -> str:
+    """Why a source did not open, naming what was tried: a camera index is a /dev/video node on Linux."""
+    if isinstance(spec, int):
+        node = f"/dev/video{spec}"
+        if sys.platform.startswith("linux") and not os.path.exists(node):
+            return f"cannot open camera {spec} (no {node})"
+        return f"cannot open camera {spec}"
+    return f"cannot open video source {spec}"
 
 
 class OpenCVSource:
@@ -25,7 +45,7 @@ class OpenCVSource:
             self._cap = cv2.VideoCapture(spec)
         if not self._cap.isOpened():
             self._cap.release()
-            raise SourceError(f"cannot open video source {spec}")
+            raise SourceError(_not_opened(spec))
         for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, width), (cv2.CAP_PROP_FRAME_HEIGHT, height),
                             (cv2.CAP_PROP_FPS, fps)):
             if value:

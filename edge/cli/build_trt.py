@@ -11,7 +11,7 @@ def register(subparsers) -> None:
         description="Build the TensorRT plans (contract and, for cached models, step) into one "
                     "self-describing .engine file. Run it on the device: plans are specific to the GPU "
                     "and TensorRT version.")
-    p.add_argument("--model", required=True, metavar="M.onnx", help="fp32 model from edge-track export")
+    p.add_argument("--model", required=True, metavar="M.onnx", help="fp32 model from edge-track export (required)")
     p.add_argument("--output", "-o", required=True, metavar="M.engine")
     p.add_argument("--no-fp16", action="store_true", help="keep FP32 (default: FP16 enabled)")
     p.add_argument("--workspace-mb", type=positive_int, default=1024, help="builder workspace (default 1024)")

@@ -9,6 +9,7 @@ import sys
 
 from edge.cli.common import non_negative_float, positive_float
 from edge.config import dump_defaults, load_config, load_config_file
+from edge.target import ROI_PREFIX
 
 
 def register(subparsers) -> None:
@@ -31,14 +32,19 @@ def register(subparsers) -> None:
                                           "centring error, re-acquisition time and command smoothness.")
     s.add_argument("--config", metavar="device.yaml", help="controller gains etc. (default: the defaults)")
     s.add_argument("--tracker", choices=["oracle", "mixformer", "nanotrack"], default="oracle",
-                   help="oracle: the simulator's true box (tests the control loop alone)")
-    s.add_argument("--model", metavar="MODEL", help="model for --tracker mixformer")
-    s.add_argument("--nanotrack-dir", metavar="DIR")
-    s.add_argument("--path", choices=["lissajous", "random", "still"], default="lissajous")
-    s.add_argument("--seconds", type=positive_float, default=20.0)
-    s.add_argument("--delay", type=non_negative_float, default=0.05, help="gimbal response delay, s")
-    s.add_argument("--occlude", metavar="START:END", action="append", default=[], help="hide the target, seconds")
-    s.add_argument("--json", metavar="PATH")
+                   help="oracle (default): the simulator's true box, which tests the control loop alone")
+    s.add_argument("--model", metavar="MODEL", help="model for --tracker mixformer (default: the config's, "
+                                                    "else the bundled model)")
+    s.add_argument("--nanotrack-dir", metavar="DIR",
+                   help="for --tracker nanotrack: the folder with NanoTrack's two ONNX files")
+    s.add_argument("--path", choices=["lissajous", "random", "still"], default="lissajous",
+                   help="how the target moves (default lissajous)")
+    s.add_argument("--seconds", type=positive_float, default=20.0, metavar="S", help="simulated time (default 20)")
+    s.add_argument("--delay", type=non_negative_float, default=0.05, metavar="S",
+                   help="gimbal response delay, s (default 0.05)")
+    s.add_argument("--occlude", metavar="START:END", action="append", default=[],
+                   help="hide the target from START to END s; may be repeated")
+    s.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     s.set_defaults(func=run_sim_command)
 
 
@@ -60,18 +66,58 @@ def run_config(args) -> int:
     return run_device(load_config_file(args.config))
 
 
+# The config keys the desk shorthand fills from flags: an error about one names the flag typed.
+DESK_KEYS = {"camera.source": "--camera", "model.path": "--model"}
+
+
 def run_desk(args) -> int:
+    """``edge-track --camera SRC --init x,y,w,h``: the device loop on SRC with defaults, a window
+    where there is a display. Unlike ``run`` (unattended: cameras are waited for, and a target may
+    come later from an output or the web console) every mistake here ends the run at once, in one
+    line naming the flag."""
+    from edge.camera import open_source
+    from edge.camera.opencv import quiet_opencv_log
+    from edge.errors import ConfigError, SourceError
     from edge.runtime.service import run_device
     from edge.runtime.telemetry import setup_logging
 
-    setup_logging()
-    init = args.init or args.roi or ""
-    cfg = load_config({"camera": {"source": str(args.camera)}, "model": {"path": args.model or ""},
-                       "tracking": {"init": init}, "outputs": [{"type": "log"}]})
-    if not init:
-        print("no --init/--roi: waiting for a target command (none can arrive without outputs); "
-              "give --init x,y,w,h or --roi center:WxH", file=sys.stderr)
-    return run_device(cfg, show=True)
+    if args.init and args.roi:
+        raise ConfigError("give --init x,y,w,h or --roi center:WxH, not both")
+    if not (args.init or args.roi):
+        # Only a log output here: no target command can ever arrive, the run would idle.
+        raise ConfigError(f"--camera {args.camera}: what to track? give --init x,y,w,h (the target's box, "
+                          "pixels) or --roi center:WxH (a box in the middle of the frame)")
+    if args.roi and not args.roi.strip().startswith(ROI_PREFIX):
+        raise ConfigError(f"--roi must be {ROI_PREFIX}WxH (a box of W x H pixels in the middle of the frame), "
+                          f"got {args.roi!r}")
+    flags = {**DESK_KEYS, "tracking.init": "--init" if args.init else "--roi"}
+    quiet_opencv_log()
+    try:
+        # start_timeout_s: the camera has just opened once (below); the service's 30 s wait is for boot.
+        cfg = load_config({"camera": {"source": str(args.camera), "start_timeout_s": 5.0},
+                           "model": {"path": args.model or ""}, "tracking": {"init": args.init or args.roi},
+                           "outputs": [{"type": "log"}]})
+        # Open it once, now, before the model loads: a camera that is not there is a typo or a cable
+        # to plug in, said at once, not after the service's retries (those are for a camera still booting).
+        try:
+            open_source(cfg.camera.source).close()
+        except SourceError as exc:
+            raise SourceError(f"--camera {args.camera}: {exc}") from None
+        setup_logging()
+        return run_device(cfg, show=True)
+    except ConfigError as exc:
+        raise _naming_flag(exc, flags) from None
+
+
+def _naming_flag(exc: Exception, flags: dict) -> Exception:
+    """``exc`` with a leading config key that came from a flag replaced by that flag."""
+    from edge.errors import ConfigError
+
+    text = str(exc)
+    for key, flag in flags.items():
+        if text.startswith(f"{key}:"):
+            return ConfigError(flag + text[len(key):])
+    return exc
 
 
 def config_check(args) -> int:

@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     what.add_argument("--results", metavar="RESDIR",
                       help="score saved predictions RESDIR/<seq>.txt (x,y,w,h per line); runs nothing")
     p.add_argument("--tracker", default="mixformer", choices=["mixformer", *PEERS],
-                   help="which tracker to run (default mixformer, needs --model)")
+                   help="which tracker to run (default mixformer: --model, or the bundled model)")
     p.add_argument("--nanotrack-dir", metavar="DIR", help="folder with NanoTrack's two ONNX files")
     add_tracker_overrides(p)
     p.add_argument("--starts", type=int, default=1, metavar="K",

@@ -68,6 +68,8 @@ def _defer_required(parser, sub) -> None:
     for command, sub_parser in sub.choices.items():
         for action in sub_parser._actions:
             if action.required and action.dest in TOP_LEVEL:
+                if sub_parser.usage is None:   # --help still shows it required: it is, from either place
+                    sub_parser.usage = sub_parser.format_usage().removeprefix("usage: ").rstrip().replace("%", "%%")
                 action.required = False
                 deferred.setdefault(command, []).append((sub_parser, action.dest, action.option_strings[0]))
     parser.deferred_required = deferred
@@ -114,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
 
             args.func = device.run_desk
         if getattr(args, "func", None) is None:
+            given = next((f"--{name}" for name in TOP_LEVEL if getattr(args, name, None) is not None), None)
+            if given is not None:   # a desk option alone: say what it lacks, not the whole help
+                parser.error(f"{given} needs --camera SRC (the desk shorthand) or a command, e.g. track")
             parser.print_help(sys.stderr)
             return EXIT_USAGE
         return int(args.func(args) or 0)

@@ -7,7 +7,8 @@ import sys
 import time
 
 from edge.boxes import parse_box
-from edge.camera import open_source
+from edge.camera import open_source, source_kind
+from edge.camera.opencv import quiet_opencv_log
 from edge.cli.common import add_tracker_overrides, positive_int, tracker_overrides
 from edge.engines import open_engine
 from edge.errors import ConfigError, SourceError
@@ -53,9 +54,21 @@ def check_output_paths(args) -> None:
                 raise ConfigError(f"{option}: {exc}") from None
 
 
+def make_output_folders(args) -> None:
+    """Create the missing folders of --csv and --out (checked: they may be), saying so: a typo in
+    a folder name should not go unnoticed."""
+    for option, path in (("--csv", args.csv), ("--out", args.out)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else ""
+        if folder and not os.path.isdir(folder):
+            try:
+                os.makedirs(folder)
+            except OSError as exc:
+                raise ConfigError(f"{option}: cannot create folder {folder} ({exc.strerror})") from None
+            print(f"created folder {folder} for {option}", file=sys.stderr)
+
+
 def open_csv(path: str):
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)   # checked: may be created
         return open(path, "w", encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write --csv {path} ({exc.strerror})") from None
@@ -67,15 +80,22 @@ def _csv_row(result: TrackResult) -> str:
 
 
 def run(args) -> int:
-    init_box = parse_box(args.init) if args.init else None
+    source_kind(args.video)   # a video that is not there is the first thing to say, before "--init"
+    init_box = parse_box(args.init, "--init") if args.init else None
     if init_box is None:
         init_box = first_box_beside(args.video) if os.path.isdir(args.video) else None
         if init_box is None:
-            raise ConfigError(f"--init x,y,w,h is required for {args.video}")
+            raise ConfigError(f"--init x,y,w,h is required for {args.video} (only an annotated "
+                              "sequence folder gives its own first box)")
     check_output_paths(args)
+    make_output_folders(args)
     engine = open_engine(model_or_bundled(args.model), threads=args.threads)
     tracker = Tracker(engine, frame_color_order="RGB", **tracker_overrides(args))
-    source = open_source(args.video)
+    quiet_opencv_log()   # a camera that does not open is our one line, not OpenCV's WARN per backend tried
+    try:
+        source = open_source(args.video)
+    except SourceError as exc:
+        raise SourceError(f"--video {args.video}: {exc}") from None
     try:
         total = len(source)
     except TypeError:
