@@ -19,22 +19,31 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, clipped, quoted
+from edge.safe_yaml import read_yaml
 
 Rule = Callable[[Any, Any], None]
 
 
-def checked(*rules: Rule, default=dataclasses.MISSING, default_factory=dataclasses.MISSING):
+# The most items a list field holds unless it says (``checked(max_items=...)``): the bound is
+# checked before any item is converted, so a list of a million items costs nothing to refuse.
+MAX_ITEMS = 1000
+
+
+def checked(*rules: Rule, default=dataclasses.MISSING, default_factory=dataclasses.MISSING,
+            max_items: int = MAX_ITEMS):
     """A field whose value must also pass ``rules``: each is called as ``rule(value, section)``
-    once the section is built, and raises ValueError saying what is wrong."""
-    return field(default=default, default_factory=default_factory, metadata={"rules": rules})
+    once the section is built, and raises ValueError saying what is wrong. A list field holds at
+    most ``max_items``."""
+    return field(default=default, default_factory=default_factory,
+                 metadata={"rules": rules, "max_items": max_items})
 
 
 def in_range(lo=None, hi=None) -> Rule:
     """Rule: lo <= value <= hi (either bound may be None)."""
     def rule(value, section) -> None:
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ValueError(f"{value!r} is out of range [{lo}, {hi}]")
+            raise ValueError(f"{quoted(value)} is out of range [{lo}, {hi}]")
     return rule
 
 
@@ -49,14 +58,14 @@ def one_of(choices: Callable[[], typing.Iterable[str]], *, empty_ok: bool = Fals
     def rule(value, section) -> None:
         allowed = list(choices())
         if value not in allowed and not (empty_ok and value == ""):
-            raise ValueError(f"must be one of {', '.join(allowed)}, got {value!r}")
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {quoted(value)}")
     rule.choices = choices
     return rule
 
 
 def _ascending_pair(value, section) -> None:
     if len(value) != 2 or not value[0] < value[1]:
-        raise ValueError(f"expected [min, max] with min < max, got {value!r}")
+        raise ValueError(f"expected [min, max] with min < max, got {quoted(value)}")
 
 
 def _not_above(other: str) -> Rule:
@@ -182,8 +191,8 @@ class ControlConfig:
     integral_limit_deg_s: float = num(20.0, 0.0, 10000.0)
     invert_pan: bool = False
     invert_tilt: bool = False
-    pan_limits_deg: list[float] = checked(_ascending_pair, default_factory=lambda: [-180.0, 180.0])
-    tilt_limits_deg: list[float] = checked(_ascending_pair, default_factory=lambda: [-90.0, 90.0])
+    pan_limits_deg: list[float] = checked(_ascending_pair, default_factory=lambda: [-180.0, 180.0], max_items=2)
+    tilt_limits_deg: list[float] = checked(_ascending_pair, default_factory=lambda: [-90.0, 90.0], max_items=2)
     latency_s: float = num(0.0, 0.0, 2.0)           # measured by `calibrate latency`
     # The head as measured by `calibrate gimbal`: real rate / commanded rate, camera roll on the head.
     rate_gain_pan: float = num(1.0, 0.05, 20.0)
@@ -213,6 +222,10 @@ class OutputConfig:
     enabled: bool = True
 
 
+# More outputs than any head needs: each is opened, fed and reconnected every frame.
+MAX_OUTPUTS = 16
+
+
 @dataclass
 class TelemetryConfig:
     track_log: str = checked(_optional(_writable_file), default="")  # JSONL path; empty: none
@@ -240,7 +253,7 @@ class DeviceConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
-    outputs: list[OutputConfig] = field(default_factory=list)
+    outputs: list[OutputConfig] = checked(default_factory=list, max_items=MAX_OUTPUTS)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     web: WebConfig = field(default_factory=WebConfig)
 
@@ -251,10 +264,10 @@ def _key(where: str, name: str) -> str:
     return f"{where}.{name}" if where else name
 
 
-def _convert(value: Any, tp, where: str, *, item: bool = False):
+def _convert(value: Any, tp, where: str, *, item: bool = False, max_items: int = MAX_ITEMS):
     """``value`` as type ``tp`` (a dataclass, Literal, list, list[X], bool, int, float, str or
     Any), or ConfigError naming ``where``. A section left empty in YAML (None) is its defaults;
-    an empty list item is an error."""
+    an empty list item is an error; a list holds at most ``max_items``."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if value is None and not item:
@@ -265,34 +278,36 @@ def _convert(value: Any, tp, where: str, *, item: bool = False):
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            raise ConfigError(f"{where}: must be one of {', '.join(map(str, allowed))}, got {value!r}")
+            raise ConfigError(f"{where}: must be one of {', '.join(map(str, allowed))}, got {quoted(value)}")
         return value
     if tp is list or origin is list:
         (item_tp,) = typing.get_args(tp) or (Any,)
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {quoted(value)}")
+        if len(value) > max_items:
+            raise ConfigError(f"{where}: at most {max_items} items, got {len(value)}")
         return [_convert(v, item_tp, f"{where}[{i}]", item=True) for i, v in enumerate(value)]
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{where}: expected true or false, got {quoted(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {quoted(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {quoted(value)}")
         try:
             finite = math.isfinite(value)
         except OverflowError:   # an integer with hundreds of digits has no float
             raise ConfigError(f"{where}: expected a number, got an integer too large for a float") from None
         if not finite:
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {quoted(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {quoted(value)}")
         return value
     # A schema mistake, not a user's: every field type must be one the loader checks.
     raise TypeError(f"{where}: the config loader has no check for type {tp!r}")
@@ -300,20 +315,22 @@ def _convert(value: Any, tp, where: str, *, item: bool = False):
 
 def _build(cls, raw, where: str):
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {raw!r}")
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {quoted(raw)}")
     hints = typing.get_type_hints(cls)
     fields = dataclasses.fields(cls)
     names = [f.name for f in fields]
     unknown = [k for k in raw if k not in names]
     if unknown:
-        raise ConfigError(f"{_key(where, str(unknown[0]))}: unknown key (valid: {', '.join(names)})")
-    obj = cls(**{name: _convert(value, hints[name], _key(where, name)) for name, value in raw.items()})
+        raise ConfigError(f"{_key(where, clipped(str(unknown[0]), 60))}: unknown key (valid: {', '.join(names)})")
+    limits = {f.name: f.metadata.get("max_items", MAX_ITEMS) for f in fields}
+    obj = cls(**{name: _convert(value, hints[name], _key(where, name), max_items=limits[name])
+                 for name, value in raw.items()})
     for f in fields:
         for rule in f.metadata.get("rules", ()):
             try:
                 rule(getattr(obj, f.name), obj)
-            except ValueError as exc:
-                raise ConfigError(f"{_key(where, f.name)}: {exc}") from None
+            except ValueError as exc:   # a rule may quote the value it refuses: cut it
+                raise ConfigError(f"{_key(where, f.name)}: {clipped(str(exc))}") from None
     return obj
 
 
@@ -332,40 +349,10 @@ def load_config(data: dict | None) -> DeviceConfig:
     return cfg
 
 
-def _read_yaml(path: str, what: str):
-    """The YAML document in ``path``; ConfigError (one line) when it is unreadable, not YAML, or
-    repeats a key in one mapping (YAML would silently keep the last)."""
-    import yaml
-
-    class UniqueKeyLoader(yaml.SafeLoader):
-        def construct_mapping(self, node, deep=False):
-            seen = set()
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                if not isinstance(key, typing.Hashable):
-                    continue   # SafeLoader refuses it next, as YAML it is
-                if key in seen:
-                    raise ConfigError(f"{path}: duplicate key '{key}' (line {key_node.start_mark.line + 1})")
-                seen.add(key)
-            return super().construct_mapping(node, deep)
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=UniqueKeyLoader)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{line}") from None
-
-
 def apply_profile(control: ControlConfig, path: str) -> ControlConfig:
     """The control section with a calibration profile's keys laid over it (validated the same way)."""
     try:
-        data = _read_yaml(path, "profile") or {}
+        data = read_yaml(path, "profile") or {}
     except ConfigError as exc:
         raise ConfigError(f"control.profile: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("control", {}), dict):
@@ -379,7 +366,7 @@ def apply_profile(control: ControlConfig, path: str) -> ControlConfig:
 
 def load_config_file(path: str) -> DeviceConfig:
     """``load_config`` on a YAML file; every error is one line starting with the path."""
-    data = _read_yaml(path, "config")
+    data = read_yaml(path, "config")
     try:
         return load_config(data)
     except ConfigError as exc:
