@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from edge.errors import ConfigError, clipped, quoted
+from edge.model_meta import INT_RANGES, SEARCH_FACTOR_MAX
 from edge.safe_yaml import read_yaml
 
 Rule = Callable[[Any, Any], None]
@@ -164,8 +165,8 @@ class ModelConfig:
     path: str = checked(_optional(_existing_file), default="")  # .onnx / .tflite / .engine; empty: the bundled model
     engine: str = checked(one_of(_engines, empty_ok=True), default="")  # empty: by file ending
     threads: int = num(0, 0, 256)      # 0: physical cores
-    search_factor: float = num(0.0, 0.0, 20.0)      # 0: from the model
-    update_interval: int = num(0, 0, 100000)        # 0: from the model
+    search_factor: float = num(0.0, 0.0, SEARCH_FACTOR_MAX)             # 0: from the model
+    update_interval: int = num(0, 0, INT_RANGES["update_interval"][1])  # 0: from the model
 
 
 @dataclass
@@ -173,10 +174,10 @@ class TrackingConfig:
     # "x,y,w,h" or "center:WxH"; empty: wait for a command
     init: str = checked(_optional(_target), default="")
     lost_score: float = num(0.25, 0.0, 1.0)
-    lost_frames: int = num(5, 1, 10000)
+    lost_frames: int = num(5, *INT_RANGES["lost_frames"])
     # While LOST the search region grows by this factor per frame, up to max_search_factor.
     widen_step: float = num(1.15, 1.0, 3.0)
-    max_search_factor: float = num(9.0, 1.0, 30.0)
+    max_search_factor: float = num(9.0, 1.0, SEARCH_FACTOR_MAX)
 
 
 @dataclass
