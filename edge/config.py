@@ -227,6 +227,14 @@ class OutputConfig:
 MAX_OUTPUTS = 16
 
 
+def _something_to_drive(value, section) -> None:
+    """A run with no enabled output would track and drive nothing, silently: a dry run says so."""
+    if not value:
+        raise ValueError("empty: list at least one output (type: log is the dry run: commands logged, none sent)")
+    if not any(out.enabled for out in value):
+        raise ValueError("every output is disabled: enable one, or add one of type: log for a dry run")
+
+
 @dataclass
 class TelemetryConfig:
     track_log: str = checked(_optional(_writable_file), default="")  # JSONL path; empty: none
@@ -254,7 +262,9 @@ class DeviceConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
-    outputs: list[OutputConfig] = checked(default_factory=list, max_items=MAX_OUTPUTS)
+    # Without the key, one log output: the dry run, as `config show` prints it.
+    outputs: list[OutputConfig] = checked(_something_to_drive, default_factory=lambda: [OutputConfig()],
+                                          max_items=MAX_OUTPUTS)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     web: WebConfig = field(default_factory=WebConfig)
 
@@ -394,7 +404,7 @@ def _choices(cls, where: str = ""):
 
 
 def dump_defaults() -> str:
-    """The default configuration as YAML (with one log output), headed by comments listing the
+    """The default configuration as YAML (its one output: log), headed by comments listing the
     choices the plug-in tables offer (the same tables ``config check`` reads)."""
     import yaml
 
@@ -403,5 +413,4 @@ def dump_defaults() -> str:
     lines = ["# edge-track device configuration: the defaults. Choices:",
              f"#   camera.source: {', '.join(kind.name for kind in SOURCES)}"]
     lines += [f"#   {key}: {', '.join(choices)}" for key, choices in _choices(DeviceConfig)]
-    example = DeviceConfig(outputs=[OutputConfig()])
-    return "\n".join(lines) + "\n" + yaml.safe_dump(to_dict(example), sort_keys=False)
+    return "\n".join(lines) + "\n" + yaml.safe_dump(to_dict(DeviceConfig()), sort_keys=False)

@@ -56,6 +56,15 @@ def test_config_show_prints_loadable_defaults(capsys):
     assert load_config(yaml.safe_load(capsys.readouterr().out)).camera.width == 640
 
 
+def test_the_defaults_config_show_prints_are_the_defaults_a_file_gets(tmp_path):
+    # A file without `outputs:` once got none, while `config show` listed a log output.
+    shown = load_config(yaml.safe_load(dump_defaults()))
+    assert load_config({}) == shown == DeviceConfig()
+    path = tmp_path / "device.yaml"
+    path.write_text("camera: {fps: 25}\n")
+    assert [(out.type, out.enabled) for out in load_config_file(str(path)).outputs] == [("log", True)]
+
+
 def test_file_loader_prefixes_the_path(tmp_path):
     path = tmp_path / "d.yaml"
     path.write_text("model: {threads: -1}\n")
@@ -87,6 +96,8 @@ def _bad_configs(tmp_path):
         "pan_limits_strings": "control: {pan_limits_deg: [a, b]}\n",
         "unknown_engine": "model: {engine: cuda-magic}\n",
         "missing_video": f"camera: {{source: '{tmp_path}/nope.mp4'}}\n",
+        "no_outputs": "outputs: []\n",
+        "every_output_disabled": "outputs: [{type: log, enabled: false}]\n",
     }
 
 
@@ -107,6 +118,8 @@ EXPECTED = {
     "pan_limits_strings": "control.pan_limits_deg[0]: expected a number",
     "unknown_engine": "model.engine: must be one of",
     "missing_video": "camera.source: no such video",
+    "no_outputs": "outputs: empty: list at least one output (type: log is the dry run",
+    "every_output_disabled": "outputs: every output is disabled",
 }
 
 
