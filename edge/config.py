@@ -105,16 +105,59 @@ def _engines():
     return sorted(ENGINES)
 
 
-def _output_types():
-    from edge.outputs import OUTPUTS
+# -- output types: the schema's side ------------------------------------------------------------
+# What each output type's ``port`` must be: a rule raising ValueError (one line) for a port the
+# type can never open, or None for a type without a port. The registry in edge/outputs opens the
+# same types (the tests hold the two tables to the same names, in the same order); the schema
+# imports none of it, so no arrow runs from the schema up to the outputs that read it.
 
-    return list(OUTPUTS)
+def _serial_device(port: str) -> None:
+    """Serial devices are not looked for here: a USB adapter may appear after boot."""
+
+
+MAVLINK_NETWORK_SCHEMES = ("udpin", "udpout", "udpbcast", "udp", "tcpin", "tcp")
+
+
+def check_mavlink_port(port: str) -> None:
+    """Refuse a MAVLink port that cannot be opened, without opening it: ``SCHEME:HOST:PORT`` for
+    udpin/udpout/udpbcast/udp/tcpin/tcp, otherwise a serial device (``/dev/ttyACM0``, optionally
+    ``,BAUD``). A serial device is not looked for: like the other serial outputs' adapters, it may
+    appear after boot (the output waits for it). Raises ConfigError with one line."""
+    shown = quoted(port)
+    scheme, sep, rest = port.partition(":")
+    if sep and scheme in MAVLINK_NETWORK_SCHEMES:
+        host, sep, number = rest.rpartition(":")
+        if not sep or not host:
+            raise ConfigError(f"mavlink port {shown}: expected {scheme}:HOST:PORT")
+        if not number.isdigit() or not 0 < int(number) < 65536:
+            raise ConfigError(f"mavlink port {shown}: {quoted(number)} is not a port number (1-65535)")
+        return
+    if os.path.exists(port):
+        return   # an existing path: pymavlink opens it whole, commas and all
+    device, comma, baud = port.partition(",")   # pymavlink's "DEVICE,BAUD"
+    if not device or (comma and not baud.isdigit()):
+        raise ConfigError(f"mavlink port {shown}: expected a serial device (DEVICE or DEVICE,BAUD) "
+                          "or SCHEME:HOST:PORT")
+
+
+OUTPUT_PORTS: dict[str, Callable[[str], None] | None] = {
+    "serial_box": _serial_device,
+    "serial_nmea": _serial_device,
+    "simplebgc": _serial_device,
+    "mavlink": check_mavlink_port,
+    "pelco_d": _serial_device,
+    "pwm": None,
+    "pca9685": None,
+    "log": None,
+}
+
+
+def _output_types():
+    return list(OUTPUT_PORTS)
 
 
 def _output_port(value: str, section) -> None:
-    from edge.outputs import OUTPUTS
-
-    port = OUTPUTS[section.type].port
+    port = OUTPUT_PORTS[section.type]
     if port is None or not section.enabled:
         return
     if not value:
@@ -206,7 +249,7 @@ class ControlConfig:
 
 @dataclass
 class OutputConfig:
-    type: str = checked(one_of(_output_types), default="log")   # the table in edge/outputs
+    type: str = checked(one_of(_output_types), default="log")   # OUTPUT_PORTS above
     # serial device or MAVLink URL (udpout:host:port, /dev/ttyACM0); required by the types that talk
     port: str = checked(_output_port, default="")
     baud: int = num(115200, 300, 4000000)
