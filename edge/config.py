@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from edge.errors import ConfigError, clipped, quoted
-from edge.model_meta import INT_RANGES, SEARCH_FACTOR_MAX
+from edge.model_meta import INT_RANGES, NUMBER_RANGES, SEARCH_FACTOR_MAX
 from edge.safe_yaml import read_yaml
 
 Rule = Callable[[Any, Any], None]
@@ -74,6 +74,14 @@ def _not_above(other: str) -> Rule:
         if value > getattr(section, other):
             raise ValueError(f"must not exceed {other}")
     return rule
+
+
+def _unset_or(rule: Rule) -> Rule:
+    """Rule: zero means "not set"; anything else must pass ``rule``."""
+    def unset_or(value, section) -> None:
+        if value != 0:
+            rule(value, section)
+    return unset_or
 
 
 def _optional(check: Callable[[str], None]) -> Rule:
@@ -208,8 +216,9 @@ class ModelConfig:
     path: str = checked(_optional(_existing_file), default="")  # .onnx / .tflite / .engine; empty: the bundled model
     engine: str = checked(one_of(_engines, empty_ok=True), default="")  # empty: by file ending
     threads: int = num(0, 0, 256)      # 0: physical cores
-    search_factor: float = num(0.0, 0.0, SEARCH_FACTOR_MAX)             # 0: from the model
-    update_interval: int = num(0, 0, INT_RANGES["update_interval"][1])  # 0: from the model
+    # 0: from the model; else within the range a model's own value has
+    search_factor: float = checked(_unset_or(in_range(*NUMBER_RANGES["search_factor"])), default=0.0)
+    update_interval: int = checked(_unset_or(in_range(*INT_RANGES["update_interval"])), default=0)
 
 
 @dataclass

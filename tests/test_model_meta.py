@@ -117,5 +117,9 @@ def test_the_config_widens_the_search_only_as_far_as_the_metadata_allows():
     assert meta.replace(search_factor=SEARCH_FACTOR_MAX).search_factor == SEARCH_FACTOR_MAX
     with pytest.raises(ConfigError, match="tracking.max_search_factor: "):
         load_config({"tracking": {"max_search_factor": SEARCH_FACTOR_MAX + 1}})
-    with pytest.raises(ConfigError, match="model.search_factor: "):
-        load_config({"model": {"search_factor": SEARCH_FACTOR_MAX + 1}})
+    for factor in (SEARCH_FACTOR_MAX + 1, 0.5):   # config check refuses what the tracker would
+        with pytest.raises(ConfigError, match="model.search_factor: "):
+            load_config({"model": {"search_factor": factor}})
+        with pytest.raises(ModelError):
+            meta.replace(search_factor=factor)
+    assert load_config({"model": {"search_factor": 0}}).model.search_factor == 0.0   # 0: the model's
