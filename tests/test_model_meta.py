@@ -123,3 +123,49 @@ def test_the_config_widens_the_search_only_as_far_as_the_metadata_allows():
         with pytest.raises(ModelError):
             meta.replace(search_factor=factor)
     assert load_config({"model": {"search_factor": 0}}).model.search_factor == 0.0   # 0: the model's
+
+
+def tflite_with_metadata(path, payload: bytes) -> str:
+    """A flatbuffer holding only what the TFLite engine reads before its interpreter: the
+    ``edge_track`` metadata entry pointing at a buffer of ``payload``."""
+    flatbuffers = pytest.importorskip("flatbuffers")
+    b = flatbuffers.Builder(0)
+    data = b.CreateByteVector(payload)
+    b.StartObject(3)
+    b.PrependUOffsetTRelativeSlot(0, data, 0)
+    buffer = b.EndObject()
+    b.StartObject(3)
+    empty = b.EndObject()
+    b.StartVector(4, 2, 4)
+    b.PrependUOffsetTRelative(buffer)
+    b.PrependUOffsetTRelative(empty)
+    buffers = b.EndVector(2)
+    name = b.CreateString(METADATA_KEY)
+    b.StartObject(2)
+    b.PrependUOffsetTRelativeSlot(0, name, 0)
+    b.PrependUint32Slot(1, 1, 0)
+    entry = b.EndObject()
+    b.StartVector(4, 1, 4)
+    b.PrependUOffsetTRelative(entry)
+    entries = b.EndVector(1)
+    b.StartObject(8)
+    b.PrependUOffsetTRelativeSlot(4, buffers, 0)
+    b.PrependUOffsetTRelativeSlot(6, entries, 0)
+    b.Finish(b.EndObject())
+    with open(path, "wb") as f:
+        f.write(b.Output())
+    return str(path)
+
+
+def test_the_tflite_engine_checks_its_metadata_before_its_interpreter(tmp_path):
+    good = json.dumps(bundled_meta()).encode()
+    from edge.engines.tflite_metadata import read_metadata
+
+    assert read_metadata(open(tflite_with_metadata(tmp_path / "g.tflite", good), "rb").read()) == {METADATA_KEY: good}
+    nan_mean = json.dumps({**bundled_meta(), "mean": [math.nan, 0, 0]}).encode()
+    path = tflite_with_metadata(tmp_path / "nan.tflite", nan_mean)
+    with pytest.raises(ModelError, match=f"^{path}: bad model metadata: mean must"):
+        open_engine(path)
+    path = tflite_with_metadata(tmp_path / "latin1.tflite", "{\"preset\": \"caf\u00e9\"}".encode("latin-1"))
+    with pytest.raises(ModelError, match=f"^{path}: metadata 'edge_track' is not UTF-8 text"):
+        open_engine(path)
