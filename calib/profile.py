@@ -14,7 +14,7 @@ from edge.safe_yaml import read_yaml
 
 def update_profile(path: str, values: dict, note: str) -> dict:
     data = {}
-    if os.path.isfile(path):
+    if os.path.lexists(path):   # whatever stands there: a FIFO or a folder is refused, not replaced
         data = read_yaml(path, "gimbal profile") or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path} is not a gimbal profile")

@@ -158,3 +158,32 @@ def test_a_good_file_still_loads(tmp_path):
     path = write(tmp_path / "device.yaml", "\ufeff" + GOOD)   # a UTF-8 byte order mark is UTF-8
     cfg = load_config_file(path)
     assert cfg.camera.fps == 25.0 and cfg.control.kp == 1.5
+
+
+def _readers(path):
+    """Every reader of a YAML file a user gives, called on ``path``."""
+    from calib.profile import update_profile
+    from edge.control.camera_model import CameraModel
+    from train.config import load_train_config
+
+    return {
+        "device config": lambda: load_config_file(path),
+        "gimbal profile": lambda: load_config({"control": {"profile": path}}),
+        "camera calibration": lambda: CameraModel.from_calibration_file(path, 640, 480),
+        "profile update": lambda: update_profile(path, {"latency_s": 0.1}, "latency"),
+        "training config": lambda: load_train_config(path),
+    }
+
+
+@pytest.mark.parametrize("reader", ["device config", "gimbal profile", "camera calibration", "profile update",
+                                    "training config"])
+@pytest.mark.parametrize("hostile", ["utf16", "deep_brackets", "alias_bomb", "fifo"])
+def test_every_yaml_reader_refuses_a_hostile_file_in_one_line(tmp_path, reader, hostile):
+    path = str(tmp_path / "file.yaml")
+    if hostile == "fifo":
+        os.mkfifo(path)
+    else:
+        write(path, NOT_UTF8[hostile] if hostile in NOT_UTF8 else HOSTILE_YAML[hostile][0])
+    with pytest.raises(ConfigError) as info:
+        _readers(path)[reader]()
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300, str(info.value)[:300]
