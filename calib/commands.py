@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 
 from edge.errors import ConfigError
@@ -208,19 +209,19 @@ def run_latency(args) -> int:
 
 
 def run_pid(args) -> int:
-    import yaml
-
     from calib.pid import suggest_gains
     from calib.profile import update_profile
     from edge.config import load_config
+    from edge.safe_yaml import read_yaml
     from edge.sim.run import OracleTracker, run_sim
     from edge.sim.world import SimConfig
 
-    try:
-        with open(args.profile, encoding="utf-8") as f:
-            control = (yaml.safe_load(f) or {}).get("control", {})
-    except OSError:
-        raise ConfigError(f"{args.profile}: run 'calibrate gimbal' and 'calibrate latency' first") from None
+    if not os.path.lexists(args.profile):
+        raise ConfigError(f"{args.profile}: run 'calibrate gimbal' and 'calibrate latency' first")
+    data = read_yaml(args.profile, "gimbal profile") or {}
+    control = data.get("control", {}) if isinstance(data, dict) else None
+    if not isinstance(control, dict):
+        raise ConfigError(f"{args.profile} is not a gimbal profile (no 'control' mapping)")
     if "latency_s" not in control:
         raise ConfigError(f"{args.profile} has no latency_s: run 'calibrate latency' first")
     gain = math.sqrt(control.get("rate_gain_pan", 1.0) * control.get("rate_gain_tilt", 1.0))

@@ -9,13 +9,13 @@ import yaml
 
 from edge.config import ControlConfig, apply_profile
 from edge.errors import ConfigError
+from edge.safe_yaml import read_yaml
 
 
 def update_profile(path: str, values: dict, note: str) -> dict:
     data = {}
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
+    if os.path.lexists(path):   # whatever stands there: a FIFO or a folder is refused, not replaced
+        data = read_yaml(path, "gimbal profile") or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path} is not a gimbal profile")
     data.setdefault("control", {}).update(values)

@@ -19,22 +19,32 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, clipped, quoted
+from edge.model_meta import INT_RANGES, NUMBER_RANGES, SEARCH_FACTOR_MAX
+from edge.safe_yaml import read_yaml
 
 Rule = Callable[[Any, Any], None]
 
 
-def checked(*rules: Rule, default=dataclasses.MISSING, default_factory=dataclasses.MISSING):
+# The most items a list field holds unless it says (``checked(max_items=...)``): the bound is
+# checked before any item is converted, so a list of a million items costs nothing to refuse.
+MAX_ITEMS = 1000
+
+
+def checked(*rules: Rule, default=dataclasses.MISSING, default_factory=dataclasses.MISSING,
+            max_items: int = MAX_ITEMS):
     """A field whose value must also pass ``rules``: each is called as ``rule(value, section)``
-    once the section is built, and raises ValueError saying what is wrong."""
-    return field(default=default, default_factory=default_factory, metadata={"rules": rules})
+    once the section is built, and raises ValueError saying what is wrong. A list field holds at
+    most ``max_items``."""
+    return field(default=default, default_factory=default_factory,
+                 metadata={"rules": rules, "max_items": max_items})
 
 
 def in_range(lo=None, hi=None) -> Rule:
     """Rule: lo <= value <= hi (either bound may be None)."""
     def rule(value, section) -> None:
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ValueError(f"{value!r} is out of range [{lo}, {hi}]")
+            raise ValueError(f"{quoted(value)} is out of range [{lo}, {hi}]")
     return rule
 
 
@@ -49,14 +59,14 @@ def one_of(choices: Callable[[], typing.Iterable[str]], *, empty_ok: bool = Fals
     def rule(value, section) -> None:
         allowed = list(choices())
         if value not in allowed and not (empty_ok and value == ""):
-            raise ValueError(f"must be one of {', '.join(allowed)}, got {value!r}")
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {quoted(value)}")
     rule.choices = choices
     return rule
 
 
 def _ascending_pair(value, section) -> None:
     if len(value) != 2 or not value[0] < value[1]:
-        raise ValueError(f"expected [min, max] with min < max, got {value!r}")
+        raise ValueError(f"expected [min, max] with min < max, got {quoted(value)}")
 
 
 def _not_above(other: str) -> Rule:
@@ -64,6 +74,14 @@ def _not_above(other: str) -> Rule:
         if value > getattr(section, other):
             raise ValueError(f"must not exceed {other}")
     return rule
+
+
+def _unset_or(rule: Rule) -> Rule:
+    """Rule: zero means "not set"; anything else must pass ``rule``."""
+    def unset_or(value, section) -> None:
+        if value != 0:
+            rule(value, section)
+    return unset_or
 
 
 def _optional(check: Callable[[str], None]) -> Rule:
@@ -107,16 +125,59 @@ def _engines():
     return sorted(ENGINES)
 
 
-def _output_types():
-    from edge.outputs import OUTPUTS
+# -- output types: the schema's side ------------------------------------------------------------
+# What each output type's ``port`` must be: a rule raising ValueError (one line) for a port the
+# type can never open, or None for a type without a port. The registry in edge/outputs opens the
+# same types (the tests hold the two tables to the same names, in the same order); the schema
+# imports none of it, so no arrow runs from the schema up to the outputs that read it.
 
-    return list(OUTPUTS)
+def _serial_device(port: str) -> None:
+    """Serial devices are not looked for here: a USB adapter may appear after boot."""
+
+
+MAVLINK_NETWORK_SCHEMES = ("udpin", "udpout", "udpbcast", "udp", "tcpin", "tcp")
+
+
+def check_mavlink_port(port: str) -> None:
+    """Refuse a MAVLink port that cannot be opened, without opening it: ``SCHEME:HOST:PORT`` for
+    udpin/udpout/udpbcast/udp/tcpin/tcp, otherwise a serial device (``/dev/ttyACM0``, optionally
+    ``,BAUD``). A serial device is not looked for: like the other serial outputs' adapters, it may
+    appear after boot (the output waits for it). Raises ConfigError with one line."""
+    shown = quoted(port)
+    scheme, sep, rest = port.partition(":")
+    if sep and scheme in MAVLINK_NETWORK_SCHEMES:
+        host, sep, number = rest.rpartition(":")
+        if not sep or not host:
+            raise ConfigError(f"mavlink port {shown}: expected {scheme}:HOST:PORT")
+        if not number.isdigit() or not 0 < int(number) < 65536:
+            raise ConfigError(f"mavlink port {shown}: {quoted(number)} is not a port number (1-65535)")
+        return
+    if os.path.exists(port):
+        return   # an existing path: pymavlink opens it whole, commas and all
+    device, comma, baud = port.partition(",")   # pymavlink's "DEVICE,BAUD"
+    if not device or (comma and not baud.isdigit()):
+        raise ConfigError(f"mavlink port {shown}: expected a serial device (DEVICE or DEVICE,BAUD) "
+                          "or SCHEME:HOST:PORT")
+
+
+OUTPUT_PORTS: dict[str, Callable[[str], None] | None] = {
+    "serial_box": _serial_device,
+    "serial_nmea": _serial_device,
+    "simplebgc": _serial_device,
+    "mavlink": check_mavlink_port,
+    "pelco_d": _serial_device,
+    "pwm": None,
+    "pca9685": None,
+    "log": None,
+}
+
+
+def _output_types():
+    return list(OUTPUT_PORTS)
 
 
 def _output_port(value: str, section) -> None:
-    from edge.outputs import OUTPUTS
-
-    port = OUTPUTS[section.type].port
+    port = OUTPUT_PORTS[section.type]
     if port is None or not section.enabled:
         return
     if not value:
@@ -168,8 +229,9 @@ class ModelConfig:
     path: str = checked(_optional(_model_path), default="")
     engine: str = checked(one_of(_engines, empty_ok=True), default="")  # empty: by file ending
     threads: int = num(0, 0, 256)      # 0: physical cores
-    search_factor: float = num(0.0, 0.0, 20.0)      # 0: from the model
-    update_interval: int = num(0, 0, 100000)        # 0: from the model
+    # 0: from the model; else within the range a model's own value has
+    search_factor: float = checked(_unset_or(in_range(*NUMBER_RANGES["search_factor"])), default=0.0)
+    update_interval: int = checked(_unset_or(in_range(*INT_RANGES["update_interval"])), default=0)
 
 
 @dataclass
@@ -177,10 +239,10 @@ class TrackingConfig:
     # "x,y,w,h" or "center:WxH"; empty: wait for a command
     init: str = checked(_optional(_target), default="")
     lost_score: float = num(0.25, 0.0, 1.0)
-    lost_frames: int = num(5, 1, 10000)
+    lost_frames: int = num(5, *INT_RANGES["lost_frames"])
     # While LOST the search region grows by this factor per frame, up to max_search_factor.
     widen_step: float = num(1.15, 1.0, 3.0)
-    max_search_factor: float = num(9.0, 1.0, 30.0)
+    max_search_factor: float = num(9.0, 1.0, SEARCH_FACTOR_MAX)
 
 
 @dataclass
@@ -195,8 +257,8 @@ class ControlConfig:
     integral_limit_deg_s: float = num(20.0, 0.0, 10000.0)
     invert_pan: bool = False
     invert_tilt: bool = False
-    pan_limits_deg: list[float] = checked(_ascending_pair, default_factory=lambda: [-180.0, 180.0])
-    tilt_limits_deg: list[float] = checked(_ascending_pair, default_factory=lambda: [-90.0, 90.0])
+    pan_limits_deg: list[float] = checked(_ascending_pair, default_factory=lambda: [-180.0, 180.0], max_items=2)
+    tilt_limits_deg: list[float] = checked(_ascending_pair, default_factory=lambda: [-90.0, 90.0], max_items=2)
     latency_s: float = num(0.0, 0.0, 2.0)           # measured by `calibrate latency`
     # The head as measured by `calibrate gimbal`: real rate / commanded rate, camera roll on the head.
     rate_gain_pan: float = num(1.0, 0.05, 20.0)
@@ -209,7 +271,7 @@ class ControlConfig:
 
 @dataclass
 class OutputConfig:
-    type: str = checked(one_of(_output_types), default="log")   # the table in edge/outputs
+    type: str = checked(one_of(_output_types), default="log")   # OUTPUT_PORTS above
     # serial device or MAVLink URL (udpout:host:port, /dev/ttyACM0); required by the types that talk
     port: str = checked(_output_port, default="")
     baud: int = num(115200, 300, 4000000)
@@ -224,6 +286,18 @@ class OutputConfig:
     heartbeat_hz: float = num(5.0, 0.1, 100.0)
     control_timeout_ms: int = num(500, 0, 65535)    # SimpleBGC dead-man timeout
     enabled: bool = True
+
+
+# More outputs than any head needs: each is opened, fed and reconnected every frame.
+MAX_OUTPUTS = 16
+
+
+def _something_to_drive(value, section) -> None:
+    """A run with no enabled output would track and drive nothing, silently: a dry run says so."""
+    if not value:
+        raise ValueError("empty: list at least one output (type: log is the dry run: commands logged, none sent)")
+    if not any(out.enabled for out in value):
+        raise ValueError("every output is disabled: enable one, or add one of type: log for a dry run")
 
 
 @dataclass
@@ -253,7 +327,9 @@ class DeviceConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
-    outputs: list[OutputConfig] = field(default_factory=list)
+    # Without the key, one log output: the dry run, as `config show` prints it.
+    outputs: list[OutputConfig] = checked(_something_to_drive, default_factory=lambda: [OutputConfig()],
+                                          max_items=MAX_OUTPUTS)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     web: WebConfig = field(default_factory=WebConfig)
 
@@ -264,10 +340,10 @@ def _key(where: str, name: str) -> str:
     return f"{where}.{name}" if where else name
 
 
-def _convert(value: Any, tp, where: str, *, item: bool = False):
+def _convert(value: Any, tp, where: str, *, item: bool = False, max_items: int = MAX_ITEMS):
     """``value`` as type ``tp`` (a dataclass, Literal, list, list[X], bool, int, float, str or
     Any), or ConfigError naming ``where``. A section left empty in YAML (None) is its defaults;
-    an empty list item is an error."""
+    an empty list item is an error; a list holds at most ``max_items``."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if value is None and not item:
@@ -278,34 +354,36 @@ def _convert(value: Any, tp, where: str, *, item: bool = False):
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            raise ConfigError(f"{where}: must be one of {', '.join(map(str, allowed))}, got {value!r}")
+            raise ConfigError(f"{where}: must be one of {', '.join(map(str, allowed))}, got {quoted(value)}")
         return value
     if tp is list or origin is list:
         (item_tp,) = typing.get_args(tp) or (Any,)
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {quoted(value)}")
+        if len(value) > max_items:
+            raise ConfigError(f"{where}: at most {max_items} items, got {len(value)}")
         return [_convert(v, item_tp, f"{where}[{i}]", item=True) for i, v in enumerate(value)]
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{where}: expected true or false, got {quoted(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {quoted(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {quoted(value)}")
         try:
             finite = math.isfinite(value)
         except OverflowError:   # an integer with hundreds of digits has no float
             raise ConfigError(f"{where}: expected a number, got an integer too large for a float") from None
         if not finite:
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {quoted(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {quoted(value)}")
         return value
     # A schema mistake, not a user's: every field type must be one the loader checks.
     raise TypeError(f"{where}: the config loader has no check for type {tp!r}")
@@ -313,20 +391,22 @@ def _convert(value: Any, tp, where: str, *, item: bool = False):
 
 def _build(cls, raw, where: str):
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {raw!r}")
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {quoted(raw)}")
     hints = typing.get_type_hints(cls)
     fields = dataclasses.fields(cls)
     names = [f.name for f in fields]
     unknown = [k for k in raw if k not in names]
     if unknown:
-        raise ConfigError(f"{_key(where, str(unknown[0]))}: unknown key (valid: {', '.join(names)})")
-    obj = cls(**{name: _convert(value, hints[name], _key(where, name)) for name, value in raw.items()})
+        raise ConfigError(f"{_key(where, clipped(str(unknown[0]), 60))}: unknown key (valid: {', '.join(names)})")
+    limits = {f.name: f.metadata.get("max_items", MAX_ITEMS) for f in fields}
+    obj = cls(**{name: _convert(value, hints[name], _key(where, name), max_items=limits[name])
+                 for name, value in raw.items()})
     for f in fields:
         for rule in f.metadata.get("rules", ()):
             try:
                 rule(getattr(obj, f.name), obj)
-            except ValueError as exc:
-                raise ConfigError(f"{_key(where, f.name)}: {exc}") from None
+            except ValueError as exc:   # a rule may quote the value it refuses: cut it
+                raise ConfigError(f"{_key(where, f.name)}: {clipped(str(exc))}") from None
     return obj
 
 
@@ -345,40 +425,10 @@ def load_config(data: dict | None) -> DeviceConfig:
     return cfg
 
 
-def _read_yaml(path: str, what: str):
-    """The YAML document in ``path``; ConfigError (one line) when it is unreadable, not YAML, or
-    repeats a key in one mapping (YAML would silently keep the last)."""
-    import yaml
-
-    class UniqueKeyLoader(yaml.SafeLoader):
-        def construct_mapping(self, node, deep=False):
-            seen = set()
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                if not isinstance(key, typing.Hashable):
-                    continue   # SafeLoader refuses it next, as YAML it is
-                if key in seen:
-                    raise ConfigError(f"{path}: duplicate key '{key}' (line {key_node.start_mark.line + 1})")
-                seen.add(key)
-            return super().construct_mapping(node, deep)
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=UniqueKeyLoader)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{line}") from None
-
-
 def apply_profile(control: ControlConfig, path: str) -> ControlConfig:
     """The control section with a calibration profile's keys laid over it (validated the same way)."""
     try:
-        data = _read_yaml(path, "profile") or {}
+        data = read_yaml(path, "profile") or {}
     except ConfigError as exc:
         raise ConfigError(f"control.profile: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("control", {}), dict):
@@ -392,7 +442,7 @@ def apply_profile(control: ControlConfig, path: str) -> ControlConfig:
 
 def load_config_file(path: str) -> DeviceConfig:
     """``load_config`` on a YAML file; every error is one line starting with the path."""
-    data = _read_yaml(path, "config")
+    data = read_yaml(path, "config")
     try:
         return load_config(data)
     except ConfigError as exc:
@@ -419,7 +469,7 @@ def _choices(cls, where: str = ""):
 
 
 def dump_defaults() -> str:
-    """The default configuration as YAML (with one log output), headed by comments listing the
+    """The default configuration as YAML (its one output: log), headed by comments listing the
     choices the plug-in tables offer (the same tables ``config check`` reads)."""
     import yaml
 
@@ -428,5 +478,4 @@ def dump_defaults() -> str:
     lines = ["# edge-track device configuration: the defaults. Choices:",
              f"#   camera.source: {', '.join(kind.name for kind in SOURCES)}"]
     lines += [f"#   {key}: {', '.join(choices)}" for key, choices in _choices(DeviceConfig)]
-    example = DeviceConfig(outputs=[OutputConfig()])
-    return "\n".join(lines) + "\n" + yaml.safe_dump(to_dict(example), sort_keys=False)
+    return "\n".join(lines) + "\n" + yaml.safe_dump(to_dict(DeviceConfig()), sort_keys=False)

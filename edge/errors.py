@@ -33,3 +33,24 @@ class SourceGone(SourceError):
 
 class DatasetError(EdgeTrackError):
     """A sequence folder or result file that cannot be parsed."""
+
+
+def clipped(text: str, limit: int = 200) -> str:
+    """``text`` cut to about ``limit`` characters: an error line stays one readable line, whatever
+    value a user's file put in it."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def quoted(value, limit: int = 60) -> str:
+    """``repr(value)`` for an error message, cut to about ``limit`` characters; a huge list or
+    string costs no more to show than a short one."""
+    import reprlib
+
+    shower = reprlib.Repr()
+    shower.maxstring = shower.maxother = shower.maxlong = limit
+    shower.maxlist = shower.maxtuple = shower.maxdict = shower.maxset = 8
+    try:
+        text = shower.repr(value)
+    except ValueError:   # an int over Python's digit limit has no repr
+        text = f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    return clipped(text, limit)

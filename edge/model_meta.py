@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass, field
 
-from edge.errors import ModelError
+from edge.errors import ModelError, quoted
 
 METADATA_KEY = "edge_track"
 FORMAT_VERSION = 1
@@ -39,6 +38,25 @@ def step_path_for(model_path: str) -> str:
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# What each number can be, inclusive; a file with another value is damaged or not ours, and is
+# refused at load (a NaN mean once passed and made every frame LOST; a factor of 1e30 crashed the
+# first crop). Sizes are network input pixels; bins and the intervals are counts.
+INT_RANGES = {"template_size": (1, 1024), "search_size": (1, 1024), "bins": (1, 4096),
+              "update_interval": (1, 100_000), "lost_frames": (1, 10_000)}
+# Factors scale the target's size to the crop's side. The search factor is widened at run time
+# while LOST, up to the config's tracking.max_search_factor, which has the same ceiling.
+SEARCH_FACTOR_MAX = 30.0
+NUMBER_RANGES = {"search_factor": (1.0, SEARCH_FACTOR_MAX), "template_factor": (1.0, 10.0),
+                 "update_score_threshold": (0.0, 1.0), "lost_score_threshold": (0.0, 1.0)}
+# Pixels are normalised as (x / 255 - mean) / std: a mean is a share of the pixel range, a std
+# from raw pixels' 1/255 to ten times the range.
+CHANNEL_RANGES = {"mean": (0.0, 1.0), "std": (0.001, 10.0)}
+
+
+def _within(value, lo: float, hi: float) -> bool:
+    """A real number (not a bool) in [lo, hi]; NaN is in no range."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value <= hi
 
 
 @dataclass(frozen=True)
@@ -83,40 +101,40 @@ class ModelMeta:
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("template_size", "search_size", "bins", "update_interval", "lost_frames"):
+        for name, (lo, hi) in INT_RANGES.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                problems.append(f"{name} must be a positive integer, got {value!r}")
-        for name in ("search_factor", "template_factor"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                problems.append(f"{name} must be a positive number, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                problems.append(f"{name} must be an integer within [{lo}, {hi}], got {quoted(value)}")
+        for name, (lo, hi) in NUMBER_RANGES.items():
+            if not _within(getattr(self, name), lo, hi):
+                problems.append(f"{name} must be a number within [{lo}, {hi}], got {quoted(getattr(self, name))}")
         rate = self.size_update_rate
-        if not isinstance(rate, (int, float)) or not 0.0 < rate <= 1.0:
-            problems.append(f"size_update_rate must be within (0, 1], got {rate!r}")
+        if not _within(rate, 0.0, 1.0) or rate == 0:
+            problems.append(f"size_update_rate must be within (0, 1], got {quoted(rate)}")
         if not isinstance(self.hold_low_score_box, bool):
-            problems.append(f"hold_low_score_box must be true or false, got {self.hold_low_score_box!r}")
-        for name in ("update_score_threshold", "lost_score_threshold"):
+            problems.append(f"hold_low_score_box must be true or false, got {quoted(self.hold_low_score_box)}")
+        for name, (lo, hi) in CHANNEL_RANGES.items():
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                problems.append(f"{name} must be within [0, 1], got {value!r}")
-        for name in ("mean", "std"):
-            value = getattr(self, name)
-            if len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
-                problems.append(f"{name} must be three numbers, got {value!r}")
-        if any(v <= 0 for v in self.std if isinstance(v, (int, float))):
-            problems.append(f"std must be positive, got {self.std!r}")
+            if not isinstance(value, (tuple, list)) or len(value) != 3 or not all(_within(v, lo, hi) for v in value):
+                problems.append(f"{name} must be three numbers within [{lo}, {hi}], got {quoted(value)}")
         if self.color_order not in ("RGB", "BGR"):
-            problems.append(f"color_order must be RGB or BGR, got {self.color_order!r}")
+            problems.append(f"color_order must be RGB or BGR, got {quoted(self.color_order)}")
         if self.graph not in ("full", "cached"):
-            problems.append(f"graph must be 'full' or 'cached', got {self.graph!r}")
+            problems.append(f"graph must be 'full' or 'cached', got {quoted(self.graph)}")
         if self.graph == "cached" and not self.step_file:
             problems.append("a cached graph needs step_file")
+        for name in ("preset", "step_file", "checkpoint_sha256"):
+            if not isinstance(getattr(self, name), str):
+                problems.append(f"{name} must be a string, got {quoted(getattr(self, name))}")
+        if isinstance(self.step_file, str) and os.path.basename(self.step_file) != self.step_file:
+            problems.append(f"step_file must be a file name beside the model, got {quoted(self.step_file)}")
+        if not isinstance(self.extra, dict):
+            problems.append(f"extra must be a mapping, got {quoted(self.extra)}")
         if self.precision not in PRECISIONS:
-            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {quoted(self.precision)}")
         if self.format_version != FORMAT_VERSION:
             problems.append(
-                f"format_version {self.format_version!r} is not supported "
+                f"format_version {quoted(self.format_version)} is not supported "
                 f"(this edge-track reads version {FORMAT_VERSION})"
             )
         if problems:
@@ -136,12 +154,14 @@ class ModelMeta:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ModelError(f"{source}: metadata '{METADATA_KEY}' is not valid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError):   # an integer of thousands of digits, arrays nested too deep
+            raise ModelError(f"{source}: metadata '{METADATA_KEY}' is not JSON this edge-track can read") from None
         if not isinstance(raw, dict):
             raise ModelError(f"{source}: metadata '{METADATA_KEY}' is not a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise ModelError(f"{source}: unknown metadata field '{unknown[0]}' (newer edge-track?)")
+            raise ModelError(f"{source}: unknown metadata field {quoted(unknown[0])} (newer edge-track?)")
         missing = [f.name for f in dataclasses.fields(cls)
                    if f.name not in raw and f.default is dataclasses.MISSING
                    and f.default_factory is dataclasses.MISSING]

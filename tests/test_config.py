@@ -56,6 +56,15 @@ def test_config_show_prints_loadable_defaults(capsys):
     assert load_config(yaml.safe_load(capsys.readouterr().out)).camera.width == 640
 
 
+def test_the_defaults_config_show_prints_are_the_defaults_a_file_gets(tmp_path):
+    # A file without `outputs:` once got none, while `config show` listed a log output.
+    shown = load_config(yaml.safe_load(dump_defaults()))
+    assert load_config({}) == shown == DeviceConfig()
+    path = tmp_path / "device.yaml"
+    path.write_text("camera: {fps: 25}\n")
+    assert [(out.type, out.enabled) for out in load_config_file(str(path)).outputs] == [("log", True)]
+
+
 def test_file_loader_prefixes_the_path(tmp_path):
     path = tmp_path / "d.yaml"
     path.write_text("model: {threads: -1}\n")
@@ -87,6 +96,9 @@ def _bad_configs(tmp_path):
         "pan_limits_strings": "control: {pan_limits_deg: [a, b]}\n",
         "unknown_engine": "model: {engine: cuda-magic}\n",
         "missing_video": f"camera: {{source: '{tmp_path}/nope.mp4'}}\n",
+        "unknown_output_type": "outputs: [{type: laser}]\n",
+        "no_outputs": "outputs: []\n",
+        "every_output_disabled": "outputs: [{type: log, enabled: false}]\n",
     }
 
 
@@ -107,6 +119,9 @@ EXPECTED = {
     "pan_limits_strings": "control.pan_limits_deg[0]: expected a number",
     "unknown_engine": "model.engine: must be one of",
     "missing_video": "camera.source: no such video",
+    "unknown_output_type": "outputs[0].type: must be one of serial_box, ",
+    "no_outputs": "outputs: empty: list at least one output (type: log is the dry run",
+    "every_output_disabled": "outputs: every output is disabled",
 }
 
 
@@ -170,17 +185,36 @@ def test_config_show_lists_the_plugin_tables_it_checks_against(capsys):
     assert all(kind.name in out for kind in SOURCES)
 
 
-def test_an_output_type_added_to_the_table_is_valid_config_and_opens(monkeypatch):
+def test_an_output_type_added_to_both_tables_is_valid_config_and_opens(monkeypatch):
+    from edge.config import OUTPUT_PORTS
     from edge.outputs import OUTPUTS, OutputKind, open_outputs
     from edge.outputs.base import LogOutput
 
     with pytest.raises(ConfigError, match="outputs\\[0\\].type: must be one of"):
         load_config({"outputs": [{"type": "laser"}]})
-    monkeypatch.setitem(OUTPUTS, "laser", OutputKind(lambda cfg, control: LogOutput(), port=lambda p: None))
+    monkeypatch.setitem(OUTPUT_PORTS, "laser", lambda p: None)
+    monkeypatch.setitem(OUTPUTS, "laser", OutputKind(lambda cfg, control: LogOutput()))
     cfg = load_config({"outputs": [{"type": "laser", "port": "/dev/laser0"}]})
     assert isinstance(open_outputs(cfg.outputs)[0], LogOutput)
     with pytest.raises(ConfigError, match="outputs\\[0\\].port: required for output type laser"):
         load_config({"outputs": [{"type": "laser"}]})
+
+
+def test_the_schema_and_the_registry_name_the_same_output_types():
+    from edge.config import OUTPUT_PORTS
+    from edge.outputs import OUTPUTS
+
+    assert list(OUTPUT_PORTS) == list(OUTPUTS)
+
+
+def test_the_schema_does_not_import_the_output_registry():
+    # The registry's outputs read the schema (and the controller, which types its settings with
+    # ControlConfig); an arrow back from edge.config closed a circle through them (#25).
+    from test_import_layers import import_graph
+
+    back = [f"edge.config:{line} imports {name}" for name, line in import_graph()["edge.config"]
+            if name == "edge.outputs" or name.startswith("edge.outputs.")]
+    assert not back, back
 
 
 def test_a_schema_field_of_a_type_the_loader_cannot_check_is_a_programming_error():

@@ -96,15 +96,9 @@ class TrainConfig:
 
 
 def load_train_config(path: str) -> TrainConfig:
-    import yaml
+    from edge.safe_yaml import read_yaml
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError:
-        raise ConfigError(f"{path}: not valid YAML") from None
+    raw = read_yaml(path, "training config")
     try:
         cfg = build_dataclass(TrainConfig, raw or {}, "")
     except ConfigError as exc:

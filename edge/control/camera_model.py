@@ -30,18 +30,17 @@ class CameraModel:
 
     @classmethod
     def from_calibration_file(cls, path: str, width: int, height: int) -> "CameraModel":
-        import yaml
+        from edge.safe_yaml import read_yaml
 
+        data = read_yaml(path, "camera calibration")
         try:
-            with open(path, encoding="utf-8") as f:
-                data = yaml.safe_load(f)
             K = np.asarray(data["K"], dtype=np.float64).reshape(3, 3)
             dist = np.asarray(data.get("dist", []), dtype=np.float64).reshape(-1)
             size = tuple(int(v) for v in data["image_size"])
             model = str(data.get("model", "pinhole"))
             if model not in ("pinhole", "fisheye"):
                 raise ValueError(f"unknown model {model!r}")
-        except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"camera calibration {path} is unreadable ({type(exc).__name__}: {exc})") from None
         if size != (width, height):
             raise ConfigError(f"camera calibration {path} is for {size[0]}x{size[1]}, the stream is "

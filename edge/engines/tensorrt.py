@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.engines.base import EngineOutput
-from edge.errors import ModelError
+from edge.errors import ModelError, clipped
 from edge.model_meta import KV_NAME, ModelMeta
 
 MAGIC = b"EDGETRT1"
@@ -90,8 +90,8 @@ def read_engine_file(path: str) -> tuple[ModelMeta, dict[str, bytes]]:
         meta = ModelMeta.from_json(json.dumps(header["meta"]), source=path)
         body = start + length
         plans = {s["role"]: data[body + s["offset"]: body + s["offset"] + s["size"]] for s in header["plans"]}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{path}: damaged engine header ({exc})") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ModelError(f"{path}: damaged engine header ({clipped(str(exc), 80)})") from None
     if "contract" not in plans or any(len(p) == 0 for p in plans.values()):
         raise ModelError(f"{path}: engine file holds no contract plan or an empty plan")
     return meta, plans

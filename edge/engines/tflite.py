@@ -45,7 +45,11 @@ class TFLiteEngine:
             raise ModelError(f"cannot load model {path}: not a TFLite flatbuffer") from None
         if METADATA_KEY not in entries:
             raise ModelError(f"{path} has no edge-track metadata; export it with 'edge-track export --format tflite'")
-        self.meta = ModelMeta.from_json(entries[METADATA_KEY].decode("utf-8"), source=path)
+        try:
+            text = entries[METADATA_KEY].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ModelError(f"{path}: metadata '{METADATA_KEY}' is not UTF-8 text") from None
+        self.meta = ModelMeta.from_json(text, source=path)
         Interpreter = _interpreter_class()
         try:
             self._interpreter = Interpreter(model_content=data, num_threads=threads or None)

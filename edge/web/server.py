@@ -148,14 +148,13 @@ class Console:
         return data[-lines:]
 
     def calibration(self) -> dict:
-        import yaml
+        from edge.safe_yaml import read_yaml
 
         out = {"camera_calibration": self.cfg.camera.calibration or None,
                "gimbal_profile": self.cfg.control.profile or None}
         for key, path in (("intrinsics", self.cfg.camera.calibration), ("profile", self.cfg.control.profile)):
             if path and os.path.isfile(path):
-                with open(path, encoding="utf-8") as f:
-                    data = yaml.safe_load(f) or {}
+                data = read_yaml(path, key) or {}
                 out[key] = ({k: data.get(k) for k in ("image_size", "model", "rms_px", "K")} if key == "intrinsics"
                             else data.get("control", {}))
         return out
