@@ -125,7 +125,8 @@ def test_a_disabled_output_needs_nothing_installed(tmp_path, capsys, monkeypatch
     monkeypatch.setitem(sys.modules, "pymavlink.mavutil", None)
     path = tmp_path / "device.yaml"
     path.write_text(json.dumps({"camera": {"source": str(frames)},
-                                "outputs": [{"type": "mavlink", "port": "udpout:127.0.0.1:14550", "enabled": False}]}))
+                                "outputs": [{"type": "log"},
+                                            {"type": "mavlink", "port": "udpout:127.0.0.1:14550", "enabled": False}]}))
     assert main(["config", "check", str(path)]) == 0, capsys.readouterr().err
     path.write_text(json.dumps({"camera": {"source": str(frames)},
                                 "outputs": [{"type": "log"}, {"type": "mavlink", "port": "udpout:127.0.0.1:14550"}]}))
