@@ -35,6 +35,18 @@ def test_worker_measures_nanotrack_whole_frame_time_without_torch(clip_dir, tmp_
     assert result["torch_imported"] is False
 
 
+def test_worker_runs_the_upstream_nanotrack_loop_without_torch(clip_dir, tmp_path):
+    nano = shared_path("models", "nanotrack_v3")
+    out = tmp_path / "nano.json"
+    proc = subprocess.run([sys.executable, "-m", "edge.benchmark", "--peer", "nanotrack-upstream", "--nanotrack-dir",
+                           nano, "--sequences", clip_dir, "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["frame_median_ms"] > 0 and len(result["boxes"]["square"]) == 14
+    assert result["torch_imported"] is False
+
+
 def test_worker_without_nanotrack_files_is_one_line_error(clip_dir, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "edge.benchmark", "--peer", "nanotrack", "--nanotrack-dir",
                            str(tmp_path), "--sequences", clip_dir, "--out", str(tmp_path / "x.json")],
@@ -69,6 +81,12 @@ def test_bench_has_nanotrack_and_default_model_rows_with_ground_truth_auc(clip_d
     # The only INT8 onnxruntime row is the default model: it is the one profiled.
     assert report["profile"]["engine"] == default["name"]
     assert report["profile"]["by_category_ms"]["gemm"] > 0
+    # NanoTrack's own loop on onnxruntime, V2 from the same files: timed like the others and
+    # compared with OpenCV's row, which stays the one every ratio is taken against.
+    upstream = rows["upstream nanotrack-v2 (onnxruntime)"]
+    assert upstream["auc"] > 0.4 and upstream["mean_iou_vs_fp32"] is None
+    assert upstream["frame_over_nanotrack"] == pytest.approx(upstream["frame_median_ms"] / nano["frame_median_ms"])
+    assert nano["frame_over_nanotrack"] == pytest.approx(1.0)
     table = format_table(report)
     assert "| nanotrack (opencv) | 1 | - | - |" in table
     assert "Where the time goes" in table and "| gemm |" in table

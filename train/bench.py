@@ -67,6 +67,16 @@ def find_nanotrack_dir() -> str | None:
     return None
 
 
+def find_nanotrack_v3_dir() -> str | None:
+    """NanoTrack V3's files: $EDGE_TRACK_NANOTRACK_V3_DIR, else ../shared/models/nanotrack_v3 beside the repo."""
+    from edge.nanotrack import is_nanotrack_folder
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    beside = os.path.join(os.path.dirname(repo), "shared", "models", "nanotrack_v3")
+    return next((f for f in (os.environ.get("EDGE_TRACK_NANOTRACK_V3_DIR"), beside) if f and is_nanotrack_folder(f)),
+                None)
+
+
 def independent_candidates(default_model: str | None, nanotrack_dir: str | None, skipped: dict) -> list[Candidate]:
     """The default model's row and NanoTrack's, each measured like any engine."""
     from edge.engines import engine_for
@@ -91,6 +101,13 @@ def independent_candidates(default_model: str | None, nanotrack_dir: str | None,
     else:
         rows.append(Candidate("nanotrack (opencv)", "fp32", False, build=lambda work: None, engine="opencv",
                               worker_args=["--nanotrack-dir", nanotrack_dir], independent=True, peer="nanotrack"))
+    # The same files, and V3's, run by NanoTrack's own loop: the peer as its authors run it.
+    # Named so that "nanotrack (opencv)" stays the row every ratio is taken against.
+    for version, folder in (("v2", nanotrack_dir), ("v3", find_nanotrack_v3_dir())):
+        if folder is not None:
+            rows.append(Candidate(f"upstream nanotrack-{version} (onnxruntime)", "fp32", False,
+                                  build=lambda work: None, engine="onnxruntime",
+                                  worker_args=["--nanotrack-dir", folder], independent=True, peer="nanotrack-upstream"))
     return rows
 
 
