@@ -98,7 +98,7 @@ def _existing_file(path: str) -> None:
 
 
 def _model_path(path: str) -> None:
-    from edge.nanotrack import find_files
+    from edge.nanotrack_files import find_files
 
     if os.path.isdir(path):
         try:

@@ -18,15 +18,14 @@ feature width (48 channels: V2, 96: V3).
 
 from __future__ import annotations
 
-import glob
 import math
-import os
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from edge.errors import ConfigError
+from edge.nanotrack_files import find_files
 from edge.onnx_dims import OnnxFormatError, free_spatial_dims
 from edge.tracker import TrackResult, TrackState
 
@@ -57,24 +56,6 @@ class NanoTrackInfo:
 
     preset: str
     search_size: int
-
-
-def find_files(folder: str) -> tuple[str, str]:
-    """(backbone, head) ONNX files in ``folder``: one ``*backbone*.onnx`` and one ``*head*.onnx``."""
-    if not os.path.isdir(folder):
-        raise ConfigError(f"NanoTrack folder not found: {folder}")
-    found = []
-    for part in ("backbone", "head"):
-        matches = sorted(glob.glob(os.path.join(folder, f"*{part}*.onnx")))
-        if len(matches) != 1:
-            what = "no" if not matches else f"{len(matches)}"
-            raise ConfigError(f"NanoTrack folder {folder}: {what} *{part}*.onnx file (needs exactly one)")
-        found.append(matches[0])
-    return found[0], found[1]
-
-
-def is_nanotrack_folder(path: str) -> bool:
-    return os.path.isdir(path) and all(glob.glob(os.path.join(path, f"*{p}*.onnx")) for p in ("backbone", "head"))
 
 
 class NanoTrackModel:

@@ -15,7 +15,8 @@ from edge.errors import ConfigError
 from edge.evaluation.datasets import load_sequence
 from edge.evaluation.harness import run_sequence
 from edge.evaluation.metrics import iou, score_sequence
-from edge.nanotrack import NanoTracker, context_crop, find_files, is_nanotrack_folder, open_nanotrack
+from edge.nanotrack import NanoTracker, context_crop, open_nanotrack
+from edge.nanotrack_files import find_files, is_nanotrack_folder
 from edge.onnx_dims import OnnxFormatError, free_spatial_dims
 from edge.sample import SAMPLE_DIR
 from edge.tracker import TrackState
@@ -168,6 +169,28 @@ def test_folder_problems_are_one_line(tmp_path):
     with pytest.raises(ConfigError) as err:
         open_nanotrack(str(tmp_path))
     assert "\n" not in str(err.value)
+
+
+def test_a_folder_named_with_glob_characters_is_found(tmp_path):
+    folder = tmp_path / "nt[v3]*"
+    folder.mkdir()
+    for name in ("nanotrack_backbone.onnx", "nanotrack_head.onnx"):
+        (folder / name).write_bytes(b"x")
+    assert is_nanotrack_folder(str(folder))
+    assert [os.path.basename(p) for p in find_files(str(folder))] == ["nanotrack_backbone.onnx", "nanotrack_head.onnx"]
+
+
+def test_config_checks_a_nanotrack_folder_without_importing_opencv(tmp_path):
+    """The schema's check of a model.path folder is the standard library's: a config check on a
+    small device imports nothing heavy for it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from edge.config import load_config; "
+            f"load_config({{'model': {{'path': {str(shared_path('models', 'opencv'))!r}}}}}); "
+            "print('cv2' in sys.modules, 'edge.nanotrack' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
 
 
 def test_a_folder_with_the_head_of_another_version_is_refused(tmp_path):

@@ -69,7 +69,7 @@ def find_nanotrack_dir() -> str | None:
 
 def find_nanotrack_v3_dir() -> str | None:
     """NanoTrack V3's files: $EDGE_TRACK_NANOTRACK_V3_DIR, else ../shared/models/nanotrack_v3 beside the repo."""
-    from edge.nanotrack import is_nanotrack_folder
+    from edge.nanotrack_files import is_nanotrack_folder
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     beside = os.path.join(os.path.dirname(repo), "shared", "models", "nanotrack_v3")

@@ -13,6 +13,7 @@ import os
 import cv2
 import numpy as np
 
+from edge.camera.opencv import quiet_opencv_log
 from edge.errors import ConfigError
 from edge.tracker import TrackResult, TrackState
 
@@ -45,13 +46,6 @@ class OpenCVPeer:
         return TrackResult(box=self._box, score=score, state=state, frame_id=self._frame_id)
 
 
-def quiet_opencv() -> None:
-    # OpenCV's DNN engine warns once per tracker about unsupported targets; not our user's problem.
-    logging = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging is not None:
-        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
-
-
 def create_peer(name: str, nanotrack_dir: str | None = None, threads: int | None = None):
     """A peer tracker by name: kcf, csrt, nanotrack or nanotrack-upstream (both need
     ``nanotrack_dir``; ``threads`` applies to the onnxruntime one)."""
@@ -77,7 +71,7 @@ def create_peer(name: str, nanotrack_dir: str | None = None, threads: int | None
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing:
             raise ConfigError(f"NanoTrack model file not found: {missing[0]}")
-        quiet_opencv()
+        quiet_opencv_log()   # its DNN engine warns once per tracker about unsupported targets
         params = cv2.TrackerNano_Params()
         params.backbone, params.neckhead = paths
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge.camera.opencv import quiet_opencv_log
 from edge.crop import crop_and_resize, crop_window
 from edge.errors import DatasetError
-from edge.evaluation.peers import quiet_opencv
 
 log = logging.getLogger("train")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -126,7 +126,7 @@ def pseudo_tracks(video_path: str, model_dir: str, rng, max_frames: int = 900, t
     cap.release()
     if len(frames) < 10:
         return frames, []
-    quiet_opencv()
+    quiet_opencv_log()
     params = cv2.TrackerNano_Params()
     params.backbone = os.path.join(model_dir, "nanotrack_backbone_sim.onnx")
     params.neckhead = os.path.join(model_dir, "nanotrack_head_sim.onnx")
