@@ -65,6 +65,16 @@ def test_track_annotated_folder_takes_first_box(tmp_path, tiny_model_path):
     assert len(rows) == 6 and [float(v) for v in rows[0][:4]] == list(gt[0])
 
 
+def test_track_takes_an_annotated_sequence_folder_itself(tmp_path, tiny_model_path):
+    """``--video SEQ`` as ``eval --sequences SEQ`` takes it: the frames in SEQ/img, the box from SEQ."""
+    frames, gt = make_clip_frames(6)
+    folder = write_sequence(str(tmp_path / "seq"), frames, gt)
+    csv = str(tmp_path / "b.csv")
+    assert main(["track", "--video", folder, "--model", tiny_model_path, "--csv", csv]) == 0
+    rows = read_csv(csv)
+    assert len(rows) == 6 and [float(v) for v in rows[0][:4]] == list(gt[0])
+
+
 def test_track_real_sequence_with_bundled_sample_default(tmp_path, tiny_model_path):
     csv = str(tmp_path / "b.csv")
     assert main(["track", "--model", tiny_model_path, "--csv", csv, "--max-frames", "10"]) == 0

@@ -35,6 +35,9 @@ class ImageFolderSource:
     def __init__(self, folder: str) -> None:
         if not os.path.isdir(folder):
             raise SourceError(f"no such image folder: {folder}")
+        frames = os.path.join(folder, "img")
+        if not list_images(folder) and os.path.isdir(frames):
+            folder = frames   # an annotated sequence (OTB layout): its frames are in img/
         self.paths = list_images(folder)
         if not self.paths:
             raise SourceError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {folder}")

@@ -19,6 +19,8 @@ def quiet_opencv_log() -> None:
     logging = getattr(getattr(cv2, "utils", None), "logging", None)
     if logging is not None:
         logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    # FFmpeg logs on its own ("moov atom not found" for a truncated file), read when a capture opens.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 def _not_opened(spec) -> str:
@@ -36,6 +38,7 @@ class OpenCVSource:
 
     def __init__(self, spec: str | int, *, api: str = "", width: int = 0, height: int = 0, fps: float = 0.0) -> None:
         self.name = str(spec)
+        quiet_opencv_log()   # what fails is said in one line below; the service retries a camera without the noise
         if api == "gstreamer":
             if "GStreamer:                   YES" not in cv2.getBuildInformation():
                 raise SourceError("this OpenCV has no GStreamer support (pip's has none): on Jetson use "
