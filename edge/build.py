@@ -23,6 +23,23 @@ def default_model_path() -> str:
     return BUNDLED_MODEL if os.path.isfile(BUNDLED_MODEL) else ""
 
 
+def open_tracker(path: str, *, engine: str | None = None, threads: int | None = None, lost_score_threshold=None,
+                 lost_frames=None, **overrides) -> Tracker | NanoTracker:
+    """The tracker a model path names: NanoTrack for a folder with its two ONNX files, else a
+    Tracker on the engine for the file (``engine``: by file ending when None). ``overrides`` are
+    Tracker's metadata overrides (search_factor, ...), which NanoTrack does not take."""
+    lost = {k: v for k, v in (("lost_score_threshold", lost_score_threshold), ("lost_frames", lost_frames))
+            if v is not None}
+    if os.path.isdir(path):
+        if engine and engine != "onnxruntime":
+            raise ConfigError(f"NanoTrack runs on onnxruntime, not {engine}")
+        given = sorted(k for k, v in overrides.items() if v is not None)
+        if given:
+            raise ConfigError(f"NanoTrack keeps its authors' settings: {', '.join(given)} cannot be set for it")
+        return open_nanotrack(path, threads=threads, **lost)
+    return Tracker(open_engine(path, engine, **({"threads": threads} if threads else {})), **lost, **overrides)
+
+
 def build_tracker(cfg: DeviceConfig) -> Tracker | NanoTracker:
     """A Tracker on ``cfg.model`` (the bundled model when no path is set) with ``cfg.tracking``'s
     lost thresholds; a NanoTracker when ``model.path`` is a folder with NanoTrack's two files.
@@ -30,22 +47,15 @@ def build_tracker(cfg: DeviceConfig) -> Tracker | NanoTracker:
     path = cfg.model.path or default_model_path()
     if not path:
         raise ConfigError("no model: set model.path (or --model) to a file from 'edge-track export'")
-    threads = {"threads": cfg.model.threads} if cfg.model.threads else {}
-    if os.path.isdir(path):
-        if cfg.model.engine and cfg.model.engine != "onnxruntime":
-            raise ConfigError(f"model.engine: NanoTrack runs on onnxruntime, not {cfg.model.engine}")
-        if cfg.model.search_factor or cfg.model.update_interval:
-            raise ConfigError("model.search_factor / model.update_interval: NanoTrack keeps its authors' settings")
-        return open_nanotrack(path, lost_score_threshold=cfg.tracking.lost_score,
-                              lost_frames=cfg.tracking.lost_frames, **threads)
-    engine = open_engine(path, cfg.model.engine or None, **threads)
-    overrides = {}
-    if cfg.model.search_factor:
-        overrides["search_factor"] = cfg.model.search_factor
-    if cfg.model.update_interval:
-        overrides["update_interval"] = cfg.model.update_interval
-    return Tracker(engine, lost_score_threshold=cfg.tracking.lost_score, lost_frames=cfg.tracking.lost_frames,
-                   **overrides)
+    try:
+        return open_tracker(path, engine=cfg.model.engine or None, threads=cfg.model.threads or None,
+                            lost_score_threshold=cfg.tracking.lost_score, lost_frames=cfg.tracking.lost_frames,
+                            search_factor=cfg.model.search_factor or None,
+                            update_interval=cfg.model.update_interval or None)
+    except ConfigError as exc:
+        if os.path.isdir(path):
+            raise ConfigError(f"model.path {path}: {exc}") from None
+        raise
 
 
 def camera_model_for(camera: CameraConfig, width: int, height: int) -> CameraModel:

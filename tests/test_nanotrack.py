@@ -295,3 +295,26 @@ def test_run_tracks_with_nanotrack_and_logs_the_same_telemetry(tmp_path, capsys)
     assert {"t_capture_ns", "frame_age_ms", "latency_ms", "state", "box", "score", "command"} <= set(tracked[0])
     overlaps = iou(np.array([r["box"] for r in tracked]), gt[[r["frame"] for r in tracked]])
     assert overlaps.min() > 0.5, overlaps
+
+
+def test_track_runs_nanotrack_from_a_model_folder_with_a_centred_roi(tmp_path, capsys):
+    from edge.cli.main import main
+
+    folder = shared_path("models", "opencv")
+    frames, gt = make_clip_frames(n=12, size=(320, 240), box=(140, 104, 40, 32), step=(2, 1))
+    seq = tmp_path / "clip"
+    seq.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(seq / f"{i:04d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    csv = tmp_path / "boxes.csv"
+    assert main(["track", "--video", str(seq), "--model", folder, "--roi", "center:40x32", "--threads", "1",
+                 "--csv", str(csv)]) == 0
+    assert "NanoTrack V2" in capsys.readouterr().out
+    rows = [[float(v) for v in line.split(",")[:4]] for line in csv.read_text().splitlines()[1:]]
+    assert rows[0] == [140.0, 104.0, 40.0, 32.0]            # the centred box of a 320x240 frame
+    assert iou(np.array(rows), gt).min() > 0.5
+    assert main(["track", "--video", str(seq), "--model", folder, "--roi", "center:40x32",
+                 "--search-factor", "3"]) == 2
+    assert "NanoTrack keeps its authors' settings" in capsys.readouterr().err
+    assert main(["eval", "--sequences", SAMPLE_DIR, "--model", folder]) == 2
+    assert "--tracker nanotrack-upstream" in capsys.readouterr().err

@@ -52,6 +52,9 @@ def _make_tracker(args):
         from edge.engines import open_engine
         from edge.sample import model_or_bundled
 
+        if args.model and os.path.isdir(args.model):
+            raise ConfigError(f"--model {args.model} is a folder: for NanoTrack's files use --tracker "
+                              f"nanotrack-upstream --nanotrack-dir {args.model}")
         engine = open_engine(model_or_bundled(args.model), threads=args.threads)
         return f"mixformer-{engine.meta.preset}", Tracker(engine, **tracker_overrides(args))
     if args.model:

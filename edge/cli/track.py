@@ -7,16 +7,17 @@ import sys
 import time
 
 from edge.boxes import parse_box
+from edge.build import open_tracker
 from edge.camera import open_source, source_kind
 from edge.camera.opencv import quiet_opencv_log
 from edge.cli.common import add_tracker_overrides, positive_int, tracker_overrides
-from edge.engines import open_engine
 from edge.errors import ConfigError, SourceError
 from edge.overlay import draw
 from edge.paths import check_writable_file
 from edge.progress import Progress
 from edge.sample import SAMPLE_FRAMES, first_box_beside, model_or_bundled
-from edge.tracker import Tracker, TrackResult, TrackState
+from edge.target import ROI_PREFIX, parse_target, read_roi_size
+from edge.tracker import TrackResult, TrackState
 from edge.video_out import SUFFIXES, VideoOut, check_video_path
 
 CSV_HEADER = "x,y,w,h,score,state"
@@ -33,8 +34,11 @@ def register(subparsers) -> None:
     p.add_argument("--init", metavar="x,y,w,h",
                    help="target box in the first frame, pixels (default: the first ground-truth box "
                         "when SRC is an annotated folder such as the sample)")
+    p.add_argument("--roi", metavar="center:WxH",
+                   help="instead of --init: a box of W x H pixels in the middle of the first frame")
     p.add_argument("--model", metavar="MODEL.onnx",
-                   help="model written by edge-track export (default: the bundled model)")
+                   help="model written by edge-track export, or a folder with NanoTrack's two ONNX files "
+                        "(default: the bundled model)")
     add_tracker_overrides(p)
     p.add_argument("--csv", metavar="PATH", help="write x,y,w,h,score,state per frame")
     p.add_argument("--out", metavar="PATH", help=f"write an annotated video ({', '.join(SUFFIXES)})")
@@ -81,16 +85,25 @@ def _csv_row(result: TrackResult) -> str:
 
 def run(args) -> int:
     source_kind(args.video)   # a video that is not there is the first thing to say, before "--init"
+    if args.init and args.roi:
+        raise ConfigError("give --init x,y,w,h or --roi center:WxH, not both")
+    if args.roi:
+        try:
+            if not args.roi.strip().startswith(ROI_PREFIX):
+                raise ValueError(f"got {args.roi!r}")
+            read_roi_size(args.roi)
+        except ValueError as exc:
+            raise ConfigError(f"--roi must be {ROI_PREFIX}WxH (a box of W x H pixels in the middle of the "
+                              f"frame): {exc}") from None
     init_box = parse_box(args.init, "--init") if args.init else None
-    if init_box is None:
+    if init_box is None and not args.roi:
         init_box = first_box_beside(args.video) if os.path.isdir(args.video) else None
         if init_box is None:
-            raise ConfigError(f"--init x,y,w,h is required for {args.video} (only an annotated "
-                              "sequence folder gives its own first box)")
+            raise ConfigError(f"--init x,y,w,h (or --roi center:WxH) is required for {args.video} (only an "
+                              "annotated sequence folder gives its own first box)")
     check_output_paths(args)
     make_output_folders(args)
-    engine = open_engine(model_or_bundled(args.model), threads=args.threads)
-    tracker = Tracker(engine, frame_color_order="RGB", **tracker_overrides(args))
+    tracker = open_tracker(model_or_bundled(args.model), threads=args.threads, **tracker_overrides(args))
     quiet_opencv_log()   # a camera that does not open is our one line, not OpenCV's WARN per backend tried
     try:
         source = open_source(args.video)
@@ -115,7 +128,8 @@ def run(args) -> int:
             if args.max_frames and frame.index >= args.max_frames:
                 break
             if frame.index == 0:
-                result = tracker.init(frame.image, init_box)
+                height, width = frame.image.shape[:2]
+                result = tracker.init(frame.image, init_box or parse_target(args.roi, width, height, "--roi"))
                 if args.out:
                     height, width = frame.image.shape[:2]
                     video = VideoOut(args.out, 25.0, (width, height))
@@ -142,7 +156,7 @@ def run(args) -> int:
         raise SourceError(f"no frames read from {args.video}")
     fps = (counts["frames"] - 1) / spent if spent > 0 else float("nan")
     print(f"tracked {counts['frames']} frames ({counts['lost']} LOST) at {fps:.1f} FPS "
-          f"[{engine.name}, MixFormerV2-{engine.meta.preset}]"
+          f"[{tracker.engine.name}, {tracker.label}]"
           + (f"; csv: {args.csv}" if args.csv else "") + (f"; video: {args.out}" if args.out else ""),
           file=sys.stdout)
     return 0
