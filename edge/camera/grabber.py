@@ -21,13 +21,15 @@ log = logging.getLogger("edge.camera")
 
 class LatestFrameGrabber:
     def __init__(self, open_source, *, reconnect_initial_s: float = 0.5, reconnect_max_s: float = 10.0,
-                 reconnect: bool = True, pace_fps: float | None = None) -> None:
+                 reconnect: bool = True, pace_fps: float | None = None, replay: bool = False) -> None:
         """pace_fps: deliver at most this many frames per second (files and folders read at
-        disk speed; pacing makes them behave like the camera they stand in for)."""
+        disk speed; pacing makes them behave like the camera they stand in for). replay: a finite
+        source that ends is started again at once (a demo clip looped), not as an outage."""
         self._open = open_source
         self._period = 1.0 / pace_fps if pace_fps else 0.0
         self._backoff = Backoff(reconnect_initial_s, reconnect_max_s)
         self._reconnect = reconnect
+        self._replay = replay
         self._cond = threading.Condition()
         self._latest: Frame | None = None
         self._taken_index = -1
@@ -74,6 +76,7 @@ class LatestFrameGrabber:
             self.connected = True
             self._backoff.succeeded()
             next_due = time.monotonic()
+            frames_before = self.frames   # a pass with no frame is not replayed at once (no spin)
             try:
                 for frame in source:
                     if self._stop.is_set():
@@ -105,8 +108,12 @@ class LatestFrameGrabber:
                     source.close()
                 except Exception:
                     pass
-            if not (self._reconnect or failed) or self._stop.is_set():
+            if not (self._reconnect or self._replay or failed) or self._stop.is_set():
                 break
+            if self._replay and not failed and self.frames > frames_before:
+                log.debug("source ended; replaying it from the start")
+                first = True   # not a reconnect: no warning, no backoff, not counted
+                continue
             wait = self._backoff.failed()
             log.warning("camera stream ended; reopening in %.1f s", wait)
             self._stop.wait(wait)

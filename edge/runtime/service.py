@@ -128,7 +128,7 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool) -> None:
         size, camera_model = checked.frame_size, checked.camera_model
         grabber = LatestFrameGrabber(lambda: open_camera(cam), reconnect_initial_s=cam.reconnect_initial_s,
                                      reconnect_max_s=cam.reconnect_max_s,
-                                     reconnect=cam.loop_file or live,
+                                     reconnect=live, replay=cam.loop_file and not live,
                                      pace_fps=None if live else cam.fps).start()
         undo.append(grabber.stop)   # a grabber thread still inside OpenCV at exit aborts the process
         if live:
