@@ -407,3 +407,17 @@ def test_track_on_a_camera_that_is_not_there_is_one_line(tiny_model_path):
     proc = child("track", "--video", "97", "--init", "10,10,40,40", "--model", tiny_model_path)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("edge-track: error: --video 97: "), proc.stderr
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["--camra", "0"], "unrecognized option --camra before the command"),
+    (["--camera", "clip.mp4", "--roi", "center:40x40", "--out", "x.mp4"],
+     "--out before the command (an option of 'track')"),
+])
+def test_an_unknown_option_before_the_command_is_named(argv, says, capsys):
+    """Not argparse's "invalid choice: '0'", which blames the value for the flag's typo."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err and "invalid choice" not in err and len(err.strip().splitlines()) == 1

@@ -83,6 +83,21 @@ def _check_deferred(parser, args) -> None:
             sub_parser.error(f"the following arguments are required: {option}")
 
 
+def _check_top_level_options(parser, argv: list[str]) -> None:
+    """An option before the command name that the top level does not take is named as such.
+    argparse would read its value as the command ('invalid choice: 0' for ``--camra 0``)."""
+    known = {opt for action in parser._actions for opt in action.option_strings}
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for token in argv:
+        if token in commands or token == "--":
+            return
+        name = token.split("=", 1)[0]
+        if name.startswith("--") and name not in known:
+            where = [c for c, p in commands.items() if name in p._option_string_actions]
+            hint = f" (an option of {', '.join(repr(c) for c in where[:3])})" if where else ""
+            parser.error(f"unrecognized option {name} before the command{hint}")
+
+
 def _merge_top_level(parser, args) -> None:
     """Give a sub-command the desk options written before its name (``edge-track --model m.onnx
     track ...``); one it does not take, or a clash with its own value, is a usage error."""
@@ -108,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     try:
         parser = build_parser()
+        _check_top_level_options(parser, sys.argv[1:] if argv is None else argv)
         args = parser.parse_args(argv)
         _merge_top_level(parser, args)
         _check_deferred(parser, args)
