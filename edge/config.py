@@ -383,7 +383,9 @@ def _convert(value: Any, tp, where: str, *, item: bool = False, max_items: int =
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {quoted(value)}")
+            # YAML reads a bare 0 (a camera index, a port number) as a number: say how to write it.
+            hint = f' (quote it: "{value}")' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+            raise ConfigError(f"{where}: expected a string, got {quoted(value)}{hint}")
         return value
     # A schema mistake, not a user's: every field type must be one the loader checks.
     raise TypeError(f"{where}: the config loader has no check for type {tp!r}")

@@ -24,6 +24,7 @@ def test_defaults_round_trip_through_yaml():
     ({"control": {"pan_limits_deg": [10, -10]}}, "control.pan_limits_deg: expected [min, max]"),
     ({"outputs": [{"type": "log"}, {"type": "simplebgc"}]}, "outputs[1].port: required"),
     ({"outputs": [{"type": "pelco_d", "port": 3}]}, "outputs[0].port: expected a string"),
+    ({"camera": {"source": 0}}, 'camera.source: expected a string, got 0 (quote it: "0")'),
     ({"outputs": {"type": "log"}}, "outputs: expected a list"),
     ({"tracking": {"lost_frames": 2.5}}, "tracking.lost_frames: expected an integer"),
     ([1, 2], "expected a mapping"),
