@@ -90,6 +90,14 @@ class NanoTrackModel:
         if channels not in SETTINGS:
             raise ConfigError(f"{head_path}: {channels}-channel features; NanoTrack V2 has 48, V3 96")
         self.settings = SETTINGS[channels]
+        try:
+            made = self.features(np.zeros((1, 3, self.settings.exemplar_size, self.settings.exemplar_size),
+                                          np.float32)).shape
+        except Exception as exc:
+            raise ConfigError(f"{backbone_path}: not a NanoTrack backbone: {str(exc).splitlines()[0]}") from None
+        if len(made) != 4 or made[1] != channels:
+            raise ConfigError(f"{backbone_path} gives {made[1] if len(made) == 4 else '?'}-channel features and "
+                              f"{head_path} takes {channels}: the two files are from different versions")
 
     def features(self, crop: np.ndarray) -> np.ndarray:
         return self._backbone.run(None, {self._backbone_input: crop})[0]
@@ -102,6 +110,9 @@ class NanoTrackModel:
         self._backbone = self._head = None
 
 
+LARGE_CROP = 2048   # px: above this side the padded square is not built in memory
+
+
 def context_crop(image: np.ndarray, centre, model_size: int, original_size: int, fill) -> np.ndarray:
     """The upstream ``get_subwindow``: the ``original_size`` square centred on ``centre`` (out of
     the image: ``fill``), resized to ``model_size``. Returns (model_size, model_size, 3) uint8."""
@@ -110,6 +121,13 @@ def context_crop(image: np.ndarray, centre, model_size: int, original_size: int,
     x1 = int(math.floor(centre[0] - c + 0.5))
     y1 = int(math.floor(centre[1] - c + 0.5))
     height, width = image.shape[:2]
+    if side > LARGE_CROP:
+        # A widened search around a large box: sample the square straight from the frame (the
+        # same bilinear sample points as resizing the padded square) instead of building it.
+        scale = side / model_size
+        matrix = np.array([[scale, 0, x1 + 0.5 * scale - 0.5], [0, scale, y1 + 0.5 * scale - 0.5]])
+        return cv2.warpAffine(image, matrix, (model_size, model_size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(float(v) for v in np.trunc(fill)))
     ix1, iy1 = max(x1, 0), max(y1, 0)
     ix2, iy2 = min(x1 + side, width), min(y1 + side, height)
     if ix1 == x1 and iy1 == y1 and ix2 == x1 + side and iy2 == y1 + side:
