@@ -271,3 +271,104 @@ def test_pwm_servo_write_that_fails_does_not_move_the_set_point():
     out.send(update(yaw=30.0, pitch=0.0))
     assert factory.pin(12).state == pytest.approx((1.5 + 30 / 90) / 20, rel=1e-3)
     out.close()
+
+
+def test_pelco_heartbeat_after_a_reconnect_stops_a_head_whose_speed_was_lost(tmp_path):
+    from edge.outputs.pelco import PelcoDOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), link=serial_link(pty, clock))
+    out.send(update(yaw=30.0, pitch=0.0))
+    pty.read()
+    pty.close()
+    out.send(update(yaw=40.0, pitch=0.0))         # a new speed, lost with the port
+    pty2 = Pty(tmp_path)                          # the head was power-cycled: it stands still
+    for _ in range(3):
+        clock[0] += 1.0
+        out.heartbeat(0, "TRACKING")              # a camera frame gap: no frame asks for motion
+    assert frames7(pty2.read()) == [pelco_d.stop(1)]   # a stop, once, not the stale 40 deg/s
+    out.send(update(yaw=40.0, pitch=0.0))         # a fresh frame still moves the head
+    assert frames7(pty2.read()) == [pelco_d.speed_command(1, 40.0, 0.0, 60.0)]
+    out.close()
+    pty2.close()
+
+
+def test_pelco_close_during_the_reopen_backoff_still_sends_the_last_stop(tmp_path):
+    from edge.outputs.pelco import PelcoDOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), link=serial_link(pty, clock))
+    out.send(update(yaw=30.0, pitch=0.0))
+    pty.read()
+    pty.close()
+    out.send(update(yaw=40.0, pitch=0.0))         # the write fails: the port is dropped
+    out.send(update(yaw=50.0, pitch=0.0))         # the reopen fails: the backoff starts
+    pty2 = Pty(tmp_path)                          # the adapter is back before the backoff is due
+    out.close()
+    assert frames7(pty2.read()) == [pelco_d.stop(1)]
+    pty2.close()
+
+
+def test_simplebgc_close_during_the_reopen_backoff_still_stops_and_releases(tmp_path):
+    from edge.gimbal.protocols.simplebgc import MODE_NO_CONTROL, MODE_SPEED
+    from edge.outputs.simplebgc import SimpleBGCOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = SimpleBGCOutput(OutputConfig(type="simplebgc", port=pty.link), ControlConfig(), link=serial_link(pty, clock))
+    out.send(update(yaw=20.0, pitch=0.0))
+    pty.read()
+    pty.close()
+    out.send(update(yaw=20.0, pitch=0.0))         # the write fails: the port is dropped
+    out.send(update(yaw=20.0, pitch=0.0))         # the reopen fails: the backoff starts
+    pty2 = Pty(tmp_path)
+    out.close()
+    got = sbgc_frames(pty2.read())
+    assert [(f[0], f[1]) for f in got] == [((MODE_SPEED,) * 3, (0.0, 0.0, 0.0)),
+                                           ((MODE_NO_CONTROL,) * 3, (0.0, 0.0, 0.0))], got
+    pty2.close()
+
+
+def test_mavlink_heartbeat_after_a_reconnect_stops_a_gimbal_whose_rate_was_lost(tmp_path):
+    import math
+
+    pytest.importorskip("pymavlink.mavutil")
+    from edge.outputs.mavlink import MavlinkGimbalOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=pty.link, baud=115200), clock=lambda: clock[0])
+    out.send(update(yaw=20.0, pitch=0.0))
+    mavlink_messages(pty)
+    pty.close()
+    out.send(update(yaw=30.0, pitch=0.0))         # a new rate, lost with the link
+    pty2 = Pty(tmp_path)
+    for _ in range(3):
+        clock[0] += 30.0
+        out.heartbeat(0, "TRACKING")              # a camera frame gap: no frame asks for motion
+    sets = [m for m in mavlink_messages(pty2) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+    assert [(m.yaw_rate, m.pitch_rate) for m in sets] == [(0.0, 0.0)], sets
+    out.send(update(yaw=30.0, pitch=0.0))         # a fresh frame still moves the gimbal
+    sets = [m for m in mavlink_messages(pty2) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+    assert [m.yaw_rate for m in sets] == [pytest.approx(math.radians(30.0))], sets
+    out.close()
+    pty2.close()
+
+
+def test_mavlink_close_while_the_link_is_down_still_sends_the_last_stop(tmp_path):
+    import math
+
+    pytest.importorskip("pymavlink.mavutil")
+    from edge.outputs.mavlink import MavlinkGimbalOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=pty.link, baud=115200), clock=lambda: clock[0])
+    out.send(update(yaw=20.0, pitch=0.0))
+    mavlink_messages(pty)
+    pty.close()
+    out.send(update(yaw=20.0, pitch=0.0))         # the write fails: the link is lost, the backoff starts
+    assert not out.connected
+    pty2 = Pty(tmp_path)                          # back before the backoff is due
+    out.close()
+    sets = [m for m in mavlink_messages(pty2) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+    assert [(m.yaw_rate, m.pitch_rate) for m in sets] == [(0.0, 0.0)], sets
+    assert math.isnan(sets[0].yaw)
+    pty2.close()
