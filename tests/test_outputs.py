@@ -393,8 +393,8 @@ def test_mavlink_serial_link_that_vanishes_is_reopened(tmp_path, caplog):
 
 
 def test_mavlink_port_check_without_opening(tmp_path):
+    from edge.config import check_mavlink_port as check_port
     from edge.errors import ConfigError
-    from edge.outputs.mavlink import check_port
 
     device = tmp_path / "ttyACM0"
     device.write_text("")

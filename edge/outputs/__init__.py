@@ -4,8 +4,9 @@ Every output implements ``Output``: ``send(update)`` once per processed frame, `
 when no frame is being processed, ``stop()`` to hold/neutral (never raises), ``close()``
 (idempotent, stops first). Build them from config with ``open_outputs``.
 
-``OUTPUTS`` is the one table of output types: the config's ``outputs[].type`` choices, its
-``port`` rules and ``open_output`` all read it. Adding a type is its module plus one line here.
+``OUTPUTS`` is the table of output types ``open_output`` reads; the config schema's
+``edge.config.OUTPUT_PORTS`` names the same types (the tests hold the two to the same names) with
+the rule each ``port`` must pass. Adding a type is its module plus one line here and one there.
 Each opener imports its module only when called, so a Pi without pymavlink (or gpiozero, smbus2)
 still starts with the other outputs.
 """
@@ -21,22 +22,9 @@ from edge.outputs.base import ControlUpdate, Output
 
 @dataclass(frozen=True)
 class OutputKind:
-    """One output type: ``open(cfg, control_cfg) -> Output``, and what its ``port`` must be:
-    ``port`` is None when the type has no port, else ``port(text)`` raises ValueError (one line)
-    for a port it can never open; an empty port is refused for every type that has one."""
+    """One output type: ``open(cfg, control_cfg) -> Output``."""
 
     open: Callable[..., Output]
-    port: Callable[[str], None] | None = None
-
-
-def _any_device(port: str) -> None:
-    """Serial devices are not looked for here: a USB adapter may appear after boot."""
-
-
-def _mavlink_port(port: str) -> None:
-    from edge.outputs.mavlink import check_port
-
-    check_port(port)
 
 
 def _box_stream(cfg, control_cfg):
@@ -82,11 +70,11 @@ def _log(cfg, control_cfg):
 
 
 OUTPUTS: dict[str, OutputKind] = {
-    "serial_box": OutputKind(_box_stream, port=_any_device),
-    "serial_nmea": OutputKind(_box_stream, port=_any_device),
-    "simplebgc": OutputKind(_simplebgc, port=_any_device),
-    "mavlink": OutputKind(_mavlink, port=_mavlink_port),
-    "pelco_d": OutputKind(_pelco_d, port=_any_device),
+    "serial_box": OutputKind(_box_stream),
+    "serial_nmea": OutputKind(_box_stream),
+    "simplebgc": OutputKind(_simplebgc),
+    "mavlink": OutputKind(_mavlink),
+    "pelco_d": OutputKind(_pelco_d),
     "pwm": OutputKind(_pwm),
     "pca9685": OutputKind(_pca9685),
     "log": OutputKind(_log),

@@ -13,6 +13,7 @@ import math
 import os
 import time
 
+from edge.config import MAVLINK_NETWORK_SCHEMES, check_mavlink_port
 from edge.errors import ConfigError
 from edge.io.backoff import Backoff
 from edge.outputs.base import MAX_READS_PER_POLL, TrackRequest
@@ -28,34 +29,13 @@ MAV_CMD_CAMERA_TRACK_RECTANGLE = 2005
 MAV_CMD_CAMERA_STOP_TRACKING = 2010
 MAV_COMP_ID_ONBOARD_COMPUTER = 191
 NAN = float("nan")
-_NETWORK_SCHEMES = ("udpin", "udpout", "udpbcast", "udp", "tcpin", "tcp")
-
-
-def check_port(port: str) -> None:
-    """Refuse a MAVLink port that cannot be opened, without opening it: ``SCHEME:HOST:PORT`` for
-    udpin/udpout/udpbcast/udp/tcpin/tcp, otherwise a serial device (``/dev/ttyACM0``, optionally
-    ``,BAUD``). A serial device is not looked for: like the other serial outputs' adapters, it may
-    appear after boot (the output waits for it). Raises ConfigError with one line."""
-    scheme, sep, rest = port.partition(":")
-    if sep and scheme in _NETWORK_SCHEMES:
-        host, sep, number = rest.rpartition(":")
-        if not sep or not host:
-            raise ConfigError(f"mavlink port {port!r}: expected {scheme}:HOST:PORT")
-        if not number.isdigit() or not 0 < int(number) < 65536:
-            raise ConfigError(f"mavlink port {port!r}: {number!r} is not a port number (1-65535)")
-        return
-    if os.path.exists(port):
-        return   # an existing path: pymavlink opens it whole, commas and all
-    device, comma, baud = port.partition(",")   # pymavlink's "DEVICE,BAUD"
-    if not device or (comma and not baud.isdigit()):
-        raise ConfigError(f"mavlink port {port!r}: expected a serial device (DEVICE or DEVICE,BAUD) "
-                          "or SCHEME:HOST:PORT")
 
 
 def is_serial_port(port: str) -> bool:
-    """True for a port pymavlink opens as a serial device, not a network link."""
+    """True for a port pymavlink opens as a serial device, not a network link (the schemes are the
+    config schema's, which checks the port's form: ``edge.config.check_mavlink_port``)."""
     scheme, sep, _ = port.partition(":")
-    return not (sep and scheme in _NETWORK_SCHEMES)
+    return not (sep and scheme in MAVLINK_NETWORK_SCHEMES)
 
 
 class SerialDeviceDown(ConfigError):
@@ -68,7 +48,7 @@ def open_connection(cfg):
         from pymavlink import mavutil
     except ImportError:
         raise ConfigError("the mavlink output needs pymavlink: pip install 'edge-track[gimbal]'") from None
-    check_port(cfg.port)
+    check_mavlink_port(cfg.port)
     try:
         conn = mavutil.mavlink_connection(cfg.port, source_system=cfg.system_id,
                                           source_component=cfg.component_id, baud=cfg.baud, dialect=DIALECT,
