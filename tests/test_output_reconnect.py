@@ -195,8 +195,8 @@ def test_mavlink_stop_or_recentre_lost_with_the_link_reaches_the_gimbal_when_it_
 class FlakySMBus:
     """smbus2's SMBus seam: writes recorded; while ``unplugged`` every write fails as an unpowered board does."""
 
-    def __init__(self):
-        self.writes, self.unplugged = [], False
+    def __init__(self, unplugged=False):
+        self.writes, self.unplugged, self.closed = [], unplugged, False
 
     def _record(self, entry):
         if self.unplugged:
@@ -208,6 +208,9 @@ class FlakySMBus:
 
     def write_i2c_block_data(self, addr, reg, data):
         self._record((addr, reg, list(data)))
+
+    def close(self):
+        self.closed = True
 
 
 def pulse(deg):
@@ -372,3 +375,34 @@ def test_mavlink_close_while_the_link_is_down_still_sends_the_last_stop(tmp_path
     assert [(m.yaw_rate, m.pitch_rate) for m in sets] == [(0.0, 0.0)], sets
     assert math.isnan(sets[0].yaw)
     pty2.close()
+
+
+def test_pca9685_board_absent_at_start_is_a_lost_board_that_is_programmed_when_it_answers(caplog):
+    from edge.outputs.pca9685 import Pca9685ServoOutput
+
+    bus = FlakySMBus(unplugged=True)              # no ACK at 0x40: unpowered, or not wired yet
+    with caplog.at_level("WARNING", logger="edge.outputs.pca9685"):
+        out = Pca9685ServoOutput(OutputConfig(type="pca9685", pan_pin=0, tilt_pin=1), ControlConfig(), bus=bus)
+        out.heartbeat(0, "IDLE")
+    assert len(caplog.records) == 1 and "0x40" in caplog.records[0].getMessage()   # one line, no traceback
+    assert bus.writes == [] and out.counters()["write_errors"] == 2
+    bus.unplugged = False                         # powered up
+    out.heartbeat(0, "IDLE")
+    assert bus.writes[:3] == [(0x40, 0x00, 0x30), (0x40, 0xFE, 121), (0x40, 0x00, 0x20)], bus.writes
+    assert bus.writes[-2:] == [(0x40, 0x06, pulse(0.0)), (0x40, 0x0A, pulse(0.0))], bus.writes
+    out.close()
+    assert bus.closed
+
+
+def test_pca9685_i2c_bus_that_cannot_be_opened_is_one_config_line(tmp_path):
+    pytest.importorskip("smbus2", reason="needs smbus2 (pip install 'edge-track[pi]')")
+    import os
+
+    from edge.errors import ConfigError
+    from edge.outputs.pca9685 import Pca9685ServoOutput
+
+    if os.path.exists("/dev/i2c-32"):
+        pytest.skip("this machine has an I2C bus 32")
+    with pytest.raises(ConfigError) as info:
+        Pca9685ServoOutput(OutputConfig(type="pca9685", i2c_bus=32), ControlConfig())
+    assert "i2c" in str(info.value).lower() and "\n" not in str(info.value)
