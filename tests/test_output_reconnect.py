@@ -83,7 +83,8 @@ def test_box_stream_heartbeat_that_failed_does_not_count_as_sent(tmp_path):
 
 
 def sbgc_frames(data: bytes):
-    """(modes, (roll, pitch, yaw) speeds in deg/s, (roll, pitch, yaw) angles in deg) per CMD_CONTROL frame."""
+    """(modes, (roll, pitch, yaw) speeds in deg/s, (roll, pitch, yaw) angles in deg) per CMD_CONTROL frame
+    (the CMD_CONTROL_CONFIG written on each port opened is left out: test_simplebgc_control_config)."""
     import struct
 
     from edge.gimbal.protocols import simplebgc
@@ -93,6 +94,8 @@ def sbgc_frames(data: bytes):
         size = 6 + data[2]
         cmd, payload = simplebgc.parse_v2(data[:size])
         data = data[size:]
+        if cmd == simplebgc.CMD_CONTROL_CONFIG:
+            continue
         assert cmd == simplebgc.CMD_CONTROL
         v = struct.unpack("<BBBhhhhhh", payload)
         out.append((v[:3], tuple(round(s * simplebgc.SPEED_UNIT_DPS, 1) for s in v[3::2]),
