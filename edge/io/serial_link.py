@@ -30,9 +30,9 @@ class SerialLink:
             try:
                 import serial
             except ImportError:
-                from edge.errors import ConfigError
+                from edge.outputs.libraries import PYSERIAL
 
-                raise ConfigError("serial outputs need pyserial: pip install 'edge-track[gimbal]'") from None
+                raise PYSERIAL.missing("the serial outputs") from None
             self._serial_module = serial
         return self._serial_module
 

@@ -18,13 +18,16 @@ from typing import Callable
 
 from edge.errors import ConfigError
 from edge.outputs.base import ControlUpdate, Output
+from edge.outputs.libraries import GPIOZERO, PYMAVLINK, PYSERIAL, SMBUS2, Library
 
 
 @dataclass(frozen=True)
 class OutputKind:
-    """One output type: ``open(cfg, control_cfg) -> Output``."""
+    """One output type: ``open(cfg, control_cfg) -> Output``, and the library it imports when it
+    opens (None: nothing beyond edge-track), which preflight checks before READY=1."""
 
     open: Callable[..., Output]
+    needs: Library | None = None
 
 
 def _box_stream(cfg, control_cfg):
@@ -70,13 +73,13 @@ def _log(cfg, control_cfg):
 
 
 OUTPUTS: dict[str, OutputKind] = {
-    "serial_box": OutputKind(_box_stream),
-    "serial_nmea": OutputKind(_box_stream),
-    "simplebgc": OutputKind(_simplebgc),
-    "mavlink": OutputKind(_mavlink),
-    "pelco_d": OutputKind(_pelco_d),
-    "pwm": OutputKind(_pwm),
-    "pca9685": OutputKind(_pca9685),
+    "serial_box": OutputKind(_box_stream, needs=PYSERIAL),
+    "serial_nmea": OutputKind(_box_stream, needs=PYSERIAL),
+    "simplebgc": OutputKind(_simplebgc, needs=PYSERIAL),
+    "mavlink": OutputKind(_mavlink, needs=PYMAVLINK),
+    "pelco_d": OutputKind(_pelco_d, needs=PYSERIAL),
+    "pwm": OutputKind(_pwm, needs=GPIOZERO),
+    "pca9685": OutputKind(_pca9685, needs=SMBUS2),
     "log": OutputKind(_log),
 }
 

@@ -17,6 +17,7 @@ from edge.config import MAVLINK_NETWORK_SCHEMES, check_mavlink_port
 from edge.errors import ConfigError
 from edge.io.backoff import Backoff
 from edge.outputs.base import MAX_READS_PER_POLL, TrackRequest
+from edge.outputs.libraries import PYMAVLINK
 
 log = logging.getLogger("edge.outputs.mavlink")
 
@@ -47,7 +48,7 @@ def open_connection(cfg):
     try:
         from pymavlink import mavutil
     except ImportError:
-        raise ConfigError("the mavlink output needs pymavlink: pip install 'edge-track[gimbal]'") from None
+        raise PYMAVLINK.missing("the mavlink output") from None
     check_mavlink_port(cfg.port)
     try:
         conn = mavutil.mavlink_connection(cfg.port, source_system=cfg.system_id,

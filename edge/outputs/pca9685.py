@@ -58,9 +58,9 @@ class Pca9685ServoOutput:
             try:
                 from smbus2 import SMBus
             except ImportError:
-                from edge.errors import ConfigError
+                from edge.outputs.libraries import SMBUS2
 
-                raise ConfigError("the pca9685 output needs smbus2: pip install smbus2") from None
+                raise SMBUS2.missing("the pca9685 output") from None
             try:
                 bus = SMBus(cfg.i2c_bus)
             except OSError as exc:   # no /dev/i2c-N (I2C not enabled, wrong bus), no permission
