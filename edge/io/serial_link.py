@@ -30,7 +30,7 @@ class SerialLink:
             try:
                 import serial
             except ImportError:
-                from edge.outputs.libraries import PYSERIAL
+                from edge.io.libraries import PYSERIAL
 
                 raise PYSERIAL.missing("the serial outputs") from None
             self._serial_module = serial

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from edge.errors import ConfigError
+from edge.io.libraries import GPIOZERO, PYMAVLINK, PYSERIAL, SMBUS2, Library
 from edge.outputs.base import ControlUpdate, Output
-from edge.outputs.libraries import GPIOZERO, PYMAVLINK, PYSERIAL, SMBUS2, Library
 
 
 @dataclass(frozen=True)

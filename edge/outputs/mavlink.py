@@ -16,8 +16,8 @@ import time
 from edge.config import MAVLINK_NETWORK_SCHEMES, check_mavlink_port
 from edge.errors import ConfigError
 from edge.io.backoff import Backoff
+from edge.io.libraries import PYMAVLINK
 from edge.outputs.base import MAX_READS_PER_POLL, TrackRequest
-from edge.outputs.libraries import PYMAVLINK
 
 log = logging.getLogger("edge.outputs.mavlink")
 

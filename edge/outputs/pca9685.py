@@ -58,7 +58,7 @@ class Pca9685ServoOutput:
             try:
                 from smbus2 import SMBus
             except ImportError:
-                from edge.outputs.libraries import SMBUS2
+                from edge.io.libraries import SMBUS2
 
                 raise SMBUS2.missing("the pca9685 output") from None
             try:

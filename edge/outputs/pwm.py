@@ -19,7 +19,7 @@ class PwmServoOutput:
         try:
             from gpiozero import AngularServo
         except ImportError:
-            from edge.outputs.libraries import GPIOZERO
+            from edge.io.libraries import GPIOZERO
 
             raise GPIOZERO.missing("the pwm output") from None
         if pin_factory is None and cfg.pin_factory:

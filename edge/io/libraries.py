@@ -1,7 +1,8 @@
-"""What each output imports when it opens, and how to install it: one table, read by the outputs'
-own errors and by ``edge.runtime.preflight`` (``config check`` and ``run`` refuse a missing one
-before READY=1, in the same words). The outputs import their library only when opened, so a Pi
-without pymavlink still runs its other outputs."""
+"""The optional I/O libraries the outputs import when they open, and how to install each: one
+table, named by ``edge.outputs.OUTPUTS`` (``OutputKind.needs``) and read by the outputs' own errors
+and by ``edge.runtime.preflight`` (``config check`` and ``run`` refuse a missing one before READY=1,
+in the same words). Each is imported only when its output opens, so a Pi without pymavlink still
+runs its other outputs. It sits in edge.io, below the outputs, so the serial link can name pyserial."""
 
 from __future__ import annotations
 
