@@ -17,9 +17,9 @@ class SimpleBGCOutput(SerialOutputBase):
 
     CMD_CONTROL is streamed, a frame per call, for the board's control timeout (``control_timeout_ms``,
     sent as CMD_CONTROL_CONFIG on every port the link opens: a board that restarted has forgotten it).
-    What a hold streams
-    is the head's standing command: zero speed, the current set-point in angle mode, or 0/0 after a
-    re-centre (until the next command), so a reconnect or a heartbeat never cancels a re-centre."""
+    What a hold streams is the head's standing command: zero speed, the current set-point in angle
+    mode, or 0/0 after a re-centre (until the next command), so a reconnect or a heartbeat never
+    cancels a re-centre."""
 
     name = "simplebgc"
 
