@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from edge.control.camera_model import CameraModel
-from edge.control.controller import GimbalCommand
+from edge.control.command import GimbalCommand
 from edge.errors import EdgeTrackError
 from edge.outputs.base import ControlUpdate
 from edge.tracker import TrackState

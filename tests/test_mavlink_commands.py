@@ -193,3 +193,120 @@ def test_a_normalised_request_out_of_range_is_refused_in_one_line(kind, fields):
     with pytest.raises(ValueError) as info:
         TrackRequest(kind, **fields)
     assert "\n" not in str(info.value)
+
+
+def set_points(conn, wait=0.3):
+    """Every GIMBAL_MANAGER_SET_PITCHYAW that arrives on ``conn`` within ``wait`` seconds."""
+    got, deadline = [], time.monotonic() + wait
+    while time.monotonic() < deadline:
+        msg = conn.recv_match(type="GIMBAL_MANAGER_SET_PITCHYAW", blocking=True, timeout=0.05)
+        if msg is not None:
+            got.append(msg)
+    return got
+
+
+def update(yaw):
+    from edge.control.command import GimbalCommand
+    from edge.outputs.base import ControlUpdate
+
+    return ControlUpdate(seq=0, t_ms=0, state="TRACKING", box=(300, 200, 40, 80), score=0.9, frame_size=(640, 480),
+                         command=GimbalCommand(yaw, 0.0, True))
+
+
+def test_set_points_go_to_our_own_autopilot_never_to_another_vehicle_heard_on_the_link(link):
+    ground, out = link
+    ground.mav.srcSystem, ground.mav.srcComponent = 42, 1       # another vehicle's autopilot
+    ground.mav.heartbeat_send(2, 3, 0, 0, 4)                     # quadrotor, ArduPilot, active
+    time.sleep(0.1)
+    out.poll()
+    out.send(update(10.0))
+    assert [m.target_system for m in set_points(ground)] == [0]  # still broadcast to the gimbal managers
+    ground.mav.srcSystem = 1                                     # our own vehicle's (system_id 1)
+    ground.mav.heartbeat_send(2, 3, 0, 0, 4)
+    time.sleep(0.1)
+    out.poll()
+    out.send(update(10.0))
+    assert [(m.target_system, m.target_component) for m in set_points(ground)] == [(1, 1)]
+
+
+def test_a_flood_of_commands_is_read_a_few_per_poll_and_none_is_lost(link):
+    from edge.outputs.mavlink import MAV_CMD_CAMERA_TRACK_POINT
+
+    ground, out = link
+    for _ in range(50):
+        ground.mav.command_long_send(1, 191, MAV_CMD_CAMERA_TRACK_POINT, 0, 0.5, 0.5, 0.1, 0, 0, 0, 0)
+    time.sleep(0.2)                                              # loopback: all 50 are queued by now
+    first = out.poll()
+    assert 0 < len(first) < 50                                   # the loop gets its turn back
+    assert len(first) + len(poll_until(out, 50 - len(first))) == 50
+
+
+def test_udpin_stop_sent_before_a_peer_was_heard_reaches_it_with_the_next_heartbeat():
+    import math
+
+    from edge.outputs.mavlink import DIALECT, MavlinkGimbalOutput
+
+    port, clock = free_udp_port(), [0.0]
+    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=f"udpin:127.0.0.1:{port}"), clock=lambda: clock[0])
+    out.stop()                                  # nobody heard yet: pymavlink drops it, without an error
+    peer = mavutil.mavlink_connection(f"udpout:127.0.0.1:{port}", source_system=1, source_component=1,
+                                      dialect=DIALECT)
+    peer.mav.heartbeat_send(2, 3, 0, 0, 4)
+    time.sleep(0.1)
+    out.poll()
+    out.heartbeat(0, "IDLE")
+    sets = set_points(peer)
+    assert [(m.yaw_rate, m.pitch_rate) for m in sets] == [(0.0, 0.0)] and math.isnan(sets[0].yaw), sets
+    clock[0] += 1.0
+    out.heartbeat(0, "IDLE")                    # and again with every HEARTBEAT: a datagram may be lost
+    assert len(set_points(peer)) == 1
+    out.send(update(20.0))
+    assert len(set_points(peer)) == 1
+    clock[0] += 1.0
+    out.heartbeat(0, "TRACKING")                # a frame gap: a rate is never sent again without a frame
+    assert set_points(peer) == []
+    out.close()
+    peer.close()
+
+
+def test_tcp_peer_that_resets_is_a_lost_link_and_the_gimbal_gets_a_stop_when_it_is_back():
+    import struct
+
+    from edge.outputs.mavlink import MavlinkGimbalOutput
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(2)
+    server.settimeout(5)
+    port, clock = server.getsockname()[1], [0.0]
+    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=f"tcp:127.0.0.1:{port}"), clock=lambda: clock[0])
+    peer, _ = server.accept()
+    out.send(update(20.0))
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()                                # reset by the peer
+    for i in range(50):
+        if not out.connected:
+            break
+        out.send(update(20.0 + i))
+        time.sleep(0.02)
+    assert not out.connected and out.write_errors >= 1
+    clock[0] += 30.0                            # past the backoff
+    out.heartbeat(0, "TRACKING")                # a frame gap: the rate that was lost is not resent, a stop is
+    peer, _ = server.accept()
+    parser = mavutil.mavlink.MAVLink(None)
+    parser.robust_parsing = True
+    peer.settimeout(0.5)
+    data = b""
+    try:
+        while True:
+            chunk = peer.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        pass
+    sets = [m for m in parser.parse_buffer(data) or [] if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+    assert [(m.yaw_rate, m.pitch_rate) for m in sets] == [(0.0, 0.0)], sets
+    out.close()
+    peer.close()
+    server.close()

@@ -83,7 +83,8 @@ def test_box_stream_heartbeat_that_failed_does_not_count_as_sent(tmp_path):
 
 
 def sbgc_frames(data: bytes):
-    """(modes, (roll, pitch, yaw) speeds in deg/s, (roll, pitch, yaw) angles in deg) per CMD_CONTROL frame."""
+    """(modes, (roll, pitch, yaw) speeds in deg/s, (roll, pitch, yaw) angles in deg) per CMD_CONTROL frame
+    (the CMD_CONTROL_CONFIG written on each port opened is left out: test_simplebgc_control_config)."""
     import struct
 
     from edge.gimbal.protocols import simplebgc
@@ -93,6 +94,8 @@ def sbgc_frames(data: bytes):
         size = 6 + data[2]
         cmd, payload = simplebgc.parse_v2(data[:size])
         data = data[size:]
+        if cmd == simplebgc.CMD_CONTROL_CONFIG:
+            continue
         assert cmd == simplebgc.CMD_CONTROL
         v = struct.unpack("<BBBhhhhhh", payload)
         out.append((v[:3], tuple(round(s * simplebgc.SPEED_UNIT_DPS, 1) for s in v[3::2]),
@@ -195,8 +198,8 @@ def test_mavlink_stop_or_recentre_lost_with_the_link_reaches_the_gimbal_when_it_
 class FlakySMBus:
     """smbus2's SMBus seam: writes recorded; while ``unplugged`` every write fails as an unpowered board does."""
 
-    def __init__(self):
-        self.writes, self.unplugged = [], False
+    def __init__(self, unplugged=False):
+        self.writes, self.unplugged, self.closed = [], unplugged, False
 
     def _record(self, entry):
         if self.unplugged:
@@ -208,6 +211,9 @@ class FlakySMBus:
 
     def write_i2c_block_data(self, addr, reg, data):
         self._record((addr, reg, list(data)))
+
+    def close(self):
+        self.closed = True
 
 
 def pulse(deg):
@@ -271,3 +277,135 @@ def test_pwm_servo_write_that_fails_does_not_move_the_set_point():
     out.send(update(yaw=30.0, pitch=0.0))
     assert factory.pin(12).state == pytest.approx((1.5 + 30 / 90) / 20, rel=1e-3)
     out.close()
+
+
+def test_pelco_heartbeat_after_a_reconnect_stops_a_head_whose_speed_was_lost(tmp_path):
+    from edge.outputs.pelco import PelcoDOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), link=serial_link(pty, clock))
+    out.send(update(yaw=30.0, pitch=0.0))
+    pty.read()
+    pty.close()
+    out.send(update(yaw=40.0, pitch=0.0))         # a new speed, lost with the port
+    pty2 = Pty(tmp_path)                          # the head was power-cycled: it stands still
+    for _ in range(3):
+        clock[0] += 1.0
+        out.heartbeat(0, "TRACKING")              # a camera frame gap: no frame asks for motion
+    assert frames7(pty2.read()) == [pelco_d.stop(1)]   # a stop, once, not the stale 40 deg/s
+    out.send(update(yaw=40.0, pitch=0.0))         # a fresh frame still moves the head
+    assert frames7(pty2.read()) == [pelco_d.speed_command(1, 40.0, 0.0, 60.0)]
+    out.close()
+    pty2.close()
+
+
+def test_pelco_close_during_the_reopen_backoff_still_sends_the_last_stop(tmp_path):
+    from edge.outputs.pelco import PelcoDOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), link=serial_link(pty, clock))
+    out.send(update(yaw=30.0, pitch=0.0))
+    pty.read()
+    pty.close()
+    out.send(update(yaw=40.0, pitch=0.0))         # the write fails: the port is dropped
+    out.send(update(yaw=50.0, pitch=0.0))         # the reopen fails: the backoff starts
+    pty2 = Pty(tmp_path)                          # the adapter is back before the backoff is due
+    out.close()
+    assert frames7(pty2.read()) == [pelco_d.stop(1)]
+    pty2.close()
+
+
+def test_simplebgc_close_during_the_reopen_backoff_still_stops_and_releases(tmp_path):
+    from edge.gimbal.protocols.simplebgc import MODE_NO_CONTROL, MODE_SPEED
+    from edge.outputs.simplebgc import SimpleBGCOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = SimpleBGCOutput(OutputConfig(type="simplebgc", port=pty.link), ControlConfig(), link=serial_link(pty, clock))
+    out.send(update(yaw=20.0, pitch=0.0))
+    pty.read()
+    pty.close()
+    out.send(update(yaw=20.0, pitch=0.0))         # the write fails: the port is dropped
+    out.send(update(yaw=20.0, pitch=0.0))         # the reopen fails: the backoff starts
+    pty2 = Pty(tmp_path)
+    out.close()
+    got = sbgc_frames(pty2.read())
+    assert [(f[0], f[1]) for f in got] == [((MODE_SPEED,) * 3, (0.0, 0.0, 0.0)),
+                                           ((MODE_NO_CONTROL,) * 3, (0.0, 0.0, 0.0))], got
+    pty2.close()
+
+
+def test_mavlink_heartbeat_after_a_reconnect_stops_a_gimbal_whose_rate_was_lost(tmp_path):
+    import math
+
+    pytest.importorskip("pymavlink.mavutil")
+    from edge.outputs.mavlink import MavlinkGimbalOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=pty.link, baud=115200), clock=lambda: clock[0])
+    out.send(update(yaw=20.0, pitch=0.0))
+    mavlink_messages(pty)
+    pty.close()
+    out.send(update(yaw=30.0, pitch=0.0))         # a new rate, lost with the link
+    pty2 = Pty(tmp_path)
+    for _ in range(3):
+        clock[0] += 30.0
+        out.heartbeat(0, "TRACKING")              # a camera frame gap: no frame asks for motion
+    sets = [m for m in mavlink_messages(pty2) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+    assert [(m.yaw_rate, m.pitch_rate) for m in sets] == [(0.0, 0.0)], sets
+    out.send(update(yaw=30.0, pitch=0.0))         # a fresh frame still moves the gimbal
+    sets = [m for m in mavlink_messages(pty2) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+    assert [m.yaw_rate for m in sets] == [pytest.approx(math.radians(30.0))], sets
+    out.close()
+    pty2.close()
+
+
+def test_mavlink_close_while_the_link_is_down_still_sends_the_last_stop(tmp_path):
+    import math
+
+    pytest.importorskip("pymavlink.mavutil")
+    from edge.outputs.mavlink import MavlinkGimbalOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=pty.link, baud=115200), clock=lambda: clock[0])
+    out.send(update(yaw=20.0, pitch=0.0))
+    mavlink_messages(pty)
+    pty.close()
+    out.send(update(yaw=20.0, pitch=0.0))         # the write fails: the link is lost, the backoff starts
+    assert not out.connected
+    pty2 = Pty(tmp_path)                          # back before the backoff is due
+    out.close()
+    sets = [m for m in mavlink_messages(pty2) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+    assert [(m.yaw_rate, m.pitch_rate) for m in sets] == [(0.0, 0.0)], sets
+    assert math.isnan(sets[0].yaw)
+    pty2.close()
+
+
+def test_pca9685_board_absent_at_start_is_a_lost_board_that_is_programmed_when_it_answers(caplog):
+    from edge.outputs.pca9685 import Pca9685ServoOutput
+
+    bus = FlakySMBus(unplugged=True)              # no ACK at 0x40: unpowered, or not wired yet
+    with caplog.at_level("WARNING", logger="edge.outputs.pca9685"):
+        out = Pca9685ServoOutput(OutputConfig(type="pca9685", pan_pin=0, tilt_pin=1), ControlConfig(), bus=bus)
+        out.heartbeat(0, "IDLE")
+    assert len(caplog.records) == 1 and "0x40" in caplog.records[0].getMessage()   # one line, no traceback
+    assert bus.writes == [] and out.counters()["write_errors"] == 2
+    bus.unplugged = False                         # powered up
+    out.heartbeat(0, "IDLE")
+    assert bus.writes[:3] == [(0x40, 0x00, 0x30), (0x40, 0xFE, 121), (0x40, 0x00, 0x20)], bus.writes
+    assert bus.writes[-2:] == [(0x40, 0x06, pulse(0.0)), (0x40, 0x0A, pulse(0.0))], bus.writes
+    out.close()
+    assert bus.closed
+
+
+def test_pca9685_i2c_bus_that_cannot_be_opened_is_one_config_line(tmp_path):
+    pytest.importorskip("smbus2", reason="needs smbus2 (pip install 'edge-track[pi]')")
+    import os
+
+    from edge.errors import ConfigError
+    from edge.outputs.pca9685 import Pca9685ServoOutput
+
+    if os.path.exists("/dev/i2c-32"):
+        pytest.skip("this machine has an I2C bus 32")
+    with pytest.raises(ConfigError) as info:
+        Pca9685ServoOutput(OutputConfig(type="pca9685", i2c_bus=32), ControlConfig())
+    assert "i2c" in str(info.value).lower() and "\n" not in str(info.value)

@@ -110,12 +110,32 @@ def test_config_check_passes_a_config_run_starts_and_opens_no_camera(tmp_path, c
     assert not os.path.exists(tmp_path / "logs")
 
 
-def test_every_output_type_says_what_it_needs_installed():
-    # A type added to the outputs table without an entry here would pass `config check` and fail in `run`.
-    from edge.outputs import OUTPUTS
-    from edge.runtime.preflight import OUTPUT_LIBRARIES
+@pytest.mark.parametrize("kind", ["serial_box", "serial_nmea", "simplebgc", "mavlink", "pelco_d", "pwm", "pca9685",
+                                  "log"])
+def test_each_output_type_is_refused_before_ready_when_its_library_is_missing_in_the_outputs_own_words(kind,
+                                                                                                     monkeypatch):
+    # The library is the registry's (OutputKind.needs): preflight and the output's own error read the same entry.
+    from edge.config import ControlConfig, OutputConfig
+    from edge.errors import ConfigError
+    from edge.outputs import OUTPUTS, open_output
+    from edge.runtime.preflight import check_output_libraries
 
-    assert set(OUTPUT_LIBRARIES) == set(OUTPUTS)
+    for name in ("serial", "pymavlink.mavutil", "gpiozero", "smbus2"):
+        monkeypatch.setitem(sys.modules, name, None)          # none of the optional libraries is installed
+    if sys.modules.get("pymavlink") is not None:             # `from pymavlink import mavutil` reads the attribute
+        monkeypatch.delattr(sys.modules["pymavlink"], "mavutil", raising=False)
+    port = "udpout:127.0.0.1:14550" if kind == "mavlink" else "/dev/ttyUSB7"
+    cfg = OutputConfig(type=kind, port=port if kind not in ("pwm", "pca9685", "log") else "")
+    needs = OUTPUTS[kind].needs
+    if needs is None:
+        check_output_libraries([cfg])                          # needs nothing beyond edge-track
+        return
+    with pytest.raises(ConfigError) as checked:
+        check_output_libraries([cfg])
+    assert str(checked.value) == f"outputs[0] ({kind}) needs {needs.dist}: {needs.install}"
+    with pytest.raises(ConfigError) as opened:
+        open_output(cfg, ControlConfig())   # the output itself, opened as run opens it
+    assert str(opened.value).endswith(f"needs {needs.dist}: {needs.install}"), opened.value
 
 
 def test_a_disabled_output_needs_nothing_installed(tmp_path, capsys, monkeypatch):

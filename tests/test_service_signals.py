@@ -53,15 +53,18 @@ class Heads:
     def bgc_speeds(self):
         """(pitch, yaw) speeds of each speed-mode CMD_CONTROL frame; None for a release frame."""
         speeds, data = [], self.data["bgc"]
-        while len(data) >= 21:
-            cmd, payload = simplebgc.parse_v2(data[:21])
+        while len(data) >= 6 and len(data) >= 6 + data[2]:
+            size = 6 + data[2]
+            cmd, payload = simplebgc.parse_v2(data[:size])
+            data = data[size:]
+            if cmd == simplebgc.CMD_CONTROL_CONFIG:   # the control timeout, on each port opened
+                continue
             assert cmd == simplebgc.CMD_CONTROL
             if payload[0] == simplebgc.MODE_SPEED:
                 _, _, pitch, _, yaw, _ = struct.unpack_from("<hhhhhh", payload, 3)
                 speeds.append((pitch, yaw))
             else:
                 speeds.append(None)
-            data = data[21:]
         return speeds
 
     def pelco_frames(self):

@@ -30,9 +30,9 @@ class SerialLink:
             try:
                 import serial
             except ImportError:
-                from edge.errors import ConfigError
+                from edge.io.libraries import PYSERIAL
 
-                raise ConfigError("serial outputs need pyserial: pip install 'edge-track[gimbal]'") from None
+                raise PYSERIAL.missing("the serial outputs") from None
             self._serial_module = serial
         return self._serial_module
 
@@ -60,12 +60,9 @@ class SerialLink:
 
     def write(self, data: bytes) -> bool:
         """True once ``data`` was handed to the port; False (counted) when it was not."""
-        if self._port is None:
-            if not self._backoff.due() or not self._open():
-                self.write_errors += 1
-                return False
-            self.reconnects += 1
-            log.info("serial port %s reconnected", self.port)
+        if self._port is None and not (self._backoff.due() and self._reopen()):
+            self.write_errors += 1
+            return False
         try:
             self._port.write(data)
             return True
@@ -74,6 +71,22 @@ class SerialLink:
             log.warning("serial port %s lost (%s)", self.port, exc)
             self._drop()
             return False
+
+    def _reopen(self) -> bool:
+        if not self._open():
+            return False
+        self.reconnects += 1
+        log.info("serial port %s reconnected", self.port)
+        return True
+
+    def reopen_now(self) -> None:
+        """Reopen a dropped port at once, backoff or not (never raises): the last stop must reach an
+        adapter that came back before the backoff was due."""
+        if self._port is None:
+            try:
+                self._reopen()
+            except Exception:
+                pass
 
     def read(self, size: int = 256) -> bytes:
         if self._port is None:
@@ -106,26 +119,43 @@ class SerialOutputBase:
     only once a write of it succeeded on the port as it is open now, and ``_refresh`` writes it again
     until then: after a failed write and after the port was reopened (the device may have been
     unplugged, or power-cycled, with its last command lost or still latched), a stop included.
+
+    Only a frame asks for motion: a heartbeat (``_hold_still``) writes a standing stop or hold again,
+    but a speed the head may lack becomes a stop instead, so a head power-cycled during a frame gap
+    is never started on a stale speed.
     """
 
     link: SerialLink
     _closed = False
     _standing: bytes | None = None
     _delivered_on: int | None = None   # the link.connection the standing command was written on
+    _moving = False                    # the standing command is motion (a speed), not a stop/hold
 
-    def _command(self, frame: bytes, *, always: bool = False) -> bool:
+    def _command(self, frame: bytes, *, always: bool = False, moving: bool = False) -> bool:
         """Make ``frame`` the standing command and write it unless the head has it already
-        (``always``: write it anyway, for protocols streamed to a dead-man timeout). True when
-        the head has it."""
+        (``always``: write it anyway, for protocols streamed to a dead-man timeout; ``moving``: it
+        is motion, which only a frame may send). True when the head has it."""
         if frame != self._standing:
             self._standing, self._delivered_on = frame, None
+        self._moving = moving
         return self._refresh(always=always)
+
+    def _has_it(self) -> bool:
+        return self.link.connected and self._delivered_on == self.link.connection
+
+    def _hold_still(self) -> bool:
+        """What a heartbeat writes: the standing command if it holds the head still, or a stop in
+        place of a motion command the head may lack. True when the head has it."""
+        if self._moving and not self._has_it():
+            self.stop()
+            return self._has_it()
+        return self._refresh()
 
     def _refresh(self, *, always: bool = False) -> bool:
         """Write the standing command if the head may lack it (or ``always``); True when it has it."""
         if self._standing is None:
             return True
-        if not always and self.link.connected and self._delivered_on == self.link.connection:
+        if not always and self._has_it():
             return True
         if self.link.write(self._standing):
             self._delivered_on = self.link.connection
@@ -145,6 +175,7 @@ class SerialOutputBase:
 
     def close(self) -> None:
         if not self._closed:
+            self.link.reopen_now()
             self.stop()
             self._before_close()
             self._closed = True

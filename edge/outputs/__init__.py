@@ -4,8 +4,9 @@ Every output implements ``Output``: ``send(update)`` once per processed frame, `
 when no frame is being processed, ``stop()`` to hold/neutral (never raises), ``close()``
 (idempotent, stops first). Build them from config with ``open_outputs``.
 
-``OUTPUTS`` is the one table of output types: the config's ``outputs[].type`` choices, its
-``port`` rules and ``open_output`` all read it. Adding a type is its module plus one line here.
+``OUTPUTS`` is the table of output types ``open_output`` reads; the config schema's
+``edge.config.OUTPUT_PORTS`` names the same types (the tests hold the two to the same names) with
+the rule each ``port`` must pass. Adding a type is its module plus one line here and one there.
 Each opener imports its module only when called, so a Pi without pymavlink (or gpiozero, smbus2)
 still starts with the other outputs.
 """
@@ -16,27 +17,17 @@ from dataclasses import dataclass
 from typing import Callable
 
 from edge.errors import ConfigError
+from edge.io.libraries import GPIOZERO, PYMAVLINK, PYSERIAL, SMBUS2, Library
 from edge.outputs.base import ControlUpdate, Output
 
 
 @dataclass(frozen=True)
 class OutputKind:
-    """One output type: ``open(cfg, control_cfg) -> Output``, and what its ``port`` must be:
-    ``port`` is None when the type has no port, else ``port(text)`` raises ValueError (one line)
-    for a port it can never open; an empty port is refused for every type that has one."""
+    """One output type: ``open(cfg, control_cfg) -> Output``, and the library it imports when it
+    opens (None: nothing beyond edge-track), which preflight checks before READY=1."""
 
     open: Callable[..., Output]
-    port: Callable[[str], None] | None = None
-
-
-def _any_device(port: str) -> None:
-    """Serial devices are not looked for here: a USB adapter may appear after boot."""
-
-
-def _mavlink_port(port: str) -> None:
-    from edge.outputs.mavlink import check_port
-
-    check_port(port)
+    needs: Library | None = None
 
 
 def _box_stream(cfg, control_cfg):
@@ -82,13 +73,13 @@ def _log(cfg, control_cfg):
 
 
 OUTPUTS: dict[str, OutputKind] = {
-    "serial_box": OutputKind(_box_stream, port=_any_device),
-    "serial_nmea": OutputKind(_box_stream, port=_any_device),
-    "simplebgc": OutputKind(_simplebgc, port=_any_device),
-    "mavlink": OutputKind(_mavlink, port=_mavlink_port),
-    "pelco_d": OutputKind(_pelco_d, port=_any_device),
-    "pwm": OutputKind(_pwm),
-    "pca9685": OutputKind(_pca9685),
+    "serial_box": OutputKind(_box_stream, needs=PYSERIAL),
+    "serial_nmea": OutputKind(_box_stream, needs=PYSERIAL),
+    "simplebgc": OutputKind(_simplebgc, needs=PYSERIAL),
+    "mavlink": OutputKind(_mavlink, needs=PYMAVLINK),
+    "pelco_d": OutputKind(_pelco_d, needs=PYSERIAL),
+    "pwm": OutputKind(_pwm, needs=GPIOZERO),
+    "pca9685": OutputKind(_pca9685, needs=SMBUS2),
     "log": OutputKind(_log),
 }
 

@@ -9,6 +9,10 @@ from typing import Protocol
 
 from edge.control.command import GimbalCommand
 
+# An output's poll() reads at most this many times: a flood on a link must not hold the loop (what is
+# left is read on the next poll).
+MAX_READS_PER_POLL = 8
+
 
 @dataclass(frozen=True)
 class ControlUpdate:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from edge.gimbal.protocols import boxproto
 from edge.io.serial_link import SerialLink, SerialOutputBase
-
-# A flood on the link must not hold the loop: what is left is read on the next poll.
-_MAX_READS_PER_POLL = 8
+from edge.outputs.base import MAX_READS_PER_POLL
 
 
 class BoxStreamOutput(SerialOutputBase):
@@ -42,7 +40,7 @@ class BoxStreamOutput(SerialOutputBase):
         from edge.outputs.base import TrackRequest
 
         requests = []
-        for _ in range(_MAX_READS_PER_POLL):
+        for _ in range(MAX_READS_PER_POLL):
             data = self.link.read(4096)
             if not data:
                 break

@@ -13,9 +13,11 @@ import math
 import os
 import time
 
+from edge.config import MAVLINK_NETWORK_SCHEMES, check_mavlink_port
 from edge.errors import ConfigError
 from edge.io.backoff import Backoff
-from edge.outputs.base import TrackRequest
+from edge.io.libraries import PYMAVLINK
+from edge.outputs.base import MAX_READS_PER_POLL, TrackRequest
 
 log = logging.getLogger("edge.outputs.mavlink")
 
@@ -28,34 +30,13 @@ MAV_CMD_CAMERA_TRACK_RECTANGLE = 2005
 MAV_CMD_CAMERA_STOP_TRACKING = 2010
 MAV_COMP_ID_ONBOARD_COMPUTER = 191
 NAN = float("nan")
-_NETWORK_SCHEMES = ("udpin", "udpout", "udpbcast", "udp", "tcpin", "tcp")
-
-
-def check_port(port: str) -> None:
-    """Refuse a MAVLink port that cannot be opened, without opening it: ``SCHEME:HOST:PORT`` for
-    udpin/udpout/udpbcast/udp/tcpin/tcp, otherwise a serial device (``/dev/ttyACM0``, optionally
-    ``,BAUD``). A serial device is not looked for: like the other serial outputs' adapters, it may
-    appear after boot (the output waits for it). Raises ConfigError with one line."""
-    scheme, sep, rest = port.partition(":")
-    if sep and scheme in _NETWORK_SCHEMES:
-        host, sep, number = rest.rpartition(":")
-        if not sep or not host:
-            raise ConfigError(f"mavlink port {port!r}: expected {scheme}:HOST:PORT")
-        if not number.isdigit() or not 0 < int(number) < 65536:
-            raise ConfigError(f"mavlink port {port!r}: {number!r} is not a port number (1-65535)")
-        return
-    if os.path.exists(port):
-        return   # an existing path: pymavlink opens it whole, commas and all
-    device, comma, baud = port.partition(",")   # pymavlink's "DEVICE,BAUD"
-    if not device or (comma and not baud.isdigit()):
-        raise ConfigError(f"mavlink port {port!r}: expected a serial device (DEVICE or DEVICE,BAUD) "
-                          "or SCHEME:HOST:PORT")
 
 
 def is_serial_port(port: str) -> bool:
-    """True for a port pymavlink opens as a serial device, not a network link."""
+    """True for a port pymavlink opens as a serial device, not a network link (the schemes are the
+    config schema's, which checks the port's form: ``edge.config.check_mavlink_port``)."""
     scheme, sep, _ = port.partition(":")
-    return not (sep and scheme in _NETWORK_SCHEMES)
+    return not (sep and scheme in MAVLINK_NETWORK_SCHEMES)
 
 
 class SerialDeviceDown(ConfigError):
@@ -67,16 +48,19 @@ def open_connection(cfg):
     try:
         from pymavlink import mavutil
     except ImportError:
-        raise ConfigError("the mavlink output needs pymavlink: pip install 'edge-track[gimbal]'") from None
-    check_port(cfg.port)
+        raise PYMAVLINK.missing("the mavlink output") from None
+    check_mavlink_port(cfg.port)
     try:
         conn = mavutil.mavlink_connection(cfg.port, source_system=cfg.system_id,
-                                          source_component=cfg.component_id, baud=cfg.baud, dialect=DIALECT)
+                                          source_component=cfg.component_id, baud=cfg.baud, dialect=DIALECT,
+                                          retries=0)   # tcp: one connect attempt, not seconds of sleeps in the loop
     except (OSError, ValueError) as exc:
         error = SerialDeviceDown if isinstance(exc, OSError) and is_serial_port(cfg.port) else ConfigError
         raise error(f"mavlink port {cfg.port!r} cannot be opened: {exc}") from None
     if isinstance(conn, mavutil.mavserial):
         _surface_serial_errors(conn)
+    elif isinstance(conn, mavutil.mavtcp):
+        _surface_tcp_errors(conn)
     return conn
 
 
@@ -92,6 +76,19 @@ def _surface_serial_errors(conn) -> None:
     conn.write = write
 
 
+def _surface_tcp_errors(conn) -> None:
+    # pymavlink's TCP write swallows EPIPE/ECONNRESET too (and, without autoreconnect, keeps the dead
+    # socket): let the error reach the output, which counts it and reconnects with backoff. A full
+    # send buffer (EAGAIN) only drops this message, as pymavlink does: the socket is not blocked on.
+    def write(buf):
+        try:
+            conn.port.send(bytes(buf))
+        except BlockingIOError:
+            pass
+
+    conn.write = write
+
+
 class MavlinkGimbalOutput:
     name = "mavlink"
 
@@ -100,6 +97,9 @@ class MavlinkGimbalOutput:
         """connect: returns a new pymavlink connection (default: ``open_connection(cfg)``); it is
         called again, with backoff, after the link fails."""
         self.port = cfg.port
+        # UDP and TCP hand a message to the socket whether or not anyone gets it (udpin drops it until
+        # a peer is heard): there a standing stop or re-centre is sent again with every HEARTBEAT.
+        self._network = not is_serial_port(cfg.port)
         self.address = (cfg.system_id, cfg.component_id)
         self._connect = connect or (lambda: open_connection(cfg))
         self._clock = clock
@@ -138,16 +138,20 @@ class MavlinkGimbalOutput:
     def _link(self):
         """The connection, reopened first if it was lost and the backoff allows; None if down."""
         if self.conn is None and not self._closed and self._backoff.due():
-            try:
-                self.conn = self._connect()
-            except ConfigError:
-                self._backoff.failed()
-                return None
-            self._backoff.succeeded()
-            self.reconnects += 1
-            self._delivered = False   # whatever is at the other end may have missed it: send it again
-            log.info("mavlink link %s reconnected", self.port)
+            self._reconnect()
         return self.conn
+
+    def _reconnect(self) -> bool:
+        try:
+            self.conn = self._connect()
+        except ConfigError:
+            self._backoff.failed()
+            return False
+        self._backoff.succeeded()
+        self.reconnects += 1
+        self._delivered = False   # whatever is at the other end may have missed it: send it again
+        log.info("mavlink link %s reconnected", self.port)
+        return True
 
     def _lost(self, exc) -> None:
         log.warning("mavlink link %s lost (%s); reopening with backoff", self.port, exc)
@@ -173,13 +177,22 @@ class MavlinkGimbalOutput:
         return True
 
     # -- sending -------------------------------------------------------------------------------
-    def _heartbeat_if_due(self) -> None:
+    def _heartbeat_if_due(self) -> bool:
+        """The 1 Hz HEARTBEAT; True when one was handed to the link now."""
         now = self._clock()
-        if now - self._last_heartbeat >= 1.0:
-            from pymavlink.dialects.v20 import common as m
+        if now - self._last_heartbeat < 1.0:
+            return False
+        from pymavlink.dialects.v20 import common as m
 
-            self.mav.heartbeat_send(m.MAV_TYPE_ONBOARD_CONTROLLER, m.MAV_AUTOPILOT_INVALID, 0, 0, m.MAV_STATE_ACTIVE)
-            self._last_heartbeat = now
+        if not self._safe(lambda: self.mav.heartbeat_send(m.MAV_TYPE_ONBOARD_CONTROLLER, m.MAV_AUTOPILOT_INVALID,
+                                                          0, 0, m.MAV_STATE_ACTIVE)):
+            return False
+        self._last_heartbeat = now
+        return True
+
+    def _moving(self) -> bool:
+        """The standing set-point is motion: a rate other than zero (a stop is 0/0, a re-centre NaN)."""
+        return self._standing is not None and any(r == r and r != 0.0 for r in self._standing[2:])
 
     def _set_point(self, pitch: float, yaw: float, pitch_rate: float, yaw_rate: float) -> None:
         """Make this set-point (radians, NaN = unused) the standing one and send it."""
@@ -196,13 +209,22 @@ class MavlinkGimbalOutput:
             *self._standing))
 
     def send(self, update) -> None:
-        self._safe(self._heartbeat_if_due)
+        self._heartbeat_if_due()
         cmd = update.command
         yaw, pitch = (cmd.yaw_rate_dps, cmd.pitch_rate_dps) if cmd.active else (0.0, 0.0)
         self._set_point(NAN, NAN, math.radians(pitch), math.radians(yaw))
 
     def heartbeat(self, now_ms: int, state: str) -> None:
-        self._safe(self._heartbeat_if_due)
+        """Hold still: a standing stop or re-centre is sent again if the link may lack it (and, on a
+        network link, with every HEARTBEAT); a rate the link may lack is not (only a frame asks for
+        motion): a stop takes its place, so a gimbal reset during a frame gap stays still."""
+        beat = self._heartbeat_if_due()
+        if self._moving():
+            if not self._delivered:
+                self.stop()
+            return
+        if beat and self._network:
+            self._delivered = False
         self._refresh()
 
     def stop(self) -> None:
@@ -214,8 +236,12 @@ class MavlinkGimbalOutput:
 
     def close(self) -> None:
         if not self._closed:
-            if self.conn is not None:
-                self.stop()
+            try:
+                # The last stop goes out on a link that is back, however long its backoff had to run.
+                if self.conn is not None or self._reconnect():
+                    self.stop()
+            except Exception:
+                pass
             self._closed = True
             if self.conn is not None:
                 try:
@@ -228,7 +254,9 @@ class MavlinkGimbalOutput:
     def poll(self) -> list[TrackRequest]:
         """Handle pending messages without waiting; returns the tracking requests received."""
         got = []
-        while self._link() is not None:
+        for _ in range(MAX_READS_PER_POLL):
+            if self._link() is None:
+                break
             try:
                 msg = self.conn.recv_match(blocking=False)
             except OSError as exc:
@@ -237,8 +265,8 @@ class MavlinkGimbalOutput:
             if msg is None:
                 break
             kind = msg.get_type()
-            if kind == "HEARTBEAT" and msg.get_srcComponent() == 1:
-                self._target = (msg.get_srcSystem(), 1)
+            if kind == "HEARTBEAT" and msg.get_srcComponent() == 1 and msg.get_srcSystem() == self.address[0]:
+                self._target = (msg.get_srcSystem(), 1)   # our vehicle's autopilot: never another vehicle's
             elif kind == "COMMAND_LONG" and self._addressed_to_us(msg):
                 request = self._command(msg)
                 if request is not None:

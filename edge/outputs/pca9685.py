@@ -22,8 +22,8 @@ FREQ_HZ = 50.0
 
 class PCA9685:
     def __init__(self, bus, address: int = 0x40, freq_hz: float = FREQ_HZ) -> None:
+        """Nothing is written yet: ``start`` programs the chip (the output calls it until it answers)."""
         self.bus, self.address, self.freq_hz = bus, address, freq_hz
-        self.start()
 
     def start(self) -> None:
         """Program the PWM frequency and wake the chip: at power-on it sleeps, at 200 Hz."""
@@ -48,7 +48,8 @@ class Pca9685ServoOutput:
     The board keeps pulsing the last set-points by itself. A bus write that fails (board unpowered,
     cable off) is counted and does not count as delivered: the angles stay where the board last got
     them, and the next call programs the chip again (a board that lost power wakes asleep) and gives
-    it the current set-points."""
+    it the current set-points. A board that does not answer at start-up is lost the same way: the
+    output starts and programs it once it answers (a bus that cannot be opened is a ConfigError)."""
 
     name = "pca9685"
 
@@ -57,16 +58,24 @@ class Pca9685ServoOutput:
             try:
                 from smbus2 import SMBus
             except ImportError:
+                from edge.io.libraries import SMBUS2
+
+                raise SMBUS2.missing("the pca9685 output") from None
+            try:
+                bus = SMBus(cfg.i2c_bus)
+            except OSError as exc:   # no /dev/i2c-N (I2C not enabled, wrong bus), no permission
                 from edge.errors import ConfigError
 
-                raise ConfigError("the pca9685 output needs smbus2: pip install smbus2") from None
-            bus = SMBus(cfg.i2c_bus)
+                raise ConfigError(f"pca9685: cannot open I2C bus {cfg.i2c_bus} (/dev/i2c-{cfg.i2c_bus}): "
+                                  f"{exc.strerror or exc}") from None
+        self.bus = bus
         self.board = PCA9685(bus, cfg.i2c_address)
         self.pan_ch, self.tilt_ch = cfg.pan_pin, cfg.tilt_pin
         self.angles = RateIntegrator(servo_limits(control_cfg.pan_limits_deg),
                                      servo_limits(control_cfg.tilt_limits_deg), clock=clock)
         self._closed = False
-        self._lost = False
+        self._lost = True          # not programmed yet: the first write starts the chip
+        self._answered = False     # it has answered once: a loss after that is a reconnect
         self.write_errors = 0
         self.reconnects = 0
         self._write(self.angles.pan_deg, self.angles.tilt_deg)
@@ -88,14 +97,17 @@ class Pca9685ServoOutput:
                 self.board.set_pulse_us(channel, 1500.0 + deg / 90.0 * 1000.0)
         except OSError as exc:   # smbus2: EREMOTEIO (no ACK), EIO, ETIMEDOUT
             self.write_errors += 1
-            if not self._lost:
-                log.warning("pca9685 at 0x%02x lost (%s); retrying on every frame", self.board.address, exc)
+            if not self._lost or self.write_errors == 1:   # once per loss, and at start-up
+                log.warning("pca9685 at 0x%02x %s (%s); retrying on every frame", self.board.address,
+                            "lost" if self._answered else "does not answer", exc)
             self._lost = True
             return False
         if self._lost:
             self._lost = False
-            self.reconnects += 1
-            log.info("pca9685 at 0x%02x is back", self.board.address)
+            if self._answered:
+                self.reconnects += 1
+                log.info("pca9685 at 0x%02x is back", self.board.address)
+            self._answered = True
         return True
 
     def _refresh(self) -> None:
@@ -121,4 +133,10 @@ class Pca9685ServoOutput:
         self._write(0.0, 0.0)   # if it fails, the next call sends 0/0 again
 
     def close(self) -> None:
-        self._closed = True
+        if not self._closed:
+            self._closed = True
+            self.stop()   # the board goes on pulsing the last set-points: the servos hold
+            try:
+                self.bus.close()
+            except Exception:
+                pass

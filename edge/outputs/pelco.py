@@ -19,11 +19,12 @@ class PelcoDOutput(SerialOutputBase):
 
     def send(self, update) -> None:
         cmd = update.command
-        self._command(pelco_d.speed_command(self.address, cmd.yaw_rate_dps, cmd.pitch_rate_dps, self.max_rate_dps)
-                      if cmd.active else pelco_d.stop(self.address))
+        frame = (pelco_d.speed_command(self.address, cmd.yaw_rate_dps, cmd.pitch_rate_dps, self.max_rate_dps)
+                 if cmd.active else pelco_d.stop(self.address))
+        self._command(frame, moving=frame != pelco_d.stop(self.address))
 
     def heartbeat(self, now_ms: int, state: str) -> None:
-        self._refresh()
+        self._hold_still()
 
     def stop(self) -> None:
         try:

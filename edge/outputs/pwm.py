@@ -19,9 +19,9 @@ class PwmServoOutput:
         try:
             from gpiozero import AngularServo
         except ImportError:
-            from edge.errors import ConfigError
+            from edge.io.libraries import GPIOZERO
 
-            raise ConfigError("the pwm output needs gpiozero: pip install 'edge-track[gimbal]'") from None
+            raise GPIOZERO.missing("the pwm output") from None
         if pin_factory is None and cfg.pin_factory:
             pin_factory = _factory(cfg.pin_factory)
         self.angles = RateIntegrator(servo_limits(control_cfg.pan_limits_deg),

@@ -15,19 +15,26 @@ class SimpleBGCOutput(SerialOutputBase):
     """Speed mode by default; with ``control.mode: angle`` the rates are integrated into angle
     set-points (CMD_CONTROL angle mode), for boards tuned for position moves.
 
-    CMD_CONTROL is streamed, a frame per call, for the board's control timeout. What a hold streams
-    is the head's standing command: zero speed, the current set-point in angle mode, or 0/0 after a
-    re-centre (until the next command), so a reconnect or a heartbeat never cancels a re-centre."""
+    CMD_CONTROL is streamed, a frame per call, for the board's control timeout (``control_timeout_ms``,
+    sent as CMD_CONTROL_CONFIG on every port the link opens: a board that restarted has forgotten it).
+    What a hold streams is the head's standing command: zero speed, the current set-point in angle
+    mode, or 0/0 after a re-centre (until the next command), so a reconnect or a heartbeat never
+    cancels a re-centre."""
 
     name = "simplebgc"
 
     def __init__(self, cfg, control_cfg=None, *, link: SerialLink | None = None, clock=time.monotonic) -> None:
         self.link = link or SerialLink(cfg.port, cfg.baud)
+        self.timeout_ms = cfg.control_timeout_ms
+        self._configured_on: int | None = None   # the link.connection the timeout was written on
         self.angles = (RateIntegrator(control_cfg.pan_limits_deg, control_cfg.tilt_limits_deg, clock=clock)
                        if control_cfg is not None and control_cfg.mode == "angle" else None)
         self._hold_frame = HOLD_SPEED   # speed mode: what a hold streams
 
     def _stream(self, frame: bytes) -> bool:
+        if self._configured_on != self.link.connection or not self.link.connected:
+            if self.link.write(simplebgc.control_config(self.timeout_ms)):
+                self._configured_on = self.link.connection
         return self._command(frame, always=True)
 
     def send(self, update) -> None:
@@ -46,7 +53,7 @@ class SimpleBGCOutput(SerialOutputBase):
             self._stream(self._hold_frame)
 
     def heartbeat(self, now_ms: int, state: str) -> None:
-        # No frames: keep the gimbal holding; its control timeout stops it if we die.
+        # No frames: keep the gimbal holding; the control timeout sent on open stops it if we die.
         self._hold()
 
     def stop(self) -> None:

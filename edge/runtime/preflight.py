@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from edge.build import build_tracker, camera_model_for
 from edge.camera import is_live, open_source
 from edge.errors import ConfigError, SourceError
+from edge.outputs import OUTPUTS
 from edge.runtime.telemetry import check_track_log_path
 from edge.target import fit_target, initial_request, parse_target
 from edge.tracker import Tracker
@@ -26,24 +27,6 @@ if TYPE_CHECKING:
     from edge.config import CameraConfig, DeviceConfig
     from edge.control.camera_model import CameraModel
     from edge.target import TargetRequest
-
-# What each output type imports when it opens, and where that comes from. The outputs import it
-# lazily (a Pi without pymavlink still runs its other outputs), so without this check a missing
-# library showed only when `run` opened the output. Importing pymavlink's mavutil here also gets
-# its start-up-time `except:` (around `from curses import ascii`) over with early.
-_GIMBAL = "pip install 'edge-track[gimbal]'"
-OUTPUT_LIBRARIES: dict[str, tuple[str, str, str] | None] = {
-    # type: (module, distribution, how to install it); None: needs nothing beyond edge-track
-    "serial_box": ("serial", "pyserial", _GIMBAL),
-    "serial_nmea": ("serial", "pyserial", _GIMBAL),
-    "simplebgc": ("serial", "pyserial", _GIMBAL),
-    "pelco_d": ("serial", "pyserial", _GIMBAL),
-    "mavlink": ("pymavlink.mavutil", "pymavlink", _GIMBAL),
-    "pwm": ("gpiozero", "gpiozero", _GIMBAL),
-    "pca9685": ("smbus2", "smbus2", "pip install smbus2"),
-    "log": None,
-}
-
 
 @dataclass
 class Checked:
@@ -88,17 +71,19 @@ def check_telemetry_paths(tel) -> None:
 
 
 def check_output_libraries(outputs) -> None:
-    """ConfigError naming the first enabled output whose library cannot be imported."""
+    """ConfigError naming the first enabled output whose library (``OutputKind.needs``) cannot be
+    imported. The outputs import it lazily, so without this a missing one showed only when ``run``
+    opened the output."""
     for i, out in enumerate(outputs):
-        needs = OUTPUT_LIBRARIES.get(out.type)
+        kind = OUTPUTS.get(out.type)
+        needs = kind.needs if kind is not None else None
         if not out.enabled or needs is None:
             continue
-        module, dist, install = needs
         try:
-            importlib.import_module(module)
+            importlib.import_module(needs.module)
         except Exception as exc:   # ImportError, or a broken install failing inside its own import
             detail = "" if isinstance(exc, ImportError) else f" ({type(exc).__name__}: {exc})"
-            raise ConfigError(f"outputs[{i}] ({out.type}) needs {dist}{detail}: {install}") from None
+            raise needs.missing(f"outputs[{i}] ({out.type})", detail) from None
 
 
 def open_camera(cam: CameraConfig):

@@ -14,7 +14,7 @@ import numpy as np
 
 from edge.camera.base import Frame
 from edge.config import DeviceConfig
-from edge.control.controller import GimbalCommand
+from edge.control.command import GimbalCommand
 from edge.control.integrator import RateIntegrator
 from edge.errors import ConfigError
 from edge.runtime.loop import TrackingLoop

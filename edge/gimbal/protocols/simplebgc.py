@@ -3,8 +3,8 @@
 Frame: ``'$'`` · cmd · size · (cmd + size) mod 256 · payload · CRC16 (LSB first) over
 cmd..payload (``crc16_sbgc``). CMD_CONTROL (67) payload, 15 bytes: modes (roll, pitch, yaw), then
 per axis int16 speed and int16 angle, little-endian. Speed unit 0.1220740379 deg/s. The board's
-control timeout (set with CMD_CONTROL_CONFIG, or in its GUI) makes it stop by itself when frames
-stop coming: the dead-man switch.
+control timeout (CMD_CONTROL_CONFIG's TIMEOUT_MS) makes it stop by itself when frames stop coming:
+the dead-man switch.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from edge.gimbal.protocols.crc import crc16_sbgc
 
 START_V2 = 0x24
 CMD_CONTROL = 67
+CMD_CONTROL_CONFIG = 90
 MODE_NO_CONTROL, MODE_SPEED, MODE_ANGLE = 0, 1, 2
 SPEED_UNIT_DPS = 0.1220740379
 ANGLE_UNIT_DEG = 360.0 / 16384
@@ -43,6 +44,15 @@ def control_angle(yaw_deg: float, pitch_deg: float, roll_deg: float = 0.0) -> by
     for deg in (roll_deg, pitch_deg, yaw_deg):
         payload += struct.pack("<hh", 0, max(-32768, min(32767, round(deg / ANGLE_UNIT_DEG))))
     return frame_v2(CMD_CONTROL, payload)
+
+
+def control_config(timeout_ms: int) -> bytes:
+    """CMD_CONTROL_CONFIG with the control timeout: if no CMD_CONTROL comes for ``timeout_ms`` (0: never)
+    the board leaves serial control by itself. Payload, 41 bytes: TIMEOUT_MS uint16, then five channel
+    priorities, per axis ANGLE_LPF, SPEED_LPF, RC_LPF, ACC_LIMIT uint16, JERK_SLOPE and a reserved byte,
+    RC_EXPO_RATE, FLAGS uint16, EULER_ORDER and 9 reserved bytes. Everything but the timeout is left 0,
+    as BaseCam's serial API library sends it when only the timeout is wanted."""
+    return frame_v2(CMD_CONTROL_CONFIG, struct.pack("<H", max(0, min(0xFFFF, int(timeout_ms)))) + bytes(39))
 
 
 def release() -> bytes:
