@@ -245,10 +245,17 @@ class TrackingLoop:
     def _apply_dry_run(self) -> None:
         """A dry run starts with every output told to hold, before anything else goes out: with
         or without frames (an output may still hold a moving command it would send again)."""
-        if self.dry_run and not self._dry:
+        dry = self.dry_run   # read once: the web thread may flip it between two reads
+        if dry and not self._dry:
             log.info("dry run: outputs hold, commands are computed but not sent")
             self._stop_outputs()
-        self._dry = self.dry_run
+        elif self._dry and not dry:
+            # The controller kept integrating as if the head had moved; it was held. Start again
+            # from a stopped head, so the first live command ramps up within the acceleration limit.
+            log.info("dry run over: commands are sent again")
+            self.controller.stop()
+            self._last_update_t = None
+        self._dry = dry
 
     def _heartbeat_state(self) -> str:
         """The state heartbeats carry: IDLE in dry run, since receivers act on TRACKING
