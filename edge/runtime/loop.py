@@ -90,7 +90,8 @@ class TrackingLoop:
         self.dry_run = bool(on)
 
     # -- the loop ----------------------------------------------------------------------------
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop) -> None:
+        """Step until the source ends or ``stop.is_set()`` (a threading.Event, or StopSignals)."""
         try:
             while not stop.is_set():
                 if not self.step():

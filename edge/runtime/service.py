@@ -200,7 +200,7 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool) -> None:
     notifier.ready(f"tracking with {tracker.engine.name}, {tracker.label}")
     log.info("ready: %s, source %s, %d output(s)", tracker.engine.name, cam.source, len(outputs))
     try:
-        loop.run(stop)
+        loop.run(signals)   # polled: a signal sets only a flag (edge.runtime.signals)
     finally:
         if console is not None:
             console.close()
