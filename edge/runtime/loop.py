@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from edge.build import camera_model_for
 from edge.control.camera_model import CameraModel
-from edge.control.controller import GimbalCommand, GimbalController
+from edge.control.command import GimbalCommand
+from edge.control.controller import GimbalController
 from edge.outputs.base import ControlUpdate
 from edge.target import TargetRequest, fit_target, parse_target
 from edge.tracker import TrackState
@@ -201,9 +202,6 @@ class TrackingLoop:
                 req = self._requests.get_nowait()
             except queue.Empty:
                 return started
-            if req.hold_outputs:
-                self._stop_outputs()
-                continue
             if req.is_stop:
                 move_home = req.recenter and not self._dry   # a re-centre is motion
                 log.info("tracking stopped (%s)%s", req.source, ", re-centring" if move_home else
