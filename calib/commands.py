@@ -135,11 +135,13 @@ def _pair(text: str, kind=float):
 
 
 @contextlib.contextmanager
-def _probe(args):
+def _probe(args, check):
     """A probe on the simulated head (``--sim``) or on the configured device (``--config``).
 
     Everything opened for it (camera grabber, outputs) is closed when the block ends, also when
-    no frame arrives or the target cannot be picked.
+    no frame arrives or the target cannot be picked. ``check()`` (StopSignals.check) is called
+    after each start-up step and by the probe before each command and frame, so a stop signal ends
+    the block there, and closing the outputs stops the head.
     """
     if args.sim:
         from calib.probe import SimProbe
@@ -149,7 +151,7 @@ def _probe(args):
         gains, signs = _pair(args.sim_gains), _pair(args.sim_signs, int)
         world = World(SimConfig(path="still", delay_s=args.sim_delay, yaw_gain=gains[0], pitch_gain=gains[1],
                                 yaw_sign=signs[0], pitch_sign=signs[1], roll_offset_deg=args.sim_roll))
-        yield SimProbe(world, OracleTracker(world))
+        yield SimProbe(world, OracleTracker(world), check=check)
         return
     from calib.probe import DeviceProbe
     from edge.build import build_tracker, camera_model_for
@@ -157,33 +159,47 @@ def _probe(args):
     from edge.camera.grabber import LatestFrameGrabber
     from edge.config import load_config_file
     from edge.outputs import open_outputs
+    from edge.runtime.service import wait_for_first_frame
     from edge.target import parse_target
 
     cfg = load_config_file(args.config)
     cam = cfg.camera
     tracker = build_tracker(cfg)
+    check()
     with contextlib.ExitStack() as opened:
         grabber = LatestFrameGrabber(lambda: open_source(cam.source, width=cam.width, height=cam.height,
                                                          fps=cam.fps)).start()
         opened.callback(grabber.stop)
-        outputs = open_outputs(cfg.outputs, cfg.control)
+        outputs = open_outputs(cfg.outputs, cfg.control)   # pymavlink's import has a bare except: check after
         for out in outputs:
             opened.callback(out.close)
-        first = grabber.get(timeout=cam.start_timeout_s)
+        check()
+        first = wait_for_first_frame(grabber, cam.start_timeout_s, check)
         if first is None:
             raise ConfigError(f"no frames from {cam.source} within {cam.start_timeout_s:g} s")
         h, w = first.image.shape[:2]
         init = parse_target(args.init or "center:100x100", w, h, "--init")
-        yield DeviceProbe(outputs, grabber, tracker, camera_model_for(cam, w, h), init)
+        yield DeviceProbe(outputs, grabber, tracker, camera_model_for(cam, w, h), init, check=check)
 
 
 def _measure_head(args, step: str, measure, summary) -> int:
     """Run ``measure(probe, rate_dps=...)`` on the head, write its profile keys under ``step`` and
-    print ``summary(result)``."""
-    from calib.profile import update_profile
+    print ``summary(result)``. A stop signal (TERM, INT, HUP, QUIT: edge.runtime.signals) stops the
+    head, writes nothing and exits 128 + its number (Ctrl-C: "interrupted", 130), as ``run`` does."""
+    import signal
 
-    with _probe(args) as probe:
-        result = measure(probe, rate_dps=args.rate)
+    from calib.profile import update_profile
+    from edge.runtime.signals import Stopped, StopSignals
+
+    try:
+        with StopSignals() as signals, _probe(args, signals.check) as probe:
+            result = measure(probe, rate_dps=args.rate)
+    except Stopped:
+        if signals.signum == signal.SIGINT:
+            raise KeyboardInterrupt from None
+        print(f"edge-track: stopped by {signals.name}: the head was told to stop, {args.profile} unchanged",
+              file=sys.stderr)
+        return signals.exit_status()
     update_profile(args.profile, result.profile(), step)
     print(f"wrote {args.profile}: {summary(result)}")
     return 0

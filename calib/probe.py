@@ -25,9 +25,14 @@ class Sample:
     tracked: bool
 
 
+def _no_check() -> None:
+    pass
+
+
 class Probe:
     camera: CameraModel
     clock: object
+    check = staticmethod(_no_check)   # StopSignals.check: raises Stopped once a stop signal came
 
     def command(self, yaw_rate_dps: float, pitch_rate_dps: float) -> float:
         """Send a rate command; returns the send time on the probe's clock."""
@@ -58,7 +63,8 @@ class Probe:
 
 
 class SimProbe(Probe):
-    def __init__(self, world, tracker) -> None:
+    def __init__(self, world, tracker, check=_no_check) -> None:
+        self.check = check
         self.world = world
         self.camera = world.camera
         self.clock = lambda: world.t
@@ -66,10 +72,12 @@ class SimProbe(Probe):
         self.tracker.init(world.render(), world.truth_box())
 
     def command(self, yaw_rate_dps: float, pitch_rate_dps: float) -> float:
+        self.check()
         self.world.gimbal.command(self.world.t, yaw_rate_dps, pitch_rate_dps)
         return self.world.t
 
     def next_sample(self) -> Sample:
+        self.check()
         self.world.step()
         t = self.world.t
         result = self.tracker.update(self.world.render())
@@ -81,7 +89,9 @@ class SimProbe(Probe):
 class DeviceProbe(Probe):
     """Real hardware: the configured outputs and camera, the loop's own tracker."""
 
-    def __init__(self, outputs, grabber, tracker, camera: CameraModel, init_box, clock=time.monotonic) -> None:
+    def __init__(self, outputs, grabber, tracker, camera: CameraModel, init_box, clock=time.monotonic,
+                 check=_no_check) -> None:
+        self.check = check
         self.outputs, self.grabber, self.tracker, self.camera, self.clock = outputs, grabber, tracker, camera, clock
         frame = self._frame()
         self.tracker.init(frame.image, init_box)
@@ -94,6 +104,8 @@ class DeviceProbe(Probe):
         return frame
 
     def command(self, yaw_rate_dps: float, pitch_rate_dps: float) -> float:
+        # Before anything is sent: after a stop signal no new motion leaves (the outputs' close stops the head).
+        self.check()
         cmd = GimbalCommand(yaw_rate_dps, pitch_rate_dps, bool(yaw_rate_dps or pitch_rate_dps))
         update = ControlUpdate(seq=self._seq, t_ms=int(self.clock() * 1000), state="TRACKING", box=None, score=1.0,
                                frame_size=(self.camera.width, self.camera.height), command=cmd)
@@ -103,6 +115,7 @@ class DeviceProbe(Probe):
         return self.clock()
 
     def next_sample(self) -> Sample:
+        self.check()
         frame = self._frame()
         result = self.tracker.update(frame.image)
         x, y, w, h = result.box

@@ -23,13 +23,12 @@ class TargetRequest:
     roi: str | None = None
     remote: object = None
     recenter: bool = False         # with no target: also move the head to neutral
-    hold_outputs: bool = False     # keep tracking, but tell the outputs to hold (dry run starts)
     source: str = "api"
     queued_at: float | None = None  # loop clock when queued; None (the config's target) never expires
 
     @property
     def is_stop(self) -> bool:
-        return self.box is None and self.roi is None and self.remote is None and not self.hold_outputs
+        return self.box is None and self.roi is None and self.remote is None
 
 
 def read_roi_size(text: str) -> tuple[float, float]:

@@ -200,10 +200,14 @@ def test_full_disk_in_the_service_keeps_tracking(tmp_path, tiny_model_path):
 
 @pytest.mark.parametrize("how", ["deleted", "rotated_away"])
 def test_a_track_log_deleted_or_rotated_away_mid_run_is_reopened(tmp_path, records, how):
-    """rm, or logrotate's default (rename, then a new file): the lines after it go to a file at the
-    configured path, not to a deleted inode or the rotated file."""
+    """rm, or logrotate's default (rename, then a new file): within CHECK_PATH_S the lines after it
+    go to a file at the configured path, not to a deleted inode or the rotated file. The lines of
+    that last second still land in the old inode: the rotated file (nothing lost), or for rm gone."""
+    from edge.runtime.telemetry import CHECK_PATH_S
+
+    clock = [100.0]
     path = tmp_path / "track.jsonl"
-    log = TrackLog(str(path))
+    log = TrackLog(str(path), clock=lambda: clock[0])
     for i in range(10):
         log.write({"frame": i})
     if how == "deleted":
@@ -211,15 +215,39 @@ def test_a_track_log_deleted_or_rotated_away_mid_run_is_reopened(tmp_path, recor
     else:
         os.rename(path, str(path) + ".1")
         path.write_bytes(b"")                         # logrotate's `create`
-    for i in range(10, 300):
+    log.write({"frame": 10})                          # the same second: the old inode
+    clock[0] += CHECK_PATH_S
+    for i in range(11, 300):
         log.write({"frame": i})
     log.close()
-    assert [r["frame"] for r in whole_json_lines(path)] == list(range(10, 300))
+    assert [r["frame"] for r in whole_json_lines(path)] == list(range(11, 300))
     if how == "rotated_away":
-        assert [r["frame"] for r in whole_json_lines(str(path) + ".1")] == list(range(10))
+        assert [r["frame"] for r in whole_json_lines(str(path) + ".1")] == list(range(11))
     assert log.dropped == 0
     reopened = records.lines(logging.WARNING, "track log")
     assert len(reopened) == 1 and str(path) in reopened[0], reopened
+
+
+def test_the_track_log_looks_at_its_path_once_a_second_not_once_a_frame(tmp_path, monkeypatch):
+    from edge.runtime import telemetry
+
+    clock = [100.0]
+    log = TrackLog(str(tmp_path / "track.jsonl"), clock=lambda: clock[0])
+    looked = []
+    real_stat = os.stat
+
+    def counting_stat(path, *args, **kwargs):
+        looked.append(path)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(telemetry.os, "stat", counting_stat)
+    for second in range(3):
+        for i in range(30):                           # a second of frames at 30 fps
+            log.write({"frame": i})
+            clock[0] += 1 / 30
+    monkeypatch.undo()
+    log.close()
+    assert looked.count(str(tmp_path / "track.jsonl")) <= 4, len(looked)
 
 
 # -- 2. a track log that cannot be opened ----------------------------------------------------------

@@ -849,3 +849,55 @@ def test_a_target_during_an_outage_is_409(tmp_path):
         assert len(loop.requests) == 1
     finally:
         server.close()
+
+
+def test_a_page_open_across_a_restart_gets_the_new_minute(console):
+    """The page asks for what came after its last sample, in the old process's time; a restarted
+    service's clock starts again at 0, so 'since' lies in its future: the answer is the whole minute."""
+    base = console["base"]
+    assert wait_for(lambda: call(base, "/api/history")[1]["t"])
+    status, reply = call(base, "/api/history?since=3600")
+    assert status == 200 and reply["t"] and reply["t"][-1] <= reply["now"] < 3600
+
+
+@pytest.mark.parametrize("which,text", [("profile", "control: [unclosed\n"), ("profile", "- just\n- a list\n"),
+                                        ("profile", "control: 5\n"), ("intrinsics", "'a string'\n"),
+                                        ("intrinsics", "K: {{\n")])
+def test_a_broken_calibration_file_is_a_clear_error_not_a_500(tmp_path, console, caplog, which, text):
+    """The files are read when the page asks, and may have been edited since the start: an error
+    naming the file, never 'internal error' and a traceback in the journal."""
+    path = tmp_path / f"{which}.yaml"
+    path.write_text(text)
+    cfg = console["server"].httpd.console.cfg
+    if which == "profile":
+        cfg.control.profile = str(path)
+    else:
+        cfg.camera.calibration = str(path)
+    with caplog.at_level(logging.ERROR, logger="edge"):
+        status, reply = call(console["base"], "/api/calibration")
+    assert status == 200, reply
+    assert reply[which] is None and str(path) in reply["errors"][which], reply
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+def test_history_samples_slowly_when_no_page_asks_and_keeps_the_minute():
+    """With no page open the sampler runs at a fifth of the rate (a 2-core device has better uses
+    for the CPU), so a page opened later still finds the last minute, at 2 samples a second;
+    once a page asks, 10 a second, until it has not asked for a few seconds."""
+    from edge.runtime.loop import LoopStats
+    from edge.web.history import IDLE_PERIOD_S, PERIOD_S, WATCHED_FOR_S, TelemetryHistory
+
+    clock = [1000.0]
+    loop = type("Loop", (), {"stats": LoopStats(frames=1, fps=30.0), "camera_model": None})()
+    history = TelemetryHistory(loop, clock=lambda: clock[0])
+    assert history.next_wait() == IDLE_PERIOD_S > PERIOD_S
+    for _ in range(200):                        # 100 s with nobody watching
+        clock[0] += history.next_wait()
+        history.sample()
+    got = history.since(-1)                     # a page opens
+    assert got["t"][0] <= got["now"] - 59 and len(got["t"]) >= 60 / IDLE_PERIOD_S
+    assert history.next_wait() == PERIOD_S
+    clock[0] += WATCHED_FOR_S - 0.5
+    assert history.next_wait() == PERIOD_S      # still watched
+    clock[0] += 1.0
+    assert history.next_wait() == IDLE_PERIOD_S  # the page went away

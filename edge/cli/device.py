@@ -15,14 +15,15 @@ from edge.target import ROI_PREFIX
 def register(subparsers) -> None:
     p = subparsers.add_parser("run", help="the device loop: camera -> tracker -> gimbal outputs (systemd-ready)",
                               description="Run the tracking loop from a device YAML (see 'edge-track config show').")
-    p.add_argument("--config", required=True, metavar="device.yaml")
+    p.add_argument("--config", required=True, metavar="device.yaml",
+                   help="the device config: camera, model, target, outputs, telemetry (see 'config show')")
     p.set_defaults(func=run_config)
 
     c = subparsers.add_parser("config", help="check a device config, or print the defaults")
     csub = c.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     check = csub.add_parser("check", help="run every check 'run' makes before it starts (model, source, paths, "
                                           "output libraries) on FILE; one line naming the first problem")
-    check.add_argument("file")
+    check.add_argument("file", metavar="FILE", help="the device YAML to check (what 'run --config' takes)")
     check.set_defaults(func=config_check)
     show = csub.add_parser("show", help="print the default configuration as YAML")
     show.set_defaults(func=config_show)
@@ -104,7 +105,7 @@ def run_desk(args) -> int:
         except SourceError as exc:
             raise SourceError(f"--camera {args.camera}: {exc}") from None
         setup_logging()
-        return run_device(cfg, show=True)
+        return run_device(cfg, show=True, target_source=flags["tracking.init"])
     except ConfigError as exc:
         raise _naming_flag(exc, flags) from None
 

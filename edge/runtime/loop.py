@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from edge.build import camera_model_for
 from edge.control.camera_model import CameraModel
-from edge.control.controller import GimbalCommand, GimbalController
+from edge.control.command import GimbalCommand
+from edge.control.controller import GimbalController
 from edge.outputs.base import ControlUpdate
 from edge.target import TargetRequest, fit_target, parse_target
 from edge.tracker import TrackState
@@ -90,7 +91,8 @@ class TrackingLoop:
         self.dry_run = bool(on)
 
     # -- the loop ----------------------------------------------------------------------------
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop) -> None:
+        """Step until the source ends or ``stop.is_set()`` (a threading.Event, or StopSignals)."""
         try:
             while not stop.is_set():
                 if not self.step():
@@ -200,9 +202,6 @@ class TrackingLoop:
                 req = self._requests.get_nowait()
             except queue.Empty:
                 return started
-            if req.hold_outputs:
-                self._stop_outputs()
-                continue
             if req.is_stop:
                 move_home = req.recenter and not self._dry   # a re-centre is motion
                 log.info("tracking stopped (%s)%s", req.source, ", re-centring" if move_home else
@@ -245,10 +244,17 @@ class TrackingLoop:
     def _apply_dry_run(self) -> None:
         """A dry run starts with every output told to hold, before anything else goes out: with
         or without frames (an output may still hold a moving command it would send again)."""
-        if self.dry_run and not self._dry:
+        dry = self.dry_run   # read once: the web thread may flip it between two reads
+        if dry and not self._dry:
             log.info("dry run: outputs hold, commands are computed but not sent")
             self._stop_outputs()
-        self._dry = self.dry_run
+        elif self._dry and not dry:
+            # The controller kept integrating as if the head had moved; it was held. Start again
+            # from a stopped head, so the first live command ramps up within the acceleration limit.
+            log.info("dry run over: commands are sent again")
+            self.controller.stop()
+            self._last_update_t = None
+        self._dry = dry
 
     def _heartbeat_state(self) -> str:
         """The state heartbeats carry: IDLE in dry run, since receivers act on TRACKING

@@ -9,6 +9,7 @@ WATCHDOG=1 only while frames are processed; STOPPING=1 and a stop to every outpu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -92,13 +93,15 @@ def wait_for_first_frame(grabber, timeout_s: float, checkpoint):
             return first
 
 
-def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, environ=None, show: bool = False) -> int:
+def run_device(cfg: DeviceConfig, *, stop: threading.Event | None = None, environ=None, show: bool = False,
+               target_source: str = "config") -> int:
     """Run the loop until the source ends, ``stop`` is set or a stop signal comes (see
     edge.runtime.signals); every output is stopped first. Returns the exit status: 0, or 128 + the
     signal's number; SIGINT raises KeyboardInterrupt once all is stopped, as Ctrl-C does in every
-    command (the command line reports it as "interrupted", exit 130)."""
+    command (the command line reports it as "interrupted", exit 130). ``target_source`` names where
+    ``tracking.init`` came from in the log (the desk's ``--init`` or ``--roi``)."""
     with StopSignals(stop) as signals:
-        _run(cfg, signals, environ, show)
+        _run(cfg, signals, environ, show, target_source)
     if signals.signum is not None:
         log.info("stopped by %s", signals.name)
     if signals.signum == signal.SIGINT:
@@ -113,7 +116,7 @@ def _created_file(path: str, undo: list) -> None:
         undo.append(lambda: os.path.exists(path) and os.remove(path))
 
 
-def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool) -> None:
+def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_source: str) -> None:
     notifier = SystemdNotifier(environ)
     stop = signals.stop
     cam = cfg.camera
@@ -125,6 +128,8 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool) -> None:
     try:
         checked = preflight(cfg, checkpoint)
         tracker, initial, live = checked.tracker, checked.initial, checked.live
+        if initial is not None:
+            initial = dataclasses.replace(initial, source=target_source)
         size, camera_model = checked.frame_size, checked.camera_model
         grabber = LatestFrameGrabber(lambda: open_camera(cam), reconnect_initial_s=cam.reconnect_initial_s,
                                      reconnect_max_s=cam.reconnect_max_s,
@@ -200,7 +205,7 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool) -> None:
     notifier.ready(f"tracking with {tracker.engine.name}, {tracker.label}")
     log.info("ready: %s, source %s, %d output(s)", tracker.engine.name, cam.source, len(outputs))
     try:
-        loop.run(stop)
+        loop.run(signals)   # polled: a signal sets only a flag (edge.runtime.signals)
     finally:
         if console is not None:
             console.close()

@@ -1,11 +1,18 @@
 """The signals that end the service, all handled alike: TERM (``systemctl stop``, ``kill``), INT
 (Ctrl-C), HUP (the terminal or ssh session went away) and QUIT (Ctrl-\\).
 
-The handler only records the signal and sets the stop flag; the loop then stops every output and the
-service closes what it opened, and the process exits with 128 + the signal's number (130 for Ctrl-C,
-143 for SIGTERM, which the systemd unit lists in SuccessExitStatus, so ``systemctl stop`` stays a
-clean stop). Nothing is raised from the handler: a library's bare ``except:`` (pymavlink's mavutil
-wraps an import in one) cannot swallow a stop, and start-up checks the flag after every step.
+The handler only records the signal in a plain attribute; whoever runs polls it (``is_set()``,
+``check()``): the loop stops every output and the service closes what it opened, and the process
+exits with 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM, which the systemd unit lists
+in SuccessExitStatus, so ``systemctl stop`` stays a clean stop). Nothing is raised from the handler:
+a library's bare ``except:`` (pymavlink's mavutil wraps an import in one) cannot swallow a stop, and
+start-up checks the flag after every step. The handler takes no lock either: it runs in the main
+thread between two bytecodes, possibly while that thread holds the stop event's lock (inside
+``stop.set()``), and ``Event.set()`` from there would wait for that lock forever.
+
+A second stop signal (a shutdown that hangs, or Ctrl-C pressed again) restores the default action
+and raises that signal again: the process dies by it at once (exit -n, not 128 + n). The outputs
+were told to stop only if the first signal's shutdown got that far.
 
 A signal the parent set to be ignored stays ignored (``nohup`` ignores HUP; a script's ``cmd &``
 ignores INT and QUIT), as Python itself leaves an ignored SIGINT alone.
@@ -24,9 +31,10 @@ class Stopped(Exception):
 
 
 class StopSignals:
-    """``with StopSignals(stop) as signals:`` the stop signals set ``stop`` (a threading.Event) and
-    ``signals.signum``; the previous handlers are back after the block. Signals can only be handled
-    in the main thread: elsewhere this installs nothing and ``stop`` is the caller's alone."""
+    """``with StopSignals(stop) as signals:`` the stop signals set ``signals.signum``; ``is_set()``
+    is true once one came or ``stop`` (a threading.Event others may set: a window's 'q') was set.
+    The previous handlers are back after the block. Signals can only be handled in the main
+    thread: elsewhere this installs nothing and ``stop`` is the caller's alone."""
 
     def __init__(self, stop: threading.Event | None = None) -> None:
         self.stop = stop if stop is not None else threading.Event()
@@ -49,11 +57,17 @@ class StopSignals:
     def _on_signal(self, signum, _frame) -> None:
         if self.signum is None:
             self.signum = signum
-        self.stop.set()
+            return
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    def is_set(self) -> bool:
+        """True once a stop signal came or ``stop`` was set (what a loop polls, as an Event's)."""
+        return self.signum is not None or self.stop.is_set()
 
     def check(self) -> None:
         """Raise Stopped if a stop signal came: call it after every step of a start-up."""
-        if self.stop.is_set():
+        if self.is_set():
             raise Stopped(self.name or "stop requested")
 
     @property

@@ -14,6 +14,7 @@ from edge.errors import ConfigError
 from edge.paths import check_writable_file
 
 log = logging.getLogger("edge.telemetry")
+CHECK_PATH_S = 1.0   # how often the track log looks whether its file was rotated or deleted away
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
@@ -62,10 +63,13 @@ class TrackLog:
     full (or the file goes away) it warns once, drops lines (counted in ``dropped``) and tries again
     every ``retry_s`` seconds; a line that only partly reached the disk is cut off again, so the
     file only ever holds whole lines. A file deleted or moved away under it (``rm``, logrotate) is
-    noticed at the next line (its inode is no longer the one at ``path``): that line and the next go
+    noticed within CHECK_PATH_S (its inode is no longer the one at ``path``): the lines after that go
     to a new file at ``path``, with one warning, not to a deleted inode.
     """
 
+    # One stat of ``path`` a second, not one per frame. The cost: the lines of that second still go
+    # to the old inode, which after logrotate's rename is the rotated file (nothing lost), after an
+    # ``rm`` a deleted file (up to a second of lines lost, as the rm asked for).
     def __init__(self, path: str, max_bytes: int = 50 * 2**20, keep: int = 3, *, retry_s: float = 30.0,
                  clock=time.monotonic, opener=None) -> None:
         self.path, self.max_bytes, self.keep = path, int(max_bytes), int(keep)
@@ -78,6 +82,7 @@ class TrackLog:
         self._failed_at: float | None = None
         self._file = None
         self._identity: tuple[int, int] | None = None
+        self._path_checked_at = 0.0
         check_track_log_path(path)
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -92,6 +97,14 @@ class TrackLog:
         self._size = self._file.seek(0, os.SEEK_END)
         st = os.fstat(self._file.fileno())
         self._identity = (st.st_dev, st.st_ino)
+        self._path_checked_at = self._clock()
+
+    def _path_check_due(self) -> bool:
+        now = self._clock()
+        if now - self._path_checked_at < CHECK_PATH_S:
+            return False
+        self._path_checked_at = now
+        return True
 
     def _moved_away(self) -> bool:
         """True when ``path`` no longer names the open file (deleted, or renamed and replaced)."""
@@ -109,7 +122,7 @@ class TrackLog:
             self.dropped += 1
             return
         try:
-            if self._file is not None and self._moved_away():
+            if self._file is not None and self._path_check_due() and self._moved_away():
                 log.warning("track log %s was deleted or moved away (log rotation?): writing to a new file there",
                             self.path)
                 self._close_file()

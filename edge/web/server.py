@@ -152,11 +152,26 @@ class Console:
 
         out = {"camera_calibration": self.cfg.camera.calibration or None,
                "gimbal_profile": self.cfg.control.profile or None}
+        errors = {}
         for key, path in (("intrinsics", self.cfg.camera.calibration), ("profile", self.cfg.control.profile)):
-            if path and os.path.isfile(path):
+            if not (path and os.path.isfile(path)):
+                continue
+            # Read now, not at the start: the file may have been edited (or broken) since. What is
+            # wrong with it is the page's to show, not a 500 with a traceback in the journal.
+            out[key] = None
+            try:
                 data = read_yaml(path, key) or {}
-                out[key] = ({k: data.get(k) for k in ("image_size", "model", "rms_px", "K")} if key == "intrinsics"
-                            else data.get("control", {}))
+            except ConfigError as exc:
+                errors[key] = str(exc)
+                continue
+            part = data.get("control", {}) if key == "profile" and isinstance(data, dict) else data
+            if not isinstance(part, dict):
+                errors[key] = (f"{path}: not a gimbal profile (no 'control' mapping)" if key == "profile"
+                               else f"{path}: not a camera calibration (not a mapping)")
+                continue
+            out[key] = {k: part.get(k) for k in ("image_size", "model", "rms_px", "K")} if key == "intrinsics" else part
+        if errors:
+            out["errors"] = errors
         return out
 
     def frame_size(self) -> tuple[int, int]:

@@ -87,6 +87,8 @@ let chartedUntil = -1;
 async function refreshCharts() {
   try {
     const reply = await api("api/history?since=" + chartedUntil);
+    // A restarted service answers a 'since' from before the restart with its whole minute.
+    if (reply.now < chartedUntil) chartedUntil = -1;
     if (reply.t.length) chartedUntil = reply.t[reply.t.length - 1];
     addHistory(reply);
   } catch (err) { /* keep the last minute drawn */ }

@@ -20,6 +20,8 @@ for (const chart of CHARTS) for (const s of chart.series) samples[s.key] = [];
 
 // Append the samples of one /api/history answer and forget those older than the window.
 function addHistory(reply) {
+  // The service restarted (its clock starts at 0 again): what is drawn is another run's.
+  if (reply.now < samples.now) for (const key of Object.keys(samples)) if (key !== "now") samples[key].length = 0;
   samples.now = reply.now;
   for (const key of Object.keys(samples)) if (key !== "now") samples[key].push(...(reply[key] || []));
   let old = 0;
