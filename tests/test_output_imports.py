@@ -1,6 +1,10 @@
 """The outputs sit below the controller: they execute a GimbalCommand, they do not import what makes it."""
 
+from pathlib import Path
+
 from test_import_layers import import_graph
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_no_output_imports_the_controller():
@@ -9,8 +13,10 @@ def test_no_output_imports_the_controller():
     assert not back, back
 
 
-def test_the_old_import_of_the_command_still_works():
-    from edge.control.command import GimbalCommand
-    from edge.control.controller import GimbalCommand as old
-
-    assert old is GimbalCommand
+def test_the_command_has_one_home():
+    """Everything takes GimbalCommand from edge.control.command, nothing through the controller."""
+    via = [f"{path.relative_to(REPO)}:{n}" for part in ("edge", "calib", "train", "tests")
+           for path in sorted((REPO / part).rglob("*.py"))
+           for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+           if text.lstrip().startswith("from edge.control.controller import") and "GimbalCommand" in text]
+    assert not via, via

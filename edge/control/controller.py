@@ -15,8 +15,7 @@ from edge.control.command import GimbalCommand
 if TYPE_CHECKING:  # only names the settings' type: control sits below the config, which describes it
     from edge.config import ControlConfig
 
-# GimbalCommand lives in edge.control.command; re-exported only until edge.runtime.loop imports it from there.
-__all__ = ["AxisController", "GimbalCommand", "GimbalController"]
+__all__ = ["AxisController", "GimbalController"]
 
 
 class AxisController:
