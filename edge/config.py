@@ -160,6 +160,9 @@ def check_mavlink_port(port: str) -> None:
                           "or SCHEME:HOST:PORT")
 
 
+# The gpiozero pin factories the pwm output can name (edge/outputs/pwm.py FACTORIES; a test holds them alike).
+PIN_FACTORIES = ("lgpio", "pigpio", "rpigpio", "mock")
+
 OUTPUT_PORTS: dict[str, Callable[[str], None] | None] = {
     "serial_box": _serial_device,
     "serial_nmea": _serial_device,
@@ -280,7 +283,8 @@ class OutputConfig:
     component_id: int = num(191, 1, 255)
     pan_pin: int = num(12, 0, 64)      # PWM (BCM numbering)
     tilt_pin: int = num(13, 0, 64)
-    pin_factory: str = ""              # gpiozero factory: lgpio, pigpio, mock, ...
+    # gpiozero pin factory; empty: gpiozero picks the first that works
+    pin_factory: str = checked(one_of(lambda: PIN_FACTORIES, empty_ok=True), default="")
     i2c_bus: int = num(1, 0, 32)       # PCA9685 (pan_pin / tilt_pin are its channels)
     i2c_address: int = num(0x40, 0, 127)
     heartbeat_hz: float = num(5.0, 0.1, 100.0)

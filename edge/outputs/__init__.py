@@ -23,11 +23,13 @@ from edge.outputs.base import ControlUpdate, Output
 
 @dataclass(frozen=True)
 class OutputKind:
-    """One output type: ``open(cfg, control_cfg) -> Output``, and the library it imports when it
-    opens (None: nothing beyond edge-track), which preflight checks before READY=1."""
+    """One output type: ``open(cfg, control_cfg) -> Output``, the library it imports when it
+    opens (None: nothing beyond edge-track), and ``check(cfg)``, what else its opening needs that
+    can be tried without moving anything (ConfigError, one line); preflight runs both before READY=1."""
 
     open: Callable[..., Output]
     needs: Library | None = None
+    check: Callable[..., None] | None = None
 
 
 def _box_stream(cfg, control_cfg):
@@ -54,6 +56,12 @@ def _mavlink(cfg, control_cfg):
     return MavlinkGimbalOutput(cfg)
 
 
+def _pwm_pins(cfg):
+    from edge.outputs.pwm import pin_factory_for
+
+    pin_factory_for(cfg.pin_factory)
+
+
 def _pwm(cfg, control_cfg):
     from edge.outputs.pwm import PwmServoOutput
 
@@ -78,7 +86,7 @@ OUTPUTS: dict[str, OutputKind] = {
     "simplebgc": OutputKind(_simplebgc, needs=PYSERIAL),
     "mavlink": OutputKind(_mavlink, needs=PYMAVLINK),
     "pelco_d": OutputKind(_pelco_d, needs=PYSERIAL),
-    "pwm": OutputKind(_pwm, needs=GPIOZERO),
+    "pwm": OutputKind(_pwm, needs=GPIOZERO, check=_pwm_pins),
     "pca9685": OutputKind(_pca9685, needs=SMBUS2),
     "log": OutputKind(_log),
 }

@@ -22,15 +22,22 @@ class PwmServoOutput:
             from edge.io.libraries import GPIOZERO
 
             raise GPIOZERO.missing("the pwm output") from None
-        if pin_factory is None and cfg.pin_factory:
-            pin_factory = _factory(cfg.pin_factory)
+        if pin_factory is None:
+            pin_factory = pin_factory_for(cfg.pin_factory)
         self.angles = RateIntegrator(servo_limits(control_cfg.pan_limits_deg),
                                      servo_limits(control_cfg.tilt_limits_deg), clock=clock)
-        kwargs = {"pin_factory": pin_factory} if pin_factory is not None else {}
-        self.pan = AngularServo(cfg.pan_pin, min_angle=-90, max_angle=90, min_pulse_width=0.0005,
-                                max_pulse_width=0.0025, initial_angle=0.0, **kwargs)
-        self.tilt = AngularServo(cfg.tilt_pin, min_angle=-90, max_angle=90, min_pulse_width=0.0005,
-                                 max_pulse_width=0.0025, initial_angle=0.0, **kwargs)
+        try:
+            self.pan = AngularServo(cfg.pan_pin, min_angle=-90, max_angle=90, min_pulse_width=0.0005,
+                                    max_pulse_width=0.0025, initial_angle=0.0, pin_factory=pin_factory)
+            self.tilt = AngularServo(cfg.tilt_pin, min_angle=-90, max_angle=90, min_pulse_width=0.0005,
+                                     max_pulse_width=0.0025, initial_angle=0.0, pin_factory=pin_factory)
+        except Exception as exc:   # gpiozero's own errors: a pin in use, one without PWM, ...
+            if getattr(self, "pan", None) is not None:
+                self.pan.close()
+            from edge.errors import ConfigError
+
+            raise ConfigError(f"the pwm output cannot drive pins {cfg.pan_pin}/{cfg.tilt_pin}: "
+                              f"{type(exc).__name__}: {_first_line(exc)}") from None
         self._closed = False
 
     @property
@@ -69,14 +76,36 @@ class PwmServoOutput:
                     pass
 
 
-def _factory(name: str):
+# gpiozero's factories by the config's names (edge.config.PIN_FACTORIES; a test holds the two alike).
+FACTORIES = {"lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"), "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory"),
+             "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"), "mock": ("gpiozero.pins.mock", "MockFactory")}
+_NO_PINS = ("on a Raspberry Pi install python3-lgpio with apt and make the venv with --system-site-packages "
+            "(pin_factory: lgpio); pin_factory: mock tries the loop without pins")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]
+
+
+def pin_factory_for(name: str):
+    """The gpiozero pin factory ``name`` names ("": gpiozero's own first working one), created
+    as the output will use it (no pin is claimed), or one ConfigError line saying what to install."""
     import importlib
+    import warnings
 
-    modules = {"lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"), "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory"),
-               "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"), "mock": ("gpiozero.pins.mock", "MockFactory")}
-    if name not in modules:
-        from edge.errors import ConfigError
+    from edge.errors import ConfigError
 
-        raise ConfigError(f"unknown pin_factory '{name}' (valid: {', '.join(modules)})")
-    module, cls = modules[name]
-    return getattr(importlib.import_module(module), cls)()
+    if name and name not in FACTORIES:
+        raise ConfigError(f"unknown pin_factory '{name}' (valid: {', '.join(FACTORIES)})")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")     # gpiozero warns for each default factory it falls back from
+            if name:
+                module, cls = FACTORIES[name]
+                return getattr(importlib.import_module(module), cls)()
+            from gpiozero import Device
+
+            return Device.ensure_pin_factory()
+    except Exception as exc:
+        which = f"pin_factory {name} does not work" if name else "none of gpiozero's pin factories works"
+        raise ConfigError(f"{which} here ({type(exc).__name__}: {_first_line(exc)}): {_NO_PINS}") from None

@@ -84,6 +84,11 @@ def check_output_libraries(outputs) -> None:
         except Exception as exc:   # ImportError, or a broken install failing inside its own import
             detail = "" if isinstance(exc, ImportError) else f" ({type(exc).__name__}: {exc})"
             raise needs.missing(f"outputs[{i}] ({out.type})", detail) from None
+        if kind.check is not None:
+            try:
+                kind.check(out)
+            except ConfigError as exc:
+                raise ConfigError(f"outputs[{i}] ({out.type}): {exc}") from None
 
 
 def open_camera(cam: CameraConfig):
