@@ -299,7 +299,10 @@ def test_run_tracks_with_nanotrack_and_logs_the_same_telemetry(tmp_path, capsys)
     assert "nanotrack-v3" in capsys.readouterr().out
     assert main(["run", "--config", str(cfg)]) == 0
     records = [json.loads(line) for line in log_path.read_text().splitlines()]
-    tracked = [r for r in records if r["state"] == "TRACKING" and r["box"] is not None]
+    # The frame the target was given on says so: its box, score 1, no motion yet.
+    assert records[0]["box"] == [round(v, 2) for v in gt[0]] and records[0]["score"] == 1.0
+    assert records[0]["command"]["active"] is False
+    tracked = [r for r in records if r["state"] == "TRACKING"]
     assert len(tracked) > 30
     assert {"t_capture_ns", "frame_age_ms", "latency_ms", "state", "box", "score", "command"} <= set(tracked[0])
     overlaps = iou(np.array([r["box"] for r in tracked]), gt[[r["frame"] for r in tracked]])

@@ -142,7 +142,10 @@ class TrackingLoop:
             now_state = self._heartbeat_state()
             for out in self.outputs:
                 self._guard(out, lambda o=out: o.heartbeat(now_ms, now_state))
-            self._frame_done(now, frame, None, 0.0, GimbalCommand.stop(), time.monotonic_ns())
+            # The track log's line for that frame has the box it was given (nothing moves yet).
+            picked = self._picked if started else None
+            self._frame_done(now, frame, picked, picked.score if picked else 0.0, GimbalCommand.stop(),
+                             time.monotonic_ns())
             return True
 
         result = self.tracker.update(frame.image)
@@ -231,7 +234,7 @@ class TrackingLoop:
                 # checked against this frame before anything moves.
                 box = fit_target(box, width, height)
                 self.tracker.set_search_factor(self._base_search_factor)
-                self.tracker.init(frame.image, box)
+                self._picked = self.tracker.init(frame.image, box)
             except Exception as exc:   # a bad target never stops the loop nor changes what it does
                 log.error("ignored target request from %s: %s", req.source, " ".join(str(exc).split()))
                 continue
