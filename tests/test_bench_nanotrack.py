@@ -68,7 +68,8 @@ def test_bench_has_nanotrack_and_default_model_rows_with_ground_truth_auc(clip_d
     from train.presets import get_preset
 
     report = run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, threads=1, max_frames=14,
-                       only=["nanotrack", "default-model"], nanotrack_dir=NANOTRACK_DIR, log=lambda m: None)
+                       only=["nanotrack", "default-model"], nanotrack_dir=NANOTRACK_DIR, log=lambda m: None,
+                       upstream_nanotrack=(NANOTRACK_DIR,))
     rows = {r["name"]: r for r in report["engines"]}
     nano = rows["nanotrack (opencv)"]
     default = next(r for name, r in rows.items() if name.startswith("default-model-int8"))

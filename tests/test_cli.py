@@ -260,7 +260,7 @@ def test_ctrl_c_while_the_command_line_loads_is_one_line_exit_130(tmp_path):
             "from edge.cli.main import main\n"
             "sys.exit(main())\n")
     cfg = tmp_path / "device.yaml"
-    cfg.write_text("camera: {source: 0}\n")
+    cfg.write_text("camera: {source: \"0\"}\n")
     proc = subprocess.run([sys.executable, "-c", hook, "run", "--config", str(cfg)], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 130, proc.stderr

@@ -67,18 +67,10 @@ def find_nanotrack_dir() -> str | None:
     return None
 
 
-def find_nanotrack_v3_dir() -> str | None:
-    """NanoTrack V3's files: $EDGE_TRACK_NANOTRACK_V3_DIR, else ../shared/models/nanotrack_v3 beside the repo."""
-    from edge.nanotrack_files import is_nanotrack_folder
-
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    beside = os.path.join(os.path.dirname(repo), "shared", "models", "nanotrack_v3")
-    return next((f for f in (os.environ.get("EDGE_TRACK_NANOTRACK_V3_DIR"), beside) if f and is_nanotrack_folder(f)),
-                None)
-
-
-def independent_candidates(default_model: str | None, nanotrack_dir: str | None, skipped: dict) -> list[Candidate]:
-    """The default model's row and NanoTrack's, each measured like any engine."""
+def independent_candidates(default_model: str | None, nanotrack_dir: str | None, skipped: dict,
+                           upstream_nanotrack: tuple[str, ...] = ()) -> list[Candidate]:
+    """The default model's row and NanoTrack's, each measured like any engine; with
+    ``upstream_nanotrack``, also NanoTrack's own loop on onnxruntime on each of those folders."""
     from edge.engines import engine_for
     from edge.sample import BUNDLED_MODEL
 
@@ -101,13 +93,19 @@ def independent_candidates(default_model: str | None, nanotrack_dir: str | None,
     else:
         rows.append(Candidate("nanotrack (opencv)", "fp32", False, build=lambda work: None, engine="opencv",
                               worker_args=["--nanotrack-dir", nanotrack_dir], independent=True, peer="nanotrack"))
-    # The same files, and V3's, run by NanoTrack's own loop: the peer as its authors run it.
-    # Named so that "nanotrack (opencv)" stays the row every ratio is taken against.
-    for version, folder in (("v2", nanotrack_dir), ("v3", find_nanotrack_v3_dir())):
-        if folder is not None:
-            rows.append(Candidate(f"upstream nanotrack-{version} (onnxruntime)", "fp32", False,
-                                  build=lambda work: None, engine="onnxruntime",
-                                  worker_args=["--nanotrack-dir", folder], independent=True, peer="nanotrack-upstream"))
+    # NanoTrack as its authors run it. Named so that "nanotrack (opencv)" stays the row every
+    # ratio is taken against.
+    for folder in upstream_nanotrack:
+        from edge.nanotrack import NanoTrackModel
+
+        try:
+            version = NanoTrackModel(folder).settings.version
+        except EdgeTrackError as exc:
+            skipped[f"upstream nanotrack ({folder})"] = str(exc)
+            continue
+        rows.append(Candidate(f"upstream nanotrack-{version} (onnxruntime)", "fp32", False,
+                              build=lambda work: None, engine="onnxruntime",
+                              worker_args=["--nanotrack-dir", folder], independent=True, peer="nanotrack-upstream"))
     return rows
 
 
@@ -298,7 +296,7 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | li
               max_frames: int = 60, calib_samples: int = 32, workdir: str | None = None,
               only: list[str] | None = None, extra_models: list[str] | None = None, log=print,
               default_model: str | None = None, nanotrack_dir: str | None = None, profile: bool = True,
-              rounds: int = 1, pace_fps: float | None = None) -> dict:
+              rounds: int = 1, pace_fps: float | None = None, upstream_nanotrack: tuple[str, ...] = ()) -> dict:
     """extra_models: ready-made model files (e.g. a QAT export) measured beside the built ones.
 
     threads: one count or several ([1, 2]): every row, the baseline included, is measured at each,
@@ -346,7 +344,7 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | li
 
     with libraries_quiet():
         rows, skipped = candidates(model, sha, sequences, calib_samples)
-    rows += independent_candidates(default_model, nanotrack_dir or find_nanotrack_dir(), skipped)
+    rows += independent_candidates(default_model, nanotrack_dir or find_nanotrack_dir(), skipped, upstream_nanotrack)
     if only:
         rows = [r for r in rows if any(o in r.name for o in only)]
     for path in extra_models or []:
