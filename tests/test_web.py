@@ -409,9 +409,10 @@ def test_charts_of_the_last_minute_are_drawn_beside_the_video(console, tmp_path)
     try:
         browser.set_page_load_timeout(20)
         browser.get(base + "/")
-        # Every chart has its series drawn after a few answers from /api/history.
-        assert wait_for(lambda: all(c["points"] > 20 for c in browser.execute_script(CHART_INK).values()),
-                        timeout=15)
+        # Every chart has its series drawn after a few answers from /api/history (each line grows
+        # with the seconds it covers on the minute-wide axis: a loaded machine takes longer).
+        assert wait_for(lambda: all(c["points"] > 20 and all(ink > 10 for ink in c["ink"])
+                                    for c in browser.execute_script(CHART_INK).values()), timeout=40)
         assert wait_for(lambda: browser.execute_script(
             "const i = document.getElementById('live'); return i.complete && i.naturalWidth > 0;"), timeout=10)
         charts = browser.execute_script(CHART_INK)
