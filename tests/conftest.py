@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import cv2
 import numpy as np
@@ -13,6 +14,15 @@ SHARED = os.environ.get("EDGE_TRACK_SHARED", os.path.join(os.path.dirname(REPO),
 SEQUENCES = os.path.join(SHARED, "data", "sequences")
 REFERENCE = os.path.join(SHARED, "reference")
 NANOTRACK_DIR = os.path.join(SHARED, "models", "opencv")
+
+# The service keeps a signal its parent set to be ignored ignored (nohup's HUP; a shell's `&`
+# ignores INT and QUIT), as a daemon should. The tests send those signals to child processes on
+# purpose, so the suite gives its children the default dispositions whatever started it.
+for _name in ("SIGHUP", "SIGQUIT"):
+    if hasattr(signal, _name) and signal.getsignal(getattr(signal, _name)) == signal.SIG_IGN:
+        signal.signal(getattr(signal, _name), signal.SIG_DFL)
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def shared_path(*parts: str) -> str:
