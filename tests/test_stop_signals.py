@@ -2,6 +2,7 @@
 against the stop event's lock, and a second stop signal ends a hung shutdown at once."""
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -45,6 +46,12 @@ print("finished", flush=True)
 """
 
 
+def read_line(proc, timeout: float = 20.0) -> str:
+    """The child's next output line, or "" if none comes in ``timeout`` s (never a hung test)."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline() if ready else ""
+
+
 def child(script):
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=dict(os.environ, PYTHONPATH=HERE))
@@ -66,9 +73,9 @@ def test_a_signal_inside_the_stop_events_lock_does_not_deadlock():
 def test_a_second_stop_signal_ends_a_hung_shutdown_by_that_signal(first, second):
     proc = child(HUNG_SHUTDOWN)
     try:
-        assert proc.stdout.readline() == "ready\n", proc.stderr.read()
+        assert read_line(proc) == "ready\n"
         proc.send_signal(getattr(signal, first))
-        assert proc.stdout.readline() == "shutting down\n"
+        assert read_line(proc) == "shutting down\n"
         proc.send_signal(getattr(signal, second))
         try:
             proc.communicate(timeout=20)
