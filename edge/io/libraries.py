@@ -27,4 +27,4 @@ PYSERIAL = Library("serial", "pyserial", _GIMBAL)
 # mavutil itself: importing it also gets pymavlink's start-up-time `except:` over with early.
 PYMAVLINK = Library("pymavlink.mavutil", "pymavlink", _GIMBAL)
 GPIOZERO = Library("gpiozero", "gpiozero", _GIMBAL)
-SMBUS2 = Library("smbus2", "smbus2", "pip install smbus2")
+SMBUS2 = Library("smbus2", "smbus2", _GIMBAL)
