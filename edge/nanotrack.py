@@ -66,12 +66,11 @@ class NanoTrackModel:
     def __init__(self, folder: str, threads: int | None = None) -> None:
         import onnxruntime as ort
 
+        from edge.engines.onnx import session_options
+
         backbone_path, head_path = find_files(folder)
-        options = ort.SessionOptions()
+        options = session_options(threads)    # the runtime's own: no spinning threads
         options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = int(threads)
-            options.inter_op_num_threads = 1
         try:
             with open(backbone_path, "rb") as f:
                 backbone = free_spatial_dims(f.read())
