@@ -7,9 +7,8 @@ import json
 import math
 import sys
 
-from edge.cli.common import non_negative_float, positive_float
+from edge.cli.common import check_roi, non_negative_float, positive_float
 from edge.config import dump_defaults, load_config, load_config_file
-from edge.target import ROI_PREFIX
 
 
 def register(subparsers) -> None:
@@ -88,9 +87,8 @@ def run_desk(args) -> int:
         # Only a log output here: no target command can ever arrive, the run would idle.
         raise ConfigError(f"--camera {args.camera}: what to track? give --init x,y,w,h (the target's box, "
                           "pixels) or --roi center:WxH (a box in the middle of the frame)")
-    if args.roi and not args.roi.strip().startswith(ROI_PREFIX):
-        raise ConfigError(f"--roi must be {ROI_PREFIX}WxH (a box of W x H pixels in the middle of the frame), "
-                          f"got {args.roi!r}")
+    if args.roi:
+        check_roi(args.roi)
     flags = {**DESK_KEYS, "tracking.init": "--init" if args.init else "--roi"}
     quiet_opencv_log()
     try:

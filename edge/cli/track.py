@@ -10,13 +10,13 @@ from edge.boxes import parse_box
 from edge.build import open_tracker
 from edge.camera import open_source, source_kind
 from edge.camera.opencv import quiet_opencv_log
-from edge.cli.common import add_tracker_overrides, positive_int, tracker_overrides
+from edge.cli.common import add_tracker_overrides, check_roi, positive_int, tracker_overrides
 from edge.errors import ConfigError, SourceError
 from edge.overlay import draw
 from edge.paths import check_writable_file
 from edge.progress import Progress
 from edge.sample import SAMPLE_FRAMES, first_box_beside, model_or_bundled
-from edge.target import ROI_PREFIX, parse_target, read_roi_size
+from edge.target import parse_target
 from edge.tracker import TrackResult, TrackState
 from edge.video_out import SUFFIXES, VideoOut, check_video_path
 
@@ -88,13 +88,7 @@ def run(args) -> int:
     if args.init and args.roi:
         raise ConfigError("give --init x,y,w,h or --roi center:WxH, not both")
     if args.roi:
-        try:
-            if not args.roi.strip().startswith(ROI_PREFIX):
-                raise ValueError(f"got {args.roi!r}")
-            read_roi_size(args.roi)
-        except ValueError as exc:
-            raise ConfigError(f"--roi must be {ROI_PREFIX}WxH (a box of W x H pixels in the middle of the "
-                              f"frame): {exc}") from None
+        check_roi(args.roi)
     init_box = parse_box(args.init, "--init") if args.init else None
     if init_box is None and not args.roi:
         init_box = first_box_beside(args.video) if os.path.isdir(args.video) else None
