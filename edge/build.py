@@ -6,21 +6,41 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from edge.config import MODEL_LOST_SCORE
 from edge.control.camera_model import CameraModel
 from edge.engines import open_engine
 from edge.errors import ConfigError
 from edge.nanotrack import NanoTracker, open_nanotrack
 from edge.tracker import Tracker
+from edge.trackers.catalog import Entry, resolve
 
 if TYPE_CHECKING:
     from edge.config import CameraConfig, DeviceConfig
 
 
 def default_model_path() -> str:
-    """The model bundled with the package, if this build has one; "" otherwise."""
-    from edge.sample import BUNDLED_MODEL
+    """The default tracker's file or folder (``edge.trackers.catalog``'s rule), "" if none is installed."""
+    try:
+        return resolve(None)[0]
+    except ConfigError:
+        return ""
 
-    return BUNDLED_MODEL if os.path.isfile(BUNDLED_MODEL) else ""
+
+def source_text(path: str, entry: Entry | None) -> str:
+    """Where a tracker came from, for the lines the commands print."""
+    return f"bundled '{entry.name}'" if entry is not None else path
+
+
+def describe(tracker, path: str, entry: Entry | None) -> str:
+    """'<label>, <precision>, <engine>, <source>': what the main job's line names."""
+    return f"{tracker.label}, {tracker.meta.precision}, {tracker.engine.name}, {source_text(path, entry)}"
+
+
+def open_model(model: str | None, **options):
+    """(tracker, path, catalog entry or None) for a bundled tracker's name, a path, or None (the
+    default); ``options`` as ``open_tracker``'s."""
+    path, entry = resolve(model)
+    return open_tracker(path, **options), path, entry
 
 
 def open_tracker(path: str, *, engine: str | None = None, threads: int | None = None, lost_score_threshold=None,
@@ -44,12 +64,12 @@ def build_tracker(cfg: DeviceConfig) -> Tracker | NanoTracker:
     """A Tracker on ``cfg.model`` (the bundled model when no path is set) with ``cfg.tracking``'s
     lost thresholds; a NanoTracker when ``model.path`` is a folder with NanoTrack's two files.
     Raises ConfigError when there is no model at all."""
-    path = cfg.model.path or default_model_path()
-    if not path:
-        raise ConfigError("no model: set model.path (or --model) to a file from 'edge-track export'")
+    path, _ = resolve(cfg.model.path or None)
+    lost_score = cfg.tracking.lost_score
     try:
         return open_tracker(path, engine=cfg.model.engine or None, threads=cfg.model.threads or None,
-                            lost_score_threshold=cfg.tracking.lost_score, lost_frames=cfg.tracking.lost_frames,
+                            lost_score_threshold=None if lost_score == MODEL_LOST_SCORE else lost_score,
+                            lost_frames=cfg.tracking.lost_frames or None,
                             search_factor=cfg.model.search_factor or None,
                             update_interval=cfg.model.update_interval or None)
     except ConfigError as exc:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Literal
 from edge.errors import ConfigError, clipped, quoted
 from edge.model_meta import INT_RANGES, NUMBER_RANGES, SEARCH_FACTOR_MAX
 from edge.safe_yaml import read_yaml
+from edge.trackers.lost_search import LostSearchSettings
 
 Rule = Callable[[Any, Any], None]
 
@@ -84,6 +85,17 @@ def _unset_or(rule: Rule) -> Rule:
     return unset_or
 
 
+MODEL_LOST_SCORE = -1.0   # tracking.lost_score's "the model's own"
+
+
+def _model_or(rule: Rule) -> Rule:
+    """Rule: MODEL_LOST_SCORE means "the model's own"; anything else must pass ``rule``."""
+    def model_or(value, section) -> None:
+        if value != MODEL_LOST_SCORE:
+            rule(value, section)
+    return model_or
+
+
 def _optional(check: Callable[[str], None]) -> Rule:
     """Rule: an empty string means "none"; anything else must pass ``check(text)``."""
     def rule(value, section) -> None:
@@ -99,8 +111,14 @@ def _existing_file(path: str) -> None:
 
 def _model_path(path: str) -> None:
     from edge.nanotrack_files import find_files
+    from edge.trackers.catalog import resolve
 
-    if os.path.isdir(path):
+    if not os.path.exists(path):
+        try:
+            resolve(path, option="")    # a bundled tracker's name
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+    elif os.path.isdir(path):
         try:
             find_files(path)
         except ConfigError as exc:
@@ -228,7 +246,8 @@ class CameraConfig:
 
 @dataclass
 class ModelConfig:
-    # .onnx / .tflite / .engine, or a folder with NanoTrack's two ONNX files; empty: the bundled model
+    # a bundled tracker's name (edge-track models), an .onnx / .tflite / .engine file, or a folder with
+    # NanoTrack's two ONNX files; empty: the default tracker
     path: str = checked(_optional(_model_path), default="")
     engine: str = checked(one_of(_engines, empty_ok=True), default="")  # empty: by file ending
     threads: int = num(0, 0, 256)      # 0: physical cores
@@ -241,11 +260,13 @@ class ModelConfig:
 class TrackingConfig:
     # "x,y,w,h" or "center:WxH"; empty: wait for a command
     init: str = checked(_optional(_target), default="")
-    lost_score: float = num(0.25, 0.0, 1.0)
-    lost_frames: int = num(5, *INT_RANGES["lost_frames"])
+    # The LOST rule: below lost_score for lost_frames frames in a row. Unset (-1, 0): the model's
+    # own, chosen on the validation split and carried in its metadata. lost_score 0: never LOST.
+    lost_score: float = checked(_model_or(in_range(0.0, 1.0)), default=MODEL_LOST_SCORE)
+    lost_frames: int = checked(_unset_or(in_range(*INT_RANGES["lost_frames"])), default=0)
     # While LOST the search region grows by this factor per frame, up to max_search_factor.
-    widen_step: float = num(1.15, 1.0, 3.0)
-    max_search_factor: float = num(9.0, 1.0, SEARCH_FACTOR_MAX)
+    widen_step: float = num(LostSearchSettings.widen_step, 1.0, 3.0)
+    max_search_factor: float = num(LostSearchSettings.max_search_factor, 1.0, SEARCH_FACTOR_MAX)
 
 
 @dataclass

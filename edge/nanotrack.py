@@ -28,6 +28,7 @@ from edge.errors import ConfigError
 from edge.nanotrack_files import find_files
 from edge.onnx_dims import OnnxFormatError, free_spatial_dims
 from edge.tracker import TrackResult, TrackState
+from edge.trackers.confidence import NanoTrackMeta, nanotrack_meta
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class NanoTrackInfo:
 
     preset: str
     search_size: int
+    precision: str = "fp32"
 
 
 class NanoTrackModel:
@@ -156,16 +158,25 @@ def _grid_points(size: int, stride: int) -> np.ndarray:
 class NanoTracker:
     """NanoTrack behind the same verbs as ``edge.tracker.Tracker``: init, update, box,
     search_factor / set_search_factor (the device loop widens the search while LOST), with
-    TRACKING / LOST from ``lost_score_threshold`` held for ``lost_frames`` frames."""
+    TRACKING / LOST from ``lost_score_threshold`` held for ``lost_frames`` frames.
+
+    The score it reports is ``calibration``'s confidence where the files have one (the bundled
+    versions do: ``edge.trackers.confidence``), else the upstream score at the chosen point; the
+    LOST rule comes with it unless given here."""
 
     def __init__(self, model: NanoTrackModel, *, frame_color_order: str = "RGB",
-                 lost_score_threshold: float = 0.25, lost_frames: int = 5) -> None:
+                 calibration: NanoTrackMeta | None = None,
+                 lost_score_threshold: float | None = None, lost_frames: int | None = None) -> None:
         if frame_color_order not in ("RGB", "BGR"):
             raise ConfigError(f"frame_color_order must be RGB or BGR, got {frame_color_order!r}")
         self.engine = model
         self.settings = s = model.settings
         self.meta = NanoTrackInfo(preset=f"nanotrack-{s.version}", search_size=s.instance_size)
-        self.lost_score_threshold, self.lost_frames = float(lost_score_threshold), int(lost_frames)
+        self.calibration = calibration or nanotrack_meta(None, s.version)
+        self.lost_score_threshold = float(self.calibration.lost_score_threshold if lost_score_threshold is None
+                                          else lost_score_threshold)
+        self.lost_frames = int(self.calibration.lost_frames if lost_frames is None else lost_frames)
+        self.hold_low_score_box = self.calibration.hold_low_score_box
         self._bgr = frame_color_order == "BGR"
         self._base_factor = s.instance_size / s.exemplar_size
         self._factor = self._base_factor
@@ -229,7 +240,8 @@ class NanoTracker:
             self._low_streak = max(self._low_streak, self.lost_frames)
             self._state = TrackState.LOST
             return TrackResult(box=self._box, score=0.0, state=self._state, frame_id=self._frame_id, valid=False)
-        score, boxes = self._decode(cls, loc, s.instance_size / s_x / scale_z)
+        score, boxes, margin = self._decode(cls, loc, s.instance_size / s_x / scale_z)
+        self.margin = margin   # what the confidence read: train/nanotrack_confidence.py fits on it
         # Upstream's penalties: a change of size or aspect ratio costs score; the window
         # favours the centre.
         w, h = self._size * scale_z
@@ -243,23 +255,28 @@ class NanoTracker:
             # A widened crop shows the target smaller than its template, and the head's sizes
             # are then biased towards the template's: only the centre is taken.
             lr = 0.0
-        cx, cy = cx + self._centre[0], cy + self._centre[1]
-        bw = self._size[0] * (1 - lr) + bw * lr
-        bh = self._size[1] * (1 - lr) + bh * lr
-        height, width = frame.shape[:2]
-        cx, cy = max(0.0, min(cx, width)), max(0.0, min(cy, height))
-        bw, bh = max(10.0, min(bw, width)), max(10.0, min(bh, height))
-        self._centre, self._size = np.array([cx, cy]), np.array([bw, bh])
-        self._box = (float(cx - bw / 2), float(cy - bh / 2), float(bw), float(bh))
-        best_score = float(score[best])
+        confidence = self.calibration.confidence
+        best_score = confidence(margin) if confidence is not None else float(score[best])
+        if not (self.hold_low_score_box and best_score < self.lost_score_threshold):
+            # Held otherwise: a low confidence means "not here", and the last confident box is where
+            # the widened search looks for the target again.
+            cx, cy = cx + self._centre[0], cy + self._centre[1]
+            bw = self._size[0] * (1 - lr) + bw * lr
+            bh = self._size[1] * (1 - lr) + bh * lr
+            height, width = frame.shape[:2]
+            cx, cy = max(0.0, min(cx, width)), max(0.0, min(cy, height))
+            bw, bh = max(10.0, min(bw, width)), max(10.0, min(bh, height))
+            self._centre, self._size = np.array([cx, cy]), np.array([bw, bh])
+            self._box = (float(cx - bw / 2), float(cy - bh / 2), float(bw), float(bh))
         self._low_streak = self._low_streak + 1 if best_score < self.lost_score_threshold else 0
         self._state = TrackState.LOST if self._low_streak >= self.lost_frames else TrackState.TRACKING
         return TrackResult(box=self._box, score=best_score, state=self._state, frame_id=self._frame_id)
 
     def _decode(self, cls: np.ndarray, loc: np.ndarray, crop_scale: float):
-        """Target probability per point, and (cx, cy, w, h) per point in template-scale pixels
-        relative to the crop centre (upstream's units). ``crop_scale`` maps a widened crop's
-        pixels back to the 255/127 one (1 unless the loop widened the search)."""
+        """Target probability per point, (cx, cy, w, h) per point in template-scale pixels
+        relative to the crop centre (upstream's units), and the target-minus-background logit per
+        point. ``crop_scale`` maps a widened crop's pixels back to the 255/127 one (1 unless the
+        loop widened the search)."""
         size = cls.shape[-1]
         if size != self._map_size:
             self._map_size = size
@@ -268,11 +285,12 @@ class NanoTracker:
         logits = cls[0].reshape(2, -1).astype(np.float64)
         e = np.exp(logits - logits.max(axis=0))
         score = e[1] / e.sum(axis=0)
+        margin = logits[1] - logits[0]
         left, top, right, bottom = loc[0].reshape(4, -1).astype(np.float64)
         px, py = self._points[:, 0], self._points[:, 1]
         x1, y1, x2, y2 = px - left, py - top, px + right, py + bottom
         boxes = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=1) / crop_scale
-        return score, boxes
+        return score, boxes, margin
 
 
 def _change(r):
@@ -285,4 +303,5 @@ def _pad_side(w, h):
 
 
 def open_nanotrack(folder: str, *, threads: int | None = None, **tracker_options) -> NanoTracker:
-    return NanoTracker(NanoTrackModel(folder, threads), **tracker_options)
+    model = NanoTrackModel(folder, threads)
+    return NanoTracker(model, calibration=nanotrack_meta(folder, model.settings.version), **tracker_options)

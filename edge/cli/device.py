@@ -31,10 +31,12 @@ def register(subparsers) -> None:
                               description="Run the real loop against a simulated pan-tilt camera and report "
                                           "centring error, re-acquisition time and command smoothness.")
     s.add_argument("--config", metavar="device.yaml", help="controller gains etc. (default: the defaults)")
-    s.add_argument("--tracker", choices=["oracle", "mixformer", "nanotrack"], default="oracle",
-                   help="oracle (default): the simulator's true box, which tests the control loop alone")
-    s.add_argument("--model", metavar="MODEL", help="model for --tracker mixformer (default: the config's, "
-                                                    "else the bundled model)")
+    s.add_argument("--tracker", choices=["oracle", "model", "mixformer", "nanotrack"], default="oracle",
+                   help="oracle (default): the simulator's true box, which tests the control loop alone; model: "
+                        "the device's tracker (--model, else the config's, else the default; mixformer is its old "
+                        "name); nanotrack: OpenCV's TrackerNano as a peer")
+    s.add_argument("--model", metavar="NAME|PATH", help="for --tracker model: a bundled tracker's name or a path "
+                                                        "(default: the config's model.path, else the default tracker)")
     s.add_argument("--nanotrack-dir", metavar="DIR",
                    help="for --tracker nanotrack: the folder with NanoTrack's two ONNX files")
     s.add_argument("--path", choices=["lissajous", "random", "still"], default="lissajous",
@@ -54,8 +56,9 @@ def add_desk_options(parser) -> None:
                         help="desk shorthand: track from this camera/video with defaults")
     parser.add_argument("--init", dest="top_init", metavar="x,y,w,h", help="with --camera: the target box")
     parser.add_argument("--roi", dest="top_roi", metavar="center:WxH", help="with --camera: a centred target box")
-    parser.add_argument("--model", dest="top_model", metavar="MODEL",
-                        help="the model (default: bundled); before a command, the same as its --model")
+    parser.add_argument("--model", dest="top_model", metavar="NAME|PATH",
+                        help="the tracker: a bundled tracker's name (edge-track models) or a path (default: the "
+                             "default tracker); before a command, the same as its --model")
 
 
 def run_config(args) -> int:
@@ -162,7 +165,7 @@ def run_sim_command(args) -> int:
         peer = create_peer("nanotrack", args.nanotrack_dir)
 
         def factory(world):
-            return _Widenable(peer)
+            return peer
     else:
         from edge.build import build_tracker
 
@@ -198,20 +201,3 @@ def parse_occlusion(text: str, seconds: float) -> tuple[float, float]:
     if start >= seconds:
         raise ConfigError(f"--occlude {text} starts after the run ends (--seconds {seconds:g})")
     return start, end
-
-
-class _Widenable:
-    """Gives an OpenCV peer the search-factor verbs the loop uses (they have a fixed window)."""
-
-    def __init__(self, peer) -> None:
-        self.peer = peer
-        self.search_factor = 1.0
-
-    def set_search_factor(self, factor: float) -> None:
-        self.search_factor = factor
-
-    def init(self, frame, box):
-        return self.peer.init(frame, box)
-
-    def update(self, frame):
-        return self.peer.update(frame)

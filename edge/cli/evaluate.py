@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -12,27 +13,34 @@ from edge.cli.common import add_tracker_overrides, tracker_overrides
 from edge.errors import ConfigError
 from edge.evaluation.datasets import find_sequences, read_results
 from edge.evaluation.harness import run_sequence
-from edge.evaluation.metrics import mean_scores, score_sequence
+from edge.evaluation.metrics import FAILED_IOU, TRACKED_IOU, LostCounts, lost_counts, mean_scores, score_sequence
 from edge.evaluation.peers import PEERS, create_peer
-from edge.evaluation.rounding_noise import GREY_LEVELS, RoundingNoise, spread
+from edge.evaluation.rounding_noise import GREY_LEVELS, spread, with_noise
 from edge.evaluation.segments import temporal_segments
 from edge.progress import Progress
-from edge.tracker import Tracker
+from edge.tracker import TrackState
+from edge.trackers.lost_search import LostSearch
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="success AUC, precision and normalised precision on annotated sequences",
         description="Run a tracker over every sequence in DIR (OTB-style, LaSOT or GOT-10k folders) "
-                    "and report success AUC (21 thresholds, IoU > t), precision at 20 px and "
-                    "normalised precision at 0.20, per sequence and as the mean over sequences.")
+                    "through the same per-frame step as the device (the search widens while LOST) and "
+                    "report success AUC (21 thresholds, IoU > t), precision at 20 px and normalised "
+                    "precision at 0.20, per sequence and as the mean over sequences, and how the LOST "
+                    "state sat against the truth.")
     p.add_argument("--sequences", required=True, metavar="DIR", help="folder of sequences (or one sequence)")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--model", metavar="MODEL.onnx", help="edge-track model to run (default: the bundled model)")
+    what.add_argument("--model", metavar="NAME|PATH",
+                      help="tracker to run: a bundled tracker's name (edge-track models), a model file or a "
+                           "NanoTrack folder (default: the default tracker)")
     what.add_argument("--results", metavar="RESDIR",
-                      help="score saved predictions RESDIR/<seq>.txt (x,y,w,h per line); runs nothing")
-    p.add_argument("--tracker", default="mixformer", choices=["mixformer", *PEERS],
-                   help="which tracker to run (default mixformer: --model, or the bundled model)")
+                      help="score saved predictions: RESDIR/<seq>.txt (x,y,w,h per line) or the <seq>.csv "
+                           "that track --csv writes (its LOST column is scored too); runs nothing")
+    p.add_argument("--tracker", default="model", choices=["model", "mixformer", *PEERS],
+                   help="model (default): --model, or the default tracker; or one of OpenCV's trackers "
+                        "as a peer (mixformer: the same as model, its old name)")
     p.add_argument("--nanotrack-dir", metavar="DIR", help="folder with NanoTrack's two ONNX files")
     add_tracker_overrides(p)
     p.add_argument("--starts", type=int, default=1, metavar="K",
@@ -41,24 +49,22 @@ def register(subparsers) -> None:
     p.add_argument("--noise-runs", type=int, default=0, metavar="K",
                    help=f"also track everything K more times with +-{GREY_LEVELS:g} grey levels of seeded "
                         "noise on each search crop (what another CPU's rounding changes) and report every "
-                        "AUC's mean, min and max over those runs (network trackers only)")
+                        "AUC's mean, min and max over those runs (the band; OpenCV's trackers have none, "
+                        "their plain run stands for it). Default 0")
     p.add_argument("--save-results", metavar="DIR", help="write DIR/<seq>.txt with the predicted boxes")
     p.add_argument("--json", metavar="PATH", help="write the scores as JSON")
     p.set_defaults(func=run)
 
 
 def _make_tracker(args):
-    if args.tracker == "mixformer":
-        from edge.engines import open_engine
-        from edge.sample import model_or_bundled
+    if args.tracker in ("model", "mixformer"):
+        from edge.build import open_model
 
-        if args.model and os.path.isdir(args.model):
-            raise ConfigError(f"--model {args.model} is a folder: for NanoTrack's files use --tracker "
-                              f"nanotrack-upstream --nanotrack-dir {args.model}")
-        engine = open_engine(model_or_bundled(args.model), threads=args.threads)
-        return f"mixformer-{engine.meta.preset}", Tracker(engine, **tracker_overrides(args))
+        tracker, _, entry = open_model(args.model, threads=args.threads, **tracker_overrides(args))
+        name = entry.name if entry is not None else f"{tracker.meta.preset}:{os.path.basename(args.model)}"
+        return name, tracker
     if args.model:
-        raise ConfigError(f"--model is for the mixformer tracker, not {args.tracker}")
+        raise ConfigError(f"--model runs edge-track's own trackers, not OpenCV's {args.tracker}")
     peer = create_peer(args.tracker, args.nanotrack_dir, threads=args.threads)
     preset = getattr(getattr(peer, "meta", None), "preset", None)
     return (f"{args.tracker}-{preset.split('-')[-1]}" if preset else args.tracker), peer
@@ -75,21 +81,32 @@ def format_table(name: str, rows: list[dict], mean: dict) -> str:
     return "\n".join(lines)
 
 
-def _score(tracker, sequences, args, progress, save: bool) -> tuple[list[dict], list]:
-    rows, scores = [], []
+def _score(tracker, sequences, args, progress, save: bool) -> tuple[list[dict], list, LostCounts]:
+    rows, scores, lost = [], [], LostCounts()
     for seq in sequences:
         if tracker is None:
-            boxes, fps = read_results(args.results, seq), None
+            boxes, states = read_results(args.results, seq)
+            fps = None
         else:
             run_ = run_sequence(tracker, seq, progress=progress)
-            boxes, fps = run_.boxes, run_.fps
+            boxes, states, fps = run_.boxes, run_.states, run_.fps
         if save:
             np.savetxt(os.path.join(args.save_results, f"{seq.name}.txt"), boxes, fmt="%.3f", delimiter=",")
         s = score_sequence(boxes, seq.gt, seq.absent)
         scores.append(s)
+        if states is not None:
+            lost = lost + lost_counts(boxes, seq.gt, [st == TrackState.LOST.value for st in states], seq.absent)
         rows.append({"name": seq.name, "frames": s.frames, "auc": s.auc, "precision": s.precision,
                      "norm_precision": s.norm_precision, "fps": fps})
-    return rows, scores
+    return rows, scores, lost
+
+
+def format_lost(lost: LostCounts) -> str:
+    if lost.on_failed is None and lost.on_tracked is None:
+        return "LOST: no frame to judge it on"
+    part = lambda share, n, what: f"{100 * share:.1f} % of {n} {what}" if share is not None else f"no {what}"
+    return (f"LOST on {part(lost.on_failed, lost.failed, f'failed frames (IoU < {FAILED_IOU:g})')}, "
+            f"on {part(lost.on_tracked, lost.tracked, f'tracked frames (IoU > {TRACKED_IOU:g})')}")
 
 
 def format_noise_table(rows: list[dict], mean_auc: float, noise: dict) -> str:
@@ -111,9 +128,8 @@ def run(args) -> int:
         sequences = [seg for seq in sequences for seg in temporal_segments(seq, args.starts)]
     if args.noise_runs < 0:
         raise ConfigError(f"--noise-runs must be 0 or more, got {args.noise_runs}")
-    if args.noise_runs and (args.results or args.tracker != "mixformer"):
-        raise ConfigError("--noise-runs perturbs a network's input: it needs the mixformer tracker, "
-                          "not saved --results or an OpenCV peer")
+    if args.noise_runs and args.results:
+        raise ConfigError("--noise-runs perturbs a tracker's input: it does not apply to saved --results")
     if args.results:
         name, tracker = f"results:{os.path.basename(os.path.normpath(args.results))}", None
     else:
@@ -121,22 +137,30 @@ def run(args) -> int:
     if args.save_results:
         os.makedirs(args.save_results, exist_ok=True)
 
-    frames = sum(len(s) - 1 for s in sequences) * (1 + args.noise_runs)
+    noisy = [with_noise(tracker, seed) for seed in range(1, args.noise_runs + 1)] if tracker else []
+    if any(t is None for t in noisy):
+        print(f"{name}: OpenCV runs its own input; its plain run stands for the band", file=sys.stderr)
+        noisy = []
+    # One LOST search per tracker for the whole run: it knows the tracker's own search size.
+    if tracker is not None:
+        tracker, noisy = LostSearch(tracker), [LostSearch(t) for t in noisy]
+    frames = sum(len(s) - 1 for s in sequences) * (1 + len(noisy))
     progress = Progress(frames if tracker else None, label=f"eval {name}")
     noise_aucs = []
     try:
-        rows, scores = _score(tracker, sequences, args, progress, save=bool(args.save_results))
-        for seed in range(1, args.noise_runs + 1):
-            noisy = Tracker(RoundingNoise(tracker.engine, seed), **tracker_overrides(args))
-            _, run_scores = _score(noisy, sequences, args, progress, save=False)
+        rows, scores, lost = _score(tracker, sequences, args, progress, save=bool(args.save_results))
+        for copy in noisy:
+            _, run_scores, _ = _score(copy, sequences, args, progress, save=False)
             noise_aucs.append([s.auc for s in run_scores])
     finally:
         progress.close()
     mean = mean_scores(scores)
     fps_values = [r["fps"] for r in rows if r["fps"] is not None]
     mean["fps"] = float(np.mean(fps_values)) if fps_values else None
+    mean["lost_on_failed"], mean["lost_on_tracked"] = lost.on_failed, lost.on_tracked
     print(format_table(name, rows, mean))
-    report = {"tracker": name, "sequences": rows, "mean": mean}
+    print(format_lost(lost))
+    report = {"tracker": name, "sequences": rows, "mean": mean, "lost": dataclasses.asdict(lost)}
     if noise_aucs:
         sp = spread(np.array(noise_aucs))
         report["noise"] = {

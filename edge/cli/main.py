@@ -43,7 +43,7 @@ def _register_plugins(subparsers) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     import edge
-    from edge.cli import build_trt, device, evaluate, track
+    from edge.cli import build_trt, device, evaluate, models, track
 
     parser = OneLineParser(
         prog="edge-track",
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     track.register(sub)
     evaluate.register(sub)
+    models.register(sub)
     build_trt.register(sub)
     device.register(sub)
     _register_plugins(sub)

@@ -7,20 +7,20 @@ import sys
 import time
 
 from edge.boxes import parse_box
-from edge.build import open_tracker
+from edge.build import describe, open_model
 from edge.camera import open_source, source_kind
 from edge.camera.opencv import quiet_opencv_log
 from edge.cli.common import add_tracker_overrides, check_roi, positive_int, tracker_overrides
 from edge.errors import ConfigError, SourceError
+from edge.evaluation.datasets import TRACK_CSV_HEADER as CSV_HEADER
 from edge.overlay import draw
 from edge.paths import check_writable_file
 from edge.progress import Progress
-from edge.sample import SAMPLE_FRAMES, first_box_beside, model_or_bundled
+from edge.sample import SAMPLE_FRAMES, first_box_beside
 from edge.target import parse_target
 from edge.tracker import TrackResult, TrackState
+from edge.trackers.lost_search import LostSearch
 from edge.video_out import SUFFIXES, VideoOut, check_video_path
-
-CSV_HEADER = "x,y,w,h,score,state"
 
 
 def register(subparsers) -> None:
@@ -36,9 +36,9 @@ def register(subparsers) -> None:
                         "when SRC is an annotated folder such as the sample)")
     p.add_argument("--roi", metavar="center:WxH",
                    help="instead of --init: a box of W x H pixels in the middle of the first frame")
-    p.add_argument("--model", metavar="MODEL.onnx",
-                   help="model written by edge-track export, or a folder with NanoTrack's two ONNX files "
-                        "(default: the bundled model)")
+    p.add_argument("--model", metavar="NAME|PATH",
+                   help="a bundled tracker's name (edge-track models), a model file from edge-track export, or "
+                        "a folder with NanoTrack's two ONNX files (default: the default tracker)")
     add_tracker_overrides(p)
     p.add_argument("--csv", metavar="PATH", help="write x,y,w,h,score,state per frame")
     p.add_argument("--out", metavar="PATH", help=f"write an annotated video ({', '.join(SUFFIXES)})")
@@ -97,7 +97,8 @@ def run(args) -> int:
                               "annotated sequence folder gives its own first box)")
     check_output_paths(args)
     make_output_folders(args)
-    tracker = open_tracker(model_or_bundled(args.model), threads=args.threads, **tracker_overrides(args))
+    opened, path, entry = open_model(args.model, threads=args.threads, **tracker_overrides(args))
+    tracker = LostSearch(opened)   # the device's per-frame step: the search widens while LOST
     quiet_opencv_log()   # a camera that does not open is our one line, not OpenCV's WARN per backend tried
     try:
         source = open_source(args.video)
@@ -150,7 +151,7 @@ def run(args) -> int:
         raise SourceError(f"no frames read from {args.video}")
     fps = (counts["frames"] - 1) / spent if spent > 0 else float("nan")
     print(f"tracked {counts['frames']} frames ({counts['lost']} LOST) at {fps:.1f} FPS "
-          f"[{tracker.engine.name}, {tracker.label}]"
+          f"[{describe(opened, path, entry)}]"
           + (f"; csv: {args.csv}" if args.csv else "") + (f"; video: {args.out}" if args.out else ""),
           file=sys.stdout)
     return 0

@@ -123,11 +123,42 @@ def find_sequences(root: str) -> list[Sequence]:
     return found
 
 
-def read_results(results_dir: str, sequence: Sequence) -> np.ndarray:
-    path = os.path.join(results_dir, f"{sequence.name}.txt")
-    if not os.path.isfile(path):
-        raise DatasetError(f"no result file for sequence {sequence.name}: {path}")
-    boxes = read_boxes(path)
+# What ``edge-track track --csv`` writes: one row per frame, frame 0 the given box.
+TRACK_CSV_HEADER = "x,y,w,h,score,state"
+
+
+def read_track_csv(path: str) -> tuple[np.ndarray, list[str]]:
+    """(boxes (N, 4), states) from a ``track --csv`` file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not lines or lines[0].strip() != TRACK_CSV_HEADER:
+        raise DatasetError(f"{path}: not a track --csv file (its first line must be {TRACK_CSV_HEADER})")
+    boxes, states = [], []
+    for number, line in enumerate(lines[1:], 2):
+        parts = line.strip().split(",")
+        try:
+            if len(parts) != 6:
+                raise ValueError
+            boxes.append([float(v) for v in parts[:4]])
+        except ValueError:
+            raise DatasetError(f"{path}:{number}: expected {TRACK_CSV_HEADER}, got {line.strip()[:80]!r}") from None
+        states.append(parts[5])
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), states
+
+
+def read_results(results_dir: str, sequence: Sequence) -> tuple[np.ndarray, list[str] | None]:
+    """(boxes, states or None) saved for ``sequence``: ``<name>.txt`` (boxes only) or the
+    ``<name>.csv`` that ``track --csv`` wrote (boxes and states)."""
+    txt, csv = (os.path.join(results_dir, f"{sequence.name}{ext}") for ext in (".txt", ".csv"))
+    if os.path.isfile(txt):
+        path, (boxes, states) = txt, (read_boxes(txt), None)
+    elif os.path.isfile(csv):
+        path, (boxes, states) = csv, read_track_csv(csv)
+    else:
+        raise DatasetError(f"no result file for sequence {sequence.name}: {txt} (or .csv)")
     if len(boxes) != len(sequence):
         raise DatasetError(f"{path}: {len(boxes)} boxes for {len(sequence)} frames")
-    return boxes
+    return boxes, states

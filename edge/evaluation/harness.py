@@ -9,6 +9,7 @@ import numpy as np
 
 from edge.camera.folder import read_rgb
 from edge.evaluation.datasets import Sequence
+from edge.trackers.lost_search import LostSearch
 
 
 @dataclass
@@ -20,6 +21,10 @@ class SequenceRun:
 
 
 def run_sequence(tracker, sequence: Sequence, progress=None) -> SequenceRun:
+    """``tracker`` over ``sequence`` from its first box, through the same per-frame step as the
+    device (``LostSearch``: the search widens while LOST)."""
+    if not isinstance(tracker, LostSearch):
+        tracker = LostSearch(tracker)
     n = len(sequence)
     boxes = np.zeros((n, 4))
     scores = np.zeros(n)

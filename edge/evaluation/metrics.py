@@ -13,6 +13,7 @@ Conventions (pytracking / LaSOT lineage, see README "Evaluation"):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,3 +102,44 @@ def mean_scores(scores: list[SequenceScore]) -> dict[str, float]:
         "precision": float(np.mean([s.precision for s in scores])),
         "norm_precision": float(np.mean([s.norm_precision for s in scores])),
     }
+
+
+# A frame whose box overlaps the truth by more than TRACKED_IOU is tracked; by less than
+# FAILED_IOU the tracker has lost the target, whatever it says. A confidence is judged by how many
+# failed frames it marks LOST and how few tracked ones.
+TRACKED_IOU, FAILED_IOU = 0.5, 0.1
+
+
+@dataclass(frozen=True)
+class LostCounts:
+    failed: int = 0
+    failed_lost: int = 0
+    tracked: int = 0
+    tracked_lost: int = 0
+
+    def __add__(self, other: "LostCounts") -> "LostCounts":
+        return LostCounts(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+
+    @property
+    def on_failed(self) -> float | None:
+        """Share of failed frames marked LOST (None: no failed frame)."""
+        return self.failed_lost / self.failed if self.failed else None
+
+    @property
+    def on_tracked(self) -> float | None:
+        """Share of tracked frames marked LOST (None: no tracked frame)."""
+        return self.tracked_lost / self.tracked if self.tracked else None
+
+
+def lost_counts(pred: np.ndarray, gt: np.ndarray, lost: np.ndarray, absent: np.ndarray | None = None) -> LostCounts:
+    """How the LOST state (N,) bool sat against the overlap, frames 1.. with the target present."""
+    pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+    ok = np.all(np.isfinite(gt), axis=1) & (gt[:, 2] > 0) & (gt[:, 3] > 0) & np.all(np.isfinite(pred), axis=1)
+    if absent is not None:
+        ok &= ~np.asarray(absent, dtype=bool)
+    ok[0] = False   # the given box
+    overlap = np.full(len(gt), np.nan)
+    overlap[ok] = iou(pred[ok], gt[ok])
+    lost = np.asarray(lost, dtype=bool)
+    failed, tracked = ok & (overlap < FAILED_IOU), ok & (overlap > TRACKED_IOU)
+    return LostCounts(int(failed.sum()), int((failed & lost).sum()), int(tracked.sum()), int((tracked & lost).sum()))

@@ -44,6 +44,42 @@ class RoundingNoise:
         """The wrapped engine belongs to the caller, who closes it."""
 
 
+class NanoTrackRoundingNoise:
+    """NanoTrack's two networks with the same noise on every search crop (raw 0..255 input, so a
+    grey level is one unit); the template crops stay clean, as ``RoundingNoise`` leaves templates."""
+
+    def __init__(self, model, seed: int, grey_levels: float = GREY_LEVELS) -> None:
+        self.model = model
+        self.settings = model.settings
+        self.name = f"{model.name}+noise{seed}"
+        self._amplitude = np.float32(grey_levels)
+        self._rng = np.random.default_rng(seed)
+
+    def features(self, crop: np.ndarray) -> np.ndarray:
+        if crop.shape[-1] != self.settings.exemplar_size:
+            crop = crop + self._rng.uniform(-1.0, 1.0, size=crop.shape).astype(np.float32) * self._amplitude
+        return self.model.features(crop)
+
+    def head(self, template_features: np.ndarray, search_features: np.ndarray):
+        return self.model.head(template_features, search_features)
+
+
+def with_noise(tracker, seed: int):
+    """A copy of ``tracker`` (same settings, same networks) whose search crops carry seed's noise,
+    or None for a tracker whose input this cannot reach (OpenCV's peers)."""
+    from edge.nanotrack import NanoTracker
+    from edge.tracker import Tracker
+
+    if isinstance(tracker, Tracker):
+        return Tracker(RoundingNoise(tracker.engine, seed), **{k: getattr(tracker.meta, k) for k in (
+            "search_factor", "update_interval", "lost_score_threshold", "lost_frames", "size_update_rate",
+            "hold_low_score_box")})
+    if isinstance(tracker, NanoTracker):
+        return NanoTracker(NanoTrackRoundingNoise(tracker.engine, seed), calibration=tracker.calibration,
+                           lost_score_threshold=tracker.lost_score_threshold, lost_frames=tracker.lost_frames)
+    return None
+
+
 def spread(per_run: np.ndarray) -> dict[str, np.ndarray]:
     """(runs, sequences) AUCs -> per-sequence and mean-over-sequences mean, min and max."""
     per_run = np.asarray(per_run, dtype=np.float64)
@@ -54,4 +90,4 @@ def spread(per_run: np.ndarray) -> dict[str, np.ndarray]:
             "overall": np.array([means.mean(), means.min(), means.max()])}
 
 
-__all__ = ["RoundingNoise", "spread", "GREY_LEVELS"]
+__all__ = ["RoundingNoise", "NanoTrackRoundingNoise", "with_noise", "spread", "GREY_LEVELS"]

@@ -23,6 +23,7 @@ from edge.control.controller import GimbalController
 from edge.outputs.base import ControlUpdate
 from edge.target import TargetRequest, fit_target, parse_target
 from edge.tracker import TrackState
+from edge.trackers.lost_search import LostSearch, LostSearchSettings
 
 log = logging.getLogger("edge.runtime")
 
@@ -48,7 +49,9 @@ class TrackingLoop:
     def __init__(self, *, tracker, grabber, outputs, config, camera_model: CameraModel | None = None,
                  notifier=None, track_log=None, recorder=None, clock=time.monotonic,
                  initial_target: TargetRequest | None = None, publisher=None) -> None:
-        self.tracker = tracker
+        # The one per-frame step (the LOST search included) that track, eval and the simulator run too.
+        self.tracker = tracker if isinstance(tracker, LostSearch) else LostSearch(
+            tracker, LostSearchSettings(config.tracking.widen_step, config.tracking.max_search_factor))
         self.grabber = grabber
         self.outputs = list(outputs)
         self.cfg = config
@@ -64,7 +67,6 @@ class TrackingLoop:
         self._requests: queue.Queue[TargetRequest] = queue.Queue()
         if initial_target is not None:
             self._requests.put(initial_target)
-        self._base_search_factor = tracker.search_factor
         self._state = IDLE
         self._seq = 0
         self._last_frame_t = clock()
@@ -159,14 +161,10 @@ class TrackingLoop:
                 log.warning("target lost (score %.2f): holding the gimbal, widening the search", result.score)
                 self._set_state(LOST)
             command = self.controller.stop()
-            widened = min(self.tracker.search_factor * self.cfg.tracking.widen_step,
-                          self.cfg.tracking.max_search_factor)
-            self.tracker.set_search_factor(max(widened, self._base_search_factor))
             self.stats.lost_frames += 1
         else:
             if self._state == LOST:
                 log.info("target re-acquired (score %.2f)", result.score)
-                self.tracker.set_search_factor(self._base_search_factor)
             self._set_state(TRACKING)
             x, y, w, h = result.box
             yaw, pitch = self.camera_model.angles_deg(x + w / 2, y + h / 2)
@@ -233,7 +231,6 @@ class TrackingLoop:
                 # Whatever the route (web page, serial link, ground station, config), the box is
                 # checked against this frame before anything moves.
                 box = fit_target(box, width, height)
-                self.tracker.set_search_factor(self._base_search_factor)
                 self._picked = self.tracker.init(frame.image, box)
             except Exception as exc:   # a bad target never stops the loop nor changes what it does
                 log.error("ignored target request from %s: %s", req.source, " ".join(str(exc).split()))

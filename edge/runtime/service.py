@@ -202,8 +202,10 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
             log.info("stopped during start-up, before READY")
             return
         raise
-    notifier.ready(f"tracking with {tracker.engine.name}, {tracker.label}")
-    log.info("ready: %s, source %s, %d output(s)", tracker.engine.name, cam.source, len(outputs))
+    model = cfg.model.path or "the default tracker"
+    notifier.ready(f"tracking with {tracker.label}, {tracker.meta.precision}, {tracker.engine.name} ({model})")
+    log.info("ready: %s, %s, %s (%s), source %s, %d output(s)", tracker.label, tracker.meta.precision,
+             tracker.engine.name, model, cam.source, len(outputs))
     try:
         loop.run(signals)   # polled: a signal sets only a flag (edge.runtime.signals)
     finally:

@@ -1,0 +1,51 @@
+"""The per-frame step every consumer of a tracker runs: the device loop, ``track``, ``eval`` and the
+simulator. A tracker's own update does the crop, the network, the state machine, the hold and the
+template schedule; this adds what happens around it while the target is LOST: the search region
+grows by ``widen_step`` each LOST frame, up to ``max_search_factor``, and goes back to the
+tracker's own size when tracking resumes or a new target is picked. ``eval`` therefore scores what
+a device does, widening included."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.tracker import TrackResult, TrackState
+
+
+@dataclass(frozen=True)
+class LostSearchSettings:
+    widen_step: float = 1.15
+    max_search_factor: float = 9.0
+
+
+class LostSearch:
+    """``tracker`` with the LOST search around it, behind the same verbs (init, update, box, label,
+    engine, meta). Trackers that cannot change their search region (OpenCV's peers) pass through."""
+
+    def __init__(self, tracker, settings: LostSearchSettings = LostSearchSettings()) -> None:
+        self.tracker = tracker
+        self.settings = settings
+        self.widens = callable(getattr(tracker, "set_search_factor", None))
+        self.base_search_factor = tracker.search_factor if self.widens else None
+
+    def __getattr__(self, name):   # label, engine, meta, box, ...: the tracker's own
+        return getattr(self.tracker, name)
+
+    def init(self, frame, box) -> TrackResult:
+        self.reset()
+        return self.tracker.init(frame, box)
+
+    def reset(self) -> None:
+        if self.widens:
+            self.tracker.set_search_factor(self.base_search_factor)
+
+    def update(self, frame) -> TrackResult:
+        result = self.tracker.update(frame)
+        if not self.widens:
+            return result
+        if result.state is TrackState.LOST:
+            widened = min(self.tracker.search_factor * self.settings.widen_step, self.settings.max_search_factor)
+            self.tracker.set_search_factor(max(widened, self.base_search_factor))
+        elif self.tracker.search_factor != self.base_search_factor:
+            self.reset()
+        return result
