@@ -15,9 +15,7 @@ model's metadata (or the caller) asks to hold the last confident one (``hold_low
 
 from __future__ import annotations
 
-import enum
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,29 +24,9 @@ from edge.engines.base import Engine
 from edge.errors import ConfigError
 from edge.geometry import clip_box, is_finite_box, map_box_back
 from edge.preprocess import Normalizer
+from edge.trackers.state import TrackResult, TrackState
 
-
-class TrackState(str, enum.Enum):
-    TRACKING = "TRACKING"
-    LOST = "LOST"
-
-
-@dataclass(frozen=True)
-class TrackResult:
-    """One frame's answer.
-
-    box: (x, y, w, h) frame pixels; always finite. While the network gives non-finite output the
-        box stays at the last valid estimate and ``valid`` is False.
-    score: sigmoid of the confidence logit, in [0, 1] (0 when the output was non-finite).
-    state: TRACKING or LOST.
-    frame_id: frames since init (init frame = 0).
-    """
-
-    box: tuple[float, float, float, float]
-    score: float
-    state: TrackState
-    frame_id: int
-    valid: bool = True
+__all__ = ["Tracker", "TrackResult", "TrackState", "sigmoid"]
 
 
 def sigmoid(x: float) -> float:

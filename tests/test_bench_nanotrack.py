@@ -68,11 +68,16 @@ def test_bench_has_nanotrack_and_default_model_rows_with_ground_truth_auc(clip_d
     from train.presets import get_preset
 
     report = run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, threads=1, max_frames=14,
-                       only=["nanotrack", "default-model"], nanotrack_dir=NANOTRACK_DIR, log=lambda m: None,
+                       only=["nanotrack", "bundled", "default"], nanotrack_dir=NANOTRACK_DIR, log=lambda m: None,
                        upstream_nanotrack=(NANOTRACK_DIR,))
     rows = {r["name"]: r for r in report["engines"]}
     nano = rows["nanotrack (opencv)"]
-    default = next(r for name, r in rows.items() if name.startswith("default-model-int8"))
+    # A row for every bundled tracker, the default (by the catalog's rule) marked.
+    from edge.trackers.catalog import load_catalog
+
+    catalog = load_catalog()
+    assert f"default {catalog.default().name} (onnxruntime)" in rows
+    default = next(r for name, r in rows.items() if name.startswith("bundled mixformerv2-nanostem224-int8"))
     for row in (nano, default):
         assert row["frame_median_ms"] > 0 and 0.0 <= row["auc"] <= 1.0
         assert row["mean_iou_vs_fp32"] is None    # not built from the benched checkpoint

@@ -242,8 +242,9 @@ def test_eval_names_the_upstream_tracker_with_its_version(tmp_path):
 
 @pytest.mark.parametrize("version", ["opencv", "nanotrack_v3"], ids=["v2", "v3"])
 def test_the_device_loop_runs_nanotrack_from_model_path(version):
-    """``model.path`` naming NanoTrack's folder gives the loop NanoTrack, with the config's lost
-    thresholds; it keeps the simulated target centred and finds it again after an occlusion."""
+    """``model.path`` naming NanoTrack's folder gives the loop NanoTrack, with the LOST rule of its
+    files' metadata where the config leaves it unset and the config's where it sets it; it keeps the
+    simulated target centred and finds it again after an occlusion."""
     from edge.build import build_tracker
     from edge.config import load_config
     from edge.sim.run import run_sim
@@ -253,7 +254,10 @@ def test_the_device_loop_runs_nanotrack_from_model_path(version):
                        "tracking": {"lost_frames": 3}})
     tracker = build_tracker(cfg)
     assert isinstance(tracker, NanoTracker)
-    assert (tracker.lost_score_threshold, tracker.lost_frames) == (cfg.tracking.lost_score, 3)
+    assert (tracker.lost_score_threshold, tracker.lost_frames) == (tracker.calibration.lost_score_threshold, 3)
+    set_both = load_config({"model": {"path": shared_path("models", version)},
+                            "tracking": {"lost_score": 0.3, "lost_frames": 3}})
+    assert (build_tracker(set_both).lost_score_threshold, build_tracker(set_both).lost_frames) == (0.3, 3)
     sim = SimConfig(path="lissajous", amplitude_deg=15.0, period_s=12.0)
     report = run_sim(sim, cfg, lambda world: build_tracker(cfg), seconds=6.0)
     assert report.mean_error_deg < 2.0 and report.p95_error_deg < 4.0 and report.lost_frames == 0, report

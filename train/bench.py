@@ -67,27 +67,45 @@ def find_nanotrack_dir() -> str | None:
     return None
 
 
+def _model_row(path: str, label: str) -> "Candidate":
+    from edge.engines import engine_for
+
+    precision, cfg = "int8", None
+    if engine_for(path) == "onnxruntime":
+        from edge.engines.onnx import open_session, read_meta
+        from train.presets import PRESETS
+
+        meta = read_meta(open_session(path), path)
+        precision, cfg = meta.precision, PRESETS.get(meta.preset)
+    return Candidate(f"{label}-{precision} ({os.path.basename(path)})", precision, True,
+                     build=lambda work, p=path: p, engine=engine_for(path), independent=True, cfg=cfg)
+
+
+def _nanotrack_row(folder: str, label: str) -> "Candidate":
+    return Candidate(f"{label} (onnxruntime)", "fp32", False, build=lambda work: None, engine="onnxruntime",
+                     worker_args=["--nanotrack-dir", folder], independent=True, peer="nanotrack-upstream")
+
+
 def independent_candidates(default_model: str | None, nanotrack_dir: str | None, skipped: dict,
                            upstream_nanotrack: tuple[str, ...] = ()) -> list[Candidate]:
-    """The default model's row and NanoTrack's, each measured like any engine; with
-    ``upstream_nanotrack``, also NanoTrack's own loop on onnxruntime on each of those folders."""
-    from edge.engines import engine_for
-    from edge.sample import BUNDLED_MODEL
+    """A row for every bundled tracker (the default marked), or for ``default_model`` alone when one
+    is given, and OpenCV NanoTrack's, each measured like any engine; with ``upstream_nanotrack``,
+    also NanoTrack's own loop on onnxruntime on each of those folders."""
+    from edge.trackers.catalog import load_catalog
 
     rows = []
-    path = default_model or (BUNDLED_MODEL if os.path.isfile(BUNDLED_MODEL) else None)
-    if path is None:
-        skipped["default-model"] = "no bundled model in this install and no --model given"
+    if default_model:
+        rows.append(_model_row(default_model, "default-model"))
     else:
-        precision, cfg = "int8", None
-        if engine_for(path) == "onnxruntime":
-            from edge.engines.onnx import open_session, read_meta
-            from train.presets import PRESETS
-
-            meta = read_meta(open_session(path), path)
-            precision, cfg = meta.precision, PRESETS.get(meta.preset)
-        rows.append(Candidate(f"default-model-{precision} ({os.path.basename(path)})", precision, True,
-                              build=lambda work, p=path: p, engine=engine_for(path), independent=True, cfg=cfg))
+        catalog = load_catalog()
+        default = catalog.default()
+        for entry in catalog.entries:
+            if not entry.installed:
+                skipped[entry.name] = "not in this install"
+                continue
+            label = f"{'default' if entry is default else 'bundled'} {entry.name}"
+            rows.append(_nanotrack_row(entry.path, label) if entry.family == "nanotrack"
+                        else _model_row(entry.path, label))
     if nanotrack_dir is None:
         skipped["nanotrack"] = "NanoTrack's ONNX files not found (give --nanotrack-dir)"
     else:
@@ -103,9 +121,7 @@ def independent_candidates(default_model: str | None, nanotrack_dir: str | None,
         except EdgeTrackError as exc:
             skipped[f"upstream nanotrack ({folder})"] = str(exc)
             continue
-        rows.append(Candidate(f"upstream nanotrack-{version} (onnxruntime)", "fp32", False,
-                              build=lambda work: None, engine="onnxruntime",
-                              worker_args=["--nanotrack-dir", folder], independent=True, peer="nanotrack-upstream"))
+        rows.append(_nanotrack_row(folder, f"upstream nanotrack-{version}"))
     return rows
 
 

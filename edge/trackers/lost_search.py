@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge.tracker import TrackResult, TrackState
+from edge.trackers.state import TrackResult, TrackState
 
 
 @dataclass(frozen=True)

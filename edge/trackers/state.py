@@ -1,0 +1,31 @@
+"""What every tracker answers per frame, and the one vocabulary of its state (standard library only:
+the config schema and the loop read it without loading OpenCV or a network)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class TrackState(str, enum.Enum):
+    TRACKING = "TRACKING"
+    LOST = "LOST"
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """One frame's answer.
+
+    box: (x, y, w, h) frame pixels; always finite. While the network gives non-finite output the
+        box stays at the last valid estimate and ``valid`` is False.
+    score: the tracker's confidence that it holds the target, in [0, 1] (0 when the output was
+        non-finite); LOST follows from it by the tracker's own rule.
+    state: TRACKING or LOST.
+    frame_id: frames since init (init frame = 0).
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    state: TrackState
+    frame_id: int
+    valid: bool = True

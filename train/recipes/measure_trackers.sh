@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One measuring run for the tracker catalog (edge/data/trackers.json): every bundled tracker and the
+# peers, on one CPU, the validation split as its README says (two starts, band over 4 noise runs)
+# and the dev set, then one bench run for frame times; train.record_results writes the numbers the
+# default rule reads. Run it on a quiet machine: CPU="the CPU, in words" train/recipes/measure_trackers.sh
+# Parts: STEPS="eval bench record" (default all).
+set -euo pipefail
+SHARED=${SHARED:-../shared}
+OUT=${OUT:-runs/measure}
+STEPS=${STEPS:-eval bench record}
+VAL="$SHARED/data/validation"
+DEV="$SHARED/data/sequences"
+mkdir -p "$OUT"
+
+# name | eval options
+TRACKERS=(
+  "nanotrack-v3|--model nanotrack-v3"
+  "mixformerv2-nanostem224|--model mixformerv2-nanostem224"
+)
+PEERS=(
+  "NanoTrack V2, OpenCV TrackerNano|--tracker nanotrack --nanotrack-dir $SHARED/models/opencv"
+  "NanoTrack V2, authors' loop|--model $SHARED/models/opencv"
+  "VitTrack, OpenCV TrackerVit|--tracker vittrack --vittrack-model $SHARED/models/vittrack/vitTracker.onnx"
+  "CSRT, OpenCV|--tracker csrt"
+)
+slug() { echo "$1" | tr -c 'A-Za-z0-9\n' '_'; }
+
+if [[ " $STEPS " == *" eval "* ]]; then
+  for item in "${TRACKERS[@]}" "${PEERS[@]}"; do
+    name=${item%%|*}; opts=${item#*|}; s=$(slug "$name")
+    # shellcheck disable=SC2086
+    edge-track eval --sequences "$VAL" --starts 2 --noise-runs 4 --threads 1 $opts --json "$OUT/$s.val.json" >/dev/null
+    # shellcheck disable=SC2086
+    edge-track eval --sequences "$DEV" --noise-runs 4 --threads 1 $opts --json "$OUT/$s.dev.json" >/dev/null
+    echo "measured $name"
+  done
+fi
+if [[ " $STEPS " == *" bench "* ]]; then
+  edge-track bench --sequences "$DEV" --rounds 3 --threads 1,2 --engines default bundled nanotrack \
+    --upstream-nanotrack "$SHARED/models/opencv" --no-profile --json "$OUT/bench.json" > "$OUT/bench.md"
+fi
+if [[ " $STEPS " == *" record "* ]]; then
+  args=()
+  for item in "${TRACKERS[@]}"; do name=${item%%|*}; s=$(slug "$name"); args+=(--tracker "$name" "$OUT/$s.val.json" "$OUT/$s.dev.json"); done
+  for item in "${PEERS[@]}"; do name=${item%%|*}; s=$(slug "$name"); args+=(--peer "$name" "$OUT/$s.val.json" "$OUT/$s.dev.json"); done
+  python -m train.record_results --cpu "${CPU:?say which CPU: CPU=\"...\"}" --bench "$OUT/bench.json" "${args[@]}" \
+    --bench-row "NanoTrack V2, OpenCV TrackerNano" "nanotrack (opencv)" \
+    --bench-row "NanoTrack V2, authors' loop" "upstream nanotrack-v2" \
+    --command "edge-track eval --sequences $VAL --starts 2 --noise-runs 4 --threads 1 --model NAME" \
+    --command "edge-track eval --sequences $DEV --noise-runs 4 --threads 1 --model NAME" \
+    --command "edge-track bench --sequences $DEV --rounds 3 --threads 1,2 --engines default bundled nanotrack --upstream-nanotrack $SHARED/models/opencv"
+fi

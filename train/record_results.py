@@ -1,0 +1,90 @@
+"""Write one measuring run's numbers into the tracker catalog (``edge/data/trackers.json``), from the
+files ``edge-track eval --json`` and ``edge-track bench --json`` wrote, so that the default rule
+(``edge.trackers.catalog``) and ``edge-track models`` read what was measured, never a number typed
+by hand. ``train/recipes/measure_trackers.sh`` runs the whole measurement and then this.
+
+    python -m train.record_results --cpu "AMD EPYC (2 cores, AVX2)" --bench bench.json \\
+        --tracker nanotrack-v3 v3.val.json v3.dev.json --peer "CSRT (OpenCV)" csrt.val.json csrt.dev.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+
+from edge.trackers.catalog import CATALOG
+
+
+def eval_numbers(val_path: str, dev_path: str) -> dict:
+    with open(val_path, encoding="utf-8") as f:
+        val = json.load(f)
+    with open(dev_path, encoding="utf-8") as f:
+        dev = json.load(f)
+    band = lambda report: (report.get("noise") or {}).get("mean", {}).get("auc_mean", report["mean"]["auc"])
+    return {"validation_auc": val["mean"]["auc"], "validation_band": band(val),
+            "validation_precision": val["mean"]["precision"],
+            "validation_norm_precision": val["mean"]["norm_precision"],
+            "dev_auc": dev["mean"]["auc"], "dev_band": band(dev),
+            "lost_on_failed": val["mean"].get("lost_on_failed"), "lost_on_tracked": val["mean"].get("lost_on_tracked"),
+            "dev_lost_on_failed": dev["mean"].get("lost_on_failed"),
+            "dev_lost_on_tracked": dev["mean"].get("lost_on_tracked")}
+
+
+def frame_numbers(bench: dict, row_prefix: str) -> dict:
+    """Whole-frame median and its ratio to OpenCV NanoTrack's at each thread count, of the bench
+    row whose name starts with ``row_prefix``."""
+    out = {}
+    for row in bench.get("engines", []):
+        if row["name"].startswith(row_prefix) and row.get("frame_median_ms") is not None:
+            t = row.get("threads", 1)
+            key = "1_thread" if t == 1 else f"{t}_threads"
+            out[f"frame_ms_{key}"] = row["frame_median_ms"]
+            out[f"frame_ratio_{key}"] = row.get("frame_over_nanotrack")
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--cpu", required=True, help="the CPU the run was made on, in words")
+    p.add_argument("--bench", help="edge-track bench --json output (frame times)")
+    p.add_argument("--tracker", nargs=3, action="append", default=[], metavar=("NAME", "VAL_JSON", "DEV_JSON"),
+                   help="a bundled tracker's eval outputs (repeatable)")
+    p.add_argument("--peer", nargs=3, action="append", default=[], metavar=("LABEL", "VAL_JSON", "DEV_JSON"),
+                   help="a tracker measured in the same run that is not bundled (repeatable)")
+    p.add_argument("--bench-row", nargs=2, action="append", default=[], metavar=("NAME_OR_LABEL", "ROW_PREFIX"),
+                   help="which bench row gives a tracker's or peer's frame time (default for a bundled "
+                        "tracker: 'default NAME' or 'bundled NAME')")
+    p.add_argument("--command", action="append", default=[], help="a command of the run, recorded with it")
+    p.add_argument("--catalog", default=CATALOG)
+    args = p.parse_args(argv)
+    with open(args.catalog, encoding="utf-8") as f:
+        catalog = json.load(f)
+    bench = {}
+    if args.bench:
+        with open(args.bench, encoding="utf-8") as f:
+            bench = json.load(f)
+    rows = dict(args.bench_row)
+    by_name = {e["name"]: e for e in catalog["trackers"]}
+    for name, val, dev in args.tracker:
+        if name not in by_name:
+            p.error(f"{name} is not in {args.catalog}")
+        results = eval_numbers(val, dev)
+        prefixes = [rows[name]] if name in rows else [f"default {name}", f"bundled {name}"]
+        for prefix in prefixes:
+            results.update(frame_numbers(bench, prefix))
+        by_name[name]["results"] = results
+    catalog["peers"] = [{"name": label, "results": {**eval_numbers(val, dev),
+                                                    **(frame_numbers(bench, rows[label]) if label in rows else {})}}
+                        for label, val, dev in args.peer]
+    catalog["measured"] = {"date": datetime.date.today().isoformat(), "cpu": args.cpu, "commands": args.command}
+    with open(args.catalog, "w", encoding="utf-8") as f:
+        json.dump(catalog, f, indent=2)
+        f.write("\n")
+    print(f"wrote {args.catalog}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
