@@ -43,7 +43,7 @@ def _register_plugins(subparsers) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     import edge
-    from edge.cli import build_trt, device, evaluate, track
+    from edge.cli import build_trt, device, evaluate, track, trax
 
     parser = OneLineParser(
         prog="edge-track",
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.register(sub)
     build_trt.register(sub)
     device.register(sub)
+    trax.register(sub)
     _register_plugins(sub)
     _defer_required(parser, sub)
     return parser
