@@ -352,9 +352,10 @@ class MavlinkGimbalOutput:
         return None
 
     def _ack(self, msg, result: int, from_camera: bool) -> None:
-        mav = self.camera.mav if from_camera and self.camera is not None else None
-        self._safe(lambda: (mav or self.mav).command_ack_send(msg.command, result, 0, 0, msg.get_srcSystem(),
-                                                               msg.get_srcComponent()))
+        """COMMAND_ACK to the sender, from the component it addressed (the camera's or ours)."""
+        camera = self.camera if from_camera else None
+        self._safe(lambda: (camera.mav if camera is not None else self.mav).command_ack_send(
+            msg.command, result, 0, 0, msg.get_srcSystem(), msg.get_srcComponent()))
 
 
 class _LinkWriter:
