@@ -302,6 +302,8 @@ class OutputConfig:
     address: int = num(1, 0, 255)      # Pelco-D camera address
     system_id: int = num(1, 1, 255)
     component_id: int = num(191, 1, 255)
+    # MAVLink: the camera protocol's component (100-105 are MAVLink's camera ids); 0: none
+    camera_component_id: int = num(100, 0, 255)
     pan_pin: int = num(12, 0, 64)      # PWM (BCM numbering)
     tilt_pin: int = num(13, 0, 64)
     # gpiozero pin factory; empty: gpiozero picks the first that works

@@ -60,8 +60,8 @@ def test_commands_for_another_system_or_component_are_ignored_and_not_acknowledg
     )
 
     ground, out = link
-    others = [(42, 100), (1, 100), (42, 191), (42, 0), (0, 100)]
-    ours = [(1, 191), (0, 0), (0, 191), (1, 0)]                   # 0: broadcast
+    others = [(42, 100), (1, 101), (42, 191), (42, 0), (0, 101)]  # 101: another camera on our vehicle
+    ours = [(1, 191), (0, 0), (0, 191), (1, 0), (1, 100)]         # 0: broadcast; 100: our camera component
     # Sent first, in order, over one socket: anything done with them would come before the replies below.
     for system, component in others:
         ground.mav.command_long_send(system, component, MAV_CMD_CAMERA_TRACK_POINT, 0, 0.5, 0.5, 0.1, 0, 0, 0, 0)

@@ -43,7 +43,7 @@ def _register_plugins(subparsers) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     import edge
-    from edge.cli import build_trt, device, evaluate, models, track
+    from edge.cli import build_trt, device, evaluate, models, track, trax
 
     parser = OneLineParser(
         prog="edge-track",
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.register(sub)
     build_trt.register(sub)
     device.register(sub)
+    trax.register(sub)
     _register_plugins(sub)
     _defer_required(parser, sub)
     return parser

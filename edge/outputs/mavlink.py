@@ -1,6 +1,7 @@
 """MAVLink gimbal protocol v2 through pymavlink: GIMBAL_MANAGER_SET_PITCHYAW rates, HEARTBEAT at
 1 Hz, and tracking commands from a ground station (MAV_CMD_CAMERA_TRACK_RECTANGLE / _POINT /
-_STOP_TRACKING), acknowledged with COMMAND_ACK.
+_STOP_TRACKING), acknowledged with COMMAND_ACK. With ``camera_component_id`` (default 100) a
+second component speaks the camera protocol v2's tracking part: ``edge.outputs.mavlink_camera``.
 
 A silent link never blocks the loop: sends are fire-and-forget datagrams (or serial writes), and
 received commands are polled without waiting.
@@ -17,7 +18,9 @@ from edge.config import MAVLINK_NETWORK_SCHEMES, check_mavlink_port
 from edge.errors import ConfigError
 from edge.io.backoff import Backoff
 from edge.io.libraries import PYMAVLINK
+from edge.io.log_limit import RateLimitedLog
 from edge.outputs.base import MAX_READS_PER_POLL, TrackRequest
+from edge.outputs.mavlink_camera import CAMERA_COMMANDS, UNSUPPORTED, CameraComponent
 
 log = logging.getLogger("edge.outputs.mavlink")
 
@@ -101,6 +104,13 @@ class MavlinkGimbalOutput:
         # a peer is heard): there a standing stop or re-centre is sent again with every HEARTBEAT.
         self._network = not is_serial_port(cfg.port)
         self.address = (cfg.system_id, cfg.component_id)
+        self.camera_id = cfg.camera_component_id   # 0: no camera component
+        if self.camera_id == cfg.component_id:
+            raise ConfigError(f"mavlink camera_component_id {self.camera_id} is also component_id: give the camera "
+                              "its own (100-105 are MAVLink's camera ids) or 0 for none")
+        self._camera = None
+        # A flood of bad commands must not flood the journal: a few "denied" lines a second.
+        self._log = RateLimitedLog(log, interval_s=1.0, burst=3, clock=clock)
         self._connect = connect or (lambda: open_connection(cfg))
         self._clock = clock
         self._backoff = Backoff(backoff_initial_s, backoff_max_s, clock=clock)
@@ -125,6 +135,16 @@ class MavlinkGimbalOutput:
     @property
     def mav(self):
         return self.conn.mav
+
+    @property
+    def camera(self) -> CameraComponent | None:
+        """The camera component (made on first use: its encoder needs pymavlink), or None."""
+        if self._camera is None and self.camera_id:
+            from pymavlink.dialects.v20 import common as m
+
+            encoder = m.MAVLink(_LinkWriter(self), srcSystem=self.address[0], srcComponent=self.camera_id)
+            self._camera = CameraComponent(encoder, self._safe, clock=self._clock)
+        return self._camera
 
     @property
     def connected(self) -> bool:
@@ -213,12 +233,18 @@ class MavlinkGimbalOutput:
         cmd = update.command
         yaw, pitch = (cmd.yaw_rate_dps, cmd.pitch_rate_dps) if cmd.active else (0.0, 0.0)
         self._set_point(NAN, NAN, math.radians(pitch), math.radians(yaw))
+        if self.camera is not None:
+            self.camera.tracked(update.state, update.box, update.frame_size)
+            self.camera.step()
 
     def heartbeat(self, now_ms: int, state: str) -> None:
         """Hold still: a standing stop or re-centre is sent again if the link may lack it (and, on a
         network link, with every HEARTBEAT); a rate the link may lack is not (only a frame asks for
         motion): a stop takes its place, so a gimbal reset during a frame gap stays still."""
         beat = self._heartbeat_if_due()
+        if self.camera is not None:
+            self.camera.holding(state)
+            self.camera.step()
         if self._moving():
             if not self._delivered:
                 self.stop()
@@ -240,6 +266,9 @@ class MavlinkGimbalOutput:
                 # The last stop goes out on a link that is back, however long its backoff had to run.
                 if self.conn is not None or self._reconnect():
                     self.stop()
+                    if self._camera is not None:   # a ground station drawing the box is told it is gone
+                        self._camera.holding("IDLE")
+                        self._camera.step()
             except Exception:
                 pass
             self._closed = True
@@ -274,14 +303,18 @@ class MavlinkGimbalOutput:
         return got
 
     def _addressed_to_us(self, msg) -> bool:
-        """A command for this system and component, or broadcast (0) to either: one for another
-        camera or vehicle on the link is not ours to act on, nor to acknowledge."""
+        """A command for this system and one of its components (the camera's too), or broadcast
+        (0) to either: one for another camera or vehicle on the link is not ours to act on, nor to
+        acknowledge."""
         system, component = self.address
-        return msg.target_system in (0, system) and msg.target_component in (0, component)
+        return msg.target_system in (0, system) and msg.target_component in (0, component, self.camera_id or component)
 
     def _command(self, msg):
         from pymavlink.dialects.v20 import common as m
 
+        to_camera = self.camera is not None and msg.target_component == self.camera_id
+        if msg.command in CAMERA_COMMANDS:
+            return self._camera_command(msg, to_camera)
         request = None
         try:   # checked before the answer: ACCEPTED means the loop will take it
             if msg.command == MAV_CMD_CAMERA_TRACK_RECTANGLE:
@@ -291,10 +324,46 @@ class MavlinkGimbalOutput:
             elif msg.command == MAV_CMD_CAMERA_STOP_TRACKING:
                 request = TrackRequest("stop")
             else:
+                if msg.target_component != 0:   # addressed to us, and we do not do it: say so
+                    self._ack(msg, UNSUPPORTED, to_camera)
                 return None
         except ValueError as exc:
-            log.info("denied a tracking command from %d/%d: %s", msg.get_srcSystem(), msg.get_srcComponent(), exc)
+            self._log.info("denied a tracking command from %d/%d: %s", msg.get_srcSystem(), msg.get_srcComponent(),
+                           exc)
         result = m.MAV_RESULT_ACCEPTED if request is not None else m.MAV_RESULT_DENIED
-        self._safe(lambda: self.mav.command_ack_send(msg.command, result, 0, 0,
-                                                     msg.get_srcSystem(), msg.get_srcComponent()))
+        if request is not None and request.kind != "stop" and self.camera is not None:
+            self.camera.requested(request.kind)
+        self._ack(msg, result, to_camera)
         return request
+
+    def _camera_command(self, msg, to_camera: bool) -> None:
+        """A camera-protocol request: answered by the camera component (when there is one), then the
+        message asked for. A broadcast one we do not serve is left to the component that does."""
+        if self.camera is None or not (to_camera or msg.target_component == 0):
+            if msg.target_component != 0:
+                self._ack(msg, UNSUPPORTED, False)
+            return None
+        result, then = self.camera.command(msg)
+        if result == UNSUPPORTED and not to_camera:
+            return None
+        self._ack(msg, result, True)
+        if then is not None:
+            then()
+        return None
+
+    def _ack(self, msg, result: int, from_camera: bool) -> None:
+        """COMMAND_ACK to the sender, from the component it addressed (the camera's or ours)."""
+        camera = self.camera if from_camera else None
+        self._safe(lambda: (camera.mav if camera is not None else self.mav).command_ack_send(
+            msg.command, result, 0, 0, msg.get_srcSystem(), msg.get_srcComponent()))
+
+
+class _LinkWriter:
+    """The camera component's encoder writes through whatever connection the output has now
+    (it is replaced on a reconnect)."""
+
+    def __init__(self, output: MavlinkGimbalOutput) -> None:
+        self._output = output
+
+    def write(self, buf) -> None:
+        self._output.conn.write(buf)
