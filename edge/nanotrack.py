@@ -180,6 +180,7 @@ class NanoTracker:
         self._bgr = frame_color_order == "BGR"
         self._base_factor = s.instance_size / s.exemplar_size
         self._factor = self._base_factor
+        self._scan_step = 0
         self._map_size = None
         self._box = None
 
@@ -193,7 +194,8 @@ class NanoTracker:
 
     @property
     def search_factor(self) -> float:
-        """Search side over the template's context side (255/127 upstream)."""
+        """Search side over the template's context side (255/127 upstream). Above that, the side of
+        the area scanned at the template's scale (``_scan_offset``), not a larger crop."""
         return self._factor
 
     def set_search_factor(self, factor: float) -> None:
@@ -233,34 +235,40 @@ class NanoTracker:
         s = self.settings
         s_z = self._context_side()
         scale_z = s.exemplar_size / s_z
-        s_x = s_z * self._factor
-        crop = context_crop(frame, self._centre, s.instance_size, round(s_x), self._fill)
+        # Every other frame while widened: the authors' own step at the held box (the target is
+        # usually still near it); in between, one crop of the scan.
+        scanning = self._factor > self._base_factor and self._frame_id % 2 == 0
+        # A widened search is scanned at the template's scale, one crop a frame, nearest first: a
+        # crop enlarged instead would show the target smaller than the head was trained to see it.
+        s_x = s_z * self._base_factor
+        centre = self._centre + (self._scan_offset(s_x) if scanning else 0.0)
+        if not scanning:
+            self._scan_step = 0
+        crop = context_crop(frame, centre, s.instance_size, round(s_x), self._fill)
         cls, loc = self.engine.head(self._template, self.engine.features(self._net_input(crop)))
         if not (np.all(np.isfinite(cls)) and np.all(np.isfinite(loc))):
             self._low_streak = max(self._low_streak, self.lost_frames)
             self._state = TrackState.LOST
             return TrackResult(box=self._box, score=0.0, state=self._state, frame_id=self._frame_id, valid=False)
-        score, boxes, margin = self._decode(cls, loc, s.instance_size / s_x / scale_z)
+        score, boxes, margin = self._decode(cls, loc)
         self.margin = margin   # what the confidence read: train/nanotrack_confidence.py fits on it
         # Upstream's penalties: a change of size or aspect ratio costs score; the window
-        # favours the centre.
+        # favours the centre (not while scanning: the target may be anywhere in that crop).
         w, h = self._size * scale_z
         penalty = np.exp(-(_change(_pad_side(boxes[:, 2], boxes[:, 3]) / _pad_side(w, h))
                            * _change((w / h) / (boxes[:, 2] / boxes[:, 3])) - 1) * s.penalty_k)
-        pscore = penalty * score * (1 - s.window_influence) + self._window * s.window_influence
+        influence = 0.0 if scanning else s.window_influence
+        pscore = penalty * score * (1 - influence) + self._window * influence
         best = int(np.argmax(pscore))
         cx, cy, bw, bh = boxes[best] / scale_z
-        lr = penalty[best] * score[best] * s.lr
-        if self._factor != self._base_factor:
-            # A widened crop shows the target smaller than its template, and the head's sizes
-            # are then biased towards the template's: only the centre is taken.
-            lr = 0.0
+        lr = 0.0 if scanning else penalty[best] * score[best] * s.lr
         confidence = self.calibration.confidence
         best_score = confidence(margin) if confidence is not None else float(score[best])
-        if not (self.hold_low_score_box and best_score < self.lost_score_threshold):
-            # Held otherwise: a low confidence means "not here", and the last confident box is where
-            # the widened search looks for the target again.
-            cx, cy = cx + self._centre[0], cy + self._centre[1]
+        low = best_score < self.lost_score_threshold
+        # Held while scanning or (with the hold policy) below the threshold: a low confidence means
+        # "not here", and the last confident box is where the search goes on from.
+        if not (low and (scanning or self.hold_low_score_box)):
+            cx, cy = cx + centre[0], cy + centre[1]
             bw = self._size[0] * (1 - lr) + bw * lr
             bh = self._size[1] * (1 - lr) + bh * lr
             height, width = frame.shape[:2]
@@ -268,15 +276,25 @@ class NanoTracker:
             bw, bh = max(10.0, min(bw, width)), max(10.0, min(bh, height))
             self._centre, self._size = np.array([cx, cy]), np.array([bw, bh])
             self._box = (float(cx - bw / 2), float(cy - bh / 2), float(bw), float(bh))
-        self._low_streak = self._low_streak + 1 if best_score < self.lost_score_threshold else 0
+        self._low_streak = self._low_streak + 1 if low else 0
         self._state = TrackState.LOST if self._low_streak >= self.lost_frames else TrackState.TRACKING
         return TrackResult(box=self._box, score=best_score, state=self._state, frame_id=self._frame_id)
 
-    def _decode(self, cls: np.ndarray, loc: np.ndarray, crop_scale: float):
+    def _scan_offset(self, side: float) -> np.ndarray:
+        """This frame's crop centre, relative to the held box, in a search ``factor / base`` times
+        the normal one: a grid of half-crop steps, visited nearest first, one a frame, round again."""
+        reach = (self._factor / self._base_factor - 1.0) * side / 2
+        n = int(math.ceil(reach / (side / 2) - 1e-9))
+        grid = [(i, j) for i in range(-n, n + 1) for j in range(-n, n + 1)]
+        grid.sort(key=lambda g: (g[0] ** 2 + g[1] ** 2, math.atan2(g[1], g[0])))
+        i, j = grid[self._scan_step % len(grid)]
+        self._scan_step += 1
+        return np.array([i, j], dtype=np.float64) * side / 2
+
+    def _decode(self, cls: np.ndarray, loc: np.ndarray):
         """Target probability per point, (cx, cy, w, h) per point in template-scale pixels
         relative to the crop centre (upstream's units), and the target-minus-background logit per
-        point. ``crop_scale`` maps a widened crop's pixels back to the 255/127 one (1 unless the
-        loop widened the search)."""
+        point."""
         size = cls.shape[-1]
         if size != self._map_size:
             self._map_size = size
@@ -289,7 +307,7 @@ class NanoTracker:
         left, top, right, bottom = loc[0].reshape(4, -1).astype(np.float64)
         px, py = self._points[:, 0], self._points[:, 1]
         x1, y1, x2, y2 = px - left, py - top, px + right, py + bottom
-        boxes = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=1) / crop_scale
+        boxes = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=1)
         return score, boxes, margin
 
 
