@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import yaml
 
+from edge.atomic_file import write_atomic
 from edge.camera.folder import IMAGE_EXTENSIONS
 from edge.errors import ConfigError, EdgeTrackError, SourceError
 
@@ -220,10 +221,11 @@ def images_from_source(spec: str, count: int, every: int = 15):
 
 
 def write_result(result: IntrinsicsResult, path: str, sensor_mode: str = "") -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(result.to_yaml_dict(sensor_mode), f, sort_keys=False)
+    # Whole or not at all: a failed write (full disk, ulimit -f, a kill) keeps the calibration there was.
+    try:
+        write_atomic(path, yaml.safe_dump(result.to_yaml_dict(sensor_mode), sort_keys=False))
+    except OSError as exc:
+        raise EdgeTrackError(f"cannot write {path}: {exc.strerror or exc} (the file there is unchanged)") from None
 
 
 def parse_board(text: str) -> tuple[int, int]:

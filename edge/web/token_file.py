@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
 import re
 import secrets
 import stat
-import tempfile
 
+from edge.atomic_file import write_atomic
 from edge.errors import ConfigError
 
 log = logging.getLogger("edge.web")
@@ -66,25 +65,8 @@ def _read_token(path: str) -> str | None:
 
 
 def _write_private(path: str, text: str) -> None:
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".web-token.", dir=folder)     # O_EXCL, mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)      # replaces a link planted meanwhile, never writes through it
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    # The rename replaces a link planted meanwhile, never writes through it; mode 0600 from the start.
+    write_atomic(path, text, mode=0o600)
 
 
 def default_state_dir() -> str:
