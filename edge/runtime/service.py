@@ -167,18 +167,10 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
             undo.append(recorder.close)
         viewer = build_viewer(stop) if show else None
         if viewer is not None:
-            record = recorder
-
-            def recorder(image, result, _record=record):
-                if _record is not None:
-                    _record(image, result)
-                viewer(image, result)
-
-            recorder.close = lambda: (record and record.close(), viewer.close())
             undo.append(viewer.close)
         loop = TrackingLoop(tracker=tracker, grabber=grabber, outputs=outputs, config=cfg, notifier=notifier,
                             track_log=track_log, recorder=recorder, initial_target=initial, publisher=publisher,
-                            camera_model=camera_model)
+                            camera_model=camera_model, viewer=viewer)
         if cfg.web.enabled:
             from edge.web.server import ConsoleServer
 
@@ -211,7 +203,9 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
             console.close()
         if publisher is not None:
             publisher.close()
-        if recorder is not None:
+        if recorder is not None and not loop.telemetry_stuck:   # not under a thread still writing it
             recorder.close()
+        if viewer is not None:
+            viewer.close()
         notifier.close()
     log.info("stopped after %d frames", loop.stats.frames)
