@@ -192,14 +192,22 @@ class TrackLog:
         self._close_file()
 
 
+_NOT_REGULAR = "not a regular file (a FIFO or a device was put there)"
+
+
 def _open_append(path: str):
     """Unbuffered bytes: each line is one write(2), so what reached the disk is known exactly.
     Only a regular file: O_NONBLOCK makes a FIFO put at the path (``rm``, ``mkfifo``) fail at once
     (ENXIO without a reader) instead of blocking, and one with a reader is refused after the open."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:   # what a FIFO without a reader answers
+            raise OSError(errno.EINVAL, _NOT_REGULAR) from None
+        raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file (a FIFO or a device was put there)")
+            raise OSError(errno.EINVAL, _NOT_REGULAR)
         return os.fdopen(fd, "ab", buffering=0)
     except BaseException:
         os.close(fd)

@@ -1,0 +1,270 @@
+"""Nothing the filesystem, a client or a second instance does stalls the loop or leaves a head moving
+(#31): FIFOs made with os.mkfifo, a track log whose writes hang, copytruncate on a full disk, floods
+of target requests, in the loop and over HTTP on 127.0.0.1."""
+
+import errno
+import json
+import logging
+import os
+import threading
+import time
+import urllib.request
+
+import pytest
+from test_runtime import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
+from test_runtime_faults import FillingDisk, records, whole_json_lines  # noqa: F401 (a fixture)
+
+from edge.config import load_config
+from edge.errors import ConfigError
+from edge.runtime.loop import TRACK_LOG_QUEUE, TrackingLoop
+from edge.runtime.telemetry import CHECK_PATH_S, TrackLog
+from edge.target import TargetRequest
+
+
+def run_in_thread(fn, timeout=30.0):
+    """fn() on a daemon thread; True when it returned within ``timeout`` (a hang fails the test
+    instead of hanging it)."""
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return not thread.is_alive()
+
+
+# -- the track log: a FIFO put at its path, a hung disk, copytruncate ------------------------------
+
+def test_a_track_log_swapped_for_a_fifo_mid_run_never_blocks_the_loop(tmp_path, records):
+    clock = [100.0]
+    path = tmp_path / "track.jsonl"
+    track_log = TrackLog(str(path), clock=lambda: clock[0])
+    out = RecordingOutput()
+    loop = TrackingLoop(tracker=ScriptedTracker([]), grabber=QueueGrabber([frame640()] * 40), outputs=[out],
+                        config=load_config({}), track_log=track_log, initial_target=TargetRequest(roi="center:40x40"))
+    for _ in range(5):
+        assert loop.step()
+    assert run_in_thread(lambda: loop._workers["track log"].close(5.0))   # the first lines are in the file
+    loop._workers.clear()
+    os.remove(path)
+    os.mkfifo(path)                                  # `rm` then `mkfifo`: open(2) for writing would block
+    clock[0] += CHECK_PATH_S
+    try:
+        assert run_in_thread(lambda: loop.run(threading.Event())), "the loop blocked on the FIFO"
+    finally:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)   # frees a writer stuck in open() (before the fix)
+        os.close(fd)
+    assert loop.stats.frames == 40 and len(out.updates) == 39       # every frame tracked and sent
+    assert out.stops >= 1                                            # and the exit stopped the head
+    assert track_log.dropped > 0 and os.path.exists(path) and not os.path.isfile(path)
+    assert records.lines(logging.WARNING, "not a regular file")
+
+
+def test_a_fifo_with_a_reader_is_refused_too_never_written(tmp_path):
+    path = tmp_path / "track.jsonl"
+    os.mkfifo(path)
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with pytest.raises(ConfigError, match="FIFO"):
+            TrackLog(str(path))
+        from edge.runtime.telemetry import _open_append
+
+        with pytest.raises(OSError, match="not a regular file"):
+            _open_append(str(path))
+        try:
+            got = os.read(reader, 10)
+        except BlockingIOError:
+            got = b""
+        assert got == b""                            # nothing was written into it
+    finally:
+        os.close(reader)
+
+
+class HungDisk:
+    """A track log file whose writes hang until ``release`` is set (a network mount that stopped
+    answering)."""
+
+    def __init__(self, path):
+        self.f = open(path, "ab", buffering=0)
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def write(self, data):
+        self.entered.set()
+        self.release.wait()
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def test_a_hung_track_log_costs_lines_never_frames_commands_or_watchdog_pings(tmp_path, records):
+    disk = {}
+
+    def opener(p):
+        disk["f"] = HungDisk(p)
+        return disk["f"]
+
+    class Pings:
+        def __init__(self):
+            self.watchdog_pings = 0
+
+        def watchdog(self):
+            self.watchdog_pings += 1
+
+        def status(self, text):
+            pass
+
+        def stopping(self):
+            pass
+
+    frames = TRACK_LOG_QUEUE + 100
+    track_log = TrackLog(str(tmp_path / "track.jsonl"), opener=opener)
+    out, notifier = RecordingOutput(), Pings()
+    loop = TrackingLoop(tracker=ScriptedTracker([]), grabber=QueueGrabber([frame640()] * frames), outputs=[out],
+                        config=load_config({}), track_log=track_log, notifier=notifier,
+                        initial_target=TargetRequest(roi="center:40x40"))
+    try:
+        while loop.step():
+            pass
+        assert disk["f"].entered.is_set()            # the track log's thread is stuck in a write
+        assert loop.stats.frames == frames and len(out.updates) == frames - 1
+        assert notifier.watchdog_pings == frames
+        dropped = loop.counters()["telemetry"]["dropped"]
+        assert frames - TRACK_LOG_QUEUE - 1 <= dropped <= frames - TRACK_LOG_QUEUE
+        assert len(records.lines(logging.WARNING, "track log is behind")) == 1
+    finally:
+        disk["f"].release.set()
+    loop.shutdown()
+    assert not loop.telemetry_stuck
+
+
+def test_copytruncate_then_a_full_disk_leaves_no_nul_bytes(tmp_path):
+    """logrotate's copytruncate empties the file under the open descriptor; a line that then only
+    partly lands is cut back to the size the file has now, not the (larger) size counted before."""
+    path = tmp_path / "track.jsonl"
+    disks = []
+
+    class Disk(FillingDisk):
+        def write(self, data):   # as the kernel: an O_APPEND write lands at the end of the file as it is now
+            room = self.capacity - os.fstat(self.f.fileno()).st_size
+            if len(data) > room:
+                self.failures += 1
+                if room > 0:
+                    self.f.write(data[:room])
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.f.write(data)
+
+    def opener(p):
+        disks.append(Disk(p, capacity=10**6))
+        return disks[-1]
+
+    log = TrackLog(str(path), opener=opener)
+    for i in range(50):
+        log.write({"frame": i, "pad": "x" * 40})
+    os.truncate(path, 0)                             # copytruncate
+    disks[0].capacity = 150                          # and then the disk fills up
+    for i in range(50, 60):
+        log.write({"frame": i, "pad": "x" * 40})
+    log.close()
+    data = path.read_bytes()
+    assert b"\0" not in data
+    assert [r["frame"] for r in whole_json_lines(path)] == [50, 51]
+    assert log.dropped == 8
+
+
+def test_config_check_refuses_a_fifo_as_track_log_or_recording(tmp_path):
+    from edge.runtime.preflight import check_telemetry_paths
+
+    fifo = tmp_path / "named.avi"
+    os.mkfifo(fifo)
+    for tel in ({"track_log": str(fifo)}, {"record": str(fifo)}):
+        with pytest.raises(ConfigError, match="FIFO, not a regular file"):   # the schema, or preflight
+            check_telemetry_paths(load_config({"telemetry": tel}).telemetry)
+
+
+# -- target requests: the newest wins, one init per tracked frame -------------------------------------
+
+def test_a_flood_of_selects_costs_one_init_and_counts_the_rest():
+    tracker = ScriptedTracker([])
+    loop = TrackingLoop(tracker=tracker, grabber=QueueGrabber([frame640()] * 3), outputs=[RecordingOutput()],
+                        config=load_config({}))
+    for i in range(1000):
+        loop.request(TargetRequest(box=(10 + i % 100, 100, 40, 40), source="web"))
+    assert loop.step()
+    assert tracker.inits == [(10 + 999 % 100, 100.0, 40.0, 40.0)]     # the newest, once
+    assert loop.superseded == 999 and loop.counters()["requests"] == {"superseded": 999}
+    loop.shutdown()
+
+
+def test_a_new_target_every_frame_still_leaves_every_other_frame_tracked():
+    tracker = ScriptedTracker([])
+    out = RecordingOutput()
+    loop = TrackingLoop(tracker=tracker, grabber=QueueGrabber([frame640()] * 20), outputs=[out],
+                        config=load_config({}))
+    for i in range(20):
+        loop.request(TargetRequest(box=(100 + i, 100, 40, 40), source="web"))
+        assert loop.step()
+    loop.shutdown()
+    assert len(tracker.inits) == 10 and len(out.updates) == 10    # init, track, init, track, ...
+    assert loop.stats.frames == 20
+
+
+def test_a_stop_is_never_held_back_by_the_init_limit():
+    tracker = ScriptedTracker([])
+    out = RecordingOutput()
+    loop = TrackingLoop(tracker=tracker, grabber=QueueGrabber([frame640()] * 3), outputs=[out],
+                        config=load_config({}), initial_target=TargetRequest(roi="center:40x40"))
+    assert loop.step() and loop.state == "TRACKING"
+    loop.request(TargetRequest(source="web"))        # Stop, on the very next frame
+    stops = out.stops
+    assert loop.step()
+    assert loop.state == "IDLE" and out.stops == stops + 1
+    loop.shutdown()
+
+
+def test_sixteen_local_clients_flooding_select_do_not_stop_the_frames(tmp_path):
+    """16 clients POST /api/select as fast as they can on 127.0.0.1: frames, commands and the
+    track log go on, and the tracker is initialised at most every other frame."""
+    from test_web import FollowingTracker, LiveGrabber
+
+    from edge.web.server import ConsoleServer
+
+    cfg = load_config({"telemetry": {"track_log": str(tmp_path / "track.jsonl")}})
+    tracker, out = FollowingTracker(), RecordingOutput()
+    loop = TrackingLoop(tracker=tracker, grabber=LiveGrabber(), outputs=[out], config=cfg,
+                        track_log=TrackLog(str(tmp_path / "track.jsonl")))
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    thread.start()
+    server = ConsoleServer(loop, None, cfg, bind="127.0.0.1", port=0).start()
+    host, port = server.httpd.server_address[:2]
+    deadline = time.monotonic() + 10
+    while loop.camera_model is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    body = json.dumps({"box": [100, 80, 40, 40]}).encode()
+    sent = []
+
+    def client():
+        for _ in range(40):
+            req = urllib.request.Request(f"http://{host}:{port}/api/select", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    sent.append(resp.status)
+            except OSError:
+                pass
+
+    frames_before = loop.stats.frames
+    clients = [threading.Thread(target=client) for _ in range(16)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join(60)
+    frames = loop.stats.frames - frames_before
+    server.close()
+    stop.set()
+    thread.join(5)
+    assert sent.count(200) > 100
+    assert frames > 0 and len(out.updates) > 0
+    assert len(tracker.inits) <= loop.stats.frames // 2 + 1
+    assert len(tracker.inits) + loop.superseded <= sent.count(200) + 1
+    lines = whole_json_lines(tmp_path / "track.jsonl")
+    assert len(lines) == loop.stats.frames
