@@ -12,13 +12,25 @@ import urllib.request
 
 import pytest
 from test_runtime import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
-from test_runtime_faults import FillingDisk, records, whole_json_lines  # noqa: F401 (a fixture)
+from test_runtime_faults import FillingDisk, Records, whole_json_lines
 
 from edge.config import load_config
 from edge.errors import ConfigError
 from edge.runtime.loop import TRACK_LOG_QUEUE, TrackingLoop
 from edge.runtime.telemetry import CHECK_PATH_S, TrackLog
 from edge.target import TargetRequest
+
+
+@pytest.fixture
+def records():
+    handler = Records()
+    logger = logging.getLogger("edge")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
 
 
 def run_in_thread(fn, timeout=30.0):
