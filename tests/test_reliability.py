@@ -280,3 +280,56 @@ def test_sixteen_local_clients_flooding_select_do_not_stop_the_frames(tmp_path):
     assert len(tracker.inits) + loop.superseded <= sent.count(200) + 1
     lines = whole_json_lines(tmp_path / "track.jsonl")
     assert len(lines) == loop.stats.frames
+
+
+# -- a serial device that stops reading: a pty nobody reads -------------------------------------------
+
+def pelco_frames(data: bytes) -> list[bytes]:
+    """Pelco-D frames found in ``data`` (sync byte, checksum), as a receiver resyncs."""
+    found, i = [], 0
+    while i + 7 <= len(data):
+        frame = data[i:i + 7]
+        if frame[0] == 0xFF and sum(frame[1:6]) % 256 == frame[6]:
+            found.append(frame)
+            i += 7
+        else:
+            i += 1
+    return found
+
+
+def test_a_serial_device_that_stops_reading_never_makes_a_write_wait(tmp_path, records):
+    """Writes to a full port return at once, unsent (counted), with no reopen per write; a port
+    that took nothing for STUCK_S is reported once and reopened; when the device reads again the
+    newest command is what it gets last."""
+    pytest.importorskip("serial")
+    from test_outputs import Pty, update
+
+    from edge.config import OutputConfig
+    from edge.gimbal.protocols import pelco_d
+    from edge.io.serial_link import STUCK_S, SerialLink
+    from edge.outputs.pelco import PelcoDOutput
+
+    pty, clock = Pty(tmp_path), [0.0]
+    link = SerialLink(pty.link, 9600, clock=lambda: clock[0])
+    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), link=link)
+    sent = 0
+    while link.unsent == 0 and sent < 100_000:       # nobody reads the master: its buffer fills up
+        out.send(update(yaw=float(sent % 50 + 1), pitch=0.0))
+        sent += 1
+    assert link.unsent == 1 and sent < 100_000
+    for i in range(200):                             # frames keep coming; the clock stands still
+        out.send(update(yaw=-float(i % 50 + 1), pitch=0.0))
+    assert link.reconnects == 0 and link.stalls == 0 and link.unsent == 201
+    assert link.write_errors == 0
+    clock[0] += STUCK_S                              # a second of a port that takes nothing
+    out.send(update(yaw=-5.0, pitch=0.0))
+    assert link.stalls == 1
+    assert len(records.lines(logging.WARNING, "took no data")) == 1
+    assert out.counters()["stalls"] == 1
+    pty.read(0.3)                                    # the device reads again
+    out.stop()                                       # the newest command: a stop
+    got = pelco_frames(pty.read(0.3))
+    assert got[-1] == pelco_d.stop(1), got[-3:]
+    assert link.reconnects == 1
+    out.close()
+    pty.close()
