@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from edge.atomic_file import write_atomic
-from edge.camera.folder import IMAGE_EXTENSIONS
+from edge.camera.folder import IMAGE_EXTENSIONS, read_rgb
 from edge.errors import ConfigError, EdgeTrackError, SourceError
 
 log = logging.getLogger("calib.intrinsics")
@@ -200,7 +200,11 @@ def images_from_folder(folder: str):
     if not names:
         raise SourceError(f"no images in {folder}")
     for name in names:
-        yield name, cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
+        try:   # a FIFO or device among the images is skipped (None), never read
+            image = cv2.cvtColor(read_rgb(os.path.join(folder, name)), cv2.COLOR_RGB2BGR)
+        except SourceError:
+            image = None
+        yield name, image
 
 
 def images_from_source(spec: str, count: int, every: int = 15):
