@@ -333,3 +333,155 @@ def test_a_serial_device_that_stops_reading_never_makes_a_write_wait(tmp_path, r
     assert link.reconnects == 1
     out.close()
     pty.close()
+
+
+# -- NanoTrack folders: files checked before they are read, outputs at load ---------------------------
+
+def nanotrack_folder(tmp_path, head=None, backbone=None):
+    """A NanoTrack V2 folder: the shared backbone (or ``backbone``: bytes, or a callable making the
+    file) and the shared head (or ``head``: an onnx ModelProto)."""
+    from conftest import shared_path
+
+    from edge.nanotrack_files import find_files
+
+    real_backbone, real_head = find_files(shared_path("models", "opencv"))
+    folder = tmp_path / "nt"
+    folder.mkdir()
+    if callable(backbone):
+        backbone(str(folder / "nanotrack_backbone.onnx"))
+    else:
+        (folder / "nanotrack_backbone.onnx").write_bytes(backbone or open(real_backbone, "rb").read())
+    if head is None:
+        (folder / "nanotrack_head.onnx").write_bytes(open(real_head, "rb").read())
+    else:
+        import onnx
+
+        onnx.save(head, str(folder / "nanotrack_head.onnx"))
+    return str(folder)
+
+
+def fake_head(score_channels=2, box_channels=4, score_grid=16, box_grid=16):
+    """A head with NanoTrack V2's inputs whose outputs are slices of the search features."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    def out(name, channels, grid):
+        starts = helper.make_tensor(f"{name}_s", TensorProto.INT64, [3], [0, 0, 0])
+        ends = helper.make_tensor(f"{name}_e", TensorProto.INT64, [3], [channels, grid, grid])
+        axes = helper.make_tensor(f"{name}_a", TensorProto.INT64, [3], [1, 2, 3])
+        node = helper.make_node("Slice", ["input2", f"{name}_s", f"{name}_e", f"{name}_a"], [name])
+        info = helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, channels, grid, grid])
+        return node, [starts, ends, axes], info
+
+    n1, i1, o1 = out("output1", score_channels, score_grid)
+    n2, i2, o2 = out("output2", box_channels, box_grid)
+    graph = helper.make_graph([n1, n2], "head",
+                              [helper.make_tensor_value_info("input1", TensorProto.FLOAT, [1, 48, 8, 8]),
+                               helper.make_tensor_value_info("input2", TensorProto.FLOAT, [1, 48, 16, 16])],
+                              [o1, o2], initializer=i1 + i2)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("outputs, why", [
+    ({"score_channels": 3}, "3-channel score map"),
+    ({"score_channels": 4, "box_channels": 2}, "swapped"),
+    ({"score_grid": 15}, "15x15 score grid and a 16x16 box grid"),
+])
+def test_a_nanotrack_head_with_the_wrong_outputs_is_one_config_line(tmp_path, outputs, why):
+    from edge.nanotrack import NanoTrackModel
+
+    folder = nanotrack_folder(tmp_path, head=fake_head(**outputs))
+    with pytest.raises(ConfigError, match=why) as err:
+        NanoTrackModel(folder)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "zeros_200mb", "zeros_small"])
+def test_a_nanotrack_file_that_is_no_model_file_is_refused_before_it_is_read(tmp_path, kind):
+    from edge.nanotrack import NanoTrackModel
+
+    def make(path):
+        if kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "dev_zero":
+            os.symlink("/dev/zero", path)
+        elif kind == "zeros_200mb":
+            with open(path, "wb") as f:
+                f.truncate(200 * 2**20)              # sparse: no disk, 200 MB of zeros to read
+        else:
+            with open(path, "wb") as f:
+                f.write(bytes(4096))
+
+    folder = nanotrack_folder(tmp_path, backbone=make)
+    why = {"fifo": "not a regular file", "dev_zero": "not a regular file", "zeros_200mb": "200 MB",
+           "zeros_small": "not an ONNX file"}[kind]
+    got = {}
+
+    def load():
+        try:
+            NanoTrackModel(folder)
+        except ConfigError as exc:
+            got["error"] = str(exc)
+
+    assert run_in_thread(load, 30.0), "reading the file hung"
+    assert why in got["error"] and "\n" not in got["error"], got
+
+
+def test_an_error_without_a_message_still_makes_one_line():
+    from edge.errors import first_line
+
+    assert first_line(MemoryError()) == "MemoryError"
+    assert first_line(ValueError("two\nlines")) == "two"
+
+
+def test_out_of_memory_is_one_line_from_the_command_line(monkeypatch, capsys):
+    from edge.cli import main as cli
+
+    def boom(self, argv):
+        raise MemoryError
+
+    monkeypatch.setattr(cli, "build_parser", lambda: type("P", (), {"parse_args": boom})())
+    monkeypatch.setattr(cli, "_check_top_level_options", lambda parser, argv: None)
+    assert cli.main(["run"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out of memory" in err
+
+
+# -- folder sources: a FIFO among the frames, a truncated JPEG ---------------------------------------
+
+def test_a_fifo_as_the_first_frame_of_a_folder_is_skipped_not_waited_on(tmp_path, records):
+    import cv2
+    import numpy as np
+
+    from edge.camera import open_source
+    from edge.runtime.preflight import first_frame_size
+
+    os.mkfifo(tmp_path / "0000.jpg")
+    cv2.imwrite(str(tmp_path / "0001.jpg"), np.full((48, 64, 3), 128, np.uint8))
+    got = {}
+    assert run_in_thread(lambda: got.setdefault("size", first_frame_size(lambda: open_source(str(tmp_path)),
+                                                                         str(tmp_path))), 30.0)
+    assert got["size"] == (64, 48)
+    assert records.lines(logging.WARNING, "not a regular file")
+
+
+def test_a_truncated_jpeg_in_a_folder_is_our_one_line_not_libjpegs(tmp_path, capfd, records):
+    import cv2
+    import numpy as np
+
+    from edge.camera import open_source
+
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(tmp_path / "0000.jpg"), rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    whole = (tmp_path / "0000.jpg").read_bytes()
+    (tmp_path / "0001.jpg").write_bytes(whole[:len(whole) // 2])   # cut short while it was copied
+    (tmp_path / "0002.txt.jpg").write_bytes(b"not an image")
+    capfd.readouterr()
+    frames = list(open_source(str(tmp_path)))
+    err = capfd.readouterr().err
+    assert len(frames) == 1
+    assert "Premature end" not in err and "findDecoder" not in err and "WARN" not in err, err
+    assert records.lines(logging.WARNING, "truncated JPEG")

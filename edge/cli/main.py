@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edge-track: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:   # no message of its own: say what happened, in one line, not a traceback
+        print("edge-track: error: out of memory (an input far larger than expected?)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
