@@ -485,3 +485,26 @@ def test_a_truncated_jpeg_in_a_folder_is_our_one_line_not_libjpegs(tmp_path, cap
     assert len(frames) == 1
     assert "Premature end" not in err and "findDecoder" not in err and "WARN" not in err, err
     assert records.lines(logging.WARNING, "truncated JPEG")
+
+
+def test_a_head_onnxruntime_cannot_run_is_our_one_line_without_its_coloured_one(tmp_path, capfd):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from edge.nanotrack import NanoTrackModel
+
+    # Declared shapes that fit, but the features the backbone gives are 16x16: Add fails when run.
+    spare = helper.make_tensor("k", TensorProto.FLOAT, [1, 48, 8, 8], [0.0] * (48 * 64))
+    nodes = [helper.make_node("Add", ["input2", "k"], ["output1"]), helper.make_node("Identity", ["input1"], ["output2"])]
+    graph = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("input1", TensorProto.FLOAT, [1, 48, 8, 8]),
+                                              helper.make_tensor_value_info("input2", TensorProto.FLOAT, [1, 48, "h", "w"])],
+                              [helper.make_tensor_value_info("output1", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("output2", TensorProto.FLOAT, None)], initializer=[spare])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    folder = nanotrack_folder(tmp_path, head=model)
+    capfd.readouterr()
+    with pytest.raises(ConfigError, match="not a NanoTrack head") as err:
+        NanoTrackModel(folder)
+    assert "\n" not in str(err.value)
+    assert "onnxruntime" not in capfd.readouterr().err
