@@ -508,3 +508,71 @@ def test_a_head_onnxruntime_cannot_run_is_our_one_line_without_its_coloured_one(
         NanoTrackModel(folder)
     assert "\n" not in str(err.value)
     assert "onnxruntime" not in capfd.readouterr().err
+
+
+# -- a looped file that ends unexpectedly ------------------------------------------------------------
+
+def test_a_looped_file_that_no_longer_opens_is_a_failure_with_its_reason():
+    from edge.camera.base import Frame
+    from edge.camera.grabber import LatestFrameGrabber
+    from edge.errors import SourceError
+
+    opened = []
+
+    class Clip:
+        def __iter__(self):
+            for i in range(3):
+                yield Frame(frame640(), time.monotonic_ns(), i)
+
+        def close(self):
+            pass
+
+    def opener():
+        opened.append(1)
+        if len(opened) > 2:
+            raise SourceError("cannot read frames from clip.mp4")   # truncated mid-run: no moov atom
+        return Clip()
+
+    grabber = LatestFrameGrabber(opener, reconnect=False, replay=True).start()
+    deadline = time.monotonic() + 20
+    while not grabber.finished and time.monotonic() < deadline:
+        grabber.get(timeout=0.05)
+    grabber.stop()
+    assert grabber.finished and len(opened) == 3
+    assert grabber.failure == "cannot read frames from clip.mp4"
+
+
+def test_run_on_a_looped_mp4_truncated_mid_run_exits_non_zero_with_a_reason(tmp_path, tiny_model_path):
+    import subprocess
+
+    import cv2
+    from test_runtime import edge_track_cmd, make_clip_frames
+
+    video = tmp_path / "clip.mp4"
+    frames, gt = make_clip_frames(30, size=(320, 240))
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30, (320, 240))
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    log_path = tmp_path / "track.jsonl"
+    cfg = tmp_path / "device.yaml"
+    cfg.write_text(json.dumps({"camera": {"source": str(video), "loop_file": True},
+                               "model": {"path": tiny_model_path},
+                               "tracking": {"init": ",".join(f"{v:g}" for v in gt[0])},
+                               "telemetry": {"track_log": str(log_path)}}))
+    proc = subprocess.Popen(edge_track_cmd() + ["run", "--config", str(cfg)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (log_path.exists() and log_path.stat().st_size > 0):
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.05)
+        os.truncate(video, video.stat().st_size // 2)    # cut short mid-run: the next pass cannot open it
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode != 0, err
+    assert err.splitlines()[-1].startswith("edge-track: error: camera.source"), err
+    assert "ended unexpectedly" in err.splitlines()[-1] and "Traceback" not in err, err

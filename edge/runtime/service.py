@@ -209,3 +209,6 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
             viewer.close()
         notifier.close()
     log.info("stopped after %d frames", loop.stats.frames)
+    if grabber.failure:   # a non-zero exit with the reason, so Restart=on-failure starts it again
+        raise SourceError(f"camera.source {cam.source} ended unexpectedly after {loop.stats.frames} frames: "
+                          f"{grabber.failure}")
