@@ -576,3 +576,116 @@ def test_run_on_a_looped_mp4_truncated_mid_run_exits_non_zero_with_a_reason(tmp_
     assert proc.returncode != 0, err
     assert err.splitlines()[-1].startswith("edge-track: error: camera.source"), err
     assert "ended unexpectedly" in err.splitlines()[-1] and "Traceback" not in err, err
+
+
+# -- a second instance, and what only `run` used to refuse ------------------------------------------
+
+def test_a_second_holder_of_a_device_is_refused_and_holds_nothing(tmp_path):
+    from edge.runtime.instance_lock import hold_device_locks
+
+    cfg = load_config({"outputs": [{"type": "pelco_d", "port": "/dev/ttyUSB7"}, {"type": "log"}]})
+    other = load_config({"outputs": [{"type": "simplebgc", "port": "/dev/ttyUSB8"},
+                                     {"type": "pelco_d", "port": "/dev/ttyUSB7"}],
+                         "camera": {"source": "1"}})   # another camera: only the Pelco head is shared
+    first = hold_device_locks(cfg, str(tmp_path))
+    with pytest.raises(ConfigError, match=r"outputs\[1\] \(pelco_d\): /dev/ttyUSB7 is in use by another "
+                                          rf"edge-track \(pid {os.getpid()}\)"):
+        hold_device_locks(other, str(tmp_path))
+    alone = hold_device_locks(load_config({"outputs": [{"type": "simplebgc", "port": "/dev/ttyUSB8"}],
+                                           "camera": {"source": "1"}}),
+                              str(tmp_path))          # the refused one let go of what it had taken
+    first.release()
+    again = hold_device_locks(cfg, str(tmp_path))      # released: free again
+    again.release()
+    alone.release()
+
+
+def free_tcp_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bgc_frames(data: bytes):
+    """(command id, payload) of each SimpleBGC v2 frame."""
+    from edge.gimbal.protocols import simplebgc
+
+    frames = []
+    while len(data) >= 6 and len(data) >= 6 + data[2]:
+        size = 6 + data[2]
+        frames.append(simplebgc.parse_v2(data[:size]))
+        data = data[size:]
+    return frames
+
+
+def test_a_second_run_on_the_same_devices_is_refused_before_it_sends_anything(tmp_path, tiny_model_path):
+    """The first instance drives a SimpleBGC head; a second `run` on the same config (its web port
+    taken too), and one on the same head without the console, are refused with one line and exit 2
+    without one byte to the head: no CMD_CONTROL_CONFIG, no zero speed, no release."""
+    import subprocess
+
+    from test_outputs import Pty
+    from test_runtime import edge_track_cmd, write_video
+
+    from edge.gimbal.protocols import simplebgc
+
+    bgc = Pty(tmp_path, "bgc")
+    video = str(tmp_path / "clip.avi")
+    gt = write_video(video)
+    log_path = tmp_path / "track.jsonl"
+    base = {"camera": {"source": video, "loop_file": True}, "model": {"path": tiny_model_path},
+            "tracking": {"init": ",".join(f"{v:g}" for v in gt[0])},
+            "outputs": [{"type": "simplebgc", "port": bgc.link}]}
+    same = tmp_path / "device.yaml"
+    same.write_text(json.dumps({**base, "telemetry": {"track_log": str(log_path)},
+                                "web": {"enabled": True, "port": free_tcp_port()}}))
+    headless = tmp_path / "headless.yaml"
+    headless.write_text(json.dumps(base))
+    env = dict(os.environ, EDGE_TRACK_LOCK_DIR=str(tmp_path))
+    first = subprocess.Popen(edge_track_cmd() + ["run", "--config", str(same)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    data = b""
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (log_path.exists() and log_path.stat().st_size > 0):
+            assert first.poll() is None, first.communicate()[1]
+            data += bgc.read(0.05)
+        for config in (same, headless):
+            second = subprocess.run(edge_track_cmd() + ["run", "--config", str(config)], capture_output=True,
+                                    text=True, env=env, timeout=120)
+            assert second.returncode == 2, second.stderr
+            last = second.stderr.splitlines()[-1]
+            assert last.startswith("edge-track: error: outputs[0] (simplebgc)") and "in use by another" in last, last
+        data += bgc.read(0.3)
+        commands = [cmd for cmd, _ in bgc_frames(data)]
+        assert commands.count(simplebgc.CMD_CONTROL_CONFIG) == 1      # the first instance's, once
+        assert simplebgc.CMD_CONTROL in commands
+        assert all(cmd in (simplebgc.CMD_CONTROL_CONFIG, simplebgc.CMD_CONTROL) for cmd in commands), commands
+        first.terminate()
+        first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+        bgc.close()
+    assert first.returncode == 143
+
+
+def test_config_check_refuses_what_run_refuses_about_the_console(tmp_path):
+    from edge.runtime.preflight import check_web
+
+    with pytest.raises(ConfigError, match="web.bind 'not an address': not an IP address or host name"):
+        check_web(load_config({"web": {"enabled": True, "bind": "not an address"}}).web)
+    state = tmp_path / "state"
+    state.mkdir()
+    (tmp_path / "elsewhere").write_text("x" * 40)
+    os.symlink(tmp_path / "elsewhere", state / "web-token")
+    web = load_config({"web": {"enabled": True, "bind": "0.0.0.0", "state_dir": str(state)}}).web
+    with pytest.raises(ConfigError, match="is a symbolic link"):
+        check_web(web)
+    check_web(load_config({"web": {"enabled": True, "bind": "127.0.0.1", "state_dir": str(state)}}).web)
+    os.remove(state / "web-token")
+    check_web(web)                                    # nothing there yet: run writes a new one
+    assert not (state / "web-token").exists()          # and the check made nothing

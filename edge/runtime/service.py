@@ -2,9 +2,12 @@
 source ends.
 
 Order matters: every check first (edge.runtime.preflight, shared with ``config check``: the model
-loaded and warmed up, the source, the target, the paths), then the camera, the outputs and the web
-console, then the track log and the recording (so a refused start leaves no file), then READY=1;
-WATCHDOG=1 only while frames are processed; STOPPING=1 and a stop to every output on exit.
+loaded and warmed up, the source, the target, the paths, the console's address and token file),
+then what else can refuse the start (the devices' locks, one instance per device; the console's
+token and port, bound now), so a refused start never sent anything to a head; then the camera,
+the outputs and the web console, then the track log and the recording (so a refused start leaves
+no file), then READY=1; WATCHDOG=1 only while frames are processed; STOPPING=1 and a stop to
+every output on exit.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from edge.errors import ConfigError, SourceError
 from edge.io.sdnotify import SystemdNotifier
 from edge.outputs import open_outputs
 from edge.overlay import draw
+from edge.runtime.instance_lock import hold_device_locks
 from edge.runtime.loop import TrackingLoop
 from edge.runtime.preflight import check_stream, open_camera, preflight
 from edge.runtime.signals import Stopped, StopSignals
@@ -131,6 +135,25 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
         if initial is not None:
             initial = dataclasses.replace(initial, source=target_source)
         size, camera_model = checked.frame_size, checked.camera_model
+        # Everything else that can refuse the start, before anything is opened: the devices'
+        # locks (a second instance on this config), then the console's port.
+        locks = hold_device_locks(cfg)
+        undo.append(locks.release)
+        listener = token = None
+        if cfg.web.enabled:
+            from edge.web.cross_site import LOOPBACK_NAMES
+            from edge.web.server import bind_console
+            from edge.web.token_file import default_state_dir, load_or_create_token
+
+            if cfg.web.bind not in LOOPBACK_NAMES:   # the token beyond loopback: read or made now, not later
+                token = load_or_create_token(cfg.web.state_dir or default_state_dir())
+            try:
+                listener = bind_console(cfg.web.bind, cfg.web.port)
+            except OSError as exc:
+                raise ConfigError(f"web console cannot listen on {cfg.web.bind}:{cfg.web.port}: "
+                                  f"{exc.strerror or exc}") from None
+            undo.append(listener.server_close)
+        checkpoint()
         grabber = LatestFrameGrabber(lambda: open_camera(cam), reconnect_initial_s=cam.reconnect_initial_s,
                                      reconnect_max_s=cam.reconnect_max_s,
                                      reconnect=live, replay=cam.loop_file and not live,
@@ -176,10 +199,9 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
 
             try:
                 console = ConsoleServer(loop, publisher, cfg, bind=cfg.web.bind, port=cfg.web.port,
-                                        state_dir=cfg.web.state_dir or None).start()
+                                        token=token, state_dir=cfg.web.state_dir or None, httpd=listener).start()
             except OSError as exc:
-                raise ConfigError(f"web console cannot listen on {cfg.web.bind}:{cfg.web.port}: "
-                                  f"{exc.strerror}") from None
+                raise ConfigError(f"web console on {cfg.web.bind}:{cfg.web.port}: {exc.strerror or exc}") from None
             log.info("web console: %s", console.url)
             undo.append(console.close)
         checkpoint()
@@ -208,6 +230,7 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
         if viewer is not None:
             viewer.close()
         notifier.close()
+    locks.release()
     log.info("stopped after %d frames", loop.stats.frames)
     if grabber.failure:   # a non-zero exit with the reason, so Restart=on-failure starts it again
         raise SourceError(f"camera.source {cam.source} ended unexpectedly after {loop.stats.frames} frames: "

@@ -39,6 +39,23 @@ def load_or_create_token(state_dir: str) -> str:
     return token
 
 
+def check_token_file(state_dir: str) -> None:
+    """ConfigError (one line) for what ``load_or_create_token`` would refuse, found without creating
+    or changing anything (``config check``): a link, or something other than a file, at its path."""
+    path = os.path.join(state_dir, "web-token")
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"web token file {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise ConfigError(f"web token file {path} is a symbolic link: refusing to follow it "
+                          "(remove it and a new token is written)")
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"web token file {path} is not a regular file")
+
+
 def _read_token(path: str) -> str | None:
     try:
         # O_NONBLOCK: a FIFO planted there must not hang the start; it is refused below.
