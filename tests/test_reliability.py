@@ -689,3 +689,41 @@ def test_config_check_refuses_what_run_refuses_about_the_console(tmp_path):
     os.remove(state / "web-token")
     check_web(web)                                    # nothing there yet: run writes a new one
     assert not (state / "web-token").exists()          # and the check made nothing
+
+
+# -- a signal in the first moments of a process ---------------------------------------------------------
+
+SIGNAL_DURING_IMPORTS = r"""
+import os, resource, signal, sys
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))   # SIGQUIT's default action would dump core
+class SignalOnImport:
+    # a real signal to this process at a fixed point: the first import of numpy, which the command
+    # line makes while it loads (0.3-0.5 s on a Pi), before any command has begun
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+        return None
+sys.meta_path.insert(0, SignalOnImport())
+from edge.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGQUIT", "SIGHUP"])
+@pytest.mark.parametrize("command", ["run", "config show"])
+def test_a_signal_before_the_command_begins_exits_128_plus_n_not_by_its_default_action(tmp_path, signame,
+                                                                                     command):
+    import signal
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "device.yaml"
+    cfg.write_text(json.dumps({"outputs": [{"type": "log"}]}))
+    args = ["run", "--config", str(cfg)] if command == "run" else ["config", "show"]
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_DURING_IMPORTS, signame, *args], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    sig = getattr(signal, signame)
+    assert proc.returncode == 128 + sig, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr and "READY" not in proc.stdout
+    assert proc.stdout == "" or command == "run", proc.stdout          # config show never began

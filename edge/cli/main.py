@@ -116,6 +116,31 @@ def _merge_top_level(parser, args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # First thing, before the imports that take a while: a stop signal is recorded from now on, not
+    # the default action (edge.runtime.signals: standard library only).
+    from edge.runtime.signals import hold_early, release_early
+
+    hold_early()
+    try:
+        return _main(argv)
+    finally:
+        release_early()
+
+
+def _early_stop(signum: int | None) -> int | None:
+    """The exit status for a stop signal that came before the command began, or None."""
+    if signum is None:
+        return None
+    import signal
+
+    print("edge-track: interrupted" if signum == signal.SIGINT else
+          f"edge-track: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+    return 128 + signum
+
+
+def _main(argv: list[str] | None) -> int:
+    from edge.runtime.signals import release_early
+
     try:
         from edge.errors import EdgeTrackError
     except KeyboardInterrupt:
@@ -136,7 +161,12 @@ def main(argv: list[str] | None = None) -> int:
             if given is not None:   # a desk option alone: say what it lacks, not the whole help
                 parser.error(f"{given} needs --camera SRC (the desk shorthand) or a command, e.g. track")
             parser.print_help(sys.stderr)
-            return EXIT_USAGE
+            return _early_stop(release_early()) or EXIT_USAGE
+        if not getattr(args.func, "handles_stop_signals", False):
+            # A command that does not poll for them: Python's own handling from here on.
+            stopped = _early_stop(release_early())
+            if stopped is not None:
+                return stopped
         return int(args.func(args) or 0)
     except EdgeTrackError as exc:
         # One line whatever the message holds (a YAML parser's error spans several).
