@@ -727,3 +727,21 @@ def test_a_signal_before_the_command_begins_exits_128_plus_n_not_by_its_default_
     assert proc.returncode == 128 + sig, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr and "READY" not in proc.stdout
     assert proc.stdout == "" or command == "run", proc.stdout          # config show never began
+
+
+# -- the pwm output on mock pins, as `run` builds it ---------------------------------------------------
+
+def test_pwm_with_pin_factory_mock_drives_its_servos_as_run_opens_it():
+    pytest.importorskip("gpiozero")
+    from test_outputs import update
+
+    from edge.config import ControlConfig, OutputConfig
+    from edge.outputs import open_output
+
+    out = open_output(OutputConfig(type="pwm", pin_factory="mock", pan_pin=12, tilt_pin=13), ControlConfig())
+    try:
+        for i in range(5):
+            out.send(update(seq=i, yaw=30.0, pitch=0.0))
+        assert out.pan.pwm_device.pin.frequency == 50 and out.pan.pwm_device.pin.state > 0   # a 50 Hz servo pulse
+    finally:
+        out.close()
