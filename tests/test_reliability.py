@@ -302,12 +302,11 @@ def test_a_serial_device_that_stops_reading_never_makes_a_write_wait(tmp_path, r
     that took nothing for STUCK_S is reported once and reopened; when the device reads again the
     newest command is what it gets last."""
     pytest.importorskip("serial")
-    from test_outputs import Pty, update
-
     from edge.config import OutputConfig
     from edge.gimbal.protocols import pelco_d
     from edge.io.serial_link import STUCK_S, SerialLink
     from edge.outputs.pelco import PelcoDOutput
+    from test_outputs import Pty, update
 
     pty, clock = Pty(tmp_path), [0.0]
     link = SerialLink(pty.link, 9600, clock=lambda: clock[0])
@@ -341,7 +340,6 @@ def nanotrack_folder(tmp_path, head=None, backbone=None):
     """A NanoTrack V2 folder: the shared backbone (or ``backbone``: bytes, or a callable making the
     file) and the shared head (or ``head``: an onnx ModelProto)."""
     from conftest import shared_path
-
     from edge.nanotrack_files import find_files
 
     real_backbone, real_head = find_files(shared_path("models", "opencv"))
@@ -488,16 +486,18 @@ def test_a_truncated_jpeg_in_a_folder_is_our_one_line_not_libjpegs(tmp_path, cap
 
 
 def test_a_head_onnxruntime_cannot_run_is_our_one_line_without_its_coloured_one(tmp_path, capfd):
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     from edge.nanotrack import NanoTrackModel
 
     # Declared shapes that fit, but the features the backbone gives are 16x16: Add fails when run.
     spare = helper.make_tensor("k", TensorProto.FLOAT, [1, 48, 8, 8], [0.0] * (48 * 64))
-    nodes = [helper.make_node("Add", ["input2", "k"], ["output1"]), helper.make_node("Identity", ["input1"], ["output2"])]
-    graph = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("input1", TensorProto.FLOAT, [1, 48, 8, 8]),
-                                              helper.make_tensor_value_info("input2", TensorProto.FLOAT, [1, 48, "h", "w"])],
+    nodes = [helper.make_node("Add", ["input2", "k"], ["output1"]),
+             helper.make_node("Identity", ["input1"], ["output2"])]
+    inputs = [helper.make_tensor_value_info("input1", TensorProto.FLOAT, [1, 48, 8, 8]),
+              helper.make_tensor_value_info("input2", TensorProto.FLOAT, [1, 48, "h", "w"])]
+    graph = helper.make_graph(nodes, "head", inputs,
                               [helper.make_tensor_value_info("output1", TensorProto.FLOAT, None),
                                helper.make_tensor_value_info("output2", TensorProto.FLOAT, None)], initializer=[spare])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -626,10 +626,10 @@ def test_a_second_run_on_the_same_devices_is_refused_before_it_sends_anything(tm
     without one byte to the head: no CMD_CONTROL_CONFIG, no zero speed, no release."""
     import subprocess
 
-    from test_outputs import Pty
     from test_runtime import edge_track_cmd, write_video
 
     from edge.gimbal.protocols import simplebgc
+    from test_outputs import Pty
 
     bgc = Pty(tmp_path, "bgc")
     video = str(tmp_path / "clip.avi")
@@ -733,10 +733,9 @@ def test_a_signal_before_the_command_begins_exits_128_plus_n_not_by_its_default_
 
 def test_pwm_with_pin_factory_mock_drives_its_servos_as_run_opens_it():
     pytest.importorskip("gpiozero")
-    from test_outputs import update
-
     from edge.config import ControlConfig, OutputConfig
     from edge.outputs import open_output
+    from test_outputs import update
 
     out = open_output(OutputConfig(type="pwm", pin_factory="mock", pan_pin=12, tilt_pin=13), ControlConfig())
     try:

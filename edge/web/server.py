@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import socket
+import stat
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -140,7 +141,13 @@ class Console:
         path = self.cfg.telemetry.track_log
         if not path or not os.path.isfile(path):
             return []
-        with open(path, "rb") as f:
+        try:   # non-blocking: a FIFO put there since the check must not hold this thread
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return []
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return []
             f.seek(0, os.SEEK_END)
             size = f.tell()
             f.seek(max(0, size - 512 * lines))
