@@ -744,3 +744,69 @@ def test_pwm_with_pin_factory_mock_drives_its_servos_as_run_opens_it():
         assert out.pan.pwm_device.pin.frequency == 50 and out.pan.pwm_device.pin.state > 0   # a 50 Hz servo pulse
     finally:
         out.close()
+
+
+# -- files written for a user: whole or not at all --------------------------------------------------
+
+WRITE_UNDER_ULIMIT = r"""
+import resource, sys
+import numpy as np
+resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))   # `ulimit -f`: the write crosses it (EFBIG)
+from calib.intrinsics import IntrinsicsResult, write_result
+from edge.errors import EdgeTrackError
+result = IntrinsicsResult(K=np.eye(3) * 500.0, dist=np.zeros(5), image_size=(640, 480), model="pinhole", rms_px=0.3)
+try:
+    write_result(result, sys.argv[1])
+except EdgeTrackError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def test_a_calibration_write_that_fails_keeps_the_old_file_and_leaves_no_part_file(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "camera.yaml"
+    good = "K: [[500, 0, 320], [0, 500, 240], [0, 0, 1]]\nimage_size: [640, 480]\n"
+    path.write_text(good)
+    proc = subprocess.run([sys.executable, "-c", WRITE_UNDER_ULIMIT, str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "cannot write" in proc.stderr and "unchanged" in proc.stderr
+    assert path.read_text() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camera.yaml"]
+
+
+def test_every_user_file_is_written_through_the_one_atomic_helper(tmp_path, monkeypatch):
+    """A failure between the write and the rename (fsync refused: a full disk, an I/O error) leaves
+    the profile and the token as they were, and no temporary file."""
+    from calib.profile import update_profile
+
+    from edge.atomic_file import atomic_paths, write_atomic
+    from edge.web.token_file import load_or_create_token
+
+    profile = tmp_path / "gimbal.yaml"
+    update_profile(str(profile), {"latency_s": 0.05}, "latency")
+    state = tmp_path / "state"
+    token = load_or_create_token(str(state))
+    before = profile.read_text(), (state / "web-token").read_text()
+
+    def refused(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", refused)
+    with pytest.raises(ConfigError, match="unchanged"):
+        update_profile(str(profile), {"latency_s": 0.09}, "latency")
+    (state / "web-token").write_text("short\n")          # too short: replaced by a new one, which fails
+    with pytest.raises(ConfigError, match="web token file"):
+        load_or_create_token(str(state))
+    with pytest.raises(OSError):
+        write_atomic(str(tmp_path / "model.onnx"), b"\x08\x07")
+    with pytest.raises(OSError), atomic_paths([str(tmp_path / "a.onnx"), str(tmp_path / "b.onnx")]) as tmp:
+        for p in tmp.values():
+            open(p, "wb").write(b"x")
+    monkeypatch.undo()
+    assert profile.read_text() == before[0] and token
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gimbal.yaml", "state"]
+    assert sorted(p.name for p in state.iterdir()) == ["web-token"]
