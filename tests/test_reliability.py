@@ -782,7 +782,6 @@ def test_every_user_file_is_written_through_the_one_atomic_helper(tmp_path, monk
     """A failure between the write and the rename (fsync refused: a full disk, an I/O error) leaves
     the profile and the token as they were, and no temporary file."""
     from calib.profile import update_profile
-
     from edge.atomic_file import atomic_paths, write_atomic
     from edge.web.token_file import load_or_create_token
 
