@@ -4,10 +4,10 @@ source ends.
 Order matters: every check first (edge.runtime.preflight, shared with ``config check``: the model
 loaded and warmed up, the source, the target, the paths, the console's address and token file),
 then what else can refuse the start (the devices' locks, one instance per device; the console's
-token and port, bound now), so a refused start never sent anything to a head; then the camera,
-the outputs and the web console, then the track log and the recording (so a refused start leaves
-no file), then READY=1; WATCHDOG=1 only while frames are processed; STOPPING=1 and a stop to
-every output on exit.
+token and port, bound now), the camera, the track log and the recording (removed again when a
+later step fails, so a refused start leaves no file), and only then the outputs, so a refused
+start never sent anything to a head; then the web console, READY=1; WATCHDOG=1 only while frames
+are processed; STOPPING=1 and a stop to every output on exit.
 """
 
 from __future__ import annotations
@@ -168,16 +168,8 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
             size = first.image.shape[1], first.image.shape[0]
             camera_model = check_stream(cam, initial, *size)
         checkpoint()
-        outputs = open_outputs(cfg.outputs, cfg.control)
-        undo.extend(out.close for out in outputs)
-        checkpoint()
-        publisher = console = None
-        if cfg.web.enabled:
-            from edge.web.publisher import FramePublisher
-
-            publisher = FramePublisher(cfg.web.max_fps, cfg.web.jpeg_quality, cfg.web.max_width)
-            undo.append(publisher.close)
-        # The files last: nothing after them is a check that can refuse the config.
+        # The files (removed again if a later step fails), then the outputs: nothing after them can
+        # refuse the start, so a head is only ever opened by a start that goes on.
         track_log = None
         if tel.track_log:
             _created_file(tel.track_log, undo)
@@ -188,6 +180,16 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
         recorder = build_recorder(tel.record, cam.fps, size)
         if recorder is not None:
             undo.append(recorder.close)
+        checkpoint()
+        outputs = open_outputs(cfg.outputs, cfg.control)
+        undo.extend(out.close for out in outputs)
+        checkpoint()
+        publisher = console = None
+        if cfg.web.enabled:
+            from edge.web.publisher import FramePublisher
+
+            publisher = FramePublisher(cfg.web.max_fps, cfg.web.jpeg_quality, cfg.web.max_width)
+            undo.append(publisher.close)
         viewer = build_viewer(stop) if show else None
         if viewer is not None:
             undo.append(viewer.close)
