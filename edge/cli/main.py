@@ -139,7 +139,7 @@ def _early_stop(signum: int | None) -> int | None:
 
 
 def _main(argv: list[str] | None) -> int:
-    from edge.runtime.signals import release_early
+    from edge.runtime.signals import release_early, take_early
 
     try:
         from edge.errors import EdgeTrackError
@@ -162,11 +162,12 @@ def _main(argv: list[str] | None) -> int:
                 parser.error(f"{given} needs --camera SRC (the desk shorthand) or a command, e.g. track")
             parser.print_help(sys.stderr)
             return _early_stop(release_early()) or EXIT_USAGE
-        if not getattr(args.func, "handles_stop_signals", False):
-            # A command that does not poll for them: Python's own handling from here on.
-            stopped = _early_stop(release_early())
-            if stopped is not None:
-                return stopped
+        # A stop signal while the command line loaded: the command does not begin. One that polls for
+        # them (StopSignals) takes the handlers over; any other gets Python's own from here on.
+        polls = getattr(args.func, "handles_stop_signals", False)
+        stopped = _early_stop(take_early() if polls else release_early())
+        if stopped is not None:
+            return stopped
         return int(args.func(args) or 0)
     except EdgeTrackError as exc:
         # One line whatever the message holds (a YAML parser's error spans several).

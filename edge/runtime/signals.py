@@ -54,6 +54,12 @@ def hold_early() -> None:
             _early["previous"][sig] = signal.signal(sig, _on_early_signal)
 
 
+def take_early() -> int | None:
+    """The signal that came since ``hold_early`` (None if none), taken: the handlers stay."""
+    signum, _early["signum"] = _early["signum"], None
+    return signum
+
+
 def release_early() -> int | None:
     """Put back the handlers ``hold_early`` replaced; the signal that came meanwhile (and that no
     StopSignals block took over), or None."""
