@@ -215,6 +215,9 @@ def run_gimbal(args) -> int:
         f"camera roll {fit.roll_offset_deg:+.2f} deg (axes disagree by {fit.roll_disagreement_deg:.2f} deg)"))
 
 
+run_gimbal.handles_stop_signals = True   # StopSignals: a signal during the imports is taken over
+
+
 def run_latency(args) -> int:
     from calib.latency import measure_latency
 
@@ -222,6 +225,9 @@ def run_latency(args) -> int:
         f"latency {1000 * result.total_s:.0f} ms = capture-to-command "
         f"{1000 * result.capture_to_command_s:.0f} ms + command-to-motion {1000 * result.command_to_motion_s:.0f} ms "
         f"(trials {', '.join(f'{1000 * t:.0f}' for t in result.trials)} ms)"))
+
+
+run_latency.handles_stop_signals = True   # StopSignals: a signal during the imports is taken over
 
 
 def run_pid(args) -> int:

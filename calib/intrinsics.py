@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import yaml
 
-from edge.camera.folder import IMAGE_EXTENSIONS
+from edge.atomic_file import write_atomic
+from edge.camera.folder import IMAGE_EXTENSIONS, read_rgb
 from edge.errors import ConfigError, EdgeTrackError, SourceError
 
 log = logging.getLogger("calib.intrinsics")
@@ -199,7 +200,11 @@ def images_from_folder(folder: str):
     if not names:
         raise SourceError(f"no images in {folder}")
     for name in names:
-        yield name, cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
+        try:   # a FIFO or device among the images is skipped (None), never read
+            image = cv2.cvtColor(read_rgb(os.path.join(folder, name)), cv2.COLOR_RGB2BGR)
+        except SourceError:
+            image = None
+        yield name, image
 
 
 def images_from_source(spec: str, count: int, every: int = 15):
@@ -220,10 +225,11 @@ def images_from_source(spec: str, count: int, every: int = 15):
 
 
 def write_result(result: IntrinsicsResult, path: str, sensor_mode: str = "") -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(result.to_yaml_dict(sensor_mode), f, sort_keys=False)
+    # Whole or not at all: a failed write (full disk, ulimit -f, a kill) keeps the calibration there was.
+    try:
+        write_atomic(path, yaml.safe_dump(result.to_yaml_dict(sensor_mode), sort_keys=False))
+    except OSError as exc:
+        raise EdgeTrackError(f"cannot write {path}: {exc.strerror or exc} (the file there is unchanged)") from None
 
 
 def parse_board(text: str) -> tuple[int, int]:

@@ -7,6 +7,7 @@ import os
 
 import yaml
 
+from edge.atomic_file import atomic_paths
 from edge.config import ControlConfig, apply_profile
 from edge.errors import ConfigError
 from edge.safe_yaml import read_yaml
@@ -20,11 +21,11 @@ def update_profile(path: str, values: dict, note: str) -> dict:
             raise ConfigError(f"{path} is not a gimbal profile")
     data.setdefault("control", {}).update(values)
     data.setdefault("notes", {})[note] = {k: v for k, v in values.items()}
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = path + ".part"
-    with open(tmp, "w", encoding="utf-8") as f:
-        yaml.safe_dump(data, f, sort_keys=False)
-    apply_profile(ControlConfig(), tmp)            # never write a profile the runtime would refuse
-    os.replace(tmp, path)
+    try:
+        with atomic_paths([path]) as tmp:
+            with open(tmp[path], "w", encoding="utf-8") as f:
+                yaml.safe_dump(data, f, sort_keys=False)
+            apply_profile(ControlConfig(), tmp[path])   # never write a profile the runtime would refuse
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc} (the file there is unchanged)") from None
     return data

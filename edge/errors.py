@@ -54,3 +54,10 @@ def quoted(value, limit: int = 60) -> str:
     except ValueError:   # an int over Python's digit limit has no repr
         text = f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     return clipped(text, limit)
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, or its type's name when it has none (a bare
+    ``MemoryError``): one line to put in an error message, whatever the exception holds."""
+    lines = str(exc).strip().splitlines()
+    return clipped(lines[0].strip(), limit) if lines and lines[0].strip() else type(exc).__name__

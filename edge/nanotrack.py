@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, first_line
 from edge.nanotrack_files import find_files
 from edge.onnx_dims import OnnxFormatError, free_spatial_dims
 from edge.tracker import TrackResult, TrackState
@@ -72,16 +72,21 @@ class NanoTrackModel:
 
         backbone_path, head_path = find_files(folder)
         options = session_options(threads)    # the runtime's own: no spinning threads
-        options.log_severity_level = 3
+        options.log_severity_level = 4        # its errors are ours to say, in one line (no coloured log line)
+        quiet_onnxruntime(ort)
         try:
-            with open(backbone_path, "rb") as f:
-                backbone = free_spatial_dims(f.read())
+            # Type and size first: a FIFO would block the read, /dev/zero never end, 200 MB of
+            # zeros take a minute to parse.
+            backbone = free_spatial_dims(read_model_file(backbone_path))
+            head = read_model_file(head_path)
             self._backbone = ort.InferenceSession(backbone, options, providers=["CPUExecutionProvider"])
-            self._head = ort.InferenceSession(head_path, options, providers=["CPUExecutionProvider"])
+            self._head = ort.InferenceSession(head, options, providers=["CPUExecutionProvider"])
         except (OnnxFormatError, OSError) as exc:
-            raise ConfigError(f"NanoTrack files in {folder} cannot be read: {exc}") from None
-        except Exception as exc:   # onnxruntime's own errors are many lines
-            raise ConfigError(f"NanoTrack files in {folder} are not valid ONNX: {str(exc).splitlines()[0]}") from None
+            raise ConfigError(f"NanoTrack files in {folder} cannot be read: {first_line(exc)}") from None
+        except ConfigError:
+            raise
+        except Exception as exc:   # onnxruntime's own errors are many lines; MemoryError has none
+            raise ConfigError(f"NanoTrack files in {folder} are not valid ONNX: {first_line(exc)}") from None
         self._backbone_input = self._backbone.get_inputs()[0].name
         heads = self._head.get_inputs()
         if len(heads) != 2 or len(heads[0].shape) != 4 or len(self._head.get_outputs()) != 2:
@@ -95,10 +100,20 @@ class NanoTrackModel:
             made = self.features(np.zeros((1, 3, self.settings.exemplar_size, self.settings.exemplar_size),
                                           np.float32)).shape
         except Exception as exc:
-            raise ConfigError(f"{backbone_path}: not a NanoTrack backbone: {str(exc).splitlines()[0]}") from None
+            raise ConfigError(f"{backbone_path}: not a NanoTrack backbone: {first_line(exc)}") from None
         if len(made) != 4 or made[1] != channels:
             raise ConfigError(f"{backbone_path} gives {made[1] if len(made) == 4 else '?'}-channel features and "
                               f"{head_path} takes {channels}: the two files are from different versions")
+        # The head's outputs, as the tracker reads them, on what the backbone gives for a search crop.
+        try:
+            size = self.settings.instance_size
+            template = self.features(np.zeros((1, 3, self.settings.exemplar_size, self.settings.exemplar_size),
+                                              np.float32))
+            search = self.features(np.zeros((1, 3, size, size), np.float32))
+            cls, loc = self.head(template, search)
+        except Exception as exc:
+            raise ConfigError(f"{head_path}: not a NanoTrack head for {backbone_path}: {first_line(exc)}") from None
+        check_head_outputs(head_path, np.shape(cls), np.shape(loc), np.shape(search))
 
     def features(self, crop: np.ndarray) -> np.ndarray:
         return self._backbone.run(None, {self._backbone_input: crop})[0]
@@ -109,6 +124,65 @@ class NanoTrackModel:
 
     def close(self) -> None:
         self._backbone = self._head = None
+
+
+MAX_MODEL_BYTES = 64 * 2**20   # NanoTrack's files are 1-2 MB: far larger is not one of them
+
+
+def read_model_file(path: str, limit: int = MAX_MODEL_BYTES) -> bytes:
+    """The bytes of a model file, checked before they are read: a regular file (a FIFO would block,
+    a link to /dev/zero never end), at most ``limit`` bytes, and starting as an ONNX model does (its
+    first field, the IR version: 200 MB of zeros are refused at once, not parsed for a minute).
+    OSError (one line) otherwise."""
+    import errno
+    import os
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"{path} is {info.st_size / 2**20:.0f} MB: more than a NanoTrack file "
+                                       f"({limit / 2**20:.0f} MB at most)")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"{path} grew past {limit / 2**20:.0f} MB while it was read")
+    if not data.startswith(b"\x08"):   # ModelProto field 1 (ir_version), a varint: what every exporter writes first
+        raise OSError(errno.EINVAL, f"{path} is not an ONNX file")
+    return data
+
+
+def check_head_outputs(head_path: str, cls_shape, loc_shape, search_shape) -> None:
+    """ConfigError (one line) unless the head gives what the tracker decodes: a 2-channel score
+    map and a 4-channel box map on the same square grid, no larger than the search features."""
+    grid = tuple(cls_shape[2:]) if len(cls_shape) == 4 else None
+    problem = None
+    if len(cls_shape) != 4 or len(loc_shape) != 4 or cls_shape[0] != 1 or loc_shape[0] != 1:
+        problem = f"outputs of shapes {tuple(cls_shape)} and {tuple(loc_shape)}, expected (1, 2, N, N) and (1, 4, N, N)"
+    elif cls_shape[1] == 4 and loc_shape[1] == 2:
+        problem = "its outputs are swapped (box map first, score map second)"
+    elif cls_shape[1] != 2:
+        problem = f"a {cls_shape[1]}-channel score map (NanoTrack's has 2: background, target)"
+    elif loc_shape[1] != 4:
+        problem = f"a {loc_shape[1]}-channel box map (NanoTrack's has 4: left, top, right, bottom)"
+    elif grid[0] != grid[1] or tuple(loc_shape[2:]) != grid:
+        problem = f"a {grid[0]}x{grid[1]} score grid and a {loc_shape[2]}x{loc_shape[3]} box grid (one square grid)"
+    elif len(search_shape) == 4 and grid[0] > search_shape[-1]:
+        problem = (f"a {grid[0]}x{grid[1]} grid for {search_shape[-2]}x{search_shape[-1]} search features "
+                   "(at most their size)")
+    if problem:
+        raise ConfigError(f"{head_path}: not a NanoTrack head: {problem}")
+
+
+def quiet_onnxruntime(ort) -> None:
+    """onnxruntime's process-wide log at FATAL only: a file it refuses is one line of ours, without
+    its own coloured error line before it."""
+    try:
+        ort.set_default_logger_severity(4)
+    except Exception:
+        pass
 
 
 LARGE_CROP = 2048   # px: above this side the padded square is not built in memory

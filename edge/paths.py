@@ -23,3 +23,21 @@ def check_writable_file(path: str) -> None:
         raise ValueError(f"cannot create {path}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"cannot create {path}: {parent} is not writable")
+
+
+def check_regular_file(path: str) -> None:
+    """ValueError (one line) when something other than a regular file stands at ``path``: opening a
+    FIFO blocks until a reader comes, a device (``/dev/zero``) never ends. A missing path is fine
+    (the file is created at start)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):   # a folder has its own message
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
+            else "a socket" if stat.S_ISSOCK(mode) else "not a file"
+        raise ValueError(f"{path} is {kind}, not a regular file")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from edge.errors import SourceError
-from edge.paths import check_writable_file
+from edge.paths import check_regular_file, check_writable_file
 
 # Containers OpenCV's FFmpeg writer opens with the codecs chosen below (MJPG in .avi, mp4v else).
 SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".m4v")
@@ -16,6 +16,7 @@ def check_video_path(path: str) -> None:
     if os.path.splitext(path)[1].lower() not in SUFFIXES:
         raise ValueError(f"{path}: a video needs one of the endings {', '.join(SUFFIXES)}")
     check_writable_file(path)
+    check_regular_file(path)
 
 
 class VideoOut:

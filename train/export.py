@@ -23,11 +23,12 @@ import torch
 import torch.nn as nn
 
 import edge
+from edge.atomic_file import atomic_paths
 from edge.engines.onnx import open_session
 from edge.errors import ModelError
 from edge.model_meta import INPUT_NAMES, KV_NAME, OUTPUT_NAMES, STEP_INPUT_NAMES, ModelMeta, holds_box_by_default
 from train.model import MixFormerV2
-from train.onnx_files import save_together, set_meta, step_path_for
+from train.onnx_files import set_meta, step_path_for
 
 # Agreement required between onnxruntime and PyTorch on random inputs (issue contract).
 BOX_TOLERANCE = 1e-4
@@ -182,7 +183,10 @@ def export_onnx(model: MixFormerV2, output: str, *, opset: int = 17, checkpoint_
             raise ModelError(f"exported graph disagrees with PyTorch: box max abs diff {diffs[0]:.2e} "
                              f"(limit {box_tolerance:g}), score {diffs[1]:.2e} (limit {score_tolerance:g})")
 
-    save_together(files, verify)
+    with atomic_paths(list(files)) as tmp_paths:   # synced and renamed together, or none is written
+        for path, proto in files.items():
+            onnx.save(proto, tmp_paths[path])
+        verify(tmp_paths)
     size = sum(os.path.getsize(p) for p in files)
     return ExportReport(output, meta, diffs[0], diffs[1], size, step_path)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 
 import cv2
+import numpy as np
 
 from edge.camera.base import Frame
 from edge.errors import SourceError, SourceGone
@@ -21,9 +23,43 @@ def list_images(folder: str) -> list[str]:
     return [os.path.join(folder, n) for n in names]
 
 
-def read_rgb(path: str):
-    """(H, W, 3) uint8 RGB, or SourceError naming the file."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+MAX_IMAGE_BYTES = 256 * 2**20   # a frame file larger than this is not read (a runaway file, a device)
+
+
+def read_image_bytes(path: str) -> bytes:
+    """The bytes of an image file, or SourceError naming it. Only a regular file is read: a FIFO
+    among the frames would block the reader forever, ``/dev/zero`` never ends."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SourceError(f"cannot read image {path} ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceError(f"cannot read image {path}: not a regular file")
+        if info.st_size > MAX_IMAGE_BYTES:
+            raise SourceError(f"cannot read image {path}: {info.st_size / 2**20:.0f} MB, more than any frame")
+        try:
+            return f.read(MAX_IMAGE_BYTES + 1)
+        except OSError as exc:
+            raise SourceError(f"cannot read image {path} ({exc.strerror or exc})") from None
+
+
+def truncated_jpeg(path: str, data: bytes) -> bool:
+    """A JPEG without its end marker: cut short while it was being written or copied. libjpeg
+    would decode it with grey at the bottom and print its own "Premature end of JPEG file" line."""
+    if not path.lower().endswith((".jpg", ".jpeg")) or not data.startswith(b"\xff\xd8"):
+        return False
+    return b"\xff\xd9" not in data[-1024:]
+
+
+def read_rgb(path: str, *, whole_only: bool = False):
+    """(H, W, 3) uint8 RGB, or SourceError naming the file; ``whole_only``: a truncated JPEG is an
+    error too (the device's folder source skips it), not decoded half grey."""
+    data = read_image_bytes(path)
+    if whole_only and truncated_jpeg(path, data):
+        raise SourceError(f"cannot read image {path}: a truncated JPEG (no end marker)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
         raise SourceError(f"cannot read image {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -50,7 +86,7 @@ class ImageFolderSource:
     def __iter__(self):
         for index, path in enumerate(self.paths):
             try:
-                image = read_rgb(path)
+                image = read_rgb(path, whole_only=True)
             except SourceError as exc:
                 if not os.path.isdir(self.name):   # unmounted, deleted: say so, not "cannot read"
                     raise SourceGone(f"image folder {self.name} is gone") from None

@@ -43,6 +43,7 @@ class LatestFrameGrabber:
         self.connected = False
         self.finished = False
         self.last_error = ""
+        self.failure = ""   # why a source that should have gone on ended (a looped file that no longer opens)
 
     def start(self) -> "LatestFrameGrabber":
         self._thread = threading.Thread(target=self._run, name="frame-grabber", daemon=True)
@@ -59,6 +60,9 @@ class LatestFrameGrabber:
             except SourceError as exc:
                 self.last_error = str(exc)
                 if not (self._reconnect or failed):
+                    if self._replay and self.frames:   # looped, then gone: an end nobody asked for
+                        self.failure = str(exc)
+                        log.error("camera source ended unexpectedly: %s", exc)
                     break
                 wait = self._backoff.failed()
                 if str(exc) != reported:

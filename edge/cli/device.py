@@ -69,6 +69,9 @@ def run_config(args) -> int:
     return run_device(load_config_file(args.config))
 
 
+run_config.handles_stop_signals = True   # StopSignals: a signal during the imports is taken over
+
+
 # The config keys the desk shorthand fills from flags: an error about one names the flag typed.
 DESK_KEYS = {"camera.source": "--camera", "model.path": "--model"}
 
@@ -111,6 +114,9 @@ def run_desk(args) -> int:
         raise _naming_flag(exc, flags) from None
 
 
+run_desk.handles_stop_signals = True   # StopSignals: a signal during the imports is taken over
+
+
 def _naming_flag(exc: Exception, flags: dict) -> Exception:
     """``exc`` with a leading config key that came from a flag replaced by that flag."""
     from edge.errors import ConfigError
@@ -141,6 +147,9 @@ def config_check(args) -> int:
     print(f"{args.file}: OK ({len(cfg.outputs)} output(s), camera {cfg.camera.source}{waits}, "
           f"model {checked.tracker.meta.preset} on {checked.tracker.engine.name})")
     return 0
+
+
+config_check.handles_stop_signals = True   # StopSignals: a signal during the imports is taken over
 
 
 def config_show(args) -> int:

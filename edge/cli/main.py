@@ -118,6 +118,31 @@ def _merge_top_level(parser, args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # First thing, before the imports that take a while: a stop signal is recorded from now on, not
+    # the default action (edge.runtime.signals: standard library only).
+    from edge.runtime.signals import hold_early, release_early
+
+    hold_early()
+    try:
+        return _main(argv)
+    finally:
+        release_early()
+
+
+def _early_stop(signum: int | None) -> int | None:
+    """The exit status for a stop signal that came before the command began, or None."""
+    if signum is None:
+        return None
+    import signal
+
+    print("edge-track: interrupted" if signum == signal.SIGINT else
+          f"edge-track: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+    return 128 + signum
+
+
+def _main(argv: list[str] | None) -> int:
+    from edge.runtime.signals import release_early, take_early
+
     try:
         from edge.errors import EdgeTrackError
     except KeyboardInterrupt:
@@ -138,7 +163,13 @@ def main(argv: list[str] | None = None) -> int:
             if given is not None:   # a desk option alone: say what it lacks, not the whole help
                 parser.error(f"{given} needs --camera SRC (the desk shorthand) or a command, e.g. track")
             parser.print_help(sys.stderr)
-            return EXIT_USAGE
+            return _early_stop(release_early()) or EXIT_USAGE
+        # A stop signal while the command line loaded: the command does not begin. One that polls for
+        # them (StopSignals) takes the handlers over; any other gets Python's own from here on.
+        polls = getattr(args.func, "handles_stop_signals", False)
+        stopped = _early_stop(take_early() if polls else release_early())
+        if stopped is not None:
+            return stopped
         return int(args.func(args) or 0)
     except EdgeTrackError as exc:
         # One line whatever the message holds (a YAML parser's error spans several).
@@ -147,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edge-track: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:   # no message of its own: say what happened, in one line, not a traceback
+        print("edge-track: error: out of memory (an input far larger than expected?)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,15 +1,24 @@
 """A serial port that survives being unplugged: writes never raise, the port is reopened with
 backoff, and what could not be sent is counted. ``SerialOutputBase`` keeps the command a head must
-have, and writes it again until it is delivered on the port as it is open now."""
+have, and writes it again until it is delivered on the port as it is open now.
+
+Writes never wait: the port is non-blocking, and a device that stops reading (a full buffer, a
+stream faster than the baud rate) costs the frames it does not take, never the loop's time. What
+the port did not take is not queued: the output's standing command is written again on the next
+call, so the newest command wins. A port that takes nothing for ``STUCK_S`` is reported (one
+line), its output buffer discarded, and it is reopened."""
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from edge.io.backoff import Backoff
 
 log = logging.getLogger("edge.io.serial")
+
+STUCK_S = 1.0   # s without the port taking a whole write: reported, flushed and reopened
 
 
 class SerialLink:
@@ -18,10 +27,15 @@ class SerialLink:
         self.port, self.baud = port, baud
         self._serial_module = serial_module
         self._backoff = Backoff(backoff_initial_s, backoff_max_s, clock=clock)
+        self._clock = clock
         self._port = None
         self._reported = ""   # the open error already logged: an adapter that stays away is one line
+        self._rest = b""      # the part of a write the port did not take: finished before anything else
+        self._stuck_since: float | None = None   # when the port last failed to take a whole write
         self.write_errors = 0
         self.reconnects = 0
+        self.unsent = 0       # writes the port did not take whole (it is not reading, or not fast enough)
+        self.stalls = 0       # times it took nothing for STUCK_S and was reopened
         self.connection = 0   # successful opens: a new number is a fresh port, the device may have missed it all
         self._open()
 
@@ -39,7 +53,8 @@ class SerialLink:
     def _open(self) -> bool:
         serial = self._module()
         try:
-            self._port = serial.Serial(self.port, self.baud, timeout=0, write_timeout=0.05)
+            # write_timeout 0: non-blocking; _write_some() never lets pyserial loop on EAGAIN.
+            self._port = serial.Serial(self.port, self.baud, timeout=0, write_timeout=0)
         except (OSError, serial.SerialException) as exc:
             self._port = None
             wait = self._backoff.failed()   # one failure per attempt
@@ -59,18 +74,49 @@ class SerialLink:
         return self._port is not None
 
     def write(self, data: bytes) -> bool:
-        """True once ``data`` was handed to the port; False (counted) when it was not."""
+        """True once the whole of ``data`` was handed to the port; False (counted) when it was not.
+        Never waits: see the module's docstring."""
         if self._port is None and not (self._backoff.due() and self._reopen()):
             self.write_errors += 1
             return False
         try:
-            self._port.write(data)
-            return True
-        except Exception as exc:  # SerialException, OSError (EIO when unplugged), SerialTimeoutException
+            if self._rest:   # a frame cut in two would be garbage to the device: its end goes first
+                self._rest = self._rest[self._write_some(self._rest):]
+            if not self._rest:
+                taken = self._write_some(data)
+                if taken == len(data):
+                    self._stuck_since = None
+                    return True
+                if taken:
+                    self._rest = bytes(data[taken:])
+        except Exception as exc:  # SerialException, OSError (EIO when unplugged)
             self.write_errors += 1
             log.warning("serial port %s lost (%s)", self.port, exc)
             self._drop()
             return False
+        self.unsent += 1
+        now = self._clock()
+        if self._stuck_since is None:
+            self._stuck_since = now
+        elif now - self._stuck_since >= STUCK_S:
+            self.stalls += 1
+            log.warning("serial port %s took no data for %.1f s (the device stopped reading, or the baud rate "
+                        "is too low for what is sent): discarding its output buffer and reopening it",
+                        self.port, now - self._stuck_since)
+            self._drop(discard=True)
+        return False
+
+    def _write_some(self, data: bytes) -> int:
+        """Bytes of ``data`` the port took now, without waiting (0 when its buffer is full)."""
+        port = self._port
+        fileno = getattr(port, "fileno", None)
+        if fileno is None:   # a port without a descriptor (a test double, a URL handler): its own write
+            taken = port.write(data)
+            return len(data) if taken is None else int(taken)
+        try:
+            return os.write(fileno(), data)
+        except BlockingIOError:
+            return 0
 
     def _reopen(self) -> bool:
         if not self._open():
@@ -97,9 +143,14 @@ class SerialLink:
             self._drop()
             return b""
 
-    def _drop(self) -> None:
+    def _drop(self, *, discard: bool = False) -> None:
+        """Close the port; ``discard``: throw away what it holds first, so the close does not wait
+        for a device that is not reading (a tty's close waits for its output to drain)."""
+        self._rest, self._stuck_since = b"", None
         try:
             if self._port is not None:
+                if discard:
+                    self._port.reset_output_buffer()
                 self._port.close()
         except Exception:
             pass
@@ -168,7 +219,11 @@ class SerialOutputBase:
 
     def counters(self) -> dict:
         """Link health for the status line and /api/state."""
-        return {"reconnects": self.link.reconnects, "write_errors": self.link.write_errors}
+        counts = {"reconnects": self.link.reconnects, "write_errors": self.link.write_errors}
+        for name in ("unsent", "stalls"):   # shown once it happened: a device that stopped reading
+            if getattr(self.link, name, 0):
+                counts[name] = getattr(self.link, name)
+        return counts
 
     def _before_close(self) -> None:
         """Last words to the device after the stop (e.g. hand control back)."""

@@ -100,6 +100,11 @@ def pin_factory_for(name: str):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")     # gpiozero warns for each default factory it falls back from
+            if name == "mock":
+                # With its PWM pins: MockFactory's default pins have none, and AngularServo needs them.
+                from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+                return MockFactory(pin_class=MockPWMPin)
             if name:
                 module, cls = FACTORIES[name]
                 return getattr(importlib.import_module(module), cls)()

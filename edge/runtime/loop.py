@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from edge.control.camera_model import CameraModel
 from edge.control.command import GimbalCommand
 from edge.control.controller import GimbalController
 from edge.outputs.base import ControlUpdate
+from edge.runtime.telemetry_worker import TelemetryWorker
 from edge.target import TargetRequest, fit_target, parse_target
 from edge.tracker import TrackState
 from edge.trackers.lost_search import LostSearch, LostSearchSettings
@@ -28,6 +28,9 @@ from edge.trackers.lost_search import LostSearch, LostSearchSettings
 log = logging.getLogger("edge.runtime")
 
 IDLE, TRACKING, LOST = "IDLE", "TRACKING", "LOST"
+TRACK_LOG_QUEUE = 256     # lines waiting for the track log's thread (8 s at 30 fps) before they are dropped
+RECORDING_QUEUE = 4       # frames waiting to be recorded: a few, each is a whole image
+TELEMETRY_CLOSE_S = 2.0   # at exit, how long the telemetry threads get to write what they hold
 
 
 @dataclass
@@ -48,7 +51,7 @@ class LoopStats:
 class TrackingLoop:
     def __init__(self, *, tracker, grabber, outputs, config, camera_model: CameraModel | None = None,
                  notifier=None, track_log=None, recorder=None, clock=time.monotonic,
-                 initial_target: TargetRequest | None = None, publisher=None) -> None:
+                 initial_target: TargetRequest | None = None, publisher=None, viewer=None) -> None:
         # The one per-frame step (the LOST search included) that track, eval and the simulator run too.
         self.tracker = tracker if isinstance(tracker, LostSearch) else LostSearch(
             tracker, LostSearchSettings(config.tracking.widen_step, config.tracking.max_search_factor))
@@ -61,12 +64,15 @@ class TrackingLoop:
         self.track_log = track_log
         self.recorder = recorder
         self.publisher = publisher
+        self.viewer = viewer   # a desk window: on this thread (GUI toolkits want one thread), never the service
         self.dry_run = False
         self.clock = clock
         self.stats = LoopStats()
-        self._requests: queue.Queue[TargetRequest] = queue.Queue()
-        if initial_target is not None:
-            self._requests.put(initial_target)
+        # One pending target request, the newest: a flood of selects costs one init, not one each.
+        self._pending: TargetRequest | None = initial_target
+        self._pending_lock = threading.Lock()
+        self.superseded = 0               # requests replaced by a newer one before a frame took them
+        self._init_frame = -2             # stats.frames at the last init: the next waits for a tracked frame
         self._state = IDLE
         self._seq = 0
         self._last_frame_t = clock()
@@ -77,11 +83,31 @@ class TrackingLoop:
         self._stopped = False
         self._lock = threading.Lock()
         self._telemetry_failed: set[str] = set()
+        self._workers = {}                # sink name -> TelemetryWorker, made on first use
+        self.telemetry_stuck = False      # a telemetry thread did not finish at shutdown (hung disk)
 
     # -- control from outside ---------------------------------------------------------------
     def request(self, req: TargetRequest) -> None:
         # Stamped: a target picked on a frame seen before an outage means nothing minutes later.
-        self._requests.put(dataclasses.replace(req, queued_at=self.clock()))
+        self._offer(dataclasses.replace(req, queued_at=self.clock()))
+
+    def _offer(self, req: TargetRequest) -> None:
+        """Only the newest request matters (a stop, a re-centre or a target): it replaces any that
+        no frame has taken yet, which is counted (``superseded``), never queued."""
+        with self._pending_lock:
+            if self._pending is not None:
+                self.superseded += 1
+            self._pending = req
+
+    def _take_request(self) -> TargetRequest | None:
+        """The pending request, or None. A new target waits until a frame was tracked since the last
+        init (at most one init every other frame, however many clients ask); a stop never waits."""
+        with self._pending_lock:
+            req = self._pending
+            if req is None or (not req.is_stop and self.stats.frames < self._init_frame + 2):
+                return None
+            self._pending = None
+            return req
 
     @property
     def state(self) -> str:
@@ -191,55 +217,52 @@ class TrackingLoop:
             return
         for req in got or []:
             if req.kind == "stop":
-                self._requests.put(TargetRequest(source=out.name))
+                self._offer(TargetRequest(source=out.name))
             else:
                 self.request(TargetRequest(remote=req, source=out.name))
 
     def _apply_requests(self, frame, width: int, height: int) -> bool:
-        """Apply queued target requests; True if tracking (re)started on this frame."""
-        started = False
-        while True:
-            try:
-                req = self._requests.get_nowait()
-            except queue.Empty:
-                return started
-            if req.is_stop:
-                move_home = req.recenter and not self._dry   # a re-centre is motion
-                log.info("tracking stopped (%s)%s", req.source, ", re-centring" if move_home else
-                         ", not re-centring in a dry run" if req.recenter else "")
-                self._set_state(IDLE)
-                self._stop_outputs()
-                if move_home:
-                    for out in self.outputs:
-                        recenter = getattr(out, "recenter", None)
-                        if recenter is not None:
-                            self._guard(out, recenter)
-                started = False
-                continue
-            age = self.clock() - req.queued_at if req.queued_at is not None else 0.0
-            if age > self.cfg.camera.frame_timeout_s:   # asked for during an outage: the scene has moved on
-                log.info("ignored a stale target request from %s (queued %.1f s ago, before the frames stopped)",
-                         req.source, age)
-                continue
-            try:
-                if req.box is not None:
-                    box = req.box
-                elif req.remote is not None:
-                    box = req.remote.box_in(width, height)
-                else:
-                    box = parse_target(req.roi, width, height)
-                # Whatever the route (web page, serial link, ground station, config), the box is
-                # checked against this frame before anything moves.
-                box = fit_target(box, width, height)
-                self._picked = self.tracker.init(frame.image, box)
-            except Exception as exc:   # a bad target never stops the loop nor changes what it does
-                log.error("ignored target request from %s: %s", req.source, " ".join(str(exc).split()))
-                continue
-            self.controller.stop()
-            self._last_update_t = None
-            log.info("tracking target %s (%s)", tuple(round(v, 1) for v in box), req.source)
-            self._set_state(TRACKING)
-            started = True
+        """Apply the pending target request (one at most); True if tracking (re)started on this frame."""
+        req = self._take_request()
+        if req is None:
+            return False
+        if req.is_stop:
+            move_home = req.recenter and not self._dry   # a re-centre is motion
+            log.info("tracking stopped (%s)%s", req.source, ", re-centring" if move_home else
+                     ", not re-centring in a dry run" if req.recenter else "")
+            self._set_state(IDLE)
+            self._stop_outputs()
+            if move_home:
+                for out in self.outputs:
+                    recenter = getattr(out, "recenter", None)
+                    if recenter is not None:
+                        self._guard(out, recenter)
+            return False
+        age = self.clock() - req.queued_at if req.queued_at is not None else 0.0
+        if age > self.cfg.camera.frame_timeout_s:   # asked for during an outage: the scene has moved on
+            log.info("ignored a stale target request from %s (queued %.1f s ago, before the frames stopped)",
+                     req.source, age)
+            return False
+        try:
+            if req.box is not None:
+                box = req.box
+            elif req.remote is not None:
+                box = req.remote.box_in(width, height)
+            else:
+                box = parse_target(req.roi, width, height)
+            # Whatever the route (web page, serial link, ground station, config), the box is
+            # checked against this frame before anything moves.
+            box = fit_target(box, width, height)
+            self._picked = self.tracker.init(frame.image, box)
+        except Exception as exc:   # a bad target never stops the loop nor changes what it does
+            log.error("ignored target request from %s: %s", req.source, " ".join(str(exc).split()))
+            return False
+        self.controller.stop()
+        self._last_update_t = None
+        self._init_frame = self.stats.frames
+        log.info("tracking target %s (%s)", tuple(round(v, 1) for v in box), req.source)
+        self._set_state(TRACKING)
+        return True
 
     def _apply_dry_run(self) -> None:
         """A dry run starts with every output told to hold, before anything else goes out: with
@@ -291,20 +314,32 @@ class TrackingLoop:
         st.command = command
         self._seq += 1
         if self.track_log is not None:
-            self._telemetry("track log", lambda: self.track_log.write({
+            line = {   # built here, from this frame's values; written on the track log's thread
                 "t_capture_ns": frame.t_capture_ns, "frame": frame.index, "frame_age_ms": round(st.frame_age_ms, 2),
                 "latency_ms": round(st.latency_ms, 2), "state": self._state, "score": round(score, 4),
                 "box": [round(v, 2) for v in st.box] if st.box else None,
                 "command": {"yaw_dps": round(command.yaw_rate_dps, 3), "pitch_dps": round(command.pitch_rate_dps, 3),
                             "active": command.active},
-            }))
+            }
+            self._off_loop("track log", TRACK_LOG_QUEUE, lambda: self.track_log.write(line))
         if self.recorder is not None:
-            self._telemetry("recording", lambda: self.recorder(frame.image, result))
+            image = frame.image
+            self._off_loop("recording", RECORDING_QUEUE, lambda: self.recorder(image, result))
         if self.publisher is not None:
             self._telemetry("web view", lambda: self.publisher.offer(frame.image, result))
+        if self.viewer is not None:
+            self._telemetry("window", lambda: self.viewer(frame.image, result))
         if self.notifier is not None:
             self.notifier.watchdog()
         self._status(now)
+
+    def _off_loop(self, name: str, max_jobs: int, fn) -> None:
+        """Hand ``fn`` to the sink's own thread (edge.runtime.telemetry_worker): a file that blocks
+        or fails costs its lines, dropped and counted, never the loop's time."""
+        worker = self._workers.get(name)
+        if worker is None:
+            worker = self._workers[name] = TelemetryWorker(name, max_jobs)
+        worker.submit(lambda: self._telemetry(name, fn))
 
     def _telemetry(self, name: str, fn) -> None:
         """Telemetry never stops tracking: a failing sink is reported once and skipped."""
@@ -320,6 +355,11 @@ class TrackingLoop:
         grabber = self.grabber
         counts = {"camera": {"reconnects": int(getattr(grabber, "reconnects", 0)),
                              "drops": int(getattr(grabber, "dropped", 0))}}
+        if self._workers:   # lines and frames the files did not get (queue full, disk full)
+            counts["telemetry"] = {"dropped": sum(w.dropped for w in list(self._workers.values()))
+                                   + int(getattr(self.track_log, "dropped", 0))}
+        if self.superseded:
+            counts["requests"] = {"superseded": self.superseded}
         for out in self.outputs:
             report = getattr(out, "counters", None)
             if report is not None:
@@ -362,6 +402,10 @@ class TrackingLoop:
             self.grabber.stop()
         except Exception:
             pass
-        if self.track_log is not None:
+        for name, worker in list(self._workers.items()):   # after the outputs: a hung disk waits its turn
+            if not worker.close(TELEMETRY_CLOSE_S):
+                self.telemetry_stuck = True
+                log.warning("%s: its file does not answer (a hung disk?); left behind unclosed", name)
+        if self.track_log is not None and not self.telemetry_stuck:
             self._telemetry("track log", self.track_log.close)
 

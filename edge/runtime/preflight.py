@@ -11,6 +11,9 @@ may be plugged in later), the web console's port (the running service holds it).
 from __future__ import annotations
 
 import importlib
+import ipaddress
+import re
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -44,6 +47,7 @@ def preflight(cfg: DeviceConfig, checkpoint=lambda: None) -> Checked:
     ``checkpoint()`` is called after each step (run's stop-signal check). Quick checks first."""
     check_telemetry_paths(cfg.telemetry)
     check_output_libraries(cfg.outputs)
+    check_web(cfg.web)
     checkpoint()
     initial = initial_request(cfg.tracking.init)
     live = is_live(str(cfg.camera.source))
@@ -68,6 +72,34 @@ def check_telemetry_paths(tel) -> None:
             check_video_path(tel.record)
         except ValueError as exc:
             raise ConfigError(f"telemetry.record: {exc}") from None
+
+
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
+                        r"[A-Za-z0-9])?)*\.?")
+
+
+def check_web(web) -> None:
+    """What ``run`` would refuse about the console, short of binding its port (the running service
+    holds it): an address that is none, and a token file that is a link or no file."""
+    if not web.enabled:
+        return
+    bind = web.bind
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        if bind not in ("", "localhost") and not _HOST_NAME.fullmatch(bind):
+            raise ConfigError(f"web.bind {bind!r}: not an IP address or host name "
+                              "(127.0.0.1: this machine only; 0.0.0.0: every address)") from None
+        if bind:
+            try:
+                socket.getaddrinfo(bind, web.port, type=socket.SOCK_STREAM)
+            except (OSError, UnicodeError) as exc:
+                raise ConfigError(f"web.bind {bind!r}: no such address here ({exc})") from None
+    from edge.web.cross_site import LOOPBACK_NAMES
+    from edge.web.token_file import check_token_file, default_state_dir
+
+    if bind not in LOOPBACK_NAMES:   # where the token is needed: the file run reads or writes
+        check_token_file(web.state_dir or default_state_dir())
 
 
 def check_output_libraries(outputs) -> None:

@@ -2,9 +2,12 @@
 source ends.
 
 Order matters: every check first (edge.runtime.preflight, shared with ``config check``: the model
-loaded and warmed up, the source, the target, the paths), then the camera, the outputs and the web
-console, then the track log and the recording (so a refused start leaves no file), then READY=1;
-WATCHDOG=1 only while frames are processed; STOPPING=1 and a stop to every output on exit.
+loaded and warmed up, the source, the target, the paths, the console's address and token file),
+then what else can refuse the start (the devices' locks, one instance per device; the console's
+token and port, bound now), the camera, the track log and the recording (removed again when a
+later step fails, so a refused start leaves no file), and only then the outputs, so a refused
+start never sent anything to a head; then the web console, READY=1; WATCHDOG=1 only while frames
+are processed; STOPPING=1 and a stop to every output on exit.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from edge.errors import ConfigError, SourceError
 from edge.io.sdnotify import SystemdNotifier
 from edge.outputs import open_outputs
 from edge.overlay import draw
+from edge.runtime.instance_lock import hold_device_locks
 from edge.runtime.loop import TrackingLoop
 from edge.runtime.preflight import check_stream, open_camera, preflight
 from edge.runtime.signals import Stopped, StopSignals
@@ -131,6 +135,25 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
         if initial is not None:
             initial = dataclasses.replace(initial, source=target_source)
         size, camera_model = checked.frame_size, checked.camera_model
+        # Everything else that can refuse the start, before anything is opened: the devices'
+        # locks (a second instance on this config), then the console's port.
+        locks = hold_device_locks(cfg)
+        undo.append(locks.release)
+        listener = token = None
+        if cfg.web.enabled:
+            from edge.web.cross_site import LOOPBACK_NAMES
+            from edge.web.server import bind_console
+            from edge.web.token_file import default_state_dir, load_or_create_token
+
+            if cfg.web.bind not in LOOPBACK_NAMES:   # the token beyond loopback: read or made now, not later
+                token = load_or_create_token(cfg.web.state_dir or default_state_dir())
+            try:
+                listener = bind_console(cfg.web.bind, cfg.web.port)
+            except OSError as exc:
+                raise ConfigError(f"web console cannot listen on {cfg.web.bind}:{cfg.web.port}: "
+                                  f"{exc.strerror or exc}") from None
+            undo.append(listener.server_close)
+        checkpoint()
         grabber = LatestFrameGrabber(lambda: open_camera(cam), reconnect_initial_s=cam.reconnect_initial_s,
                                      reconnect_max_s=cam.reconnect_max_s,
                                      reconnect=live, replay=cam.loop_file and not live,
@@ -145,16 +168,8 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
             size = first.image.shape[1], first.image.shape[0]
             camera_model = check_stream(cam, initial, *size)
         checkpoint()
-        outputs = open_outputs(cfg.outputs, cfg.control)
-        undo.extend(out.close for out in outputs)
-        checkpoint()
-        publisher = console = None
-        if cfg.web.enabled:
-            from edge.web.publisher import FramePublisher
-
-            publisher = FramePublisher(cfg.web.max_fps, cfg.web.jpeg_quality, cfg.web.max_width)
-            undo.append(publisher.close)
-        # The files last: nothing after them is a check that can refuse the config.
+        # The files (removed again if a later step fails), then the outputs: nothing after them can
+        # refuse the start, so a head is only ever opened by a start that goes on.
         track_log = None
         if tel.track_log:
             _created_file(tel.track_log, undo)
@@ -165,29 +180,30 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
         recorder = build_recorder(tel.record, cam.fps, size)
         if recorder is not None:
             undo.append(recorder.close)
+        checkpoint()
+        outputs = open_outputs(cfg.outputs, cfg.control)
+        undo.extend(out.close for out in outputs)
+        checkpoint()
+        publisher = console = None
+        if cfg.web.enabled:
+            from edge.web.publisher import FramePublisher
+
+            publisher = FramePublisher(cfg.web.max_fps, cfg.web.jpeg_quality, cfg.web.max_width)
+            undo.append(publisher.close)
         viewer = build_viewer(stop) if show else None
         if viewer is not None:
-            record = recorder
-
-            def recorder(image, result, _record=record):
-                if _record is not None:
-                    _record(image, result)
-                viewer(image, result)
-
-            recorder.close = lambda: (record and record.close(), viewer.close())
             undo.append(viewer.close)
         loop = TrackingLoop(tracker=tracker, grabber=grabber, outputs=outputs, config=cfg, notifier=notifier,
                             track_log=track_log, recorder=recorder, initial_target=initial, publisher=publisher,
-                            camera_model=camera_model)
+                            camera_model=camera_model, viewer=viewer)
         if cfg.web.enabled:
             from edge.web.server import ConsoleServer
 
             try:
                 console = ConsoleServer(loop, publisher, cfg, bind=cfg.web.bind, port=cfg.web.port,
-                                        state_dir=cfg.web.state_dir or None).start()
+                                        token=token, state_dir=cfg.web.state_dir or None, httpd=listener).start()
             except OSError as exc:
-                raise ConfigError(f"web console cannot listen on {cfg.web.bind}:{cfg.web.port}: "
-                                  f"{exc.strerror}") from None
+                raise ConfigError(f"web console on {cfg.web.bind}:{cfg.web.port}: {exc.strerror or exc}") from None
             log.info("web console: %s", console.url)
             undo.append(console.close)
         checkpoint()
@@ -213,7 +229,13 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
             console.close()
         if publisher is not None:
             publisher.close()
-        if recorder is not None:
+        if recorder is not None and not loop.telemetry_stuck:   # not under a thread still writing it
             recorder.close()
+        if viewer is not None:
+            viewer.close()
         notifier.close()
+    locks.release()
     log.info("stopped after %d frames", loop.stats.frames)
+    if grabber.failure:   # a non-zero exit with the reason, so Restart=on-failure starts it again
+        raise SourceError(f"camera.source {cam.source} ended unexpectedly after {loop.stats.frames} frames: "
+                          f"{grabber.failure}")

@@ -14,6 +14,11 @@ A second stop signal (a shutdown that hangs, or Ctrl-C pressed again) restores t
 and raises that signal again: the process dies by it at once (exit -n, not 128 + n). The outputs
 were told to stop only if the first signal's shutdown got that far.
 
+The command line installs the same handler first thing (``hold_early``), before its imports
+(0.3-0.5 s on a Pi), so a signal then is recorded too, not the default action (SIGQUIT would dump
+core): a command that handles stop signals takes it over (``StopSignals`` stops at its first
+check), any other exits 128 + n at once (``release_early``).
+
 A signal the parent set to be ignored stays ignored (``nohup`` ignores HUP; a script's ``cmd &``
 ignores INT and QUIT), as Python itself leaves an ignored SIGINT alone.
 """
@@ -24,6 +29,45 @@ import signal
 import threading
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+
+# What came before a StopSignals block: the first signal, and the handlers hold_early replaced.
+_early: dict = {"signum": None, "previous": {}}
+
+
+def _on_early_signal(signum, _frame) -> None:
+    if _early["signum"] is None:
+        _early["signum"] = signum
+        return
+    signal.signal(signum, signal.SIG_DFL)   # a second one: as StopSignals does, die by it
+    signal.raise_signal(signum)
+
+
+def hold_early() -> None:
+    """Record the stop signals from now on (main thread only), until ``release_early`` or a
+    ``StopSignals`` block takes them over. What was there before comes back at ``release_early``."""
+    if threading.current_thread() is not threading.main_thread() or _early["previous"]:
+        return
+    _early["signum"] = None
+    for sig in STOP_SIGNALS:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            _early["previous"][sig] = signal.signal(sig, _on_early_signal)
+
+
+def take_early() -> int | None:
+    """The signal that came since ``hold_early`` (None if none), taken: the handlers stay."""
+    signum, _early["signum"] = _early["signum"], None
+    return signum
+
+
+def release_early() -> int | None:
+    """Put back the handlers ``hold_early`` replaced; the signal that came meanwhile (and that no
+    StopSignals block took over), or None."""
+    signum, _early["signum"] = _early["signum"], None
+    previous, _early["previous"] = _early["previous"], {}
+    for sig, handler in previous.items():
+        signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+    return signum
 
 
 class Stopped(Exception):
@@ -46,6 +90,8 @@ class StopSignals:
             for sig in STOP_SIGNALS:
                 if signal.getsignal(sig) is not signal.SIG_IGN:
                     self._previous[sig] = signal.signal(sig, self._on_signal)
+            if _early["signum"] is not None:   # it came during the imports: this block stops at its first check
+                self.signum, _early["signum"] = _early["signum"], None
         return self
 
     def __exit__(self, *exc) -> None:

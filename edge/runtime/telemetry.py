@@ -7,11 +7,12 @@ import errno
 import json
 import logging
 import os
+import stat
 import sys
 import time
 
 from edge.errors import ConfigError
-from edge.paths import check_writable_file
+from edge.paths import check_regular_file, check_writable_file
 
 log = logging.getLogger("edge.telemetry")
 CHECK_PATH_S = 1.0   # how often the track log looks whether its file was rotated or deleted away
@@ -51,6 +52,7 @@ def check_track_log_path(path: str) -> None:
             if real == top or real.startswith(top + "/"):
                 raise ValueError(f"{top} is a kernel file system, not a place for files")
         check_writable_file(path)
+        check_regular_file(path)
     except ValueError as exc:
         raise ConfigError(f"telemetry.track_log {path}: {exc}") from None
 
@@ -144,17 +146,21 @@ class TrackLog:
                 self._failed(exc)
 
     def _write_whole(self, data: bytes) -> None:
+        # The size now, not the one counted: logrotate's copytruncate empties the file under us, and
+        # cutting back to a stale, larger size would fill the gap with NUL bytes.
+        start = os.fstat(self._file.fileno()).st_size
         view = memoryview(data)
         try:
             while view:
                 view = view[self._file.write(view) or 0:]
         except OSError:
             try:   # take back the part of the line that did land
-                self._file.truncate(self._size)
+                if os.fstat(self._file.fileno()).st_size > start:
+                    self._file.truncate(start)
             except OSError:
                 pass
             raise
-        self._size += len(data)
+        self._size = start + len(data)
 
     def _failed(self, exc: OSError) -> None:
         if self._failed_at is None:   # once per outage, not once per dropped line
@@ -186,6 +192,23 @@ class TrackLog:
         self._close_file()
 
 
+_NOT_REGULAR = "not a regular file (a FIFO or a device was put there)"
+
+
 def _open_append(path: str):
-    # Unbuffered bytes: each line is one write(2), so what reached the disk is known exactly.
-    return open(path, "ab", buffering=0)
+    """Unbuffered bytes: each line is one write(2), so what reached the disk is known exactly.
+    Only a regular file: O_NONBLOCK makes a FIFO put at the path (``rm``, ``mkfifo``) fail at once
+    (ENXIO without a reader) instead of blocking, and one with a reader is refused after the open."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:   # what a FIFO without a reader answers
+            raise OSError(errno.EINVAL, _NOT_REGULAR) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, _NOT_REGULAR)
+        return os.fdopen(fd, "ab", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise

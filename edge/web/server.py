@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import socket
+import stat
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -140,7 +141,13 @@ class Console:
         path = self.cfg.telemetry.track_log
         if not path or not os.path.isfile(path):
             return []
-        with open(path, "rb") as f:
+        try:   # non-blocking: a FIFO put there since the check must not hold this thread
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return []
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return []
             f.seek(0, os.SEEK_END)
             size = f.tell()
             f.seek(max(0, size - 512 * lines))
@@ -459,11 +466,21 @@ class _Server(BoundedThreadingHTTPServer):
         return name in (local, local.removeprefix("::ffff:"))
 
 
+def bind_console(bind: str, port: int, *, request_timeout: float = REQUEST_TIMEOUT,
+                 write_timeout: float = WRITE_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
+                 max_viewers: int = MAX_VIEWERS) -> _Server:
+    """The console's listening socket, bound now (OSError when the port is taken), served once a
+    ConsoleServer is made on it: ``run`` binds it before it opens any output, so a second instance
+    is refused before it sends anything to a head."""
+    return _Server((bind, port), Handler, max_connections=max_connections, max_viewers=max_viewers,
+                   request_timeout=request_timeout, write_timeout=write_timeout)
+
+
 class ConsoleServer:
     def __init__(self, loop, publisher, device_cfg, *, bind: str = "127.0.0.1", port: int = 8080,
                  token: str | None = None, state_dir: str | None = None, request_timeout: float = REQUEST_TIMEOUT,
                  write_timeout: float = WRITE_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
-                 max_viewers: int = MAX_VIEWERS) -> None:
+                 max_viewers: int = MAX_VIEWERS, httpd: _Server | None = None) -> None:
         # No token on loopback, by choice. Once cross-site requests are refused (JSON only, Host,
         # Origin and Sec-Fetch-Site checked), what can still reach 127.0.0.1 is a program on the
         # device itself; demanding the token there would make every local script and ssh tunnel
@@ -473,8 +490,8 @@ class ConsoleServer:
         if token is None and bind not in cross_site.LOOPBACK_NAMES:
             token = load_or_create_token(state_dir or default_state_dir())
         self.token = token
-        self.httpd = _Server((bind, port), Handler, max_connections=max_connections, max_viewers=max_viewers,
-                             request_timeout=request_timeout, write_timeout=write_timeout)
+        self.httpd = httpd or bind_console(bind, port, request_timeout=request_timeout, write_timeout=write_timeout,
+                                           max_connections=max_connections, max_viewers=max_viewers)
         self.history = TelemetryHistory(loop)
         self.httpd.console = Console(loop, publisher, device_cfg, token=token,   # type: ignore[attr-defined]
                                      history=self.history)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
 import re
 import secrets
 import stat
-import tempfile
 
+from edge.atomic_file import write_atomic
 from edge.errors import ConfigError
 
 log = logging.getLogger("edge.web")
@@ -40,6 +39,23 @@ def load_or_create_token(state_dir: str) -> str:
     return token
 
 
+def check_token_file(state_dir: str) -> None:
+    """ConfigError (one line) for what ``load_or_create_token`` would refuse, found without creating
+    or changing anything (``config check``): a link, or something other than a file, at its path."""
+    path = os.path.join(state_dir, "web-token")
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"web token file {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise ConfigError(f"web token file {path} is a symbolic link: refusing to follow it "
+                          "(remove it and a new token is written)")
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"web token file {path} is not a regular file")
+
+
 def _read_token(path: str) -> str | None:
     try:
         # O_NONBLOCK: a FIFO planted there must not hang the start; it is refused below.
@@ -66,25 +82,8 @@ def _read_token(path: str) -> str | None:
 
 
 def _write_private(path: str, text: str) -> None:
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".web-token.", dir=folder)     # O_EXCL, mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)      # replaces a link planted meanwhile, never writes through it
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    # The rename replaces a link planted meanwhile, never writes through it; mode 0600 from the start.
+    write_atomic(path, text, mode=0o600)
 
 
 def default_state_dir() -> str:
