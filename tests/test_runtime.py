@@ -239,23 +239,25 @@ def test_closed_loop_keeps_the_target_centred_in_the_simulator():
 def test_closed_loop_with_a_real_tracker_in_the_simulator():
     if not os.path.isdir(NANOTRACK_DIR):
         pytest.skip("needs ../shared/models/opencv (NanoTrack) beside the checkout")
-    from edge.cli.device import _Widenable
     from edge.evaluation.peers import create_peer
 
+    # OpenCV's tracker cannot change its search region: the loop's LOST search passes it through.
     sim = SimConfig(path="lissajous", amplitude_deg=15.0, period_s=12.0)
     peer = create_peer("nanotrack", NANOTRACK_DIR)
-    report = run_sim(sim, load_config({}), lambda world: _Widenable(peer), seconds=8.0)
+    report = run_sim(sim, load_config({}), lambda world: peer, seconds=8.0)
     assert report.mean_error_deg < 3.0 and report.p95_error_deg < 6.0, report
 
 
 def test_closed_loop_with_the_bundled_model_and_no_model_configured():
-    """A config without model.path gets the bundled model: it keeps the simulated target centred
-    and finds it again after an occlusion."""
+    """A config without model.path gets the default tracker (the catalog's rule): it keeps the
+    simulated target centred and finds it again after an occlusion."""
     from edge.build import build_tracker
+    from edge.trackers.catalog import load_catalog
 
     cfg = load_config({})
     assert cfg.model.path == ""
-    assert build_tracker(cfg).engine.meta.preset == "nanostem224"
+    named = load_config({"model": {"path": load_catalog().default().name}})
+    assert build_tracker(cfg).meta.preset == build_tracker(named).meta.preset
     sim = SimConfig(path="lissajous", amplitude_deg=20.0, period_s=12.0, occlusions=((5.0, 5.5),))
     report = run_sim(sim, cfg, lambda world: build_tracker(cfg), seconds=8.0)
     # Measured (fifth model): mean 1.07, p95 3.61 deg, re-acquired 0.37 s after the occlusion

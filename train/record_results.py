@@ -45,9 +45,33 @@ def frame_numbers(bench: dict, row_prefix: str) -> dict:
     return out
 
 
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _frame(results: dict) -> str:
+    parts = [f"{results[k]:.2f}x" if results.get(k) is not None else "-"
+             for k in ("frame_ratio_1_thread", "frame_ratio_2_threads")]
+    return " / ".join(parts)
+
+
+def results_table(catalog: dict) -> str:
+    """The markdown table the README, the model card and the docs show, from the catalog alone."""
+    lines = ["| tracker | validation AUC (band) | dev AUC | LOST on failed / tracked frames | "
+             "frame vs OpenCV NanoTrack, 1 / 2 threads |", "|---|---|---|---|---|"]
+    rows = [(f"`{e['name']}` ({e['precision']})", e["results"]) for e in catalog["trackers"]]
+    rows += [(p["name"], p["results"]) for p in catalog.get("peers", [])]
+    for name, r in rows:
+        band = r.get("validation_band")
+        val = _pct(r.get("validation_auc")) + (f" ({_pct(band)})" if band is not None else "")
+        lost = f"{_pct(r.get('lost_on_failed'))} % / {_pct(r.get('lost_on_tracked'))} %"
+        lines.append(f"| {name} | {val} | {_pct(r.get('dev_auc'))} | {lost} | {_frame(r)} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--cpu", required=True, help="the CPU the run was made on, in words")
+    p.add_argument("--cpu", help="the CPU the run was made on, in words (required to record)")
     p.add_argument("--bench", help="edge-track bench --json output (frame times)")
     p.add_argument("--tracker", nargs=3, action="append", default=[], metavar=("NAME", "VAL_JSON", "DEV_JSON"),
                    help="a bundled tracker's eval outputs (repeatable)")
@@ -58,9 +82,15 @@ def main(argv=None) -> int:
                         "tracker: 'default NAME' or 'bundled NAME')")
     p.add_argument("--command", action="append", default=[], help="a command of the run, recorded with it")
     p.add_argument("--catalog", default=CATALOG)
+    p.add_argument("--table", action="store_true", help="only print the catalog's results as a markdown table")
     args = p.parse_args(argv)
     with open(args.catalog, encoding="utf-8") as f:
         catalog = json.load(f)
+    if args.table:
+        print(results_table(catalog))
+        return 0
+    if not args.cpu:
+        p.error("--cpu is required to record a run")
     bench = {}
     if args.bench:
         with open(args.bench, encoding="utf-8") as f:
