@@ -42,8 +42,9 @@ def register_export(subparsers) -> None:
     p.add_argument("--format", choices=["onnx", "tflite"], default="onnx",
                    help="onnx (default; MODEL.onnx + MODEL.step.onnx) or tflite (one file, two signatures)")
     p.add_argument("--tflite-quantize", choices=["none", "dynamic-int8"], default="none",
-                   help="with --format tflite: dynamic-range INT8 weights (the fast CPU variant)")
-    p.add_argument("--output", "-o", required=True, metavar="MODEL.onnx")
+                   help="with --format tflite: dynamic-range INT8 weights (the fast CPU variant; default none)")
+    p.add_argument("--output", "-o", required=True, metavar="MODEL.onnx",
+                   help="the model file to write (ONNX: its step graph MODEL.step.onnx beside it)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--no-cache", action="store_true",
                    help="write only the full graph (no template-cache step graph MODEL.step.onnx)")
@@ -117,13 +118,15 @@ def register_quantize(subparsers) -> None:
                     "MatMul/Gemm/Conv only), calibrated on real network inputs. Without: dynamic INT8, "
                     "which needs no data. --precision fp16 converts for GPU execution providers.")
     p.add_argument("--model", required=True, metavar="M.onnx", help="fp32 model from edge-track export")
-    p.add_argument("--output", "-o", required=True, metavar="OUT.onnx")
+    p.add_argument("--output", "-o", required=True, metavar="OUT.onnx",
+                   help="the quantised model to write (its step graph OUT.step.onnx beside it)")
     p.add_argument("--calib", metavar="SRC",
                    help="video, image folder, annotated sequence folder(s), or .npz of recorded inputs")
     p.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="minmax",
                    help="activation range calibration (default minmax)")
     p.add_argument("--samples", type=int, default=64, help="calibration samples (default 64)")
-    p.add_argument("--precision", choices=["int8", "fp16"], default="int8")
+    p.add_argument("--precision", choices=["int8", "fp16"], default="int8",
+                   help="int8 for CPUs, fp16 for GPU execution providers (default int8)")
     p.add_argument("--ops", metavar="OP,OP",
                    help="operator types to quantise, from MatMul,Gemm,Conv (default: all three; "
                         "MatMul,Gemm for models with a CNN stem)")
@@ -214,10 +217,11 @@ def register_train(subparsers) -> None:
         "train", help="train / distil a MixFormerV2 from a YAML config (stages: distill, deep_to_shallow, score)",
         description="Run one training stage from a config (see train/configs/). Multi-GPU / multi-process: "
                     "--nproc N (or launch 'python -m train.run_training CONFIG' with torchrun).")
-    p.add_argument("config", metavar="CONFIG.yaml")
-    p.add_argument("--nproc", type=int, default=1, help="processes on this machine (DDP; gloo on CPU)")
+    p.add_argument("config", metavar="CONFIG.yaml", help="the training config (examples in train/configs/)")
+    p.add_argument("--nproc", type=int, default=1, help="processes on this machine (DDP; gloo on CPU; default 1)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint_last.pth.tar")
-    p.add_argument("--max-steps", type=int, default=0, help="stop after N optimiser steps (smoke runs)")
+    p.add_argument("--max-steps", type=int, default=0,
+                   help="stop after N optimiser steps (smoke runs; default 0: the config's epochs)")
     p.set_defaults(func=run_train_command)
 
 
