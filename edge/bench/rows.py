@@ -121,7 +121,8 @@ def upstream_nanotrack_rows(folders, skipped: dict) -> list[Row]:
 
 
 def vittrack_rows(path: str, skipped: dict) -> list[Row]:
-    """VitTrack on its ONNX file: OpenCV's ``cv2.TrackerVit`` (4.9+) and the runtime's own loop.
+    """VitTrack on its ONNX file: OpenCV's ``cv2.TrackerVit`` (4.9+) and the runtime's own loop (BGR
+    as OpenCV feeds it, and RGB).
 
     The seam for the VitTrack peer (``edge.vittrack``, the worker's ``--peer vittrack`` and
     ``--vittrack-model``): until that is in this install, the rows are skipped with the reason."""
@@ -137,8 +138,10 @@ def vittrack_rows(path: str, skipped: dict) -> list[Row]:
     except EdgeTrackError as exc:
         skipped["vittrack"] = str(exc)
         return []
-    rows = [Row("vittrack (onnxruntime)", "fp32", False, build=lambda work: None, engine="onnxruntime",
-                worker_args=["--vittrack-model", path], independent=True, peer="vittrack-onnxruntime")]
+    rows = [Row(name, "fp32", False, build=lambda work: None, engine="onnxruntime",
+                worker_args=["--vittrack-model", path], independent=True, peer=peer)
+            for name, peer in (("vittrack (onnxruntime)", "vittrack-onnxruntime"),
+                               ("vittrack-rgb (onnxruntime)", "vittrack-rgb"))]
     if hasattr(cv2, "TrackerVit"):
         rows.insert(0, Row("vittrack (opencv)", "fp32", False, build=lambda work: None, engine="opencv",
                            worker_args=["--vittrack-model", path], independent=True, peer="vittrack"))
