@@ -1,4 +1,4 @@
-"""The service's wait for a camera at start-up says what it waits for, every 5 s, and still ends on a stop."""
+"""Long start-up waits say what they wait for every 5 s (the camera; the model loading) and still end on a stop."""
 
 from __future__ import annotations
 
@@ -52,3 +52,26 @@ def test_a_stop_during_the_wait_ends_it():
     with pytest.raises(Stop):
         wait_for_first_frame(camera, 30.0, checkpoint, progress=lambda s: None, clock=camera.clock)
     assert all(b - a <= 0.1 + 1e-9 for a, b in zip(calls, calls[1:]))   # checked at least every 0.1 s
+
+
+def test_a_long_call_reports_while_it_runs_and_stops_reporting_when_it_ends():
+    import threading
+
+    from edge.progress import reporting_while
+
+    reports, three = [], threading.Event()
+
+    def report(what, waited_s):
+        reports.append((what, waited_s))
+        if len(reports) == 3:
+            three.set()
+
+    with reporting_while("loading the model m.onnx", report, every_s=0.01):
+        assert three.wait(30)                  # the block blocks; the beat goes on beside it
+    count = len(reports)
+    assert reports[:3] == [("loading the model m.onnx", pytest.approx(0.01 * k)) for k in (1, 2, 3)]
+    threading.Event().wait(0.05)
+    assert len(reports) == count               # nothing after the block ended
+    with reporting_while("quick", report, every_s=60):
+        pass
+    assert len(reports) == count               # a short step says nothing
