@@ -29,17 +29,23 @@ def register(subparsers) -> None:
     s.add_argument("--fisheye", action="store_true", help="cv2.fisheye model for wide-angle lenses")
     s.add_argument("--views", type=int, default=30, help="with --source: views to take (default 30)")
     s.add_argument("--every", type=int, default=15, help="with --source: take every N-th frame (default 15)")
-    s.add_argument("--min-views", type=int, default=8)
-    s.add_argument("--sensor-mode", default="", help="recorded in the file, e.g. '1640x1232 binned'")
-    s.add_argument("--output", "-o", required=True, metavar="camera.yaml")
+    s.add_argument("--min-views", type=int, default=8,
+                   help="fewest usable board views to accept a calibration (default 8)")
+    s.add_argument("--sensor-mode", default="",
+                   help="recorded in the file, e.g. '1640x1232 binned' (default: none recorded)")
+    s.add_argument("--output", "-o", required=True, metavar="camera.yaml",
+                   help="where to write the intrinsics YAML (for the device config's camera.calibration)")
     s.set_defaults(func=run_intrinsics)
 
     s = steps.add_parser("pixel-to-angle", help="print the yaw/pitch of a pixel, as the controller computes it")
     s.add_argument("--calibration", metavar="camera.yaml", help="intrinsics (default: the FOV below)")
     s.add_argument("--size", metavar="WxH", default="640x480", help="the stream's frame size (default 640x480)")
-    s.add_argument("--hfov", type=float, default=62.2)
-    s.add_argument("--vfov", type=float, default=48.8)
-    s.add_argument("--pixel", required=True, metavar="x,y", action="append")
+    s.add_argument("--hfov", type=float, default=62.2, metavar="DEG",
+                   help="horizontal field of view in degrees, without --calibration (default 62.2: Pi camera v2)")
+    s.add_argument("--vfov", type=float, default=48.8, metavar="DEG",
+                   help="vertical field of view in degrees, without --calibration (default 48.8: Pi camera v2)")
+    s.add_argument("--pixel", required=True, metavar="x,y", action="append",
+                   help="a pixel of the frame, in pixels from the top-left corner (repeatable)")
     s.set_defaults(func=run_pixel_to_angle)
 
     for name, helptext in (("gimbal", "fit axis signs, rate gains and camera roll by moving the head"),
@@ -51,22 +57,29 @@ def register(subparsers) -> None:
         where.add_argument("--sim", action="store_true", help="the simulated head (see --sim-* options)")
         s.add_argument("--init", metavar="x,y,w,h",
                        help="with --config: the still target's box (default: centre 100x100)")
-        s.add_argument("--rate", type=float, default=8.0 if name == "gimbal" else 20.0, help="test rate, deg/s")
-        s.add_argument("--sim-delay", type=float, default=0.05)
-        s.add_argument("--sim-gains", default="1,1", metavar="PAN,TILT")
-        s.add_argument("--sim-signs", default="1,1", metavar="PAN,TILT")
-        s.add_argument("--sim-roll", type=float, default=0.0)
+        rate = 8.0 if name == "gimbal" else 20.0
+        s.add_argument("--rate", type=float, default=rate, metavar="DEG/S",
+                       help=f"test rate in degrees per second (default {rate:g})")
+        s.add_argument("--sim-delay", type=float, default=0.05, metavar="S",
+                       help="with --sim: command-to-motion delay of the simulated head, in seconds (default 0.05)")
+        s.add_argument("--sim-gains", default="1,1", metavar="PAN,TILT",
+                       help="with --sim: how much the simulated head turns per degree commanded (default 1,1)")
+        s.add_argument("--sim-signs", default="1,1", metavar="PAN,TILT",
+                       help="with --sim: the simulated head's axis directions, 1 or -1 (default 1,1)")
+        s.add_argument("--sim-roll", type=float, default=0.0, metavar="DEG",
+                       help="with --sim: the camera's roll on the simulated head, in degrees (default 0)")
         s.add_argument("--profile", required=True, metavar="gimbal.yaml", help="the gimbal profile to update")
         s.set_defaults(func={"gimbal": run_gimbal, "latency": run_latency, "pid": run_pid}[name])
 
     s = steps.add_parser("int8", help="record the exact network inputs the tracker builds -> .npz for quantize --calib")
-    s.add_argument("--model", required=True, metavar="M.onnx")
+    s.add_argument("--model", required=True, metavar="M.onnx", help="the fp32 model whose inputs to record")
     s.add_argument("--source", required=True, metavar="SRC", help="camera, video, or annotated sequence folder")
     s.add_argument("--init", metavar="x,y,w,h", help="target box (default: the folder's first ground-truth box)")
     s.add_argument("--every", type=int, default=5, help="keep every N-th frame's inputs (default 5)")
-    s.add_argument("--max-samples", type=int, default=500)
-    s.add_argument("--max-frames", type=int, default=0, help="stop after N frames (live sources)")
-    s.add_argument("--output", "-o", required=True, metavar="calib.npz")
+    s.add_argument("--max-samples", type=int, default=500, help="stop after N recorded samples (default 500)")
+    s.add_argument("--max-frames", type=int, default=0,
+                   help="stop after N frames (live sources; default 0: until the source ends or Ctrl-C)")
+    s.add_argument("--output", "-o", required=True, metavar="calib.npz", help="where to write the recorded inputs")
     s.set_defaults(func=run_int8)
 
 

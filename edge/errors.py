@@ -35,6 +35,11 @@ class DatasetError(EdgeTrackError):
     """A sequence folder or result file that cannot be parsed."""
 
 
+class MissingExtra(EdgeTrackError):
+    """Part of a command needs an optional extra that is not installed (the message names it and
+    its ``pip install`` line); a command that can do the rest says so and goes on."""
+
+
 def clipped(text: str, limit: int = 200) -> str:
     """``text`` cut to about ``limit`` characters: an error line stays one readable line, whatever
     value a user's file put in it."""

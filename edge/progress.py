@@ -1,8 +1,11 @@
-"""A progress line on stderr for long runs: only when stderr is a terminal, so logs stay clean."""
+"""A progress line on stderr for long runs (only when stderr is a terminal, so logs stay clean), and a
+beat while one long call runs."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
 
 
@@ -34,3 +37,24 @@ class Progress:
         if self._enabled:
             self._stream.write("\n")
             self._stream.flush()
+
+
+@contextlib.contextmanager
+def reporting_while(what: str, report, every_s: float = 5.0):
+    """Call ``report(what, waited_s)`` every ``every_s`` seconds while the block runs, from a
+    daemon thread: a step that blocks in one call (a model loading) still shows it is at work."""
+    done = threading.Event()
+
+    def beat() -> None:
+        waited = 0.0
+        while not done.wait(every_s):
+            waited += every_s
+            report(what, waited)
+
+    thread = threading.Thread(target=beat, name="progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()

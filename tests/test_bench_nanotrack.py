@@ -63,7 +63,8 @@ def test_bench_has_nanotrack_and_default_model_rows_with_ground_truth_auc(clip_d
 
     if not os.path.isfile(BUNDLED_MODEL):
         pytest.skip("no bundled model in this checkout")
-    from train.bench import format_table, run_bench
+    from edge.bench.report import format_table
+    from train.bench import run_bench
     from train.model import build_model
     from train.presets import get_preset
 
@@ -99,18 +100,17 @@ def test_bench_has_nanotrack_and_default_model_rows_with_ground_truth_auc(clip_d
 
 
 def test_bench_names_why_nanotrack_is_missing(monkeypatch, tmp_path):
-    pytest.importorskip("torch")   # train.bench imports torch
-    from train.bench import independent_candidates
+    import edge.bench.rows as rows_module
 
+    monkeypatch.setattr(rows_module, "find_nanotrack_dir", lambda: None)   # no ../shared, no $EDGE_TRACK_...
     skipped = {}
-    rows = independent_candidates(None, None, skipped)
-    assert all(r.peer is None for r in rows)
+    rows = rows_module.runtime_rows(skipped)
+    assert all(r.peer in (None, "nanotrack-upstream") for r in rows)   # no OpenCV row, the bundled ones stay
     assert "--nanotrack-dir" in skipped["nanotrack"]
 
 
 def test_merge_rounds_takes_medians_and_keeps_the_first_boxes():
-    pytest.importorskip("torch")
-    from train.bench import merge_rounds
+    from edge.bench.session import merge_rounds
 
     runs = [{"median_ms": m, "p90_ms": m + 1, "frame_median_ms": m + 0.5, "frame_p90_ms": m + 2, "fps": 0.0,
              "rss_mb": rss, "boxes": {"a": [[k, 0, 1, 1]]}}
@@ -127,6 +127,9 @@ def test_merge_rounds_takes_medians_and_keeps_the_first_boxes():
 def test_bench_rounds_alternate_engines_and_print_ratios_to_nanotrack(clip_dir, tiny_model_path, monkeypatch, tmp_path):
     pytest.importorskip("torch")
     import train.bench as bench
+    from edge.bench import session
+    from edge.bench.report import format_table
+    from edge.errors import ConfigError
     from train.model import build_model
     from train.presets import get_preset
 
@@ -140,7 +143,7 @@ def test_bench_rounds_alternate_engines_and_print_ratios_to_nanotrack(clip_dir, 
         return {"median_ms": None if key != "default" else ms - 1, "p90_ms": None, "frame_median_ms": ms,
                 "frame_p90_ms": ms, "fps": 1e3 / ms, "rss_mb": 1.0, "boxes": {"square": [[120, 90, 40, 32]] * 14}}
 
-    monkeypatch.setattr(bench, "run_worker", fake_worker)
+    monkeypatch.setattr(session, "run_worker", fake_worker)
     nano_dir = tmp_path / "nano"
     nano_dir.mkdir()
     report = bench.run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, threads=1, max_frames=14,
@@ -149,9 +152,9 @@ def test_bench_rounds_alternate_engines_and_print_ratios_to_nanotrack(clip_dir, 
     assert calls == ["default", "nanotrack (opencv)"] * 3 or calls == ["nanotrack (opencv)", "default"] * 3
     rows = {r["name"].split(" ")[0]: r for r in report["engines"]}
     assert rows["nanotrack"]["frame_median_ms"] == 4.0 and rows["default-model-fp32"]["frame_median_ms"] == 6.0
-    table = bench.format_table(report)
+    table = format_table(report)
     assert "over 3 rounds" in table and "default-model-fp32 (tiny.onnx) 1.50x" in table
-    with pytest.raises(bench.ConfigError, match="at least 1"):
+    with pytest.raises(ConfigError, match="at least 1"):
         bench.run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, rounds=0, log=lambda m: None)
 
 
@@ -194,6 +197,9 @@ def test_pacer_holds_frames_to_the_camera_schedule_and_never_bursts_after_a_late
 def test_bench_pace_reaches_every_worker_and_the_report(clip_dir, tiny_model_path, monkeypatch, tmp_path):
     pytest.importorskip("torch")
     import train.bench as bench
+    from edge.bench import session
+    from edge.bench.report import format_table
+    from edge.errors import ConfigError
     from train.model import build_model
     from train.presets import get_preset
 
@@ -204,14 +210,14 @@ def test_bench_pace_reaches_every_worker_and_the_report(clip_dir, tiny_model_pat
         return {"median_ms": 1.0, "p90_ms": 1.0, "frame_median_ms": 2.0, "frame_p90_ms": 2.0, "fps": 500.0,
                 "rss_mb": 1.0, "boxes": {"square": [[120, 90, 40, 32]] * 14}}
 
-    monkeypatch.setattr(bench, "run_worker", fake_worker)
+    monkeypatch.setattr(session, "run_worker", fake_worker)
     model = build_model(get_preset("tiny"), seed=0)
     report = bench.run_bench(model, "", clip_dir, threads=1, max_frames=14, only=["default-model"],
                              default_model=tiny_model_path, log=lambda m: None, profile=False, pace_fps=400.0)
     assert paces == [400.0] and report["pace_fps"] == 400.0
-    assert "paced at 400 FPS" in bench.format_table(report)
+    assert "paced at 400 FPS" in format_table(report)
     for bad in (0.0, -5.0, float("nan")):
-        with pytest.raises(bench.ConfigError, match="positive frame rate"):
+        with pytest.raises(ConfigError, match="positive frame rate"):
             bench.run_bench(model, "", clip_dir, pace_fps=bad, log=lambda m: None)
 
 
@@ -219,6 +225,8 @@ def test_one_bench_run_times_every_row_at_each_thread_count_against_nanotrack(cl
                                                                               monkeypatch, tmp_path):
     pytest.importorskip("torch")
     import train.bench as bench
+    from edge.bench import session
+    from edge.bench.report import format_table
     from edge.cli.main import main
     from train.model import build_model
     from train.presets import get_preset
@@ -233,7 +241,7 @@ def test_one_bench_run_times_every_row_at_each_thread_count_against_nanotrack(cl
         return {"median_ms": None if key[0] == "nanotrack" else ms - 1, "p90_ms": None, "frame_median_ms": ms,
                 "frame_p90_ms": ms, "fps": 1e3 / ms, "rss_mb": 1.0, "boxes": {"square": [[120, 90, 40, 32]] * 14}}
 
-    monkeypatch.setattr(bench, "run_worker", fake_worker)
+    monkeypatch.setattr(session, "run_worker", fake_worker)
     nano_dir = tmp_path / "nano"
     nano_dir.mkdir()
     report = bench.run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, threads=[1, 2], max_frames=14,
@@ -247,7 +255,7 @@ def test_one_bench_run_times_every_row_at_each_thread_count_against_nanotrack(cl
     assert rows["default-model-fp32", 1]["frame_over_nanotrack"] == pytest.approx(1.5)
     assert rows["default-model-fp32", 2]["frame_over_nanotrack"] == pytest.approx(1.1)
     assert rows["nanotrack", 2]["frame_over_nanotrack"] == pytest.approx(1.0)
-    table = bench.format_table(report)
+    table = format_table(report)
     assert table.count("| default-model-fp32 (tiny.onnx) |") == 2               # one table, a row per count
     assert "| default-model-fp32 (tiny.onnx) | 2 | 2.3 | - | 3.3 | 303.0 | 1.10 |" in table
     assert ("1 thread: default-model-fp32 (tiny.onnx) 1.50x; 2 threads: default-model-fp32 (tiny.onnx) 1.10x"
@@ -257,7 +265,7 @@ def test_one_bench_run_times_every_row_at_each_thread_count_against_nanotrack(cl
         main(["bench", "--threads", "1,0"])
     assert info.value.code == 2
     seen = []
-    monkeypatch.setattr(bench, "run_bench", lambda *a, **k: seen.append(k["threads"]) or report)
+    monkeypatch.setattr(session, "run_bench", lambda *a, **k: seen.append(k["threads"]) or report)
     assert main(["bench", "--variant", "tiny", "--threads", "1,2", "--sequences", clip_dir]) == 0
     assert seen == [[1, 2]]
 
@@ -266,6 +274,8 @@ def test_what_libraries_print_while_models_are_built_stays_out_of_the_output(cli
                                                                              monkeypatch, capfd):
     pytest.importorskip("torch")
     import train.bench as bench
+    from edge.bench import session
+    from edge.bench.rows import Row
     from train.model import build_model
     from train.presets import get_preset
 
@@ -278,14 +288,14 @@ def test_what_libraries_print_while_models_are_built_stays_out_of_the_output(cli
 
     def noisy_candidates(*args):
         os.write(2, b"Failed to load torchao/_C_mxfp8.so\n")
-        return [bench.Candidate("onnxruntime-int8-noisy", "int8", True, noisy_build)], {}
+        return [Row("onnxruntime-int8-noisy", "int8", True, noisy_build)], {}
 
     def fake_worker(path, cand, sequences, threads, max_frames, profile=False, pace_fps=None):
         return {"median_ms": 1.0, "p90_ms": 1.0, "frame_median_ms": 2.0, "frame_p90_ms": 2.0, "fps": 500.0,
                 "rss_mb": 1.0, "boxes": {"square": [[120, 90, 40, 32]] * 14}}
 
     monkeypatch.setattr(bench, "candidates", noisy_candidates)
-    monkeypatch.setattr(bench, "run_worker", fake_worker)
+    monkeypatch.setattr(session, "run_worker", fake_worker)
     report = bench.run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, threads=1, max_frames=14,
                              only=["noisy"], log=lambda m: print(m, file=sys.stderr), profile=False)
     assert [r["name"] for r in report["engines"]][1:] == ["onnxruntime-int8-noisy"]
@@ -296,7 +306,7 @@ def test_what_libraries_print_while_models_are_built_stays_out_of_the_output(cli
         assert noise not in err, err
 
     # A build that fails unexpectedly: what the libraries said is shown after all.
-    from train.bench import libraries_quiet
+    from edge.bench.quiet import libraries_quiet
 
     with pytest.raises(RuntimeError):
         with libraries_quiet():

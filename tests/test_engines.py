@@ -206,25 +206,6 @@ def test_bench_runs_engines_in_runtime_only_processes(tmp_path, capsys):
     assert os.path.getsize(png) > 1000
 
 
-def test_bench_profiles_the_benched_networks_int8_engine_not_the_faster_default_model():
-    from train.bench import Candidate, profile_target
-
-    def cand(name, independent=False, engine="onnxruntime"):
-        return Candidate(name, "int8", True, build=None, engine=engine, independent=independent)
-
-    cands = {c.name: c for c in (cand("int8-static"), cand("int8-dynamic"), cand("tflite-int8", engine="tflite"),
-                                 cand("default-model-int8", independent=True))}
-    rows = [{"name": "pytorch-fp32-full", "precision": None, "median_ms": 90.0},
-            {"name": "int8-static", "precision": "int8", "median_ms": 34.0},
-            {"name": "int8-dynamic", "precision": "int8", "median_ms": 31.0},
-            {"name": "tflite-int8", "precision": "int8", "median_ms": 20.0},
-            {"name": "default-model-int8", "precision": "int8", "median_ms": 5.0}]
-    assert profile_target(rows, cands)["name"] == "int8-dynamic"
-    # Only the default model among the INT8 rows (bench --engines default): it is profiled.
-    assert profile_target([rows[0], rows[4]], cands)["name"] == "default-model-int8"
-    assert profile_target(rows[:1], cands) is None
-
-
 def test_flop_count_matches_the_reference_analysis():
     """peers_and_limits.md 4.1 counted these from the official code: S 4.822 / 3.318, B 28.131 / 20.606 GMACs."""
     from train.flops import frame_macs

@@ -42,8 +42,9 @@ def register_export(subparsers) -> None:
     p.add_argument("--format", choices=["onnx", "tflite"], default="onnx",
                    help="onnx (default; MODEL.onnx + MODEL.step.onnx) or tflite (one file, two signatures)")
     p.add_argument("--tflite-quantize", choices=["none", "dynamic-int8"], default="none",
-                   help="with --format tflite: dynamic-range INT8 weights (the fast CPU variant)")
-    p.add_argument("--output", "-o", required=True, metavar="MODEL.onnx")
+                   help="with --format tflite: dynamic-range INT8 weights (the fast CPU variant; default none)")
+    p.add_argument("--output", "-o", required=True, metavar="MODEL.onnx",
+                   help="the model file to write (ONNX: its step graph MODEL.step.onnx beside it)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--no-cache", action="store_true",
                    help="write only the full graph (no template-cache step graph MODEL.step.onnx)")
@@ -117,13 +118,15 @@ def register_quantize(subparsers) -> None:
                     "MatMul/Gemm/Conv only), calibrated on real network inputs. Without: dynamic INT8, "
                     "which needs no data. --precision fp16 converts for GPU execution providers.")
     p.add_argument("--model", required=True, metavar="M.onnx", help="fp32 model from edge-track export")
-    p.add_argument("--output", "-o", required=True, metavar="OUT.onnx")
+    p.add_argument("--output", "-o", required=True, metavar="OUT.onnx",
+                   help="the quantised model to write (its step graph OUT.step.onnx beside it)")
     p.add_argument("--calib", metavar="SRC",
                    help="video, image folder, annotated sequence folder(s), or .npz of recorded inputs")
     p.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="minmax",
                    help="activation range calibration (default minmax)")
     p.add_argument("--samples", type=int, default=64, help="calibration samples (default 64)")
-    p.add_argument("--precision", choices=["int8", "fp16"], default="int8")
+    p.add_argument("--precision", choices=["int8", "fp16"], default="int8",
+                   help="int8 for CPUs, fp16 for GPU execution providers (default int8)")
     p.add_argument("--ops", metavar="OP,OP",
                    help="operator types to quantise, from MatMul,Gemm,Conv (default: all three; "
                         "MatMul,Gemm for models with a CNN stem)")
@@ -159,63 +162,44 @@ def run_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _thread_list(text: str) -> list[int]:
-    """argparse type: '2' or '1,2' -> [2] or [1, 2], each a positive integer."""
-    try:
-        counts = [int(v) for v in text.split(",")]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError(f"expected thread counts such as 2 or 1,2, got {text!r}")
-    return counts
-
-
 def register_bench(subparsers) -> None:
+    """Extend the runtime's ``edge-track bench`` (edge/cli/bench.py) with the rows that need PyTorch."""
     from train.presets import PRESETS
 
-    p = subparsers.add_parser(
-        "bench", help="every available engine side by side: latency, RSS, size, accuracy retention",
-        description="Measure, in one run, the official-style PyTorch fp32 baseline and every engine this "
-                    "machine can run (onnxruntime fp32 full/cached, INT8 static/dynamic, TFLite, ...) on "
-                    "real frames, each engine in its own runtime-only process. Prints a markdown table "
-                    "with speed-ups over the baseline.")
-    p.add_argument("--variant", choices=list(PRESETS), default=None,
-                   help="preset (default: from --checkpoint, else S)")
-    p.add_argument("--checkpoint", metavar="CKPT", help="weights (default: seeded random weights)")
-    p.add_argument("--sequences", metavar="DIR", help="annotated sequences (default: the bundled sample clip)")
-    p.add_argument("--max-frames", type=int, default=60, help="frames per sequence (default 60)")
-    p.add_argument("--threads", type=_thread_list, default=None, metavar="N[,N...]",
-                   help="inference threads; several (e.g. 1,2) time every row at each, in one run "
-                        "(default: physical cores)")
-    p.add_argument("--engines", nargs="*", metavar="NAME", help="only engines whose name contains one of these")
-    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    p.add_argument("--plot", metavar="PNG", help="latency vs accuracy plot")
-    p.add_argument("--workdir", metavar="DIR", help="keep the built models here")
-    p.add_argument("--extra-model", action="append", default=[], metavar="MODEL",
-                   help="also measure this model file (e.g. a QAT export, against post-training INT8)")
-    p.add_argument("--model", metavar="M.onnx", help="the default-model row (default: the bundled model)")
-    p.add_argument("--nanotrack-dir", metavar="DIR",
-                   help="NanoTrack's ONNX files for its peer row (default: ../shared/models/opencv if present)")
-    p.add_argument("--upstream-nanotrack", action="append", default=[], metavar="DIR",
-                   help="also time NanoTrack's own tracking loop on onnxruntime on the two files in DIR "
-                        "(V2 or V3; repeatable), beside OpenCV's")
-    p.add_argument("--no-profile", action="store_true", help="skip the operator profile of the best INT8 engine")
-    p.add_argument("--rounds", type=int, default=1, metavar="R",
-                   help="run every engine R times, taking turns, and report medians over rounds "
-                        "(for machines whose speed drifts; default 1)")
-    p.add_argument("--pace", type=float, default=None, metavar="FPS",
-                   help="give every engine its frames at this rate, as a camera does (threads idle between "
-                        "frames), instead of back to back (default)")
-    p.set_defaults(func=run_bench_command)
+    p = subparsers.choices.get("bench")
+    if p is None:   # an edge-track without the runtime bench: nothing to extend
+        return
+    torch_rows = p.add_argument_group("PyTorch rows (need the training extra: pip install 'edge-track[train]')")
+    torch_rows.add_argument("--variant", choices=list(PRESETS), default=None,
+                            help="add the PyTorch fp32 baseline and the engines built from this preset "
+                                 "(default: from --checkpoint; with neither, no PyTorch rows)")
+    torch_rows.add_argument("--checkpoint", metavar="CKPT",
+                            help="weights for those rows (default with --variant: seeded random weights, "
+                                 "speed only)")
+    torch_rows.add_argument("--calib-samples", type=int, default=32, metavar="N",
+                            help="calibration samples for the static INT8 engine (default 32)")
+    p.get_default("row_providers").append(pytorch_rows)
 
 
-def run_bench_command(args: argparse.Namespace) -> int:
-    _require_torch()
-    import json
+def pytorch_rows(args: argparse.Namespace, log):
+    """The bench's row provider: None unless --variant or --checkpoint asks for PyTorch rows."""
+    if not (args.variant or args.checkpoint):
+        return None
+    import importlib
+
+    try:
+        for name in ("torch", "onnx"):     # torch first: the one a runtime install lacks
+            importlib.import_module(name)
+    except ImportError as exc:
+        from edge.errors import MissingExtra
+
+        option = "--checkpoint" if args.checkpoint else "--variant"
+        raise MissingExtra(f"{option} needs the training extra ({exc.name} is missing): "
+                           "pip install 'edge-track[train]'") from None
     import os
 
     from edge.sample import SAMPLE_DIR
-    from train.bench import format_table, plot_png, run_bench
+    from train.bench import PyTorchRows
     from train.checkpoint import load_model
     from train.model import build_model
     from train.presets import get_preset
@@ -223,21 +207,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
     if args.checkpoint:
         model, sha = load_model(args.checkpoint, args.variant)
     else:
-        model, sha = build_model(get_preset(args.variant or "S"), seed=0), ""
-        print("note: seeded random weights (give --checkpoint for real accuracy numbers)", file=sys.stderr)
-    sequences = args.sequences or os.path.dirname(SAMPLE_DIR)
-    report = run_bench(model, sha, sequences, threads=args.threads, max_frames=args.max_frames,
-                       workdir=args.workdir, only=args.engines, extra_models=args.extra_model,
-                       log=lambda m: print(m, file=sys.stderr), default_model=args.model,
-                       nanotrack_dir=args.nanotrack_dir, profile=not args.no_profile, rounds=args.rounds,
-                       pace_fps=args.pace, upstream_nanotrack=tuple(args.upstream_nanotrack))
-    print(format_table(report))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
-    if args.plot:
-        plot_png(report, args.plot)
-    return 0
+        model, sha = build_model(get_preset(args.variant), seed=0), ""
+        log("note: seeded random weights (give --checkpoint for real accuracy numbers)")
+    return PyTorchRows(model, sha, args.sequences or os.path.dirname(SAMPLE_DIR), args.calib_samples)
 
 
 def register_train(subparsers) -> None:
@@ -245,10 +217,11 @@ def register_train(subparsers) -> None:
         "train", help="train / distil a MixFormerV2 from a YAML config (stages: distill, deep_to_shallow, score)",
         description="Run one training stage from a config (see train/configs/). Multi-GPU / multi-process: "
                     "--nproc N (or launch 'python -m train.run_training CONFIG' with torchrun).")
-    p.add_argument("config", metavar="CONFIG.yaml")
-    p.add_argument("--nproc", type=int, default=1, help="processes on this machine (DDP; gloo on CPU)")
+    p.add_argument("config", metavar="CONFIG.yaml", help="the training config (examples in train/configs/)")
+    p.add_argument("--nproc", type=int, default=1, help="processes on this machine (DDP; gloo on CPU; default 1)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint_last.pth.tar")
-    p.add_argument("--max-steps", type=int, default=0, help="stop after N optimiser steps (smoke runs)")
+    p.add_argument("--max-steps", type=int, default=0,
+                   help="stop after N optimiser steps (smoke runs; default 0: the config's epochs)")
     p.set_defaults(func=run_train_command)
 
 

@@ -23,13 +23,21 @@ def quiet_opencv_log() -> None:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
+# What to try next, said with a camera that did not open: which cameras there are, or a file.
+CAMERA_HINT = "see the cameras with `ls /dev/video*`, or give a video file or image folder path"
+
+
 def _not_opened(spec) -> str:
-    """Why a source did not open, naming what was tried: a camera index is a /dev/video node on Linux."""
+    """Why a source did not open, naming what was tried (a camera index is a /dev/video node on
+    Linux) and, for a camera, what to try instead."""
     if isinstance(spec, int):
         node = f"/dev/video{spec}"
         if sys.platform.startswith("linux") and not os.path.exists(node):
-            return f"cannot open camera {spec} (no {node})"
-        return f"cannot open camera {spec}"
+            return f"cannot open camera {spec} (no {node}): {CAMERA_HINT}"
+        return f"cannot open camera {spec} (busy, or not a capture device?): {CAMERA_HINT}"
+    if str(spec).startswith("/dev/video"):
+        what = "no such device" if not os.path.exists(str(spec)) else "busy, or not a capture device?"
+        return f"cannot open camera {spec} ({what}): {CAMERA_HINT}"
     return f"cannot open video source {spec}"
 
 

@@ -12,10 +12,11 @@ def register(subparsers) -> None:
                     "self-describing .engine file. Run it on the device: plans are specific to the GPU "
                     "and TensorRT version.")
     p.add_argument("--model", required=True, metavar="M.onnx", help="fp32 model from edge-track export (required)")
-    p.add_argument("--output", "-o", required=True, metavar="M.engine")
+    p.add_argument("--output", "-o", required=True, metavar="M.engine", help="the engine file to write (required)")
     p.add_argument("--no-fp16", action="store_true", help="keep FP32 (default: FP16 enabled)")
-    p.add_argument("--workspace-mb", type=positive_int, default=1024, help="builder workspace (default 1024)")
-    p.add_argument("--timing-cache", metavar="PATH", help="read/write the builder's timing cache here")
+    p.add_argument("--workspace-mb", type=positive_int, default=1024, help="builder workspace in MB (default 1024)")
+    p.add_argument("--timing-cache", metavar="PATH",
+                   help="read/write the builder's timing cache here (default: none kept)")
     p.set_defaults(func=run)
 
 

@@ -15,7 +15,14 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("run", help="the device loop: camera -> tracker -> gimbal outputs (systemd-ready)",
                               description="Run the tracking loop from a device YAML (see 'edge-track config show').")
     p.add_argument("--config", required=True, metavar="device.yaml",
-                   help="the device config: camera, model, target, outputs, telemetry (see 'config show')")
+                   help="the device config: camera, model, target, outputs, telemetry (see 'config show'; "
+                        "'config check FILE' runs every start-up check). Dry run: outputs [{type: log}] (the "
+                        "default) or the web console's Dry-run switch track and log commands, no motion sent. "
+                        "Web console: web: {enabled: true, port: 8080} in the config, then http://127.0.0.1:8080 "
+                        "(another bind address prints its token). Exit status: 0 at the end of a video file or "
+                        "folder; 2 for a config mistake (one line, nothing opened or moved); 128+n on signal n "
+                        "(130 Ctrl-C, 143 systemctl stop, 129 SIGHUP); other non-zero for an error while running "
+                        "(logged). Every exit stops the outputs first (docs: device/reliability.md)")
     p.set_defaults(func=run_config)
 
     c = subparsers.add_parser("config", help="check a device config, or print the defaults")
@@ -30,7 +37,8 @@ def register(subparsers) -> None:
     s = subparsers.add_parser("sim", help="closed-loop simulator: a virtual pan-tilt camera driven by the real loop",
                               description="Run the real loop against a simulated pan-tilt camera and report "
                                           "centring error, re-acquisition time and command smoothness.")
-    s.add_argument("--config", metavar="device.yaml", help="controller gains etc. (default: the defaults)")
+    s.add_argument("--config", metavar="device.yaml",
+                   help="controller gains etc. (default: the built-in defaults, as 'config show' prints)")
     s.add_argument("--tracker", choices=["oracle", "model", "mixformer", "nanotrack"], default="oracle",
                    help="oracle (default): the simulator's true box, which tests the control loop alone; model: "
                         "the device's tracker (--model, else the config's, else the default; mixformer is its old "
@@ -38,15 +46,17 @@ def register(subparsers) -> None:
     s.add_argument("--model", metavar="NAME|PATH", help="for --tracker model: a bundled tracker's name or a path "
                                                         "(default: the config's model.path, else the default tracker)")
     s.add_argument("--nanotrack-dir", metavar="DIR",
-                   help="for --tracker nanotrack: the folder with NanoTrack's two ONNX files")
+                   help="for --tracker nanotrack: the folder with NanoTrack's two ONNX files (required there)")
     s.add_argument("--path", choices=["lissajous", "random", "still"], default="lissajous",
                    help="how the target moves (default lissajous)")
-    s.add_argument("--seconds", type=positive_float, default=20.0, metavar="S", help="simulated time (default 20)")
+    s.add_argument("--seconds", type=positive_float, default=20.0, metavar="S",
+                   help="simulated time in seconds (default 20)")
     s.add_argument("--delay", type=non_negative_float, default=0.05, metavar="S",
-                   help="gimbal response delay, s (default 0.05)")
+                   help="gimbal response delay in seconds (default 0.05)")
     s.add_argument("--occlude", metavar="START:END", action="append", default=[],
-                   help="hide the target from START to END s; may be repeated")
-    s.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+                   help="hide the target from START to END, seconds of simulated time; may be repeated "
+                        "(default: never)")
+    s.add_argument("--json", metavar="PATH", help="also write the report as JSON (default: none)")
     s.set_defaults(func=run_sim_command)
 
 

@@ -41,7 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--tracker", default="model", choices=["model", "mixformer", *PEERS],
                    help="model (default): --model, or the default tracker; or one of OpenCV's trackers "
                         "as a peer (mixformer: the same as model, its old name)")
-    p.add_argument("--nanotrack-dir", metavar="DIR", help="folder with NanoTrack's two ONNX files")
+    p.add_argument("--nanotrack-dir", metavar="DIR",
+                   help="folder with NanoTrack's two ONNX files (required by --tracker nanotrack)")
     add_tracker_overrides(p)
     p.add_argument("--starts", type=int, default=1, metavar="K",
                    help="temporal robustness: track each sequence from K evenly spaced frames "
@@ -51,8 +52,9 @@ def register(subparsers) -> None:
                         "noise on each search crop (what another CPU's rounding changes) and report every "
                         "AUC's mean, min and max over those runs (the band; OpenCV's trackers have none, "
                         "their plain run stands for it). Default 0")
-    p.add_argument("--save-results", metavar="DIR", help="write DIR/<seq>.txt with the predicted boxes")
-    p.add_argument("--json", metavar="PATH", help="write the scores as JSON")
+    p.add_argument("--save-results", metavar="DIR",
+                   help="write DIR/<seq>.txt with the predicted boxes, x,y,w,h pixels (default: none)")
+    p.add_argument("--json", metavar="PATH", help="write the scores as JSON (default: none)")
     p.set_defaults(func=run)
 
 

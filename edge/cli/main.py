@@ -24,7 +24,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _register_plugins(subparsers) -> None:
-    """Commands shipped by other packages of the distribution (train/: export)."""
+    """Commands shipped by other packages of the distribution (train/: export), and extensions of
+    the runtime's own (train/ adds PyTorch rows to bench)."""
     from importlib.metadata import entry_points
 
     from edge.errors import EdgeTrackError
@@ -34,6 +35,8 @@ def _register_plugins(subparsers) -> None:
             ep.load()(subparsers)
         except Exception as exc:  # a broken plug-in must not take the runtime down
             name = ep.name
+            if name in subparsers.choices:   # it extends a runtime command, which works without it
+                continue
 
             def unavailable(args, _name=name, _exc=exc):
                 raise EdgeTrackError(f"command '{_name}' is unavailable: {_exc}")
@@ -43,7 +46,7 @@ def _register_plugins(subparsers) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     import edge
-    from edge.cli import build_trt, device, evaluate, models, track, trax
+    from edge.cli import bench, build_trt, device, evaluate, models, track, trax
 
     parser = OneLineParser(
         prog="edge-track",
@@ -55,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.register(sub)
     models.register(sub)
     build_trt.register(sub)
+    bench.register(sub)
     device.register(sub)
     trax.register(sub)
     _register_plugins(sub)

@@ -40,9 +40,10 @@ def register(subparsers) -> None:
                    help="a bundled tracker's name (edge-track models), a model file from edge-track export, or "
                         "a folder with NanoTrack's two ONNX files (default: the default tracker)")
     add_tracker_overrides(p)
-    p.add_argument("--csv", metavar="PATH", help="write x,y,w,h,score,state per frame")
-    p.add_argument("--out", metavar="PATH", help=f"write an annotated video ({', '.join(SUFFIXES)})")
-    p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
+    p.add_argument("--csv", metavar="PATH", help="write x,y,w,h,score,state per frame, pixels (default: none)")
+    p.add_argument("--out", metavar="PATH", help=f"write an annotated video ({', '.join(SUFFIXES)}; default: none)")
+    p.add_argument("--max-frames", type=positive_int, metavar="N",
+                   help="stop after N frames (default: the whole source)")
     p.set_defaults(func=run)
 
 

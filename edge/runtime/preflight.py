@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import ipaddress
+import logging
 import re
 import socket
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from edge.build import build_tracker, camera_model_for
 from edge.camera import is_live, open_source
 from edge.errors import ConfigError, SourceError
 from edge.outputs import OUTPUTS
+from edge.progress import reporting_while
 from edge.runtime.telemetry import check_track_log_path
 from edge.target import fit_target, initial_request, parse_target
 from edge.tracker import Tracker
@@ -30,6 +32,13 @@ if TYPE_CHECKING:
     from edge.config import CameraConfig, DeviceConfig
     from edge.control.camera_model import CameraModel
     from edge.target import TargetRequest
+
+log = logging.getLogger("edge.runtime")
+
+
+def _still_loading(what: str, waited_s: float) -> None:
+    log.info("%s: %.0f s so far", what, waited_s)
+
 
 @dataclass
 class Checked:
@@ -57,9 +66,11 @@ def preflight(cfg: DeviceConfig, checkpoint=lambda: None) -> Checked:
         size = first_frame_size(lambda: open_camera(cfg.camera), cfg.camera.source)
         camera_model = check_stream(cfg.camera, initial, *size)
         checkpoint()
-    tracker = build_tracker(cfg)
-    checkpoint()
-    warm_up(tracker)
+    # A large model on a slow card can take a while: say so every 5 s rather than look hung.
+    with reporting_while(f"loading the model {cfg.model.path or '(the default tracker)'}", _still_loading):
+        tracker = build_tracker(cfg)
+        checkpoint()
+        warm_up(tracker)
     checkpoint()
     return Checked(tracker, initial, live, size, camera_model)
 

@@ -83,15 +83,25 @@ def build_viewer(stop: threading.Event):
     return show
 
 
-def wait_for_first_frame(grabber, timeout_s: float, checkpoint):
+# A wait longer than this says so while it waits, so a start-up that looks hung shows what it waits for.
+PROGRESS_EVERY_S = 5.0
+
+
+def wait_for_first_frame(grabber, timeout_s: float, checkpoint, progress=None, clock=time.monotonic):
     """The camera's first frame, or None after ``timeout_s``; ``checkpoint()`` is called at least
-    every 0.1 s meanwhile, so a stop signal ends the wait."""
-    deadline = time.monotonic() + timeout_s
+    every 0.1 s meanwhile, so a stop signal ends the wait. ``progress(waited_s)`` is called every
+    ``PROGRESS_EVERY_S`` seconds of waiting."""
+    start = clock()
+    deadline, report_at = start + timeout_s, start + PROGRESS_EVERY_S
     while True:
         checkpoint()
-        left = deadline - time.monotonic()
+        now = clock()
+        left = deadline - now
         if left <= 0:
             return None
+        if progress is not None and now >= report_at:
+            progress(now - start)
+            report_at += PROGRESS_EVERY_S
         first = grabber.get(timeout=min(left, 0.1))
         if first is not None:
             return first
@@ -161,7 +171,11 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
         undo.append(grabber.stop)   # a grabber thread still inside OpenCV at exit aborts the process
         if live:
             # A USB camera may appear a few seconds after boot: wait for it (the grabber retries).
-            first = wait_for_first_frame(grabber, cam.start_timeout_s, checkpoint)
+            def waiting(waited_s: float) -> None:
+                why = f" ({grabber.last_error})" if grabber.last_error else ""
+                log.info("waiting for camera %s: %.0f s of %g s%s", cam.source, waited_s, cam.start_timeout_s, why)
+
+            first = wait_for_first_frame(grabber, cam.start_timeout_s, checkpoint, progress=waiting)
             if first is None:
                 raise SourceError(f"camera {cam.source} gave no frame within {cam.start_timeout_s:g} s"
                                   + (f" ({grabber.last_error})" if grabber.last_error else ""))
