@@ -146,3 +146,7 @@ def test_the_results_tables_are_the_catalogs_numbers(page):
     start, end = "<!-- results: python -m train.record_results --table -->\n", "\n<!-- /results -->"
     assert start in text and end in text, page
     assert text.split(start, 1)[1].split(end, 1)[0] == table
+
+
+def test_a_bundled_name_in_another_case_is_the_same_tracker():
+    assert cat.resolve("NanoTrack-V3")[1].name == "nanotrack-v3"

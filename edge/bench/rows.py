@@ -98,7 +98,9 @@ def opencv_nanotrack_rows(nanotrack_dir: str | None, skipped: dict) -> list[Row]
         skipped["nanotrack"] = f"OpenCV {cv2.__version__} has no cv2.TrackerNano (4.7 or later)"
         return []
     if nanotrack_dir is None:
-        skipped["nanotrack"] = "NanoTrack's ONNX files not found (give --nanotrack-dir)"
+        skipped["nanotrack"] = ("OpenCV NanoTrack's two files (nanotrack_backbone_sim.onnx, nanotrack_head_sim.onnx, "
+                                "from OpenCV's model zoo) not found: give --nanotrack-dir DIR for the row every "
+                                "'frame / NanoTrack' ratio is taken against")
         return []
     return [Row(NANOTRACK_PEER, "fp32", False, build=lambda work, f=nanotrack_dir: f, engine="opencv",
                 worker_args=["--nanotrack-dir", nanotrack_dir], independent=True, peer="nanotrack")]

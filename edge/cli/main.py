@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = OneLineParser(
         prog="edge-track",
-        description="MixFormerV2 single-object tracking on edge devices.")
+        description="Single-object tracking on edge devices (MixFormerV2, NanoTrack, VitTrack), closed-loop "
+                    "to a camera gimbal. The default tracker and the others bundled: edge-track models.")
     parser.add_argument("--version", action="version", version=f"edge-track {edge.__version__}")
     device.add_desk_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)

@@ -51,8 +51,8 @@ def _user_row(model: str) -> dict:
 
 
 def format_table(rows: list[dict]) -> str:
-    head = ("name", "family", "precision", "default", "val AUC", "val band", "dev AUC", "LOST on failed %",
-            "LOST on tracked %", "frame 1 / 2 threads", "licence")
+    head = ("name", "family", "precision", "default", "val AUC", "val band", "dev AUC", "val LOST on failed %",
+            "val LOST on tracked %", "frame vs OpenCV NanoTrack, 1 / 2 threads", "licence")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         res = r["results"]

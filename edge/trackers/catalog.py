@@ -54,7 +54,8 @@ class Catalog:
     peers: tuple[dict, ...]   # trackers measured in the same run that are not bundled
 
     def get(self, name: str) -> Entry | None:
-        return next((e for e in self.entries if e.name == name), None)
+        """The entry called ``name`` (case does not matter: NanoTrack-V3 is nanotrack-v3)."""
+        return next((e for e in self.entries if e.name.lower() == name.lower()), None)
 
     @property
     def names(self) -> list[str]:
@@ -96,7 +97,7 @@ def resolve(model: str | None, catalog: Catalog | None = None, option: str = "--
         if entry is None:
             raise ConfigError("this install has no bundled tracker (edge/data/): give --model PATH")
         return entry.path, entry
-    entry = catalog.get(model)
+    entry = catalog.get(model) if not os.path.exists(model) else None
     if entry is not None:
         if not entry.installed:
             raise ConfigError(f"bundled tracker '{model}' is not in this install (its files are missing)")
