@@ -18,6 +18,8 @@ feature width (48 channels: V2, 96: V3).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -77,8 +79,10 @@ class NanoTrackModel:
         try:
             # Type and size first: a FIFO would block the read, /dev/zero never end, 200 MB of
             # zeros take a minute to parse.
-            backbone = free_spatial_dims(read_model_file(backbone_path))
-            head = read_model_file(head_path)
+            backbone_bytes, head = read_model_file(backbone_path), read_model_file(head_path)
+            # Which files these are: the confidence fitted for upstream's files applies to them alone.
+            self.files_sha256 = (hashlib.sha256(backbone_bytes).hexdigest(), hashlib.sha256(head).hexdigest())
+            backbone = free_spatial_dims(backbone_bytes)
             self._backbone = ort.InferenceSession(backbone, options, providers=["CPUExecutionProvider"])
             self._head = ort.InferenceSession(head, options, providers=["CPUExecutionProvider"])
         except (OnnxFormatError, OSError) as exc:
@@ -97,8 +101,9 @@ class NanoTrackModel:
             raise ConfigError(f"{head_path}: {channels}-channel features; NanoTrack V2 has 48, V3 96")
         self.settings = SETTINGS[channels]
         try:
-            made = self.features(np.zeros((1, 3, self.settings.exemplar_size, self.settings.exemplar_size),
-                                          np.float32)).shape
+            template = self.features(np.zeros((1, 3, self.settings.exemplar_size, self.settings.exemplar_size),
+                                              np.float32))
+            made = template.shape
         except Exception as exc:
             raise ConfigError(f"{backbone_path}: not a NanoTrack backbone: {first_line(exc)}") from None
         if len(made) != 4 or made[1] != channels:
@@ -107,8 +112,6 @@ class NanoTrackModel:
         # The head's outputs, as the tracker reads them, on what the backbone gives for a search crop.
         try:
             size = self.settings.instance_size
-            template = self.features(np.zeros((1, 3, self.settings.exemplar_size, self.settings.exemplar_size),
-                                              np.float32))
             search = self.features(np.zeros((1, 3, size, size), np.float32))
             cls, loc = self.head(template, search)
         except Exception as exc:
@@ -135,20 +138,10 @@ def read_model_file(path: str, limit: int = MAX_MODEL_BYTES) -> bytes:
     first field, the IR version: 200 MB of zeros are refused at once, not parsed for a minute).
     OSError (one line) otherwise."""
     import errno
-    import os
-    import stat
 
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, f"{path} is not a regular file")
-        if info.st_size > limit:
-            raise OSError(errno.EFBIG, f"{path} is {info.st_size / 2**20:.0f} MB: more than a NanoTrack file "
-                                       f"({limit / 2**20:.0f} MB at most)")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise OSError(errno.EFBIG, f"{path} grew past {limit / 2**20:.0f} MB while it was read")
+    from edge.paths import read_regular_file
+
+    data = read_regular_file(path, limit, "NanoTrack file")
     if not data.startswith(b"\x08"):   # ModelProto field 1 (ir_version), a varint: what every exporter writes first
         raise OSError(errno.EINVAL, f"{path} is not an ONNX file")
     return data
@@ -246,11 +239,12 @@ class NanoTracker:
         self.engine = model
         self.settings = s = model.settings
         self.meta = NanoTrackInfo(preset=f"nanotrack-{s.version}", search_size=s.instance_size)
-        self.calibration = calibration or nanotrack_meta(None, s.version)
+        self.calibration = calibration or nanotrack_meta(None, s.version, getattr(model, "files_sha256", None))
         self.lost_score_threshold = float(self.calibration.lost_score_threshold if lost_score_threshold is None
                                           else lost_score_threshold)
         self.lost_frames = int(self.calibration.lost_frames if lost_frames is None else lost_frames)
         self.hold_low_score_box = self.calibration.hold_low_score_box
+        self.reacquire_score = max(self.calibration.reacquire_score, self.lost_score_threshold)
         self._bgr = frame_color_order == "BGR"
         self._base_factor = s.instance_size / s.exemplar_size
         self._factor = self._base_factor
@@ -265,6 +259,11 @@ class NanoTracker:
     @property
     def box(self):
         return self._box
+
+    @property
+    def base_search_factor(self) -> float:
+        """The search the authors' loop uses; the LOST search widens from it and comes back to it."""
+        return self._base_factor
 
     @property
     def search_factor(self) -> float:
@@ -299,6 +298,7 @@ class NanoTracker:
         self._box = (x, y, w, h)
         self._frame_id = 0
         self._low_streak = 0
+        self._scan_step = 0
         self._state = TrackState.TRACKING
         return TrackResult(box=self._box, score=1.0, state=self._state, frame_id=0)
 
@@ -311,12 +311,13 @@ class NanoTracker:
         scale_z = s.exemplar_size / s_z
         # Every other frame while widened: the authors' own step at the held box (the target is
         # usually still near it); in between, one crop of the scan.
-        scanning = self._factor > self._base_factor and self._frame_id % 2 == 0
+        widened = self._factor > self._base_factor
+        scanning = widened and self._frame_id % 2 == 0
         # A widened search is scanned at the template's scale, one crop a frame, nearest first: a
         # crop enlarged instead would show the target smaller than the head was trained to see it.
         s_x = s_z * self._base_factor
         centre = self._centre + (self._scan_offset(s_x) if scanning else 0.0)
-        if not scanning:
+        if not widened:
             self._scan_step = 0
         crop = context_crop(frame, centre, s.instance_size, round(s_x), self._fill)
         cls, loc = self.engine.head(self._template, self.engine.features(self._net_input(crop)))
@@ -340,8 +341,10 @@ class NanoTracker:
         best_score = confidence(margin) if confidence is not None else float(score[best])
         low = best_score < self.lost_score_threshold
         # Held while scanning or (with the hold policy) below the threshold: a low confidence means
-        # "not here", and the last confident box is where the search goes on from.
-        if not (low and (scanning or self.hold_low_score_box)):
+        # "not here", and the last confident box is where the search goes on from. A scan crop away
+        # from the box must be surer still: a look-alike there would take the head across the frame.
+        held = (scanning and best_score < self.reacquire_score) or (low and self.hold_low_score_box)
+        if not held:
             cx, cy = cx + centre[0], cy + centre[1]
             bw = self._size[0] * (1 - lr) + bw * lr
             bh = self._size[1] * (1 - lr) + bh * lr
@@ -355,13 +358,12 @@ class NanoTracker:
         return TrackResult(box=self._box, score=best_score, state=self._state, frame_id=self._frame_id)
 
     def _scan_offset(self, side: float) -> np.ndarray:
-        """This frame's crop centre, relative to the held box, in a search ``factor / base`` times
-        the normal one: a grid of half-crop steps, visited nearest first, one a frame, round again."""
+        """This scan frame's crop centre, relative to the held box, in a search ``factor / base``
+        times the normal one: the cells of a half-crop grid around it (the held box itself is
+        searched every other frame anyway), nearest first, one a frame, round again."""
         reach = (self._factor / self._base_factor - 1.0) * side / 2
-        n = int(math.ceil(reach / (side / 2) - 1e-9))
-        grid = [(i, j) for i in range(-n, n + 1) for j in range(-n, n + 1)]
-        grid.sort(key=lambda g: (g[0] ** 2 + g[1] ** 2, math.atan2(g[1], g[0])))
-        i, j = grid[self._scan_step % len(grid)]
+        cells = _scan_cells(max(1, int(math.ceil(reach / (side / 2) - 1e-9))))
+        i, j = cells[self._scan_step % len(cells)]
         self._scan_step += 1
         return np.array([i, j], dtype=np.float64) * side / 2
 
@@ -385,6 +387,13 @@ class NanoTracker:
         return score, boxes, margin
 
 
+@functools.lru_cache(maxsize=16)
+def _scan_cells(n: int) -> tuple[tuple[int, int], ...]:
+    """The cells of the (2n+1)^2 grid but its centre, nearest first, then by angle."""
+    cells = [(i, j) for i in range(-n, n + 1) for j in range(-n, n + 1) if (i, j) != (0, 0)]
+    return tuple(sorted(cells, key=lambda g: (g[0] ** 2 + g[1] ** 2, math.atan2(g[1], g[0]))))
+
+
 def _change(r):
     return np.maximum(r, 1.0 / r)
 
@@ -396,4 +405,5 @@ def _pad_side(w, h):
 
 def open_nanotrack(folder: str, *, threads: int | None = None, **tracker_options) -> NanoTracker:
     model = NanoTrackModel(folder, threads)
-    return NanoTracker(model, calibration=nanotrack_meta(folder, model.settings.version), **tracker_options)
+    return NanoTracker(model, calibration=nanotrack_meta(folder, model.settings.version, model.files_sha256),
+                       **tracker_options)

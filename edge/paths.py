@@ -41,3 +41,23 @@ def check_regular_file(path: str) -> None:
         kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
             else "a socket" if stat.S_ISSOCK(mode) else "not a file"
         raise ValueError(f"{path} is {kind}, not a regular file")
+
+
+def read_regular_file(path: str, limit: int, what: str = "file") -> bytes:
+    """The bytes at ``path``, checked before they are read: a regular file (a FIFO would block the
+    reader, a link to /dev/zero never end) of at most ``limit`` bytes. OSError (one line) otherwise."""
+    import errno
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"{path} is {info.st_size} bytes: more than a {what} ({limit} at most)")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"{path} grew past {limit} bytes while it was read")
+    return data
+

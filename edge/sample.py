@@ -7,19 +7,8 @@ import os
 SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "sample", "Crossing")
 SAMPLE_FRAMES = os.path.join(SAMPLE_DIR, "img")
 SAMPLE_GROUNDTRUTH = os.path.join(SAMPLE_DIR, "groundtruth_rect.txt")
-# The model shipped inside the package once one is trained (see the model card beside it).
+# The MixFormerV2 model bundled with the package (`mixformerv2-nanostem224`; its card is beside it).
 BUNDLED_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "model", "edge-track-default.onnx")
-
-
-def model_or_bundled(path: str | None) -> str:
-    """``path`` if given, else the bundled default model; a one-line error when neither exists."""
-    if path:
-        return path
-    if os.path.isfile(BUNDLED_MODEL):
-        return BUNDLED_MODEL
-    from edge.errors import ConfigError
-
-    raise ConfigError("no --model given and this install has no bundled model (edge/data/model/)")
 
 
 def first_box_beside(source: str):

@@ -70,6 +70,8 @@ class Tracker:
         if frame_color_order not in ("RGB", "BGR"):
             raise ConfigError(f"frame_color_order must be RGB or BGR, got {frame_color_order!r}")
         self.engine = engine
+        # The model's own search (or the override): the LOST search widens from it and returns to it.
+        self.base_search_factor = self.meta.search_factor
         self._normalize = Normalizer(self.meta, frame_color_order)
         self._box: tuple[float, float, float, float] | None = None
 

@@ -71,8 +71,6 @@ def test_the_loop_eval_and_track_share_the_lost_search():
     loop = TrackingLoop(tracker=Scripted([]), grabber=None, outputs=[], config=cfg)
     assert isinstance(loop.tracker, LostSearch)
     assert loop.tracker.settings == LostSearchSettings(1.5, 6.0)
-    assert LostSearchSettings() == LostSearchSettings(load_config({}).tracking.widen_step,
-                                                      load_config({}).tracking.max_search_factor)
 
 
 def _auc(path):
@@ -147,3 +145,35 @@ def test_the_noise_band_reaches_nanotrack(tmp_path, capsys):
     assert (noisy.lost_score_threshold, noisy.lost_frames) == (tracker.lost_score_threshold, tracker.lost_frames)
     template = np.full((1, 3, 127, 127), 100, np.float32)
     assert np.array_equal(tracker.engine.features(template), noisy.engine.features(template))
+
+
+def test_nanotracks_widened_search_scans_cells_around_the_held_box(monkeypatch):
+    """While widened, every other frame's crop is centred on another cell of the grid around the
+    tracker's box, nearest first, at the template's scale (not an enlarged crop); in between, on the
+    box itself (the authors' step)."""
+    from edge import nanotrack
+    from edge.trackers.catalog import DATA
+
+    tracker = nanotrack.open_nanotrack(os.path.join(DATA, "nanotrack", "v3"), threads=1)
+    frame = make_clip_frames(n=1, size=(640, 480), box=(300, 220, 40, 40))[0][0]
+    tracker.init(frame, (300, 220, 40, 40))
+    offsets, sides = [], []
+    real_crop = nanotrack.context_crop
+
+    def spy(image, centre, size, side, fill):
+        offsets.append(tuple(np.round((np.asarray(centre) - tracker._centre) / (side / 2), 3)))
+        sides.append(side)
+        return real_crop(image, centre, size, side, fill)
+
+    monkeypatch.setattr(nanotrack, "context_crop", spy)
+    normal = round(tracker._context_side() * tracker.base_search_factor)
+    tracker.set_search_factor(tracker.base_search_factor * 3)
+    for _ in range(10):
+        tracker.update(np.zeros_like(frame))          # nothing there: it stays LOST
+    assert max(sides) < 1.2 * normal                    # the template's scale, not a 3x crop
+    assert offsets[0::2] == [(0.0, 0.0)] * 5            # the authors' step at the box (odd frames)
+    scanned = offsets[1::2]
+    cells = [(round(i), round(j)) for i, j in scanned]
+    assert all(abs(i - ci) < 0.02 and abs(j - cj) < 0.02 for (i, j), (ci, cj) in zip(scanned, cells))  # on the grid
+    assert len(set(cells)) == 5 and (0, 0) not in cells
+    assert [abs(i) + abs(j) for i, j in cells][:4] == [1, 1, 1, 1]                     # nearest first

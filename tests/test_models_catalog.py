@@ -150,3 +150,30 @@ def test_the_results_tables_are_the_catalogs_numbers(page):
 
 def test_a_bundled_name_in_another_case_is_the_same_tracker():
     assert cat.resolve("NanoTrack-V3")[1].name == "nanotrack-v3"
+
+
+@pytest.mark.parametrize("damage", [
+    lambda t: t[0]["results"].update(lost_on_failed="high"),
+    lambda t: t[0]["results"].update(validation_band=float("nan")),
+    lambda t: t[0].update(name=7),
+    lambda t: t[0].update(files="model/edge-track-default.onnx"),
+    lambda t: t[0].pop("path"),
+    lambda t: t.append("not an object"),
+])
+def test_a_damaged_entry_is_one_line_not_a_traceback(tmp_path, damage):
+    trackers = [entry("a", 0.6, 0.5, 0.0)]
+    damage(trackers)
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"trackers": trackers}).replace("NaN", "NaN"))
+    with pytest.raises(ConfigError, match="damaged") as err:
+        cat.load_catalog(str(path))
+    assert "\n" not in str(err.value)
+
+
+def test_a_default_without_a_band_is_explained_not_a_key_error(tmp_path, monkeypatch, capsys):
+    from edge.cli import models
+
+    trackers = [entry("x", None, 0.9, 0.0)]    # LOST works, but nothing to rank by: the first installed
+    monkeypatch.setattr(models, "load_catalog", lambda: cat.load_catalog(write_catalog(tmp_path / "t.json", trackers)))
+    assert main(["models"]) == 0
+    assert "default: x (no bundled tracker has a measured LOST state that works)" in capsys.readouterr().out

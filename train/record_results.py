@@ -96,6 +96,8 @@ def main(argv=None) -> int:
         with open(args.bench, encoding="utf-8") as f:
             bench = json.load(f)
     rows = dict(args.bench_row)
+    # Each tracker's numbers say which run measured them: one not measured now keeps its own.
+    run = {"date": datetime.date.today().isoformat(), "cpu": args.cpu}
     by_name = {e["name"]: e for e in catalog["trackers"]}
     for name, val, dev in args.tracker:
         if name not in by_name:
@@ -105,10 +107,13 @@ def main(argv=None) -> int:
         for prefix in prefixes:
             results.update(frame_numbers(bench, prefix))
         by_name[name]["results"] = results
-    catalog["peers"] = [{"name": label, "results": {**eval_numbers(val, dev),
-                                                    **(frame_numbers(bench, rows[label]) if label in rows else {})}}
-                        for label, val, dev in args.peer]
-    catalog["measured"] = {"date": datetime.date.today().isoformat(), "cpu": args.cpu, "commands": args.command}
+        by_name[name]["measured"] = run
+    peers = {peer["name"]: peer for peer in catalog.get("peers", [])}
+    for label, val, dev in args.peer:
+        peers[label] = {"name": label, "measured": run, "results": {
+            **eval_numbers(val, dev), **(frame_numbers(bench, rows[label]) if label in rows else {})}}
+    catalog["peers"] = list(peers.values())
+    catalog["measured"] = {**run, "commands": args.command}
     with open(args.catalog, "w", encoding="utf-8") as f:
         json.dump(catalog, f, indent=2)
         f.write("\n")

@@ -63,7 +63,8 @@ def _make_tracker(args):
         from edge.build import open_model
 
         tracker, _, entry = open_model(args.model, threads=args.threads, **tracker_overrides(args))
-        name = entry.name if entry is not None else f"{tracker.meta.preset}:{os.path.basename(args.model)}"
+        name = entry.name if entry is not None else \
+            f"{tracker.meta.preset}:{os.path.basename(os.path.normpath(args.model))}"
         return name, tracker
     if args.model:
         raise ConfigError(f"--model runs edge-track's own trackers, not OpenCV's {args.tracker}")
@@ -83,8 +84,8 @@ def format_table(name: str, rows: list[dict], mean: dict) -> str:
     return "\n".join(lines)
 
 
-def _score(tracker, sequences, args, progress, save: bool) -> tuple[list[dict], list, LostCounts]:
-    rows, scores, lost = [], [], LostCounts()
+def _score(tracker, sequences, args, progress, save: bool) -> tuple[list[dict], list, LostCounts, int]:
+    rows, scores, lost, with_states = [], [], LostCounts(), 0
     for seq in sequences:
         if tracker is None:
             boxes, states = read_results(args.results, seq)
@@ -97,18 +98,22 @@ def _score(tracker, sequences, args, progress, save: bool) -> tuple[list[dict], 
         s = score_sequence(boxes, seq.gt, seq.absent)
         scores.append(s)
         if states is not None:
+            with_states += 1
             lost = lost + lost_counts(boxes, seq.gt, [st == TrackState.LOST.value for st in states], seq.absent)
         rows.append({"name": seq.name, "frames": s.frames, "auc": s.auc, "precision": s.precision,
                      "norm_precision": s.norm_precision, "fps": fps})
-    return rows, scores, lost
+    return rows, scores, lost, with_states
 
 
-def format_lost(lost: LostCounts) -> str:
+def format_lost(lost: LostCounts, runs_with_states: int, runs: int) -> str:
+    if runs_with_states == 0:
+        return "LOST: not scored (the results hold boxes only: track --csv files carry the states)"
     if lost.on_failed is None and lost.on_tracked is None:
         return "LOST: no frame to judge it on"
     part = lambda share, n, what: f"{100 * share:.1f} % of {n} {what}" if share is not None else f"no {what}"
     return (f"LOST on {part(lost.on_failed, lost.failed, f'failed frames (IoU < {FAILED_IOU:g})')}, "
-            f"on {part(lost.on_tracked, lost.tracked, f'tracked frames (IoU > {TRACKED_IOU:g})')}")
+            f"on {part(lost.on_tracked, lost.tracked, f'tracked frames (IoU > {TRACKED_IOU:g})')}"
+            + (f" ({runs - runs_with_states} of {runs} runs hold boxes only)" if runs_with_states < runs else ""))
 
 
 def format_noise_table(rows: list[dict], mean_auc: float, noise: dict) -> str:
@@ -150,9 +155,9 @@ def run(args) -> int:
     progress = Progress(frames if tracker else None, label=f"eval {name}")
     noise_aucs = []
     try:
-        rows, scores, lost = _score(tracker, sequences, args, progress, save=bool(args.save_results))
+        rows, scores, lost, with_states = _score(tracker, sequences, args, progress, save=bool(args.save_results))
         for copy in noisy:
-            _, run_scores, _ = _score(copy, sequences, args, progress, save=False)
+            _, run_scores, _, _ = _score(copy, sequences, args, progress, save=False)
             noise_aucs.append([s.auc for s in run_scores])
     finally:
         progress.close()
@@ -161,7 +166,7 @@ def run(args) -> int:
     mean["fps"] = float(np.mean(fps_values)) if fps_values else None
     mean["lost_on_failed"], mean["lost_on_tracked"] = lost.on_failed, lost.on_tracked
     print(format_table(name, rows, mean))
-    print(format_lost(lost))
+    print(format_lost(lost, with_states, len(sequences)))
     report = {"tracker": name, "sequences": rows, "mean": mean, "lost": dataclasses.asdict(lost)}
     if noise_aucs:
         sp = spread(np.array(noise_aucs))

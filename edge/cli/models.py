@@ -34,16 +34,18 @@ def _bundled_row(entry: Entry, default: Entry | None) -> dict:
     return {"name": entry.name, "family": entry.family, "precision": entry.precision, "bundled": True,
             "default": default is not None and entry.name == default.name, "path": entry.path,
             "files": list(entry.files), "licence": entry.licence, "description": entry.description,
-            "installed": entry.installed, "lost_state_works": entry.lost_state_works, "results": entry.results}
+            "installed": entry.installed, "lost_state_works": entry.lost_state_works, "results": entry.results,
+            "measured": entry.measured}
 
 
 def _user_row(model: str) -> dict:
     from edge.build import open_tracker
     from edge.nanotrack import NanoTracker
+    from edge.tracker import Tracker
 
     path, entry = resolve(model)
     tracker = open_tracker(path)
-    family = "nanotrack" if isinstance(tracker, NanoTracker) else "mixformerv2"
+    family = {NanoTracker: "nanotrack", Tracker: "mixformerv2"}.get(type(tracker), type(tracker).__name__.lower())
     files = sorted(os.listdir(path)) if os.path.isdir(path) else [os.path.basename(path)]
     return {"name": tracker.label, "family": family, "precision": tracker.meta.precision, "bundled": False,
             "default": False, "path": os.path.abspath(path), "files": files, "licence": "-",
@@ -68,7 +70,7 @@ def format_table(rows: list[dict]) -> str:
 def why(default: Entry | None, measured: dict) -> str:
     if default is None:
         return "no bundled tracker is installed: give --model PATH"
-    if not default.lost_state_works:
+    if not default.eligible:
         return f"default: {default.name} (no bundled tracker has a measured LOST state that works)"
     where = ", ".join(str(measured[k]) for k in ("date", "cpu") if measured.get(k))
     return (f"default: {default.name}, the best validation band mean ({_percent(default.results['validation_band'])})"

@@ -11,6 +11,7 @@ that wins the split becomes the default by adding its entry and numbers, with no
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -35,12 +36,18 @@ class Entry:
     licence: str
     description: str
     results: dict = field(default_factory=dict)
+    measured: dict = field(default_factory=dict)   # the run that measured ``results``: date, cpu
 
     @property
     def lost_state_works(self) -> bool:
         on_failed, on_tracked = self.results.get("lost_on_failed"), self.results.get("lost_on_tracked")
         return (on_failed is not None and on_tracked is not None
                 and on_failed >= LOST_ON_FAILED_MIN and on_tracked <= LOST_ON_TRACKED_MAX)
+
+    @property
+    def eligible(self) -> bool:
+        """What the default rule can choose: a working LOST state and a validation band to rank by."""
+        return self.lost_state_works and self.results.get("validation_band") is not None
 
     @property
     def installed(self) -> bool:
@@ -65,27 +72,59 @@ class Catalog:
         """The installed tracker with the best validation band mean among those whose LOST state
         works; with no such numbers, the first installed entry."""
         installed = [e for e in self.entries if e.installed]
-        eligible = [e for e in installed if e.lost_state_works and e.results.get("validation_band") is not None]
+        eligible = [e for e in installed if e.eligible]
         if eligible:
             return max(eligible, key=lambda e: e.results["validation_band"])
         return installed[0] if installed else None
+
+
+def _text(value, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _results(raw, what: str) -> dict:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{what} must be an object")
+    for key, value in raw.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            raise ValueError(f"{what}.{key} must be a finite number or null, got {value!r}")
+    return dict(raw)
+
+
+def _entry(raw) -> Entry:
+    if not isinstance(raw, dict):
+        raise ValueError("a tracker entry must be an object")
+    name = _text(raw.get("name"), "name")
+    files = raw.get("files")
+    if not isinstance(files, list) or not files:
+        raise ValueError(f"{name}: files must be a list of file names")
+    return Entry(name=name, family=_text(raw.get("family"), f"{name}: family"),
+                 precision=_text(raw.get("precision"), f"{name}: precision"),
+                 path=os.path.join(DATA, _text(raw.get("path"), f"{name}: path")),
+                 files=tuple(_text(f, f"{name}: files[]") for f in files),
+                 licence=_text(raw.get("licence"), f"{name}: licence"),
+                 description=_text(raw.get("description"), f"{name}: description"),
+                 results=_results(raw.get("results", {}), f"{name}: results"),
+                 measured=dict(raw.get("measured") or {}))
 
 
 def load_catalog(path: str = CATALOG) -> Catalog:
     try:
         with open(path, encoding="utf-8") as f:
             raw = json.load(f)
-        entries = tuple(
-            Entry(name=e["name"], family=e["family"], precision=e["precision"],
-                  path=os.path.join(DATA, e["path"]), files=tuple(e["files"]), licence=e["licence"],
-                  description=e["description"], results=dict(e.get("results", {})))
-            for e in raw["trackers"])
-        return Catalog(entries, dict(raw.get("measured", {})), tuple(raw.get("peers", ())))
+        if not isinstance(raw, dict) or not isinstance(raw.get("trackers"), list):
+            raise ValueError("no list of trackers")
+        peers = raw.get("peers", [])
+        if not isinstance(peers, list) or not all(isinstance(p, dict) for p in peers):
+            raise ValueError("peers must be a list of objects")
+        return Catalog(tuple(_entry(e) for e in raw["trackers"]), dict(raw.get("measured") or {}), tuple(peers))
     except FileNotFoundError:
         return Catalog((), {}, ())
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"the package's tracker catalog {path} is damaged ({type(exc).__name__}: {exc}); "
-                          "reinstall edge-track") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"the package's tracker catalog {path} is damaged ({exc}); reinstall edge-track") from None
 
 
 def resolve(model: str | None, catalog: Catalog | None = None, option: str = "--model") -> tuple[str, Entry | None]:

@@ -54,9 +54,11 @@ class NanoTrackMeta:
     source: str                            # the JSON file these came from, "" for the defaults
     # Below the threshold, keep the last confident box instead of following the network's.
     hold_low_score_box: bool = False
+    # What a crop of the widened search away from the box must score to take the target there.
+    reacquire_score: float = 0.0
 
 
-UPSTREAM_DEFAULTS = dict(lost_score_threshold=0.25, lost_frames=5)
+UPSTREAM_DEFAULTS = dict(lost_score_threshold=0.25, lost_frames=5)   # as ModelMeta's: nothing was fitted
 
 
 def _finite(value, name: str, source: str, lo: float = -1e6, hi: float = 1e6) -> float:
@@ -68,20 +70,13 @@ def _finite(value, name: str, source: str, lo: float = -1e6, hi: float = 1e6) ->
 
 def read_meta(path: str) -> dict:
     """The JSON object at ``path``, read only if it is a small regular file."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    import stat
+    from edge.paths import read_regular_file
 
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"{path} is not a regular file")
-    if st.st_size > MAX_META_BYTES:
-        raise ConfigError(f"{path} is {st.st_size} bytes: not edge-track metadata (at most {MAX_META_BYTES})")
     try:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raw = json.loads(read_regular_file(path, MAX_META_BYTES, "metadata file").decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{path} is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} is not a JSON object")
@@ -106,14 +101,21 @@ def parse_meta(raw: dict, version: str, source: str) -> NanoTrackMeta:
     hold = raw.get("hold_low_score_box", False)
     if not isinstance(hold, bool):
         raise ConfigError(f"{source}: hold_low_score_box must be true or false, got {hold!r}")
-    return NanoTrackMeta(version, confidence, threshold, frames, source, hold)
+    reacquire = _finite(raw.get("reacquire_score", 0.0), "reacquire_score", source, 0.0, 1.0)
+    return NanoTrackMeta(version, confidence, threshold, frames, source, hold, reacquire)
 
 
-def nanotrack_meta(folder: str | None, version: str) -> NanoTrackMeta:
-    """The folder's own ``edge-track.json``, else the one this package has for ``version``'s
-    upstream files, else the upstream score with the runtime's default LOST rule."""
-    candidates = [os.path.join(folder, SIDECAR)] if folder else []
-    for path in candidates + [os.path.join(KNOWN, f"{version}.json")]:
-        if os.path.lexists(path):
-            return parse_meta(read_meta(path), version, path)
+def nanotrack_meta(folder: str | None, version: str, files_sha256: tuple[str, str] | None = None) -> NanoTrackMeta:
+    """The folder's own ``edge-track.json``; else the one this package has for ``version``'s upstream
+    files, when ``files_sha256`` (backbone, head) says these are those files; else the upstream score
+    with the runtime's default LOST rule (a retrained head's logits are another scale)."""
+    if folder and os.path.lexists(os.path.join(folder, SIDECAR)):
+        path = os.path.join(folder, SIDECAR)
+        return parse_meta(read_meta(path), version, path)
+    path = os.path.join(KNOWN, f"{version}.json")
+    if os.path.lexists(path):
+        raw = read_meta(path)
+        known = raw.get("files_sha256")
+        if isinstance(known, dict) and files_sha256 == (known.get("backbone"), known.get("head")):
+            return parse_meta(raw, version, path)
     return NanoTrackMeta(version, None, source="", **UPSTREAM_DEFAULTS)

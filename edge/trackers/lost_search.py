@@ -26,9 +26,14 @@ class LostSearch:
         self.tracker = tracker
         self.settings = settings
         self.widens = callable(getattr(tracker, "set_search_factor", None))
-        self.base_search_factor = tracker.search_factor if self.widens else None
+        # The tracker's own search, not whatever it holds now: a tracker reused after a run that
+        # ended LOST still holds a widened one.
+        self.base_search_factor = getattr(tracker, "base_search_factor", tracker.search_factor) if self.widens \
+            else None
 
-    def __getattr__(self, name):   # label, engine, meta, box, ...: the tracker's own
+    def __getattr__(self, name):
+        # The wrapper stands where the tracker stood (the loop's messages, the web console and the
+        # bench read label, engine, meta, box off it).
         return getattr(self.tracker, name)
 
     def init(self, frame, box) -> TrackResult:
