@@ -289,6 +289,9 @@ class NanoTracker:
         x, y, w, h = (float(v) for v in box_xywh)
         if not all(map(math.isfinite, (x, y, w, h))) or w <= 0 or h <= 0:
             raise ConfigError(f"initial box must be x,y,w,h with w, h > 0, got {box_xywh!r}")
+        height, width = frame.shape[:2]
+        if x >= width or y >= height or x + w <= 0 or y + h <= 0:   # as edge.tracker.Tracker says it
+            raise ConfigError(f"initial box {(x, y, w, h)} lies outside the {width}x{height} frame")
         s = self.settings
         self._centre = np.array([x + (w - 1) / 2, y + (h - 1) / 2])
         self._size = np.array([w, h])

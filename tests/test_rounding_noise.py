@@ -97,7 +97,7 @@ def test_eval_noise_runs_report_a_band_around_the_plain_run(tmp_path, tiny_model
     assert [s["name"] for s in n["noise"]["sequences"]] == ["a", "b"]
 
 
-@pytest.mark.parametrize("extra", [["--tracker", "csrt"], ["--results", "."], []])
+@pytest.mark.parametrize("extra", [["--results", "."], []])
 def test_eval_noise_runs_refuses_what_it_cannot_perturb(tmp_path, extra, capsys):
     root = tmp_path / "seqs"
     frames, gt = make_clip_frames(12, seed=0)
@@ -106,3 +106,20 @@ def test_eval_noise_runs_refuses_what_it_cannot_perturb(tmp_path, extra, capsys)
     code = main(["eval", "--sequences", str(root), "--noise-runs", runs, *extra])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--noise-runs" in err
+
+
+def test_eval_noise_runs_on_an_opencv_peer_say_its_plain_run_is_its_band(tmp_path, capsys):
+    """OpenCV's trackers take the frame, not a crop: no noise reaches them, and eval says so instead
+    of inventing a band (the validation split's command runs every tracker the same way)."""
+    import cv2
+
+    if not hasattr(cv2, "TrackerCSRT"):
+        pytest.skip("needs opencv-contrib for CSRT (pip install -e '.[peers]')")
+    root = tmp_path / "seqs"
+    frames, gt = make_clip_frames(12, seed=0)
+    write_sequence(str(root / "a"), frames, gt)
+    out = tmp_path / "r.json"
+    assert main(["eval", "--sequences", str(root), "--noise-runs", "2", "--tracker", "csrt", "--json", str(out)]) == 0
+    assert "its plain run stands for the band" in capsys.readouterr().err
+    assert "noise" not in json.loads(out.read_text())
+
