@@ -1,7 +1,8 @@
-"""MAVLink gimbal protocol v2 through pymavlink: GIMBAL_MANAGER_SET_PITCHYAW rates, HEARTBEAT at
-1 Hz, and tracking commands from a ground station (MAV_CMD_CAMERA_TRACK_RECTANGLE / _POINT /
-_STOP_TRACKING), acknowledged with COMMAND_ACK. With ``camera_component_id`` (default 100) a
-second component speaks the camera protocol v2's tracking part: ``edge.outputs.mavlink_camera``.
+"""MAVLink gimbal protocol v2 through pymavlink (edge.outputs.transport opens the link):
+GIMBAL_MANAGER_SET_PITCHYAW rates, HEARTBEAT at 1 Hz, and tracking commands from a ground station
+(MAV_CMD_CAMERA_TRACK_RECTANGLE / _POINT / _STOP_TRACKING), acknowledged with COMMAND_ACK. With
+``camera_component_id`` (default 100) a second component speaks the camera protocol v2's tracking
+part: ``edge.outputs.mavlink_camera``.
 
 A silent link never blocks the loop: sends are fire-and-forget datagrams (or serial writes), and
 received commands are polled without waiting.
@@ -13,14 +14,16 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 
-from edge.config import MAVLINK_NETWORK_SCHEMES, check_mavlink_port
 from edge.errors import ConfigError
 from edge.io.backoff import Backoff
 from edge.io.libraries import PYMAVLINK
 from edge.io.log_limit import RateLimitedLog
-from edge.outputs.base import MAX_READS_PER_POLL, TrackRequest
+from edge.outputs.base import MAX_READS_PER_POLL, OutputConfig, OutputKind, TrackRequest, output_type, required_port
 from edge.outputs.mavlink_camera import CAMERA_COMMANDS, UNSUPPORTED, CameraComponent
+from edge.outputs.transport import SerialDeviceDown, check_mavlink_port, is_serial_port, open_mavlink
+from edge.schema import num
 
 log = logging.getLogger("edge.outputs.mavlink")
 
@@ -35,61 +38,16 @@ MAV_COMP_ID_ONBOARD_COMPUTER = 191
 NAN = float("nan")
 
 
-def is_serial_port(port: str) -> bool:
-    """True for a port pymavlink opens as a serial device, not a network link (the schemes are the
-    config schema's, which checks the port's form: ``edge.config.check_mavlink_port``)."""
-    scheme, sep, _ = port.partition(":")
-    return not (sep and scheme in MAVLINK_NETWORK_SCHEMES)
-
-
-class SerialDeviceDown(ConfigError):
-    """A well-formed serial port whose device cannot be opened now (not plugged in yet, gone)."""
-
-
-def open_connection(cfg):
-    """A pymavlink connection to ``cfg.port``; ConfigError (one line) when it cannot be opened."""
-    try:
-        from pymavlink import mavutil
-    except ImportError:
-        raise PYMAVLINK.missing("the mavlink output") from None
-    check_mavlink_port(cfg.port)
-    try:
-        conn = mavutil.mavlink_connection(cfg.port, source_system=cfg.system_id,
-                                          source_component=cfg.component_id, baud=cfg.baud, dialect=DIALECT,
-                                          retries=0)   # tcp: one connect attempt, not seconds of sleeps in the loop
-    except (OSError, ValueError) as exc:
-        error = SerialDeviceDown if isinstance(exc, OSError) and is_serial_port(cfg.port) else ConfigError
-        raise error(f"mavlink port {cfg.port!r} cannot be opened: {exc}") from None
-    if isinstance(conn, mavutil.mavserial):
-        _surface_serial_errors(conn)
-    elif isinstance(conn, mavutil.mavtcp):
-        _surface_tcp_errors(conn)
-    return conn
-
-
-def _surface_serial_errors(conn) -> None:
-    # pymavlink's serial write swallows a failed write (printing "Device ... is dead" on stdout), so
-    # an unplugged autopilot would go unnoticed: write straight to the port and let the error reach
-    # the output, which counts it and reopens the link. A stalled port must not block the loop.
-    conn.port.write_timeout = 0.05
-
-    def write(buf):
-        return conn.port.write(bytes(buf))
-
-    conn.write = write
-
-
-def _surface_tcp_errors(conn) -> None:
-    # pymavlink's TCP write swallows EPIPE/ECONNRESET too (and, without autoreconnect, keeps the dead
-    # socket): let the error reach the output, which counts it and reconnects with backoff. A full
-    # send buffer (EAGAIN) only drops this message, as pymavlink does: the socket is not blocked on.
-    def write(buf):
-        try:
-            conn.port.send(bytes(buf))
-        except BlockingIOError:
-            pass
-
-    conn.write = write
+@dataclass
+class MavlinkConfig(OutputConfig):
+    type: str = output_type("mavlink")
+    # MAVLink URL: udpout:HOST:PORT, udpin:, udpbcast:, udp:, tcp:, tcpin:, or a serial device (/dev/ttyACM0[,BAUD])
+    port: str = required_port(check_mavlink_port)
+    baud: int = num(115200, 300, 4000000)   # a serial port's
+    system_id: int = num(1, 1, 255)
+    component_id: int = num(191, 1, 255)
+    # the camera protocol's component (100-105 are MAVLink's camera ids); 0: none
+    camera_component_id: int = num(100, 0, 255)
 
 
 class MavlinkGimbalOutput:
@@ -97,7 +55,7 @@ class MavlinkGimbalOutput:
 
     def __init__(self, cfg, *, connect=None, clock=time.monotonic, backoff_initial_s: float = 0.5,
                  backoff_max_s: float = 5.0) -> None:
-        """connect: returns a new pymavlink connection (default: ``open_connection(cfg)``); it is
+        """connect: returns a new pymavlink connection (default: ``open_mavlink`` on cfg.port); it is
         called again, with backoff, after the link fails."""
         self.port = cfg.port
         # UDP and TCP hand a message to the socket whether or not anyone gets it (udpin drops it until
@@ -111,7 +69,8 @@ class MavlinkGimbalOutput:
         self._camera = None
         # A flood of bad commands must not flood the journal: a few "denied" lines a second.
         self._log = RateLimitedLog(log, interval_s=1.0, burst=3, clock=clock)
-        self._connect = connect or (lambda: open_connection(cfg))
+        self._connect = connect or (lambda: open_mavlink(cfg.port, baud=cfg.baud, system_id=cfg.system_id,
+                                                         component_id=cfg.component_id, dialect=DIALECT))
         self._clock = clock
         self._backoff = Backoff(backoff_initial_s, backoff_max_s, clock=clock)
         try:
@@ -367,3 +326,6 @@ class _LinkWriter:
 
     def write(self, buf) -> None:
         self._output.conn.write(buf)
+
+
+MAVLINK = OutputKind(MavlinkConfig, lambda cfg, control_cfg: MavlinkGimbalOutput(cfg), needs=PYMAVLINK)

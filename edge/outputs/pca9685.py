@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from edge.control.integrator import RateIntegrator, servo_limits
+from edge.io.libraries import SMBUS2
+from edge.outputs.base import OutputConfig, OutputKind, output_type
+from edge.schema import num
 
 log = logging.getLogger("edge.outputs.pca9685")
 
@@ -18,6 +22,15 @@ MODE1, PRESCALE, LED0_ON_L = 0x00, 0xFE, 0x06
 SLEEP, AUTO_INCREMENT, RESTART = 0x10, 0x20, 0x80
 OSC_HZ = 25_000_000
 FREQ_HZ = 50.0
+
+
+@dataclass
+class Pca9685Config(OutputConfig):
+    type: str = output_type("pca9685")
+    pan_pin: int = num(12, 0, 64)      # the board's channels (0-15)
+    tilt_pin: int = num(13, 0, 64)
+    i2c_bus: int = num(1, 0, 32)
+    i2c_address: int = num(0x40, 0, 127)
 
 
 class PCA9685:
@@ -58,8 +71,6 @@ class Pca9685ServoOutput:
             try:
                 from smbus2 import SMBus
             except ImportError:
-                from edge.io.libraries import SMBUS2
-
                 raise SMBUS2.missing("the pca9685 output") from None
             try:
                 bus = SMBus(cfg.i2c_bus)
@@ -140,3 +151,6 @@ class Pca9685ServoOutput:
                 self.bus.close()
             except Exception:
                 pass
+
+
+PCA9685_BOARD = OutputKind(Pca9685Config, Pca9685ServoOutput, needs=SMBUS2)

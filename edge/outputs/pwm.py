@@ -8,8 +8,25 @@ box stream) is the smooth option. Tests use gpiozero's MockFactory.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from edge.control.integrator import RateIntegrator, servo_limits
+from edge.io.libraries import GPIOZERO
+from edge.outputs.base import OutputConfig, OutputKind, output_type
+from edge.schema import checked, num, one_of
+
+# gpiozero's factories by the names the config gives (pin_factory).
+FACTORIES = {"lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"), "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory"),
+             "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"), "mock": ("gpiozero.pins.mock", "MockFactory")}
+
+
+@dataclass
+class PwmConfig(OutputConfig):
+    type: str = output_type("pwm")
+    pan_pin: int = num(12, 0, 64)      # BCM numbering
+    tilt_pin: int = num(13, 0, 64)
+    # gpiozero pin factory; empty: gpiozero picks the first that works
+    pin_factory: str = checked(one_of(lambda: FACTORIES, empty_ok=True), default="")
 
 
 class PwmServoOutput:
@@ -19,8 +36,6 @@ class PwmServoOutput:
         try:
             from gpiozero import AngularServo
         except ImportError:
-            from edge.io.libraries import GPIOZERO
-
             raise GPIOZERO.missing("the pwm output") from None
         if pin_factory is None:
             pin_factory = pin_factory_for(cfg.pin_factory)
@@ -76,9 +91,6 @@ class PwmServoOutput:
                     pass
 
 
-# gpiozero's factories by the config's names (edge.config.PIN_FACTORIES; a test holds the two alike).
-FACTORIES = {"lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"), "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory"),
-             "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"), "mock": ("gpiozero.pins.mock", "MockFactory")}
 _NO_PINS = ("on a Raspberry Pi install python3-lgpio with apt and make the venv with --system-site-packages "
             "(pin_factory: lgpio); pin_factory: mock tries the loop without pins")
 
@@ -114,3 +126,10 @@ def pin_factory_for(name: str):
     except Exception as exc:
         which = f"pin_factory {name} does not work" if name else "none of gpiozero's pin factories works"
         raise ConfigError(f"{which} here ({type(exc).__name__}: {_first_line(exc)}): {_NO_PINS}") from None
+
+
+def _check_pins(cfg: PwmConfig) -> None:
+    pin_factory_for(cfg.pin_factory)
+
+
+PWM = OutputKind(PwmConfig, PwmServoOutput, needs=GPIOZERO, check=_check_pins)

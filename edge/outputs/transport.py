@@ -1,22 +1,45 @@
-"""A serial port that survives being unplugged: writes never raise, the port is reopened with
-backoff, and what could not be sent is counted. ``SerialOutputBase`` keeps the command a head must
-have, and writes it again until it is delivered on the port as it is open now.
+"""The links outputs talk over, in one place: a serial port (``SerialLink``) and pymavlink's
+serial, UDP and TCP connections (``open_mavlink``, with the MAVLink port grammar it accepts).
 
-Writes never wait: the port is non-blocking, and a device that stops reading (a full buffer, a
-stream faster than the baud rate) costs the frames it does not take, never the loop's time. What
-the port did not take is not queued: the output's standing command is written again on the next
-call, so the newest command wins. A port that takes nothing for ``STUCK_S`` is reported (one
-line), its output buffer discarded, and it is reopened."""
+A serial port survives being unplugged: writes never raise, the port is reopened with backoff, and
+what could not be sent is counted. Writes never wait: the port is non-blocking, and a device that
+stops reading (a full buffer, a stream faster than the baud rate) costs the frames it does not
+take, never the loop's time. What the port did not take is not queued: the output's standing
+command is written again on the next call (edge.outputs.driver), so the newest command wins. A
+port that takes nothing for ``STUCK_S`` is reported (one line), its output buffer discarded, and
+it is reopened.
+
+A MAVLink link never blocks the loop either: sends are fire-and-forget datagrams (or serial
+writes), and errors pymavlink would swallow reach the output, which counts them and reopens.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
+from dataclasses import dataclass
 
+from edge.errors import ConfigError, quoted
 from edge.io.backoff import Backoff
+from edge.io.libraries import PYMAVLINK
+from edge.outputs.base import OutputConfig, required_port
+from edge.schema import num
 
-log = logging.getLogger("edge.io.serial")
+log = logging.getLogger("edge.outputs.transport")
+
+
+# -- a serial port --------------------------------------------------------------------------------
+
+def serial_device(port: str) -> None:
+    """Serial devices are not looked for at load: a USB adapter may appear after boot."""
+
+
+@dataclass
+class SerialPortConfig(OutputConfig):
+    port: str = required_port(serial_device)   # serial device, e.g. /dev/ttyUSB0
+    baud: int = num(115200, 300, 4000000)
+
 
 STUCK_S = 1.0   # s without the port taking a whole write: reported, flushed and reopened
 
@@ -162,76 +185,84 @@ class SerialLink:
         self._drop()
 
 
-class SerialOutputBase:
-    """Shared part of the serial outputs: the head's standing command, and close().
+# -- MAVLink: serial, UDP and TCP through pymavlink -------------------------------------------
 
-    A head acts on the last command it received until the next one: Pelco-D latches a speed, an
-    angle set-point stands. ``_command`` makes a frame the standing command; it counts as delivered
-    only once a write of it succeeded on the port as it is open now, and ``_refresh`` writes it again
-    until then: after a failed write and after the port was reopened (the device may have been
-    unplugged, or power-cycled, with its last command lost or still latched), a stop included.
+MAVLINK_NETWORK_SCHEMES = ("udpin", "udpout", "udpbcast", "udp", "tcpin", "tcp")
 
-    Only a frame asks for motion: a heartbeat (``_hold_still``) writes a standing stop or hold again,
-    but a speed the head may lack becomes a stop instead, so a head power-cycled during a frame gap
-    is never started on a stale speed.
-    """
 
-    link: SerialLink
-    _closed = False
-    _standing: bytes | None = None
-    _delivered_on: int | None = None   # the link.connection the standing command was written on
-    _moving = False                    # the standing command is motion (a speed), not a stop/hold
+def check_mavlink_port(port: str) -> None:
+    """Refuse a MAVLink port that cannot be opened, without opening it: ``SCHEME:HOST:PORT`` for
+    udpin/udpout/udpbcast/udp/tcpin/tcp, otherwise a serial device (``/dev/ttyACM0``, optionally
+    ``,BAUD``). A serial device is not looked for: like the other serial outputs' adapters, it may
+    appear after boot (the output waits for it). Raises ConfigError with one line."""
+    shown = quoted(port)
+    scheme, sep, rest = port.partition(":")
+    if sep and scheme in MAVLINK_NETWORK_SCHEMES:
+        host, sep, number = rest.rpartition(":")
+        if not sep or not host:
+            raise ConfigError(f"mavlink port {shown}: expected {scheme}:HOST:PORT")
+        if not number.isdigit() or not 0 < int(number) < 65536:
+            raise ConfigError(f"mavlink port {shown}: {quoted(number)} is not a port number (1-65535)")
+        return
+    if os.path.exists(port):
+        return   # an existing path: pymavlink opens it whole, commas and all
+    device, comma, baud = port.partition(",")   # pymavlink's "DEVICE,BAUD"
+    if not device or (comma and not baud.isdigit()):
+        raise ConfigError(f"mavlink port {shown}: expected a serial device (DEVICE or DEVICE,BAUD) "
+                          "or SCHEME:HOST:PORT")
 
-    def _command(self, frame: bytes, *, always: bool = False, moving: bool = False) -> bool:
-        """Make ``frame`` the standing command and write it unless the head has it already
-        (``always``: write it anyway, for protocols streamed to a dead-man timeout; ``moving``: it
-        is motion, which only a frame may send). True when the head has it."""
-        if frame != self._standing:
-            self._standing, self._delivered_on = frame, None
-        self._moving = moving
-        return self._refresh(always=always)
 
-    def _has_it(self) -> bool:
-        return self.link.connected and self._delivered_on == self.link.connection
+def is_serial_port(port: str) -> bool:
+    """True for a port pymavlink opens as a serial device, not a network link."""
+    scheme, sep, _ = port.partition(":")
+    return not (sep and scheme in MAVLINK_NETWORK_SCHEMES)
 
-    def _hold_still(self) -> bool:
-        """What a heartbeat writes: the standing command if it holds the head still, or a stop in
-        place of a motion command the head may lack. True when the head has it."""
-        if self._moving and not self._has_it():
-            self.stop()
-            return self._has_it()
-        return self._refresh()
 
-    def _refresh(self, *, always: bool = False) -> bool:
-        """Write the standing command if the head may lack it (or ``always``); True when it has it."""
-        if self._standing is None:
-            return True
-        if not always and self._has_it():
-            return True
-        if self.link.write(self._standing):
-            self._delivered_on = self.link.connection
-            return True
-        self._delivered_on = None
-        return False
+class SerialDeviceDown(ConfigError):
+    """A well-formed serial port whose device cannot be opened now (not plugged in yet, gone)."""
 
-    def stop(self) -> None:  # pragma: no cover - every subclass defines it
-        raise NotImplementedError
 
-    def counters(self) -> dict:
-        """Link health for the status line and /api/state."""
-        counts = {"reconnects": self.link.reconnects, "write_errors": self.link.write_errors}
-        for name in ("unsent", "stalls"):   # shown once it happened: a device that stopped reading
-            if getattr(self.link, name, 0):
-                counts[name] = getattr(self.link, name)
-        return counts
+def open_mavlink(port: str, *, baud: int, system_id: int, component_id: int, dialect: str):
+    """A pymavlink connection to ``port``; ConfigError (one line) when it cannot be opened."""
+    try:
+        from pymavlink import mavutil
+    except ImportError:
+        raise PYMAVLINK.missing("the mavlink output") from None
+    check_mavlink_port(port)
+    try:
+        conn = mavutil.mavlink_connection(port, source_system=system_id, source_component=component_id, baud=baud,
+                                          dialect=dialect,
+                                          retries=0)   # tcp: one connect attempt, not seconds of sleeps in the loop
+    except (OSError, ValueError) as exc:
+        error = SerialDeviceDown if isinstance(exc, OSError) and is_serial_port(port) else ConfigError
+        raise error(f"mavlink port {port!r} cannot be opened: {exc}") from None
+    if isinstance(conn, mavutil.mavserial):
+        _surface_serial_errors(conn)
+    elif isinstance(conn, mavutil.mavtcp):
+        _surface_tcp_errors(conn)
+    return conn
 
-    def _before_close(self) -> None:
-        """Last words to the device after the stop (e.g. hand control back)."""
 
-    def close(self) -> None:
-        if not self._closed:
-            self.link.reopen_now()
-            self.stop()
-            self._before_close()
-            self._closed = True
-            self.link.close()
+def _surface_serial_errors(conn) -> None:
+    # pymavlink's serial write swallows a failed write (printing "Device ... is dead" on stdout), so
+    # an unplugged autopilot would go unnoticed: write straight to the port and let the error reach
+    # the output, which counts it and reopens the link. A stalled port must not block the loop.
+    conn.port.write_timeout = 0.05
+
+    def write(buf):
+        return conn.port.write(bytes(buf))
+
+    conn.write = write
+
+
+def _surface_tcp_errors(conn) -> None:
+    # pymavlink's TCP write swallows EPIPE/ECONNRESET too (and, without autoreconnect, keeps the dead
+    # socket): let the error reach the output, which counts it and reconnects with backoff. A full
+    # send buffer (EAGAIN) only drops this message, as pymavlink does: the socket is not blocked on.
+    def write(buf):
+        try:
+            conn.port.send(bytes(buf))
+        except BlockingIOError:
+            pass
+
+    conn.write = write
