@@ -21,7 +21,7 @@ from edge.control.command import GimbalCommand
 from edge.control.controller import GimbalController
 from edge.outputs.base import ControlUpdate
 from edge.runtime.telemetry_worker import TelemetryWorker
-from edge.target import TargetRequest, fit_target, parse_target
+from edge.target import TargetRequest, fit_target
 from edge.tracker import TrackState
 from edge.trackers.lost_search import LostSearch, LostSearchSettings
 
@@ -244,12 +244,7 @@ class TrackingLoop:
                      req.source, age)
             return False
         try:
-            if req.box is not None:
-                box = req.box
-            elif req.remote is not None:
-                box = req.remote.box_in(width, height)
-            else:
-                box = parse_target(req.roi, width, height)
+            box = req.box_in(width, height)   # the request as it was parsed when made: no text here
             # Whatever the route (web page, serial link, ground station, config), the box is
             # checked against this frame before anything moves.
             box = fit_target(box, width, height)

@@ -23,7 +23,7 @@ from edge.errors import ConfigError, SourceError
 from edge.outputs import check_outputs
 from edge.progress import reporting_while
 from edge.runtime.telemetry import check_track_log_path
-from edge.target import fit_target, initial_request, parse_target
+from edge.target import fit_target, initial_request
 from edge.tracker import Tracker
 from edge.video_out import check_video_path
 
@@ -140,8 +140,7 @@ def check_initial_target(initial, width: int, height: int) -> None:
     if initial is None:
         return
     try:
-        box = initial.box if initial.box is not None else parse_target(initial.roi, width, height)
-        fit_target(box, width, height)
+        fit_target(initial.box_in(width, height), width, height)
     except ConfigError as exc:
         raise ConfigError(f"tracking.init: {exc}") from None
 
