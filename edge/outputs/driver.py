@@ -59,13 +59,14 @@ class HeadDriver:
     def _has_it(self) -> bool:
         return self.link.connected and self._delivered_on == self.link.connection
 
-    def _hold_still(self) -> bool:
+    def _hold_still(self, *, again: bool = False) -> bool:
         """What a heartbeat writes: the standing command if it holds the head still, or a stop in
-        place of a motion command the head may lack. True when the head has it."""
+        place of a motion command the head may lack. ``again``: write a standing stop or hold even
+        if the head has it (a link that cannot tell whether anyone got it). True when the head has it."""
         if self._moving and not self._has_it():
             self.stop()
             return self._has_it()
-        return self._refresh()
+        return self._refresh(always=again and not self._moving)
 
     def _refresh(self, *, always: bool = False) -> bool:
         """Write the standing command if the head may lack it (or ``always``); True when it has it."""
@@ -94,9 +95,13 @@ class HeadDriver:
         """Last words to the device after the stop (e.g. hand control back)."""
 
     def close(self) -> None:
+        """The last stop, on a link reopened for it if it was down, then the link closed; never raises."""
         if not self._closed:
-            self.link.reopen_now()
-            self.stop()
-            self._before_close()
+            try:
+                self.link.reopen_now()
+                self.stop()
+                self._before_close()
+            except Exception:
+                pass
             self._closed = True
             self.link.close()

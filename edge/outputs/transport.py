@@ -266,3 +266,91 @@ def _surface_tcp_errors(conn) -> None:
             pass
 
     conn.write = write
+
+
+class MavlinkLink:
+    """A pymavlink connection that survives being lost: ``send(fn)`` runs ``fn()`` (a message handed
+    to the connection) and never raises for a link that failed: it is counted, the connection is
+    closed and reopened with backoff on a later send. ``connection`` numbers the successful opens, so
+    the driver knows when whatever is at the other end may have missed everything
+    (edge.outputs.driver). ``log`` is the output's, so its lines say which output lost its link."""
+
+    def __init__(self, connect, *, port: str, log: logging.Logger, clock=time.monotonic,
+                 backoff_initial_s: float = 0.5, backoff_max_s: float = 5.0) -> None:
+        self.port, self._connect, self._log = port, connect, log
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s, clock=clock)
+        self.conn = None
+        self.connection = 0
+        self.reconnects = 0
+        self.write_errors = 0
+        self._closed = False
+        try:
+            self.conn = connect()
+            self.connection = 1
+        except SerialDeviceDown as exc:
+            # A USB autopilot may appear after boot: start with the link down and reopen it with
+            # backoff, as after a loss. A malformed port still fails here (plain ConfigError).
+            log.warning("mavlink link %s is down (%s); retrying with backoff", port, exc)
+            self._backoff.failed()
+
+    @property
+    def connected(self) -> bool:
+        return self.conn is not None
+
+    def up(self):
+        """The connection, reopened first if it was lost and the backoff allows; None if down."""
+        if self.conn is None and not self._closed and self._backoff.due():
+            self.reopen()
+        return self.conn
+
+    def reopen(self) -> bool:
+        try:
+            self.conn = self._connect()
+        except ConfigError:
+            self._backoff.failed()
+            return False
+        self._backoff.succeeded()
+        self.reconnects += 1
+        self.connection += 1
+        self._log.info("mavlink link %s reconnected", self.port)
+        return True
+
+    def reopen_now(self) -> None:
+        """Reopen a lost link at once, backoff or not: the last stop goes out on a link that is back,
+        however long its backoff had to run."""
+        if self.conn is None:
+            self.reopen()
+
+    def lost(self, exc) -> None:
+        self._log.warning("mavlink link %s lost (%s); reopening with backoff", self.port, exc)
+        conn, self.conn = self.conn, None
+        try:
+            conn.close()
+        except Exception:
+            pass
+        self._backoff.failed()
+
+    def send(self, fn) -> bool:
+        """Hand a message to the link (``fn()``); a link that is down must not stop tracking: count
+        and reopen. True when the message was handed to the link."""
+        if self.up() is None:
+            self.write_errors += 1
+            return False
+        try:
+            fn()
+        except OSError as exc:
+            self.write_errors += 1
+            self.lost(exc)
+            return False
+        return True
+
+    write = send   # the driver's name for it: a MAVLink "frame" is the message's send
+
+    def close(self) -> None:
+        self._closed = True
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except OSError:
+                pass
+            self.conn = None
