@@ -1,17 +1,21 @@
 """The gimbal behaviour every output shares, in one class (``HeadDriver``): the command a head
 must have (the standing command), what a heartbeat writes (a hold, never stale motion), what a
-reconnect sends again, and the last stop at exit. The outputs say only what their protocol's
-frames are; the loop's dry run reaches them as heartbeats, so it sends no motion by construction.
+reconnect sends again, and the last stop at exit; ``ServoHead`` adds the rate-to-angle step for
+heads that take positions. The outputs say only what their protocol's frames are and which link
+carries them (edge.outputs.transport, or the servos' pins and board); the loop's dry run reaches
+them as heartbeats, so it sends no motion.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from edge.control.integrator import RateIntegrator
+
 
 class Link(Protocol):
-    """What the driver writes through: a serial port (edge.outputs.transport.SerialLink) or a
-    MAVLink connection's adaptor."""
+    """What the driver writes through: a serial port or a MAVLink connection
+    (edge.outputs.transport), a PCA9685 board, a pair of gpiozero servos."""
 
     connected: bool
     connection: int      # successful opens: a new number is a fresh link, the head may have missed it all
@@ -43,11 +47,11 @@ class HeadDriver:
 
     link: Link
     _closed = False
-    _standing: bytes | None = None
+    _standing: object = None           # a frame: bytes, a MAVLink send, a pair of angles
     _delivered_on: int | None = None   # the link.connection the standing command was written on
     _moving = False                    # the standing command is motion (a speed), not a stop/hold
 
-    def _command(self, frame: bytes, *, always: bool = False, moving: bool = False) -> bool:
+    def _command(self, frame, *, always: bool = False, moving: bool = False) -> bool:
         """Make ``frame`` the standing command and write it unless the head has it already
         (``always``: write it anyway, for protocols streamed to a dead-man timeout; ``moving``: it
         is motion, which only a frame may send). True when the head has it."""
@@ -105,3 +109,43 @@ class HeadDriver:
                 pass
             self._closed = True
             self.link.close()
+
+
+class ServoHead(HeadDriver):
+    """Servos take positions: rates are integrated into angles, and the standing command is the
+    pair of angles (degrees) the servos last got, kept by the link's board or pins between calls. A
+    hold writes nothing unless the link may have lost them; a stop is a hold."""
+
+    angles: RateIntegrator
+
+    @property
+    def pan_deg(self) -> float:
+        return self.angles.pan_deg
+
+    @property
+    def tilt_deg(self) -> float:
+        return self.angles.tilt_deg
+
+    def _set(self, pan_deg: float, tilt_deg: float) -> bool:
+        return self._command((pan_deg, tilt_deg), always=True)
+
+    def _hold(self) -> None:
+        self.angles.hold()
+        self._command((self.angles.pan_deg, self.angles.tilt_deg))
+
+    def send(self, update) -> None:
+        # A write that fails (or raises) leaves the angles where the servos last got them: no jump later.
+        self.angles.advance(update.command, self._set)
+
+    def heartbeat(self, now_ms: int, state: str) -> None:
+        self._hold()
+
+    def stop(self) -> None:
+        try:
+            self._hold()
+        except Exception:
+            pass
+
+    def recenter(self) -> None:
+        self.angles.pan_deg = self.angles.tilt_deg = 0.0
+        self._set(0.0, 0.0)   # if it fails, the next hold writes 0/0 again
