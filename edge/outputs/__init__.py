@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 
 from edge.errors import ConfigError
-from edge.outputs.base import LOG, ControlUpdate, Output, OutputConfig, OutputKind
+from edge.outputs.base import LOG, OUTPUTS, ControlUpdate, Output, OutputConfig, OutputKind
 from edge.outputs.box_stream import SERIAL_BOX, SERIAL_NMEA
 from edge.outputs.mavlink import MAVLINK
 from edge.outputs.pca9685 import PCA9685_BOARD
@@ -24,7 +24,7 @@ from edge.outputs.pelco import PELCO_D
 from edge.outputs.pwm import PWM
 from edge.outputs.simplebgc import SIMPLEBGC
 
-OUTPUTS: dict[str, OutputKind] = {
+OUTPUTS.update({
     "serial_box": SERIAL_BOX,
     "serial_nmea": SERIAL_NMEA,
     "simplebgc": SIMPLEBGC,
@@ -33,7 +33,7 @@ OUTPUTS: dict[str, OutputKind] = {
     "pwm": PWM,
     "pca9685": PCA9685_BOARD,
     "log": LOG,
-}
+})
 
 
 def _kind(cfg) -> OutputKind:

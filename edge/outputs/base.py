@@ -134,8 +134,6 @@ log = logging.getLogger("edge.outputs")
 # -- settings and registry entries --------------------------------------------------------------
 
 def _output_types():
-    from edge.outputs import OUTPUTS
-
     return list(OUTPUTS)
 
 
@@ -154,8 +152,6 @@ class OutputConfig:
 
     @classmethod
     def variants(cls) -> dict[str, type]:
-        from edge.outputs import OUTPUTS
-
         return {name: kind.config for name, kind in OUTPUTS.items()}
 
 
@@ -182,6 +178,11 @@ class OutputKind:
     open: Callable[[Any, Any], Output]
     needs: Library | None = None
     check: Callable[[Any], None] | None = None
+
+
+# The table of output types: edge.outputs lists them in it (its one list), the settings' ``type``
+# reads it here, so nothing in this module looks up at the package.
+OUTPUTS: dict[str, OutputKind] = {}
 
 
 @dataclass
