@@ -15,9 +15,10 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Callable
 
-from edge.errors import ConfigError, quoted
+from edge.control.settings import ControlConfig
+from edge.errors import ConfigError
 from edge.model_meta import INT_RANGES, NUMBER_RANGES, SEARCH_FACTOR_MAX
 from edge.outputs import OutputConfig
 from edge.outputs.base import LogConfig
@@ -26,12 +27,8 @@ from edge.schema import Rule, build_dataclass, checked, choices, in_range, num, 
 from edge.trackers.lost_search import LostSearchSettings
 
 # build_dataclass and num are the framework's: the training configs import them from here.
-__all__ = ["DeviceConfig", "build_dataclass", "load_config", "load_config_file", "num"]
-
-
-def _ascending_pair(value, section) -> None:
-    if len(value) != 2 or not value[0] < value[1]:
-        raise ValueError(f"expected [min, max] with min < max, got {quoted(value)}")
+# ControlConfig is the controller's own section (edge.control.settings), named here with the others.
+__all__ = ["ControlConfig", "DeviceConfig", "build_dataclass", "load_config", "load_config_file", "num"]
 
 
 def _not_above(other: str) -> Rule:
@@ -168,30 +165,6 @@ class TrackingConfig:
     # While LOST the search region grows by this factor per frame, up to max_search_factor.
     widen_step: float = num(LostSearchSettings.widen_step, 1.0, 3.0)
     max_search_factor: float = num(LostSearchSettings.max_search_factor, 1.0, SEARCH_FACTOR_MAX)
-
-
-@dataclass
-class ControlConfig:
-    mode: Literal["rate", "angle"] = "rate"
-    kp: float = num(2.0, 0.0, 1000.0)              # (deg/s) per deg of error
-    ki: float = num(0.2, 0.0, 1000.0)
-    feedforward: float = num(1.0, 0.0, 2.0)         # fraction of the target's estimated angular rate
-    deadband_deg: float = num(0.3, 0.0, 45.0)
-    max_rate_dps: float = num(60.0, 0.1, 2000.0)
-    max_accel_dps2: float = num(240.0, 0.1, 100000.0)
-    integral_limit_deg_s: float = num(20.0, 0.0, 10000.0)
-    invert_pan: bool = False
-    invert_tilt: bool = False
-    pan_limits_deg: list[float] = checked(_ascending_pair, default_factory=lambda: [-180.0, 180.0], max_items=2)
-    tilt_limits_deg: list[float] = checked(_ascending_pair, default_factory=lambda: [-90.0, 90.0], max_items=2)
-    latency_s: float = num(0.0, 0.0, 2.0)           # measured by `calibrate latency`
-    # The head as measured by `calibrate gimbal`: real rate / commanded rate, camera roll on the head.
-    rate_gain_pan: float = num(1.0, 0.05, 20.0)
-    rate_gain_tilt: float = num(1.0, 0.05, 20.0)
-    roll_offset_deg: float = num(0.0, -180.0, 180.0)
-    # A gimbal profile YAML written by `edge-track calibrate gimbal|latency|pid`: its keys
-    # override the ones above.
-    profile: str = ""
 
 
 # More outputs than any head needs: each is opened, fed and reconnected every frame.
