@@ -225,7 +225,9 @@ def render() -> str:
         "device.yaml` refuses what `run` would (an unknown or repeated key, a wrong type, a value outside",
         "its rule) with one line naming the key, and exit status 2.",
         "",
-        "This page is generated from the schema (`edge/config.py`) each time the site is built.",
+        "This page is generated from the schema (`edge/config.py`, with the controller's section in",
+        "`edge/control/settings.py` and each output type's keys in its own module under `edge/outputs/`)",
+        "each time the site is built.",
         "",
     ]
     all_rows = list(rows(config.DeviceConfig))
