@@ -14,21 +14,53 @@ ROI_PREFIX = "center:"
 
 
 @dataclass(frozen=True)
+class CentreROI:
+    """'center:WxH', parsed: a w x h pixel box centred in whatever frame it meets."""
+
+    text: str
+    w: float
+    h: float
+
+    @classmethod
+    def parse(cls, text: str) -> CentreROI:
+        """ValueError saying what is wrong unless ``text`` is 'center:WxH', W and H > 0."""
+        return cls(text.strip(), *read_roi_size(text))
+
+    def box_in(self, width: int, height: int, option: str = "init") -> tuple[float, float, float, float]:
+        """The box in a width x height frame; ConfigError naming ``option`` when it does not fit."""
+        if not (self.w <= width and self.h <= height):
+            raise ConfigError(f"{option}: ROI {self.text} does not fit the {width}x{height} frame")
+        return ((width - self.w) / 2, (height - self.h) / 2, self.w, self.h)
+
+
+@dataclass(frozen=True)
 class TargetRequest:
-    """Start tracking ``box`` (pixels, x, y, w, h), ``roi`` ("center:WxH"), or ``remote`` (an
-    object with ``box_in(width, height)``, e.g. a ground station's normalised rectangle);
-    with none of them: stop tracking."""
+    """Start tracking ``box`` (pixels, x, y, w, h), ``roi`` (a CentreROI; its text "center:WxH" is
+    parsed here, once), or ``remote`` (an object with ``box_in(width, height)``, e.g. a ground
+    station's normalised rectangle); with none of them: stop tracking."""
 
     box: tuple | None = None
-    roi: str | None = None
+    roi: CentreROI | None = None
     remote: object = None
     recenter: bool = False         # with no target: also move the head to neutral
     source: str = "api"
     queued_at: float | None = None  # loop clock when queued; None (the config's target) never expires
 
+    def __post_init__(self) -> None:
+        if isinstance(self.roi, str):
+            object.__setattr__(self, "roi", CentreROI.parse(self.roi))
+
     @property
     def is_stop(self) -> bool:
         return self.box is None and self.roi is None and self.remote is None
+
+    def box_in(self, width: int, height: int) -> tuple | None:
+        """The requested box in a width x height frame, not yet fitted to it (``fit_target``);
+        ConfigError for a ROI that does not fit, None for a stop."""
+        if self.box is not None:
+            return self.box
+        target = self.remote if self.remote is not None else self.roi
+        return target.box_in(width, height) if target is not None else None
 
 
 def read_roi_size(text: str) -> tuple[float, float]:
@@ -57,12 +89,10 @@ def parse_target(text: str, width: int, height: int, option: str = "init") -> tu
     if not text.startswith(ROI_PREFIX):
         return parse_box(text, option)
     try:
-        w, h = read_roi_size(text)
+        roi = CentreROI.parse(text)
     except ValueError as exc:
         raise ConfigError(f"{option}: {exc}") from None
-    if not (w <= width and h <= height):
-        raise ConfigError(f"{option}: ROI {text} does not fit the {width}x{height} frame")
-    return ((width - w) / 2, (height - h) / 2, w, h)
+    return roi.box_in(width, height, option)
 
 
 def initial_request(text: str) -> TargetRequest | None:
@@ -71,7 +101,7 @@ def initial_request(text: str) -> TargetRequest | None:
     if not text:
         return None
     if text.startswith(ROI_PREFIX):
-        return TargetRequest(roi=text, source="config")
+        return TargetRequest(roi=CentreROI.parse(text), source="config")
     return TargetRequest(box=parse_box(text, "tracking.init"), source="config")
 
 

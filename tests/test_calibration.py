@@ -264,9 +264,8 @@ def test_charuco_board_with_partial_views():
 def test_a_device_probe_without_frames_closes_the_outputs_and_the_camera(tmp_path, monkeypatch, capsys):
     import threading
 
-    from edge.config import OUTPUT_PORTS
     from edge.outputs import OUTPUTS, OutputKind
-    from edge.outputs.base import LogOutput
+    from edge.outputs.base import LogConfig, LogOutput
 
     closed = []
 
@@ -275,8 +274,7 @@ def test_a_device_probe_without_frames_closes_the_outputs_and_the_camera(tmp_pat
             closed.append(True)
             super().close()
 
-    monkeypatch.setitem(OUTPUT_PORTS, "watched", None)     # a new type: the schema's table and the registry
-    monkeypatch.setitem(OUTPUTS, "watched", OutputKind(lambda cfg, control: Watched()))
+    monkeypatch.setitem(OUTPUTS, "watched", OutputKind(LogConfig, lambda cfg, control: Watched()))   # a new type
     empty = tmp_path / "frames"
     empty.mkdir()
     cfg = tmp_path / "device.yaml"

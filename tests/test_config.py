@@ -186,35 +186,43 @@ def test_config_show_lists_the_plugin_tables_it_checks_against(capsys):
     assert all(kind.name in out for kind in SOURCES)
 
 
-def test_an_output_type_added_to_both_tables_is_valid_config_and_opens(monkeypatch):
-    from edge.config import OUTPUT_PORTS
-    from edge.outputs import OUTPUTS, OutputKind, open_outputs
-    from edge.outputs.base import LogOutput
+def test_an_output_type_added_to_the_registry_is_valid_config_and_opens(monkeypatch):
+    from dataclasses import dataclass
+
+    from edge.outputs import OUTPUTS, OutputConfig, OutputKind, open_outputs
+    from edge.outputs.base import LogOutput, output_type, required_port
+
+    @dataclass
+    class LaserConfig(OutputConfig):   # the type's own settings: one table, its module's
+        type: str = output_type("laser")
+        port: str = required_port(lambda p: None)
 
     with pytest.raises(ConfigError, match="outputs\\[0\\].type: must be one of"):
         load_config({"outputs": [{"type": "laser"}]})
-    monkeypatch.setitem(OUTPUT_PORTS, "laser", lambda p: None)
-    monkeypatch.setitem(OUTPUTS, "laser", OutputKind(lambda cfg, control: LogOutput()))
+    monkeypatch.setitem(OUTPUTS, "laser", OutputKind(LaserConfig, lambda cfg, control: LogOutput()))
     cfg = load_config({"outputs": [{"type": "laser", "port": "/dev/laser0"}]})
     assert isinstance(open_outputs(cfg.outputs)[0], LogOutput)
     with pytest.raises(ConfigError, match="outputs\\[0\\].port: required for output type laser"):
         load_config({"outputs": [{"type": "laser"}]})
 
 
-def test_the_schema_and_the_registry_name_the_same_output_types():
-    from edge.config import OUTPUT_PORTS
+def test_each_output_type_loads_into_its_own_settings():
     from edge.outputs import OUTPUTS
 
-    assert list(OUTPUT_PORTS) == list(OUTPUTS)
+    for name, kind in OUTPUTS.items():
+        item = load_config({"outputs": [{"type": "log"}, {"type": name, "enabled": False}]}).outputs[1]
+        assert type(item) is kind.config and item.type == name
 
 
-def test_the_schema_does_not_import_the_output_registry():
-    # The registry's outputs read the schema (and the controller, which types its settings with
-    # ControlConfig); an arrow back from edge.config closed a circle through them (#25).
+def test_the_outputs_do_not_import_the_device_schema():
+    # The device schema reads the outputs' registry (each type's settings); an arrow back from an
+    # output to edge.config closed a circle through them (#25). The outputs build their settings
+    # with the framework (edge.schema) alone.
     from test_import_layers import import_graph
 
-    back = [f"edge.config:{line} imports {name}" for name, line in import_graph()["edge.config"]
-            if name == "edge.outputs" or name.startswith("edge.outputs.")]
+    back = [f"{module}:{line} imports {name}" for module, imported in import_graph().items()
+            if module == "edge.outputs" or module.startswith("edge.outputs.")
+            for name, line in imported if name == "edge.config"]
     assert not back, back
 
 

@@ -12,7 +12,8 @@ import subprocess
 import pytest
 import yaml
 
-from edge.config import DeviceConfig, OutputConfig, dump_defaults
+from edge.config import DeviceConfig, dump_defaults
+from edge.outputs import OutputConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(REPO, "docs")
@@ -49,8 +50,23 @@ def reference_rows() -> dict[str, list[str]]:
     return rows
 
 
-def test_configuration_reference_names_every_key_config_show_prints_with_its_default():
+def shown_keys() -> dict:
+    """What `config show` prints, and each output type's keys with their defaults (its own
+    settings: the default config shows only the log output's)."""
+    import dataclasses
+
+    from edge.outputs import OUTPUTS
+
     shown = dict(flatten(yaml.safe_load(dump_defaults())))
+    for kind in OUTPUTS.values():
+        for key, value in flatten({"outputs": [dataclasses.asdict(kind.config())]}):
+            if key != "outputs[].type":   # each type's own name; the row shows the default config's
+                assert shown.setdefault(key, value) == value, key
+    return shown
+
+
+def test_configuration_reference_names_every_key_config_show_prints_with_its_default():
+    shown = shown_keys()
     rows = reference_rows()
     assert shown, "config show printed nothing"
     missing = sorted(set(shown) - set(rows))

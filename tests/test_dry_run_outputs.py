@@ -7,8 +7,13 @@ import pytest
 from test_mavlink_commands import free_udp_port
 from test_output_reconnect import FlakySMBus, sbgc_frames
 
-from edge.config import ControlConfig, OutputConfig, load_config
+from edge.config import ControlConfig, load_config
 from edge.gimbal.protocols.simplebgc import MODE_SPEED
+from edge.outputs.mavlink import MavlinkConfig
+from edge.outputs.pca9685 import Pca9685Config
+from edge.outputs.pelco import PelcoDConfig
+from edge.outputs.pwm import PwmConfig
+from edge.outputs.simplebgc import SimpleBGCConfig
 from edge.target import TargetRequest
 from test_outputs import Pty, _FixedTracker, _FrameList
 
@@ -30,10 +35,10 @@ def test_recentre_in_a_dry_run_moves_no_head(tmp_path):
                                         dialect=DIALECT)
     bus, pins = FlakySMBus(), MockFactory(pin_class=MockPWMPin)
     control = ControlConfig()
-    outputs = [SimpleBGCOutput(OutputConfig(type="simplebgc", port=pty.link), control),
-               MavlinkGimbalOutput(OutputConfig(type="mavlink", port=f"udpout:127.0.0.1:{port}")),
-               Pca9685ServoOutput(OutputConfig(type="pca9685", pan_pin=0, tilt_pin=1), control, bus=bus),
-               PwmServoOutput(OutputConfig(type="pwm", pan_pin=12, tilt_pin=13), control, pin_factory=pins)]
+    outputs = [SimpleBGCOutput(SimpleBGCConfig(port=pty.link), control),
+               MavlinkGimbalOutput(MavlinkConfig(port=f"udpout:127.0.0.1:{port}")),
+               Pca9685ServoOutput(Pca9685Config(pan_pin=0, tilt_pin=1), control, bus=bus),
+               PwmServoOutput(PwmConfig(pan_pin=12, tilt_pin=13), control, pin_factory=pins)]
     clock = [100.0]
 
     def tick():
@@ -91,7 +96,7 @@ def test_dry_run_turned_on_between_frames_holds_the_head_at_once(tmp_path):
     from edge.runtime.loop import TrackingLoop
 
     pty = Pty(tmp_path)
-    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1))
+    out = PelcoDOutput(PelcoDConfig(port=pty.link, address=1))
     clock = [100.0]
 
     def tick():

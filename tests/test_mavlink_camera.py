@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from edge.config import OutputConfig, load_config
+from edge.config import load_config
+from edge.outputs.mavlink import MavlinkConfig
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
 
@@ -37,7 +38,7 @@ def link():
     port, clock = free_udp_port(), Clock()
     ground = mavutil.mavlink_connection(f"udpin:127.0.0.1:{port}", source_system=255, source_component=190,
                                         dialect=DIALECT)
-    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=f"udpout:127.0.0.1:{port}"), clock=clock)
+    out = MavlinkGimbalOutput(MavlinkConfig(port=f"udpout:127.0.0.1:{port}"), clock=clock)
     out.heartbeat(0, "IDLE")                     # the ground station learns where we are (udpin answers the
     assert ground.recv_match(type="HEARTBEAT", blocking=True, timeout=3) is not None   # last peer it read)
     yield ground, out, clock

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from edge.config import OutputConfig
+from edge.outputs.mavlink import MavlinkConfig
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
 
@@ -26,7 +26,7 @@ def link():
     port = free_udp_port()
     ground = mavutil.mavlink_connection(f"udpin:127.0.0.1:{port}", source_system=255, source_component=190,
                                         dialect=DIALECT)
-    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=f"udpout:127.0.0.1:{port}"))   # 1 / 191
+    out = MavlinkGimbalOutput(MavlinkConfig(port=f"udpout:127.0.0.1:{port}"))   # 1 / 191
     out.heartbeat(0, "IDLE")                     # the ground station learns where we are
     assert ground.recv_match(type="HEARTBEAT", blocking=True, timeout=3) is not None
     yield ground, out
@@ -247,7 +247,7 @@ def test_udpin_stop_sent_before_a_peer_was_heard_reaches_it_with_the_next_heartb
     from edge.outputs.mavlink import DIALECT, MavlinkGimbalOutput
 
     port, clock = free_udp_port(), [0.0]
-    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=f"udpin:127.0.0.1:{port}"), clock=lambda: clock[0])
+    out = MavlinkGimbalOutput(MavlinkConfig(port=f"udpin:127.0.0.1:{port}"), clock=lambda: clock[0])
     out.stop()                                  # nobody heard yet: pymavlink drops it, without an error
     peer = mavutil.mavlink_connection(f"udpout:127.0.0.1:{port}", source_system=1, source_component=1,
                                       dialect=DIALECT)
@@ -279,7 +279,7 @@ def test_tcp_peer_that_resets_is_a_lost_link_and_the_gimbal_gets_a_stop_when_it_
     server.listen(2)
     server.settimeout(5)
     port, clock = server.getsockname()[1], [0.0]
-    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=f"tcp:127.0.0.1:{port}"), clock=lambda: clock[0])
+    out = MavlinkGimbalOutput(MavlinkConfig(port=f"tcp:127.0.0.1:{port}"), clock=lambda: clock[0])
     peer, _ = server.accept()
     out.send(update(20.0))
     peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

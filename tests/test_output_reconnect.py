@@ -4,15 +4,21 @@ the PCA9685."""
 
 import pytest
 
-from edge.config import ControlConfig, OutputConfig
+from edge.config import ControlConfig
 from edge.gimbal.protocols import pelco_d
+from edge.outputs.box_stream import BoxStreamConfig
+from edge.outputs.mavlink import MavlinkConfig
+from edge.outputs.pca9685 import Pca9685Config
+from edge.outputs.pelco import PelcoDConfig
+from edge.outputs.pwm import PwmConfig
+from edge.outputs.simplebgc import SimpleBGCConfig
 from test_outputs import Pty, update
 
 pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
 
 
 def serial_link(pty, clock):
-    from edge.io.serial_link import SerialLink
+    from edge.outputs.transport import SerialLink
 
     return SerialLink(pty.link, 115200, backoff_initial_s=0.1, clock=lambda: clock[0])
 
@@ -25,7 +31,7 @@ def test_pelco_stop_asked_for_while_unplugged_reaches_the_head_when_it_is_back(t
     from edge.outputs.pelco import PelcoDOutput
 
     pty, clock = Pty(tmp_path), [0.0]
-    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), link=serial_link(pty, clock))
+    out = PelcoDOutput(PelcoDConfig(port=pty.link, address=1), link=serial_link(pty, clock))
     out.send(update(yaw=30.0, pitch=0.0))
     assert frames7(pty.read()) == [pelco_d.speed_command(1, 30.0, 0.0, 60.0)]   # the head is moving
     pty.close()                                   # unplugged while moving
@@ -47,7 +53,7 @@ def test_pelco_moving_command_that_failed_is_written_after_the_reconnect_and_not
     from edge.outputs.pelco import PelcoDOutput
 
     pty, clock = Pty(tmp_path), [0.0]
-    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), link=serial_link(pty, clock))
+    out = PelcoDOutput(PelcoDConfig(port=pty.link, address=1), link=serial_link(pty, clock))
     out.send(update(yaw=30.0, pitch=0.0))
     pty.read()
     pty.close()
@@ -67,7 +73,7 @@ def test_box_stream_heartbeat_that_failed_does_not_count_as_sent(tmp_path):
     from edge.outputs.box_stream import BoxStreamOutput
 
     pty, clock = Pty(tmp_path), [0.0]
-    out = BoxStreamOutput(OutputConfig(type="serial_box", port=pty.link, heartbeat_hz=5), link=serial_link(pty, clock))
+    out = BoxStreamOutput(BoxStreamConfig(port=pty.link, heartbeat_hz=5), link=serial_link(pty, clock))
     out.send(update(0))                           # t_ms 1000, TRACKING
     pty.read()
     pty.close()
@@ -108,7 +114,7 @@ def test_simplebgc_recentre_asked_for_while_unplugged_is_what_the_head_gets_back
     from edge.outputs.simplebgc import SimpleBGCOutput
 
     pty, clock = Pty(tmp_path), [0.0]
-    out = SimpleBGCOutput(OutputConfig(type="simplebgc", port=pty.link), ControlConfig(), link=serial_link(pty, clock))
+    out = SimpleBGCOutput(SimpleBGCConfig(port=pty.link), ControlConfig(), link=serial_link(pty, clock))
     out.send(update(yaw=20.0, pitch=0.0))
     pty.read()
     pty.close()
@@ -132,7 +138,7 @@ def test_simplebgc_angle_mode_resumes_from_the_last_delivered_set_point(tmp_path
     from edge.outputs.simplebgc import SimpleBGCOutput
 
     pty, clock = Pty(tmp_path), [0.0]
-    out = SimpleBGCOutput(OutputConfig(type="simplebgc", port=pty.link), ControlConfig(mode="angle"),
+    out = SimpleBGCOutput(SimpleBGCConfig(port=pty.link), ControlConfig(mode="angle"),
                           link=serial_link(pty, clock), clock=lambda: clock[0])
     for _ in range(11):                           # 1 s at 30 deg/s
         out.send(update(yaw=30.0, pitch=0.0))
@@ -171,7 +177,7 @@ def test_mavlink_stop_or_recentre_lost_with_the_link_reaches_the_gimbal_when_it_
     from edge.outputs.mavlink import MavlinkGimbalOutput
 
     pty, clock = Pty(tmp_path), [0.0]
-    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=pty.link, baud=115200), clock=lambda: clock[0])
+    out = MavlinkGimbalOutput(MavlinkConfig(port=pty.link, baud=115200), clock=lambda: clock[0])
     out.send(update(yaw=20.0, pitch=0.0))
     assert [m.yaw_rate for m in mavlink_messages(pty) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"] == [
         pytest.approx(math.radians(20.0))]
@@ -227,7 +233,7 @@ def test_pca9685_board_that_lost_power_is_programmed_again_and_resumes_where_it_
     from edge.outputs.pca9685 import Pca9685ServoOutput
 
     bus, clock = FlakySMBus(), [0.0]
-    out = Pca9685ServoOutput(OutputConfig(type="pca9685", pan_pin=0, tilt_pin=1), ControlConfig(), bus=bus,
+    out = Pca9685ServoOutput(Pca9685Config(pan_pin=0, tilt_pin=1), ControlConfig(), bus=bus,
                              clock=lambda: clock[0])
     for _ in range(11):                           # 1 s at 45 deg/s
         out.send(update(yaw=45.0, pitch=0.0))
@@ -261,7 +267,7 @@ def test_pwm_servo_write_that_fails_does_not_move_the_set_point():
             super()._set_state(value)
 
     factory, clock = MockFactory(pin_class=FlakyPin), [0.0]
-    out = PwmServoOutput(OutputConfig(type="pwm", pan_pin=12, tilt_pin=13), ControlConfig(), pin_factory=factory,
+    out = PwmServoOutput(PwmConfig(pan_pin=12, tilt_pin=13), ControlConfig(), pin_factory=factory,
                          clock=lambda: clock[0])
     for _ in range(11):
         out.send(update(yaw=30.0, pitch=0.0))
@@ -283,7 +289,7 @@ def test_pelco_heartbeat_after_a_reconnect_stops_a_head_whose_speed_was_lost(tmp
     from edge.outputs.pelco import PelcoDOutput
 
     pty, clock = Pty(tmp_path), [0.0]
-    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), link=serial_link(pty, clock))
+    out = PelcoDOutput(PelcoDConfig(port=pty.link, address=1), link=serial_link(pty, clock))
     out.send(update(yaw=30.0, pitch=0.0))
     pty.read()
     pty.close()
@@ -303,7 +309,7 @@ def test_pelco_close_during_the_reopen_backoff_still_sends_the_last_stop(tmp_pat
     from edge.outputs.pelco import PelcoDOutput
 
     pty, clock = Pty(tmp_path), [0.0]
-    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), link=serial_link(pty, clock))
+    out = PelcoDOutput(PelcoDConfig(port=pty.link, address=1), link=serial_link(pty, clock))
     out.send(update(yaw=30.0, pitch=0.0))
     pty.read()
     pty.close()
@@ -320,7 +326,7 @@ def test_simplebgc_close_during_the_reopen_backoff_still_stops_and_releases(tmp_
     from edge.outputs.simplebgc import SimpleBGCOutput
 
     pty, clock = Pty(tmp_path), [0.0]
-    out = SimpleBGCOutput(OutputConfig(type="simplebgc", port=pty.link), ControlConfig(), link=serial_link(pty, clock))
+    out = SimpleBGCOutput(SimpleBGCConfig(port=pty.link), ControlConfig(), link=serial_link(pty, clock))
     out.send(update(yaw=20.0, pitch=0.0))
     pty.read()
     pty.close()
@@ -341,7 +347,7 @@ def test_mavlink_heartbeat_after_a_reconnect_stops_a_gimbal_whose_rate_was_lost(
     from edge.outputs.mavlink import MavlinkGimbalOutput
 
     pty, clock = Pty(tmp_path), [0.0]
-    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=pty.link, baud=115200), clock=lambda: clock[0])
+    out = MavlinkGimbalOutput(MavlinkConfig(port=pty.link, baud=115200), clock=lambda: clock[0])
     out.send(update(yaw=20.0, pitch=0.0))
     mavlink_messages(pty)
     pty.close()
@@ -366,7 +372,7 @@ def test_mavlink_close_while_the_link_is_down_still_sends_the_last_stop(tmp_path
     from edge.outputs.mavlink import MavlinkGimbalOutput
 
     pty, clock = Pty(tmp_path), [0.0]
-    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=pty.link, baud=115200), clock=lambda: clock[0])
+    out = MavlinkGimbalOutput(MavlinkConfig(port=pty.link, baud=115200), clock=lambda: clock[0])
     out.send(update(yaw=20.0, pitch=0.0))
     mavlink_messages(pty)
     pty.close()
@@ -385,7 +391,7 @@ def test_pca9685_board_absent_at_start_is_a_lost_board_that_is_programmed_when_i
 
     bus = FlakySMBus(unplugged=True)              # no ACK at 0x40: unpowered, or not wired yet
     with caplog.at_level("WARNING", logger="edge.outputs.pca9685"):
-        out = Pca9685ServoOutput(OutputConfig(type="pca9685", pan_pin=0, tilt_pin=1), ControlConfig(), bus=bus)
+        out = Pca9685ServoOutput(Pca9685Config(pan_pin=0, tilt_pin=1), ControlConfig(), bus=bus)
         out.heartbeat(0, "IDLE")
     assert len(caplog.records) == 1 and "0x40" in caplog.records[0].getMessage()   # one line, no traceback
     assert bus.writes == [] and out.counters()["write_errors"] == 2
@@ -407,5 +413,5 @@ def test_pca9685_i2c_bus_that_cannot_be_opened_is_one_config_line(tmp_path):
     if os.path.exists("/dev/i2c-32"):
         pytest.skip("this machine has an I2C bus 32")
     with pytest.raises(ConfigError) as info:
-        Pca9685ServoOutput(OutputConfig(type="pca9685", i2c_bus=32), ControlConfig())
+        Pca9685ServoOutput(Pca9685Config(i2c_bus=32), ControlConfig())
     assert "i2c" in str(info.value).lower() and "\n" not in str(info.value)

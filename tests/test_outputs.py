@@ -6,10 +6,16 @@ import time
 
 import pytest
 
-from edge.config import ControlConfig, OutputConfig
+from edge.config import ControlConfig
 from edge.control.command import GimbalCommand
 from edge.gimbal.protocols import boxproto, pelco_d, simplebgc
 from edge.outputs.base import ControlUpdate
+from edge.outputs.box_stream import BoxStreamConfig
+from edge.outputs.mavlink import MavlinkConfig
+from edge.outputs.pca9685 import Pca9685Config
+from edge.outputs.pelco import PelcoDConfig
+from edge.outputs.pwm import PwmConfig
+from edge.outputs.simplebgc import SimpleBGCConfig
 
 serial = pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
 
@@ -55,7 +61,7 @@ def test_box_stream_frames_heartbeat_and_stop(tmp_path):
     from edge.outputs.box_stream import BoxStreamOutput
 
     pty = Pty(tmp_path)
-    out = BoxStreamOutput(OutputConfig(type="serial_box", port=pty.link, baud=115200, heartbeat_hz=10))
+    out = BoxStreamOutput(BoxStreamConfig(port=pty.link, baud=115200, heartbeat_hz=10))
     for i in range(3):
         out.send(update(i))
     out.heartbeat(1000 + 3 * 33 + 150, "LOST")
@@ -71,7 +77,7 @@ def test_box_stream_receives_target_commands(tmp_path):
     from edge.outputs.box_stream import BoxStreamOutput
 
     pty = Pty(tmp_path)
-    out = BoxStreamOutput(OutputConfig(type="serial_nmea", port=pty.link), ascii=True)
+    out = BoxStreamOutput(BoxStreamConfig(type="serial_nmea", port=pty.link), ascii=True)
     pty.write(boxproto.encode_command("select", (10, 20, 30, 40)) + b"noise\n" + boxproto.encode_command("stop"))
     time.sleep(0.05)
     requests = out.poll()
@@ -93,13 +99,13 @@ def sbgc_split(data: bytes):
 
 
 def test_serial_port_that_vanishes_is_reopened(tmp_path):
-    from edge.io.serial_link import SerialLink
     from edge.outputs.simplebgc import SimpleBGCOutput
+    from edge.outputs.transport import SerialLink
 
     pty = Pty(tmp_path)
     clock = [0.0]
     link = SerialLink(pty.link, 115200, backoff_initial_s=0.1, clock=lambda: clock[0])
-    out = SimpleBGCOutput(OutputConfig(type="simplebgc", port=pty.link), link=link)
+    out = SimpleBGCOutput(SimpleBGCConfig(port=pty.link), link=link)
     out.send(update())
     assert [f[0] for f in sbgc_split(pty.read())] == [simplebgc.CMD_CONTROL_CONFIG, simplebgc.CMD_CONTROL]
     pty.close()                                   # unplugged: the device node is gone
@@ -121,7 +127,7 @@ def test_pelco_sends_changes_and_an_explicit_stop(tmp_path):
     from edge.outputs.pelco import PelcoDOutput
 
     pty = Pty(tmp_path)
-    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), max_rate_dps=60.0)
+    out = PelcoDOutput(PelcoDConfig(port=pty.link, address=1), max_rate_dps=60.0)
     out.send(update(yaw=30.0, pitch=0.0))
     out.send(update(yaw=30.0, pitch=0.0))         # unchanged: latched in the head, not resent
     out.send(update(active=False))
@@ -148,7 +154,7 @@ def test_mavlink_rates_heartbeat_and_ground_station_commands():
     port = free_udp_port()
     ground = mavutil.mavlink_connection(f"udpin:127.0.0.1:{port}", source_system=255, source_component=190,
                                         dialect=DIALECT)
-    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=f"udpout:127.0.0.1:{port}"))
+    out = MavlinkGimbalOutput(MavlinkConfig(port=f"udpout:127.0.0.1:{port}"))
     out.send(update(yaw=10.0, pitch=-5.0))
     got = {}
     deadline = time.monotonic() + 3
@@ -183,7 +189,7 @@ def test_mavlink_silent_link_never_blocks():
     pytest.importorskip("pymavlink.mavutil")
     from edge.outputs.mavlink import MavlinkGimbalOutput
 
-    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=f"udpout:127.0.0.1:{free_udp_port()}"))
+    out = MavlinkGimbalOutput(MavlinkConfig(port=f"udpout:127.0.0.1:{free_udp_port()}"))
     start = time.monotonic()
     for i in range(50):
         out.send(update(i))
@@ -200,7 +206,7 @@ def test_pwm_servos_with_mock_pins():
 
     factory = MockFactory(pin_class=MockPWMPin)
     clock = [0.0]
-    out = PwmServoOutput(OutputConfig(type="pwm", pan_pin=12, tilt_pin=13), ControlConfig(pan_limits_deg=[-45, 45]),
+    out = PwmServoOutput(PwmConfig(pan_pin=12, tilt_pin=13), ControlConfig(pan_limits_deg=[-45, 45]),
                          pin_factory=factory, clock=lambda: clock[0])
     out.send(update(yaw=0.0, pitch=0.0))
     for _ in range(10):
@@ -234,7 +240,7 @@ def test_pca9685_registers_and_pulses():
 
     bus = FakeSMBus()
     clock = [0.0]
-    out = Pca9685ServoOutput(OutputConfig(type="pca9685", pan_pin=0, tilt_pin=1), ControlConfig(), bus=bus,
+    out = Pca9685ServoOutput(Pca9685Config(pan_pin=0, tilt_pin=1), ControlConfig(), bus=bus,
                              clock=lambda: clock[0])
     assert bus.writes[:3] == [(0x40, 0x00, 0x30), (0x40, 0xFE, 121), (0x40, 0x00, 0x20)]   # 25e6/(4096*50)-1
     # Centre: 1500 us of 20 ms = 307 counts of 4096.
@@ -254,7 +260,7 @@ def test_box_stream_takes_the_next_command_after_line_noise(tmp_path):
     from edge.outputs.box_stream import BoxStreamOutput
 
     pty = Pty(tmp_path)
-    out = BoxStreamOutput(OutputConfig(type="serial_nmea", port=pty.link), ascii=True)
+    out = BoxStreamOutput(BoxStreamConfig(type="serial_nmea", port=pty.link), ascii=True)
     # 5,000 bytes without a line end (a baud mismatch, a floating input), then a valid command.
     junk = bytes((i * 37) % 251 for i in range(5000)).replace(b"\n", b"x")
     pty.write(junk)
@@ -316,7 +322,7 @@ def test_dry_run_keeps_the_box_stream_heartbeat_and_sends_no_box(tmp_path):
     from edge.runtime.loop import TargetRequest, TrackingLoop
 
     pty = Pty(tmp_path)
-    out = BoxStreamOutput(OutputConfig(type="serial_box", port=pty.link, heartbeat_hz=5))
+    out = BoxStreamOutput(BoxStreamConfig(port=pty.link, heartbeat_hz=5))
     clock = [100.0]
 
     def tick():                                  # 100 ms of loop time per call
@@ -344,7 +350,7 @@ def test_mavlink_bad_port_is_a_one_line_config_error(tmp_path):
     # A missing serial device is no longer one of these: it may appear after boot (see below).
     for port, words in (("udpout:127.0.0.1:notaport", "notaport"), (f"{tmp_path / 'ttyACM9'},fast", "fast")):
         with pytest.raises(ConfigError) as info:
-            MavlinkGimbalOutput(OutputConfig(type="mavlink", port=port))
+            MavlinkGimbalOutput(MavlinkConfig(port=port))
         assert words in str(info.value) and "\n" not in str(info.value)
 
 
@@ -380,7 +386,7 @@ def test_mavlink_serial_link_that_vanishes_is_reopened(tmp_path, caplog):
 
     pty = Pty(tmp_path)
     clock = [0.0]
-    out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=pty.link, baud=115200), clock=lambda: clock[0])
+    out = MavlinkGimbalOutput(MavlinkConfig(port=pty.link, baud=115200), clock=lambda: clock[0])
     out.send(update())
     assert "GIMBAL_MANAGER_SET_PITCHYAW" in read_mavlink(pty)
     pty.close()                                   # unplugged: the device node is gone
@@ -403,8 +409,8 @@ def test_mavlink_serial_link_that_vanishes_is_reopened(tmp_path, caplog):
 
 
 def test_mavlink_port_check_without_opening(tmp_path):
-    from edge.config import check_mavlink_port as check_port
     from edge.errors import ConfigError
+    from edge.outputs.transport import check_mavlink_port as check_port
 
     device = tmp_path / "ttyACM0"
     device.write_text("")
@@ -426,7 +432,7 @@ def test_mavlink_serial_device_missing_at_start_is_a_down_link_not_an_error(tmp_
     port = str(tmp_path / "tty")
     clock = [0.0]
     with caplog.at_level("INFO", logger="edge.outputs.mavlink"):
-        out = MavlinkGimbalOutput(OutputConfig(type="mavlink", port=port, baud=115200), clock=lambda: clock[0])
+        out = MavlinkGimbalOutput(MavlinkConfig(port=port, baud=115200), clock=lambda: clock[0])
         assert not out.connected
         for _ in range(5):
             clock[0] += 0.05
@@ -472,14 +478,14 @@ class _FakeSerialModule:
 
 
 def test_an_unplugged_serial_adapter_is_one_warning_and_one_backoff_step_per_attempt(caplog):
-    from edge.io.serial_link import SerialLink
+    from edge.outputs.transport import SerialLink
 
     clock = [0.0]
     fake = _FakeSerialModule(clock)
     link = SerialLink("/dev/ttyUSB0", 115200, backoff_initial_s=0.1, backoff_max_s=0.8, serial_module=fake,
                       clock=lambda: clock[0])
     fake.error = "[Errno 2] No such file or directory: '/dev/ttyUSB0'"     # unplugged
-    with caplog.at_level("DEBUG", logger="edge.io.serial"):
+    with caplog.at_level("DEBUG", logger="edge.outputs.transport"):
         for _ in range(1000):                                               # 10 s of frames
             link.write(b"x")
             clock[0] = round(clock[0] + 0.01, 2)

@@ -115,23 +115,23 @@ def test_config_check_passes_a_config_run_starts_and_opens_no_camera(tmp_path, c
 def test_each_output_type_is_refused_before_ready_when_its_library_is_missing_in_the_outputs_own_words(kind,
                                                                                                      monkeypatch):
     # The library is the registry's (OutputKind.needs): preflight and the output's own error read the same entry.
-    from edge.config import ControlConfig, OutputConfig
+    from edge.config import ControlConfig
     from edge.errors import ConfigError
-    from edge.outputs import OUTPUTS, open_output
-    from edge.runtime.preflight import check_output_libraries
+    from edge.outputs import OUTPUTS, check_outputs, open_output
 
     for name in ("serial", "pymavlink.mavutil", "gpiozero", "smbus2"):
         monkeypatch.setitem(sys.modules, name, None)          # none of the optional libraries is installed
     if sys.modules.get("pymavlink") is not None:             # `from pymavlink import mavutil` reads the attribute
         monkeypatch.delattr(sys.modules["pymavlink"], "mavutil", raising=False)
     port = "udpout:127.0.0.1:14550" if kind == "mavlink" else "/dev/ttyUSB7"
-    cfg = OutputConfig(type=kind, port=port if kind not in ("pwm", "pca9685", "log") else "")
+    settings = {"type": kind, "port": port} if hasattr(OUTPUTS[kind].config, "port") else {"type": kind}
+    cfg = OUTPUTS[kind].config(**settings)   # the type's own settings, as the loader picks them
     needs = OUTPUTS[kind].needs
     if needs is None:
-        check_output_libraries([cfg])                          # needs nothing beyond edge-track
+        check_outputs([cfg])                                   # needs nothing beyond edge-track
         return
     with pytest.raises(ConfigError) as checked:
-        check_output_libraries([cfg])
+        check_outputs([cfg])
     assert str(checked.value) == f"outputs[0] ({kind}) needs {needs.dist}: {needs.install}"
     with pytest.raises(ConfigError) as opened:
         open_output(cfg, ControlConfig())   # the output itself, opened as run opens it

@@ -302,15 +302,14 @@ def test_a_serial_device_that_stops_reading_never_makes_a_write_wait(tmp_path, r
     that took nothing for STUCK_S is reported once and reopened; when the device reads again the
     newest command is what it gets last."""
     pytest.importorskip("serial")
-    from edge.config import OutputConfig
     from edge.gimbal.protocols import pelco_d
-    from edge.io.serial_link import STUCK_S, SerialLink
-    from edge.outputs.pelco import PelcoDOutput
+    from edge.outputs.pelco import PelcoDConfig, PelcoDOutput
+    from edge.outputs.transport import STUCK_S, SerialLink
     from test_outputs import Pty, update
 
     pty, clock = Pty(tmp_path), [0.0]
     link = SerialLink(pty.link, 9600, clock=lambda: clock[0])
-    out = PelcoDOutput(OutputConfig(type="pelco_d", port=pty.link, address=1), link=link)
+    out = PelcoDOutput(PelcoDConfig(port=pty.link, address=1), link=link)
     sent = 0
     while link.unsent == 0 and sent < 100_000:       # nobody reads the master: its buffer fills up
         out.send(update(yaw=float(sent % 50 + 1), pitch=0.0))
@@ -733,11 +732,12 @@ def test_a_signal_before_the_command_begins_exits_128_plus_n_not_by_its_default_
 
 def test_pwm_with_pin_factory_mock_drives_its_servos_as_run_opens_it():
     pytest.importorskip("gpiozero")
-    from edge.config import ControlConfig, OutputConfig
+    from edge.config import ControlConfig
     from edge.outputs import open_output
+    from edge.outputs.pwm import PwmConfig
     from test_outputs import update
 
-    out = open_output(OutputConfig(type="pwm", pin_factory="mock", pan_pin=12, tilt_pin=13), ControlConfig())
+    out = open_output(PwmConfig(pin_factory="mock", pan_pin=12, tilt_pin=13), ControlConfig())
     try:
         for i in range(5):
             out.send(update(seq=i, yaw=30.0, pitch=0.0))

@@ -5,8 +5,9 @@ import struct
 
 import pytest
 
-from edge.config import ControlConfig, OutputConfig
+from edge.config import ControlConfig
 from edge.gimbal.protocols import simplebgc
+from edge.outputs.simplebgc import SimpleBGCConfig
 from test_outputs import Pty, sbgc_split, update
 
 pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
@@ -17,12 +18,12 @@ def timeouts(got):
 
 
 def test_the_control_timeout_is_sent_on_open_and_on_every_reconnect(tmp_path):
-    from edge.io.serial_link import SerialLink
     from edge.outputs.simplebgc import SimpleBGCOutput
+    from edge.outputs.transport import SerialLink
 
     pty, clock = Pty(tmp_path), [0.0]
     link = SerialLink(pty.link, 115200, backoff_initial_s=0.1, clock=lambda: clock[0])
-    out = SimpleBGCOutput(OutputConfig(type="simplebgc", port=pty.link, control_timeout_ms=750), ControlConfig(),
+    out = SimpleBGCOutput(SimpleBGCConfig(port=pty.link, control_timeout_ms=750), ControlConfig(),
                           link=link)
     out.send(update(yaw=10.0, pitch=0.0))
     out.send(update(yaw=10.0, pitch=0.0))

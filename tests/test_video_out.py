@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.errors import SourceError
-from edge.runtime.service import build_recorder
+from edge.runtime.sinks import build_recorder
 from edge.video_out import VideoOut
 
 

@@ -2,7 +2,8 @@
 
 The page is never written by hand, so it cannot drift from the schema: every key, its type, its
 default, the rules the loader checks (ranges, choices, other rules by name) and the comments
-written beside the field in edge/config.py. tests/test_docs.py checks that it names every key that
+written beside the field in edge/config.py (an output's keys: in its own settings class, whose
+``type:`` values the row names). tests/test_docs.py checks that it names every key that
 ``edge-track config show`` prints, with the same default.
 """
 
@@ -83,6 +84,8 @@ def describe_rule(rule) -> str:
         return "empty (none), or " + describe_rule(args["check"])
     if name == "unset_or" and callable(args.get("rule")):
         return "0 (not set), or " + describe_rule(args["rule"])
+    if name == "required_port" and callable(args.get("check")):
+        return "required while enabled; " + describe_rule(args["check"])
     if name == "camera_source":
         from edge.camera import SOURCES
 
@@ -123,11 +126,19 @@ def _default(f):
     return dataclasses.MISSING
 
 
-def rows(cls, where: str = ""):
+def rows(cls, where: str = "", *, pick: bool = True):
     """(key, type, default JSON, rules, comment) for every leaf field of ``cls``, sections first
-    flattened (``camera.width``; list items as ``outputs[].type``)."""
+    flattened (``camera.width``; list items as ``outputs[].type``). A section with variants (an
+    output's settings, picked by its ``type``) gives its own keys, then each variant's others, once
+    each, their comment led by the types that have them."""
+    if pick and hasattr(cls, "variants"):
+        yield from _variant_rows(cls, where)
+        return
     hints = typing.get_type_hints(cls)
-    comments = field_comments(cls)
+    comments = {}
+    for part in reversed(cls.__mro__):   # a field's comment stands where it is declared
+        if dataclasses.is_dataclass(part):
+            comments.update(field_comments(part))
     for f in dataclasses.fields(cls):
         key = f"{where}.{f.name}" if where else f.name
         tp = hints[f.name]
@@ -141,6 +152,21 @@ def rows(cls, where: str = ""):
         default = _default(f)
         rules = "; ".join(field_rules(f, tp))
         yield key, _type_name(tp), json.dumps(default), rules, comments.get(f.name, "")
+
+
+def _variant_rows(cls, where: str):
+    own = {f.name for f in dataclasses.fields(cls)}
+    yield from rows(cls, where, pick=False)
+    found: dict[tuple, tuple] = {}   # a key whose rules or notes differ by type gets a row each
+    for name, variant in cls.variants().items():
+        for row in rows(variant, where, pick=False):
+            if row[0].rsplit(".", 1)[-1] in own:   # type and enabled: the section's own rows
+                continue
+            names, first = found.get(row, ([], row))
+            found[row] = (names + [name], first)
+    for names, (key, tp, default, rules, comment) in found.values():
+        told = "for " + ", ".join(f"`{n}`" for n in names)
+        yield key, tp, default, rules, f"{told}: {comment}" if comment else told
 
 
 def field_rules(f, tp) -> list[str]:
@@ -199,7 +225,9 @@ def render() -> str:
         "device.yaml` refuses what `run` would (an unknown or repeated key, a wrong type, a value outside",
         "its rule) with one line naming the key, and exit status 2.",
         "",
-        "This page is generated from the schema (`edge/config.py`) each time the site is built.",
+        "This page is generated from the schema (`edge/config.py`, with the controller's section in",
+        "`edge/control/settings.py` and each output type's keys in its own module under `edge/outputs/`)",
+        "each time the site is built.",
         "",
     ]
     all_rows = list(rows(config.DeviceConfig))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from edge.control.command import GimbalCommand
 
 if TYPE_CHECKING:  # only names the settings' type: control sits below the config, which describes it
-    from edge.config import ControlConfig
+    from edge.control.settings import ControlConfig
 
 __all__ = ["AxisController", "GimbalController"]
 

@@ -4,102 +4,49 @@ Every output implements ``Output``: ``send(update)`` once per processed frame, `
 when no frame is being processed, ``stop()`` to hold/neutral (never raises), ``close()``
 (idempotent, stops first). Build them from config with ``open_outputs``.
 
-``OUTPUTS`` is the table of output types ``open_output`` reads; the config schema's
-``edge.config.OUTPUT_PORTS`` names the same types (the tests hold the two to the same names) with
-the rule each ``port`` must pass. Adding a type is its module plus one line here and one there.
-Each opener imports its module only when called, so a Pi without pymavlink (or gpiozero, smbus2)
-still starts with the other outputs.
+Each output is a plug-in in its own module: its settings (the dataclass its YAML item's ``type:``
+picks, with its port's rule), how it opens, the library it needs and what preflight tries
+(``OutputKind``); ``OUTPUTS`` lists them, and the config schema reads this one table. Adding a type
+is its module plus one line here. The modules import their libraries (pymavlink, gpiozero, smbus2,
+pyserial) only when an output opens, so a Pi without one still starts with the other outputs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import importlib
 
 from edge.errors import ConfigError
-from edge.io.libraries import GPIOZERO, PYMAVLINK, PYSERIAL, SMBUS2, Library
-from edge.outputs.base import ControlUpdate, Output
+from edge.outputs.base import LOG, OUTPUTS, ControlUpdate, Output, OutputConfig, OutputKind
+from edge.outputs.box_stream import SERIAL_BOX, SERIAL_NMEA
+from edge.outputs.mavlink import MAVLINK
+from edge.outputs.pca9685 import PCA9685_BOARD
+from edge.outputs.pelco import PELCO_D
+from edge.outputs.pwm import PWM
+from edge.outputs.simplebgc import SIMPLEBGC
+
+OUTPUTS.update({
+    "serial_box": SERIAL_BOX,
+    "serial_nmea": SERIAL_NMEA,
+    "simplebgc": SIMPLEBGC,
+    "mavlink": MAVLINK,
+    "pelco_d": PELCO_D,
+    "pwm": PWM,
+    "pca9685": PCA9685_BOARD,
+    "log": LOG,
+})
 
 
-@dataclass(frozen=True)
-class OutputKind:
-    """One output type: ``open(cfg, control_cfg) -> Output``, the library it imports when it
-    opens (None: nothing beyond edge-track), and ``check(cfg)``, what else its opening needs that
-    can be tried without moving anything (ConfigError, one line); preflight runs both before READY=1."""
-
-    open: Callable[..., Output]
-    needs: Library | None = None
-    check: Callable[..., None] | None = None
-
-
-def _box_stream(cfg, control_cfg):
-    from edge.outputs.box_stream import BoxStreamOutput
-
-    return BoxStreamOutput(cfg, ascii=cfg.type == "serial_nmea")
-
-
-def _simplebgc(cfg, control_cfg):
-    from edge.outputs.simplebgc import SimpleBGCOutput
-
-    return SimpleBGCOutput(cfg, control_cfg)
-
-
-def _pelco_d(cfg, control_cfg):
-    from edge.outputs.pelco import PelcoDOutput
-
-    return PelcoDOutput(cfg, max_rate_dps=control_cfg.max_rate_dps if control_cfg else 60.0)
-
-
-def _mavlink(cfg, control_cfg):
-    from edge.outputs.mavlink import MavlinkGimbalOutput
-
-    return MavlinkGimbalOutput(cfg)
-
-
-def _pwm_pins(cfg):
-    from edge.outputs.pwm import pin_factory_for
-
-    pin_factory_for(cfg.pin_factory)
-
-
-def _pwm(cfg, control_cfg):
-    from edge.outputs.pwm import PwmServoOutput
-
-    return PwmServoOutput(cfg, control_cfg)
-
-
-def _pca9685(cfg, control_cfg):
-    from edge.outputs.pca9685 import Pca9685ServoOutput
-
-    return Pca9685ServoOutput(cfg, control_cfg)
-
-
-def _log(cfg, control_cfg):
-    from edge.outputs.base import LogOutput
-
-    return LogOutput()
-
-
-OUTPUTS: dict[str, OutputKind] = {
-    "serial_box": OutputKind(_box_stream, needs=PYSERIAL),
-    "serial_nmea": OutputKind(_box_stream, needs=PYSERIAL),
-    "simplebgc": OutputKind(_simplebgc, needs=PYSERIAL),
-    "mavlink": OutputKind(_mavlink, needs=PYMAVLINK),
-    "pelco_d": OutputKind(_pelco_d, needs=PYSERIAL),
-    "pwm": OutputKind(_pwm, needs=GPIOZERO, check=_pwm_pins),
-    "pca9685": OutputKind(_pca9685, needs=SMBUS2),
-    "log": OutputKind(_log),
-}
+def _kind(cfg) -> OutputKind:
+    try:
+        return OUTPUTS[cfg.type]
+    except KeyError:
+        raise ConfigError(f"unknown output type '{cfg.type}' (valid: {', '.join(OUTPUTS)})") from None
 
 
 def open_output(cfg, control_cfg=None) -> Output:
-    """The output ``cfg.type`` names, opened on ``cfg`` (an OutputConfig); ConfigError for a type
+    """The output ``cfg.type`` names, opened on ``cfg`` (its OutputConfig); ConfigError for a type
     not in ``OUTPUTS``."""
-    try:
-        kind = OUTPUTS[cfg.type]
-    except KeyError:
-        raise ConfigError(f"unknown output type '{cfg.type}' (valid: {', '.join(OUTPUTS)})") from None
-    return kind.open(cfg, control_cfg)
+    return _kind(cfg).open(cfg, control_cfg)
 
 
 def open_outputs(cfgs, control_cfg=None) -> list[Output]:
@@ -117,4 +64,26 @@ def open_outputs(cfgs, control_cfg=None) -> list[Output]:
     return opened
 
 
-__all__ = ["ControlUpdate", "OUTPUTS", "Output", "OutputKind", "open_output", "open_outputs"]
+def check_outputs(cfgs) -> None:
+    """What opening each enabled output needs, short of opening it: its library (``needs``), then
+    its own ``check``. ConfigError naming the first output that would fail; the outputs import
+    their libraries lazily, so without this a missing one showed only when ``run`` opened it."""
+    for i, cfg in enumerate(cfgs):
+        if not cfg.enabled:
+            continue
+        kind = _kind(cfg)
+        if kind.needs is not None:
+            try:
+                importlib.import_module(kind.needs.module)
+            except Exception as exc:   # ImportError, or a broken install failing inside its own import
+                detail = "" if isinstance(exc, ImportError) else f" ({type(exc).__name__}: {exc})"
+                raise kind.needs.missing(f"outputs[{i}] ({cfg.type})", detail) from None
+        if kind.check is not None:
+            try:
+                kind.check(cfg)
+            except ConfigError as exc:
+                raise ConfigError(f"outputs[{i}] ({cfg.type}): {exc}") from None
+
+
+__all__ = ["ControlUpdate", "OUTPUTS", "Output", "OutputConfig", "OutputKind", "check_outputs", "open_output",
+           "open_outputs"]

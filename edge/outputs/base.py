@@ -1,13 +1,16 @@
-"""The output interface and the update every output receives."""
+"""The output interface, the update every output receives, and what every output's settings and
+registry entry have (``OutputConfig``, ``OutputKind``)."""
 
 from __future__ import annotations
 
 import logging
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 from edge.control.command import GimbalCommand
+from edge.io.libraries import Library
+from edge.schema import checked, one_of
 
 # An output's poll() reads at most this many times: a flood on a link must not hold the loop (what is
 # left is read on the next poll).
@@ -126,3 +129,65 @@ class LogOutput:
 
 
 log = logging.getLogger("edge.outputs")
+
+
+# -- settings and registry entries --------------------------------------------------------------
+
+def _output_types():
+    return list(OUTPUTS)
+
+
+def output_type(name: str):
+    """The ``type`` field of an output's settings: ``name`` by default, one of the registry's."""
+    return checked(one_of(_output_types), default=name)
+
+
+@dataclass
+class OutputConfig:
+    """One item of ``outputs:``. Its ``type`` picks the dataclass of the rest of its keys: the
+    output's own, beside it in its module (``edge.outputs.OUTPUTS``)."""
+
+    type: str = output_type("log")   # edge.outputs.OUTPUTS
+    enabled: bool = True
+
+    @classmethod
+    def variants(cls) -> dict[str, type]:
+        return {name: kind.config for name, kind in OUTPUTS.items()}
+
+
+def required_port(check: Callable[[str], None]):
+    """The ``port`` field of an output that talks: required while it is enabled, and it must pass
+    ``check(port)`` (ValueError, one line: a ConfigError is one)."""
+    def rule(value: str, section) -> None:
+        if not section.enabled:
+            return
+        if not value:
+            raise ValueError(f"required for output type {section.type}")
+        check(value)
+    return checked(rule, default="")
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """One output type: its settings (``config``, the dataclass its YAML item is loaded into),
+    ``open(settings, control section) -> Output``, the library it imports when it opens (None:
+    nothing beyond edge-track), and ``check(settings)``, what else its opening needs that can be
+    tried without moving anything (ConfigError, one line); preflight runs both before READY=1."""
+
+    config: type
+    open: Callable[[Any, Any], Output]
+    needs: Library | None = None
+    check: Callable[[Any], None] | None = None
+
+
+# The table of output types: edge.outputs lists them in it (its one list), the settings' ``type``
+# reads it here, so nothing in this module looks up at the package.
+OUTPUTS: dict[str, OutputKind] = {}
+
+
+@dataclass
+class LogConfig(OutputConfig):
+    """The dry run: no keys beyond ``type`` and ``enabled``."""
+
+
+LOG = OutputKind(LogConfig, lambda cfg, control_cfg: LogOutput())

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from edge.gimbal.protocols import boxproto
-from edge.io.serial_link import SerialLink, SerialOutputBase
-from edge.outputs.base import MAX_READS_PER_POLL
+from edge.io.libraries import PYSERIAL
+from edge.outputs.base import MAX_READS_PER_POLL, OutputKind, output_type
+from edge.outputs.driver import HeadDriver
+from edge.outputs.transport import SerialLink, SerialPortConfig
+from edge.schema import num
 
 
-class BoxStreamOutput(SerialOutputBase):
+@dataclass
+class BoxStreamConfig(SerialPortConfig):
+    type: str = output_type("serial_box")   # serial_box: binary frames; serial_nmea: ASCII lines
+    heartbeat_hz: float = num(5.0, 0.1, 100.0)   # a message at least this often when no frame is sent
+
+
+class BoxStreamOutput(HeadDriver):
     def __init__(self, cfg, *, ascii: bool = False, link: SerialLink | None = None) -> None:
         self.name = "serial_nmea" if ascii else "serial_box"
         self._encode = boxproto.encode_ascii if ascii else boxproto.encode
@@ -59,3 +70,11 @@ class BoxStreamOutput(SerialOutputBase):
             self._write(boxproto.make_message(self._seq, int(time.monotonic() * 1000), "IDLE", heartbeat=True))
         except Exception:
             pass
+
+
+def _open(cfg: BoxStreamConfig, control_cfg) -> BoxStreamOutput:
+    return BoxStreamOutput(cfg, ascii=cfg.type == "serial_nmea")
+
+
+SERIAL_BOX = OutputKind(BoxStreamConfig, _open, needs=PYSERIAL)
+SERIAL_NMEA = OutputKind(BoxStreamConfig, _open, needs=PYSERIAL)

@@ -1,7 +1,8 @@
-"""MAVLink gimbal protocol v2 through pymavlink: GIMBAL_MANAGER_SET_PITCHYAW rates, HEARTBEAT at
-1 Hz, and tracking commands from a ground station (MAV_CMD_CAMERA_TRACK_RECTANGLE / _POINT /
-_STOP_TRACKING), acknowledged with COMMAND_ACK. With ``camera_component_id`` (default 100) a
-second component speaks the camera protocol v2's tracking part: ``edge.outputs.mavlink_camera``.
+"""MAVLink gimbal protocol v2 through pymavlink (edge.outputs.transport opens the link):
+GIMBAL_MANAGER_SET_PITCHYAW rates, HEARTBEAT at 1 Hz, and tracking commands from a ground station
+(MAV_CMD_CAMERA_TRACK_RECTANGLE / _POINT / _STOP_TRACKING), acknowledged with COMMAND_ACK. With
+``camera_component_id`` (default 100) a second component speaks the camera protocol v2's tracking
+part: ``edge.outputs.mavlink_camera``.
 
 A silent link never blocks the loop: sends are fire-and-forget datagrams (or serial writes), and
 received commands are polled without waiting.
@@ -13,14 +14,16 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 
-from edge.config import MAVLINK_NETWORK_SCHEMES, check_mavlink_port
 from edge.errors import ConfigError
-from edge.io.backoff import Backoff
 from edge.io.libraries import PYMAVLINK
 from edge.io.log_limit import RateLimitedLog
-from edge.outputs.base import MAX_READS_PER_POLL, TrackRequest
+from edge.outputs.base import MAX_READS_PER_POLL, OutputConfig, OutputKind, TrackRequest, output_type, required_port
+from edge.outputs.driver import HeadDriver
 from edge.outputs.mavlink_camera import CAMERA_COMMANDS, UNSUPPORTED, CameraComponent
+from edge.outputs.transport import MavlinkLink, check_mavlink_port, is_serial_port, open_mavlink
+from edge.schema import num
 
 log = logging.getLogger("edge.outputs.mavlink")
 
@@ -35,73 +38,31 @@ MAV_COMP_ID_ONBOARD_COMPUTER = 191
 NAN = float("nan")
 
 
-def is_serial_port(port: str) -> bool:
-    """True for a port pymavlink opens as a serial device, not a network link (the schemes are the
-    config schema's, which checks the port's form: ``edge.config.check_mavlink_port``)."""
-    scheme, sep, _ = port.partition(":")
-    return not (sep and scheme in MAVLINK_NETWORK_SCHEMES)
+@dataclass
+class MavlinkConfig(OutputConfig):
+    type: str = output_type("mavlink")
+    # MAVLink URL: udpout:HOST:PORT, udpin:, udpbcast:, udp:, tcp:, tcpin:, or a serial device (/dev/ttyACM0[,BAUD])
+    port: str = required_port(check_mavlink_port)
+    baud: int = num(115200, 300, 4000000)   # a serial port's
+    system_id: int = num(1, 1, 255)
+    component_id: int = num(191, 1, 255)
+    # the camera protocol's component (100-105 are MAVLink's camera ids); 0: none
+    camera_component_id: int = num(100, 0, 255)
 
 
-class SerialDeviceDown(ConfigError):
-    """A well-formed serial port whose device cannot be opened now (not plugged in yet, gone)."""
+class MavlinkGimbalOutput(HeadDriver):
+    """The gimbal manager acts on the last GIMBAL_MANAGER_SET_PITCHYAW it got: that is the head's
+    standing command (edge.outputs.driver), written again after a failed send and on a reopened link;
+    on UDP and TCP, which hand a message to the socket whether or not anyone gets it (udpin drops it
+    until a peer is heard), a standing stop or re-centre is sent again with every HEARTBEAT."""
 
-
-def open_connection(cfg):
-    """A pymavlink connection to ``cfg.port``; ConfigError (one line) when it cannot be opened."""
-    try:
-        from pymavlink import mavutil
-    except ImportError:
-        raise PYMAVLINK.missing("the mavlink output") from None
-    check_mavlink_port(cfg.port)
-    try:
-        conn = mavutil.mavlink_connection(cfg.port, source_system=cfg.system_id,
-                                          source_component=cfg.component_id, baud=cfg.baud, dialect=DIALECT,
-                                          retries=0)   # tcp: one connect attempt, not seconds of sleeps in the loop
-    except (OSError, ValueError) as exc:
-        error = SerialDeviceDown if isinstance(exc, OSError) and is_serial_port(cfg.port) else ConfigError
-        raise error(f"mavlink port {cfg.port!r} cannot be opened: {exc}") from None
-    if isinstance(conn, mavutil.mavserial):
-        _surface_serial_errors(conn)
-    elif isinstance(conn, mavutil.mavtcp):
-        _surface_tcp_errors(conn)
-    return conn
-
-
-def _surface_serial_errors(conn) -> None:
-    # pymavlink's serial write swallows a failed write (printing "Device ... is dead" on stdout), so
-    # an unplugged autopilot would go unnoticed: write straight to the port and let the error reach
-    # the output, which counts it and reopens the link. A stalled port must not block the loop.
-    conn.port.write_timeout = 0.05
-
-    def write(buf):
-        return conn.port.write(bytes(buf))
-
-    conn.write = write
-
-
-def _surface_tcp_errors(conn) -> None:
-    # pymavlink's TCP write swallows EPIPE/ECONNRESET too (and, without autoreconnect, keeps the dead
-    # socket): let the error reach the output, which counts it and reconnects with backoff. A full
-    # send buffer (EAGAIN) only drops this message, as pymavlink does: the socket is not blocked on.
-    def write(buf):
-        try:
-            conn.port.send(bytes(buf))
-        except BlockingIOError:
-            pass
-
-    conn.write = write
-
-
-class MavlinkGimbalOutput:
     name = "mavlink"
 
     def __init__(self, cfg, *, connect=None, clock=time.monotonic, backoff_initial_s: float = 0.5,
                  backoff_max_s: float = 5.0) -> None:
-        """connect: returns a new pymavlink connection (default: ``open_connection(cfg)``); it is
+        """connect: returns a new pymavlink connection (default: ``open_mavlink`` on cfg.port); it is
         called again, with backoff, after the link fails."""
         self.port = cfg.port
-        # UDP and TCP hand a message to the socket whether or not anyone gets it (udpin drops it until
-        # a peer is heard): there a standing stop or re-centre is sent again with every HEARTBEAT.
         self._network = not is_serial_port(cfg.port)
         self.address = (cfg.system_id, cfg.component_id)
         self.camera_id = cfg.camera_component_id   # 0: no camera component
@@ -111,30 +72,21 @@ class MavlinkGimbalOutput:
         self._camera = None
         # A flood of bad commands must not flood the journal: a few "denied" lines a second.
         self._log = RateLimitedLog(log, interval_s=1.0, burst=3, clock=clock)
-        self._connect = connect or (lambda: open_connection(cfg))
         self._clock = clock
-        self._backoff = Backoff(backoff_initial_s, backoff_max_s, clock=clock)
-        try:
-            self.conn = self._connect()
-        except SerialDeviceDown as exc:
-            # A USB autopilot may appear after boot: start with the link down and reopen it with
-            # backoff, as after a loss. A malformed port still fails here (plain ConfigError).
-            log.warning("mavlink link %s is down (%s); retrying with backoff", self.port, exc)
-            self.conn = None
-            self._backoff.failed()
+        connect = connect or (lambda: open_mavlink(cfg.port, baud=cfg.baud, system_id=cfg.system_id,
+                                                   component_id=cfg.component_id, dialect=DIALECT))
+        self.link = MavlinkLink(connect, port=cfg.port, log=log, clock=clock, backoff_initial_s=backoff_initial_s,
+                                backoff_max_s=backoff_max_s)
         self._last_heartbeat = -1e9
         self._target = (0, 0)  # broadcast until an autopilot is heard
-        # The gimbal manager acts on the last GIMBAL_MANAGER_SET_PITCHYAW it got: (pitch, yaw,
-        # pitch rate, yaw rate), and whether that reached the link since it was (re)opened.
-        self._standing: tuple | None = None
-        self._delivered = False
-        self._closed = False
-        self.write_errors = 0
-        self.reconnects = 0
+
+    @property
+    def conn(self):
+        return self.link.conn
 
     @property
     def mav(self):
-        return self.conn.mav
+        return self.link.conn.mav
 
     @property
     def camera(self) -> CameraComponent | None:
@@ -143,58 +95,20 @@ class MavlinkGimbalOutput:
             from pymavlink.dialects.v20 import common as m
 
             encoder = m.MAVLink(_LinkWriter(self), srcSystem=self.address[0], srcComponent=self.camera_id)
-            self._camera = CameraComponent(encoder, self._safe, clock=self._clock)
+            self._camera = CameraComponent(encoder, self.link.send, clock=self._clock)
         return self._camera
 
     @property
     def connected(self) -> bool:
-        return self.conn is not None
+        return self.link.connected
 
-    def counters(self) -> dict:
-        """Link health for the status line and /api/state."""
-        return {"reconnects": self.reconnects, "write_errors": self.write_errors}
+    @property
+    def write_errors(self) -> int:
+        return self.link.write_errors
 
-    # -- the link ------------------------------------------------------------------------------
-    def _link(self):
-        """The connection, reopened first if it was lost and the backoff allows; None if down."""
-        if self.conn is None and not self._closed and self._backoff.due():
-            self._reconnect()
-        return self.conn
-
-    def _reconnect(self) -> bool:
-        try:
-            self.conn = self._connect()
-        except ConfigError:
-            self._backoff.failed()
-            return False
-        self._backoff.succeeded()
-        self.reconnects += 1
-        self._delivered = False   # whatever is at the other end may have missed it: send it again
-        log.info("mavlink link %s reconnected", self.port)
-        return True
-
-    def _lost(self, exc) -> None:
-        log.warning("mavlink link %s lost (%s); reopening with backoff", self.port, exc)
-        conn, self.conn = self.conn, None
-        try:
-            conn.close()
-        except Exception:
-            pass
-        self._backoff.failed()
-
-    def _safe(self, fn) -> bool:
-        """Send through the link; a link that is down must not stop tracking: count and reopen.
-        True when the message was handed to the link."""
-        if self._link() is None:
-            self.write_errors += 1
-            return False
-        try:
-            fn()
-        except OSError as exc:
-            self.write_errors += 1
-            self._lost(exc)
-            return False
-        return True
+    @property
+    def reconnects(self) -> int:
+        return self.link.reconnects
 
     # -- sending -------------------------------------------------------------------------------
     def _heartbeat_if_due(self) -> bool:
@@ -204,29 +118,21 @@ class MavlinkGimbalOutput:
             return False
         from pymavlink.dialects.v20 import common as m
 
-        if not self._safe(lambda: self.mav.heartbeat_send(m.MAV_TYPE_ONBOARD_CONTROLLER, m.MAV_AUTOPILOT_INVALID,
-                                                          0, 0, m.MAV_STATE_ACTIVE)):
+        if not self.link.send(lambda: self.mav.heartbeat_send(m.MAV_TYPE_ONBOARD_CONTROLLER, m.MAV_AUTOPILOT_INVALID,
+                                                              0, 0, m.MAV_STATE_ACTIVE)):
             return False
         self._last_heartbeat = now
         return True
 
-    def _moving(self) -> bool:
-        """The standing set-point is motion: a rate other than zero (a stop is 0/0, a re-centre NaN)."""
-        return self._standing is not None and any(r == r and r != 0.0 for r in self._standing[2:])
-
     def _set_point(self, pitch: float, yaw: float, pitch_rate: float, yaw_rate: float) -> None:
-        """Make this set-point (radians, NaN = unused) the standing one and send it."""
-        self._standing, self._delivered = (pitch, yaw, pitch_rate, yaw_rate), False
-        self._refresh()
+        """Make this set-point (radians, NaN = unused) the standing command and send it; it is
+        motion when a rate is other than zero (a stop is 0/0, a re-centre NaN)."""
+        def send() -> None:   # to the autopilot heard last (flags 0: yaw in the vehicle frame; device 0: all)
+            self.mav.gimbal_manager_set_pitchyaw_send(self._target[0], self._target[1], 0, 0,
+                                                      pitch, yaw, pitch_rate, yaw_rate)
 
-    def _refresh(self) -> None:
-        """Send the standing set-point if the link has not taken it since it was (re)opened: a stop
-        or a re-centre lost with the link reaches the gimbal when the link is back."""
-        if self._standing is None or self._delivered:
-            return
-        self._delivered = self._safe(lambda: self.mav.gimbal_manager_set_pitchyaw_send(
-            self._target[0], self._target[1], 0, 0,  # flags 0: yaw in the vehicle frame; device 0: all
-            *self._standing))
+        moving = any(r == r and r != 0.0 for r in (pitch_rate, yaw_rate))
+        self._command(send, always=True, moving=moving)
 
     def send(self, update) -> None:
         self._heartbeat_if_due()
@@ -245,13 +151,7 @@ class MavlinkGimbalOutput:
         if self.camera is not None:
             self.camera.holding(state)
             self.camera.step()
-        if self._moving():
-            if not self._delivered:
-                self.stop()
-            return
-        if beat and self._network:
-            self._delivered = False
-        self._refresh()
+        self._hold_still(again=beat and self._network)
 
     def stop(self) -> None:
         self._set_point(NAN, NAN, 0.0, 0.0)
@@ -260,36 +160,22 @@ class MavlinkGimbalOutput:
         """Angles 0/0 (rates NaN = unused): the gimbal manager's neutral forward position."""
         self._set_point(0.0, 0.0, NAN, NAN)
 
-    def close(self) -> None:
-        if not self._closed:
-            try:
-                # The last stop goes out on a link that is back, however long its backoff had to run.
-                if self.conn is not None or self._reconnect():
-                    self.stop()
-                    if self._camera is not None:   # a ground station drawing the box is told it is gone
-                        self._camera.holding("IDLE")
-                        self._camera.step()
-            except Exception:
-                pass
-            self._closed = True
-            if self.conn is not None:
-                try:
-                    self.conn.close()
-                except OSError:
-                    pass
-                self.conn = None
+    def _before_close(self) -> None:
+        if self._camera is not None and self.link.connected:   # a ground station drawing the box is told it is gone
+            self._camera.holding("IDLE")
+            self._camera.step()
 
     # -- receiving -----------------------------------------------------------------------------
     def poll(self) -> list[TrackRequest]:
         """Handle pending messages without waiting; returns the tracking requests received."""
         got = []
         for _ in range(MAX_READS_PER_POLL):
-            if self._link() is None:
+            if self.link.up() is None:
                 break
             try:
                 msg = self.conn.recv_match(blocking=False)
             except OSError as exc:
-                self._lost(exc)
+                self.link.lost(exc)
                 break
             if msg is None:
                 break
@@ -297,7 +183,7 @@ class MavlinkGimbalOutput:
             if kind == "HEARTBEAT" and msg.get_srcComponent() == 1 and msg.get_srcSystem() == self.address[0]:
                 self._target = (msg.get_srcSystem(), 1)   # our vehicle's autopilot: never another vehicle's
             elif kind == "COMMAND_LONG" and self._addressed_to_us(msg):
-                request = self._command(msg)
+                request = self._track_command(msg)
                 if request is not None:
                     got.append(request)
         return got
@@ -309,7 +195,7 @@ class MavlinkGimbalOutput:
         system, component = self.address
         return msg.target_system in (0, system) and msg.target_component in (0, component, self.camera_id or component)
 
-    def _command(self, msg):
+    def _track_command(self, msg):
         from pymavlink.dialects.v20 import common as m
 
         to_camera = self.camera is not None and msg.target_component == self.camera_id
@@ -354,7 +240,7 @@ class MavlinkGimbalOutput:
     def _ack(self, msg, result: int, from_camera: bool) -> None:
         """COMMAND_ACK to the sender, from the component it addressed (the camera's or ours)."""
         camera = self.camera if from_camera else None
-        self._safe(lambda: (camera.mav if camera is not None else self.mav).command_ack_send(
+        self.link.send(lambda: (camera.mav if camera is not None else self.mav).command_ack_send(
             msg.command, result, 0, 0, msg.get_srcSystem(), msg.get_srcComponent()))
 
 
@@ -367,3 +253,6 @@ class _LinkWriter:
 
     def write(self, buf) -> None:
         self._output.conn.write(buf)
+
+
+MAVLINK = OutputKind(MavlinkConfig, lambda cfg, control_cfg: MavlinkGimbalOutput(cfg), needs=PYMAVLINK)

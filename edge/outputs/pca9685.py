@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from edge.control.integrator import RateIntegrator, servo_limits
+from edge.io.libraries import SMBUS2
+from edge.outputs.base import OutputConfig, OutputKind, output_type
+from edge.outputs.driver import ServoHead
+from edge.schema import num
 
 log = logging.getLogger("edge.outputs.pca9685")
 
@@ -18,6 +23,15 @@ MODE1, PRESCALE, LED0_ON_L = 0x00, 0xFE, 0x06
 SLEEP, AUTO_INCREMENT, RESTART = 0x10, 0x20, 0x80
 OSC_HZ = 25_000_000
 FREQ_HZ = 50.0
+
+
+@dataclass
+class Pca9685Config(OutputConfig):
+    type: str = output_type("pca9685")
+    pan_pin: int = num(12, 0, 64)      # the board's channels (0-15)
+    tilt_pin: int = num(13, 0, 64)
+    i2c_bus: int = num(1, 0, 32)
+    i2c_address: int = num(0x40, 0, 127)
 
 
 class PCA9685:
@@ -42,7 +56,7 @@ class PCA9685:
         self.bus.write_i2c_block_data(self.address, LED0_ON_L + 4 * channel, [0, 0, 0, 0x10])  # full off
 
 
-class Pca9685ServoOutput:
+class Pca9685ServoOutput(ServoHead):
     """Same behaviour as the gpiozero servos (rates integrated into angles), pulses from the board.
 
     The board keeps pulsing the last set-points by itself. A bus write that fails (board unpowered,
@@ -58,8 +72,6 @@ class Pca9685ServoOutput:
             try:
                 from smbus2 import SMBus
             except ImportError:
-                from edge.io.libraries import SMBUS2
-
                 raise SMBUS2.missing("the pca9685 output") from None
             try:
                 bus = SMBus(cfg.i2c_bus)
@@ -70,73 +82,64 @@ class Pca9685ServoOutput:
                                   f"{exc.strerror or exc}") from None
         self.bus = bus
         self.board = PCA9685(bus, cfg.i2c_address)
-        self.pan_ch, self.tilt_ch = cfg.pan_pin, cfg.tilt_pin
+        self.link = BoardLink(self.board, cfg.pan_pin, cfg.tilt_pin)
         self.angles = RateIntegrator(servo_limits(control_cfg.pan_limits_deg),
                                      servo_limits(control_cfg.tilt_limits_deg), clock=clock)
-        self._closed = False
-        self._lost = True          # not programmed yet: the first write starts the chip
+        self._set(self.angles.pan_deg, self.angles.tilt_deg)
+
+    @property
+    def write_errors(self) -> int:
+        return self.link.write_errors
+
+    @property
+    def reconnects(self) -> int:
+        return self.link.reconnects
+
+
+class BoardLink:
+    """The board as the driver's link: ``connected`` while it answers, and a new ``connection``
+    each time it answers again, programmed afresh (a board that lost power wakes asleep, without
+    its set-points)."""
+
+    def __init__(self, board: PCA9685, pan_ch: int, tilt_ch: int) -> None:
+        self.board, self.pan_ch, self.tilt_ch = board, pan_ch, tilt_ch
+        self.connected = False     # not programmed yet: the first write starts the chip
+        self.connection = 0
         self._answered = False     # it has answered once: a loss after that is a reconnect
         self.write_errors = 0
         self.reconnects = 0
-        self._write(self.angles.pan_deg, self.angles.tilt_deg)
 
-    @property
-    def pan_deg(self) -> float:
-        return self.angles.pan_deg
-
-    def counters(self) -> dict:
-        """Link health for the status line and /api/state."""
-        return {"reconnects": self.reconnects, "write_errors": self.write_errors}
-
-    def _write(self, pan_deg: float, tilt_deg: float) -> bool:
-        """True once the board has both set-points."""
+    def write(self, angles) -> bool:
+        """True once the board has both set-points (degrees)."""
         try:
-            if self._lost:
+            if not self.connected:
                 self.board.start()
-            for channel, deg in ((self.pan_ch, pan_deg), (self.tilt_ch, tilt_deg)):
+            for channel, deg in zip((self.pan_ch, self.tilt_ch), angles):
                 self.board.set_pulse_us(channel, 1500.0 + deg / 90.0 * 1000.0)
         except OSError as exc:   # smbus2: EREMOTEIO (no ACK), EIO, ETIMEDOUT
             self.write_errors += 1
-            if not self._lost or self.write_errors == 1:   # once per loss, and at start-up
+            if self.connected or self.write_errors == 1:   # once per loss, and at start-up
                 log.warning("pca9685 at 0x%02x %s (%s); retrying on every frame", self.board.address,
                             "lost" if self._answered else "does not answer", exc)
-            self._lost = True
+            self.connected = False
             return False
-        if self._lost:
-            self._lost = False
+        if not self.connected:
+            self.connected = True
+            self.connection += 1
             if self._answered:
                 self.reconnects += 1
                 log.info("pca9685 at 0x%02x is back", self.board.address)
             self._answered = True
         return True
 
-    def _refresh(self) -> None:
-        if self._lost:
-            self._write(self.angles.pan_deg, self.angles.tilt_deg)
+    def reopen_now(self) -> None:
+        """Nothing to reopen: the next write programs the chip again."""
 
-    def send(self, update) -> None:
-        self.angles.advance(update.command, self._write)
-
-    def heartbeat(self, now_ms: int, state: str) -> None:
-        self.angles.hold()
-        self._refresh()
-
-    def stop(self) -> None:
-        self.angles.hold()   # servos hold their last angle
+    def close(self) -> None:
         try:
-            self._refresh()
+            self.board.bus.close()
         except Exception:
             pass
 
-    def recenter(self) -> None:
-        self.angles.pan_deg = self.angles.tilt_deg = 0.0
-        self._write(0.0, 0.0)   # if it fails, the next call sends 0/0 again
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.stop()   # the board goes on pulsing the last set-points: the servos hold
-            try:
-                self.bus.close()
-            except Exception:
-                pass
+PCA9685_BOARD = OutputKind(Pca9685Config, Pca9685ServoOutput, needs=SMBUS2)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from edge.gimbal.protocols import pelco_d
-from edge.io.serial_link import SerialLink, SerialOutputBase
+from edge.io.libraries import PYSERIAL
+from edge.outputs.base import OutputKind, output_type
+from edge.outputs.driver import HeadDriver
+from edge.outputs.transport import SerialLink, SerialPortConfig
+from edge.schema import num
 
 
-class PelcoDOutput(SerialOutputBase):
+@dataclass
+class PelcoDConfig(SerialPortConfig):
+    type: str = output_type("pelco_d")
+    address: int = num(1, 0, 255)      # Pelco-D camera address
+
+
+class PelcoDOutput(HeadDriver):
     """Speeds latch in the head, so a frame is written when it changes, and again whenever the
-    head may lack it (a failed write, a reopened port): see ``SerialOutputBase``."""
+    head may lack it (a failed write, a reopened port): see ``HeadDriver``."""
 
     name = "pelco_d"
 
@@ -31,3 +43,10 @@ class PelcoDOutput(SerialOutputBase):
             self._command(pelco_d.stop(self.address))
         except Exception:
             pass
+
+
+def _open(cfg: PelcoDConfig, control_cfg) -> PelcoDOutput:
+    return PelcoDOutput(cfg, max_rate_dps=control_cfg.max_rate_dps if control_cfg else 60.0)
+
+
+PELCO_D = OutputKind(PelcoDConfig, _open, needs=PYSERIAL)

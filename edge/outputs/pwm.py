@@ -8,72 +8,83 @@ box stream) is the smooth option. Tests use gpiozero's MockFactory.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from edge.control.integrator import RateIntegrator, servo_limits
+from edge.io.libraries import GPIOZERO
+from edge.outputs.base import OutputConfig, OutputKind, output_type
+from edge.outputs.driver import ServoHead
+from edge.schema import checked, num, one_of
+
+# gpiozero's factories by the names the config gives (pin_factory).
+FACTORIES = {"lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"), "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory"),
+             "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"), "mock": ("gpiozero.pins.mock", "MockFactory")}
 
 
-class PwmServoOutput:
+@dataclass
+class PwmConfig(OutputConfig):
+    type: str = output_type("pwm")
+    pan_pin: int = num(12, 0, 64)      # BCM numbering
+    tilt_pin: int = num(13, 0, 64)
+    # gpiozero pin factory; empty: gpiozero picks the first that works
+    pin_factory: str = checked(one_of(lambda: FACTORIES, empty_ok=True), default="")
+
+
+class PwmServoOutput(ServoHead):
     name = "pwm"
 
     def __init__(self, cfg, control_cfg, *, pin_factory=None, clock=time.monotonic) -> None:
         try:
             from gpiozero import AngularServo
         except ImportError:
-            from edge.io.libraries import GPIOZERO
-
             raise GPIOZERO.missing("the pwm output") from None
         if pin_factory is None:
             pin_factory = pin_factory_for(cfg.pin_factory)
         self.angles = RateIntegrator(servo_limits(control_cfg.pan_limits_deg),
                                      servo_limits(control_cfg.tilt_limits_deg), clock=clock)
         try:
-            self.pan = AngularServo(cfg.pan_pin, min_angle=-90, max_angle=90, min_pulse_width=0.0005,
+            pan = AngularServo(cfg.pan_pin, min_angle=-90, max_angle=90, min_pulse_width=0.0005,
+                               max_pulse_width=0.0025, initial_angle=0.0, pin_factory=pin_factory)
+            try:
+                tilt = AngularServo(cfg.tilt_pin, min_angle=-90, max_angle=90, min_pulse_width=0.0005,
                                     max_pulse_width=0.0025, initial_angle=0.0, pin_factory=pin_factory)
-            self.tilt = AngularServo(cfg.tilt_pin, min_angle=-90, max_angle=90, min_pulse_width=0.0005,
-                                     max_pulse_width=0.0025, initial_angle=0.0, pin_factory=pin_factory)
+            except Exception:
+                pan.close()
+                raise
         except Exception as exc:   # gpiozero's own errors: a pin in use, one without PWM, ...
-            if getattr(self, "pan", None) is not None:
-                self.pan.close()
             from edge.errors import ConfigError
 
             raise ConfigError(f"the pwm output cannot drive pins {cfg.pan_pin}/{cfg.tilt_pin}: "
                               f"{type(exc).__name__}: {_first_line(exc)}") from None
-        self._closed = False
+        self.pan, self.tilt = pan, tilt
+        self.link = ServoPins(pan, tilt)
+        self._standing, self._delivered_on = (0.0, 0.0), self.link.connection   # initial_angle
 
-    @property
-    def pan_deg(self) -> float:
-        return self.angles.pan_deg
 
-    @property
-    def tilt_deg(self) -> float:
-        return self.angles.tilt_deg
+class ServoPins:
+    """The two servos as the driver's link: a pin write raises (gpiozero's errors), it never
+    loses what it was given, and it is never reopened."""
 
-    def _set(self, pan_deg: float, tilt_deg: float) -> bool:
-        self.pan.angle, self.tilt.angle = pan_deg, tilt_deg
+    connected = True
+    connection = 1
+    reconnects = write_errors = 0
+
+    def __init__(self, pan, tilt) -> None:
+        self.pan, self.tilt = pan, tilt
+
+    def write(self, angles) -> bool:
+        self.pan.angle, self.tilt.angle = angles
         return True
 
-    def send(self, update) -> None:
-        # A pin write that raises leaves the angles where the servos last got them (no jump later).
-        self.angles.advance(update.command, self._set)
-
-    def heartbeat(self, now_ms: int, state: str) -> None:
-        self.angles.hold()
-
-    def stop(self) -> None:
-        self.angles.hold()   # servos hold their last angle
-
-    def recenter(self) -> None:
-        self.angles.pan_deg = self.angles.tilt_deg = 0.0
-        self.pan.angle = self.tilt.angle = 0.0
+    def reopen_now(self) -> None:
+        pass
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            for servo in (self.pan, self.tilt):
-                try:
-                    servo.close()
-                except Exception:
-                    pass
+        for servo in (self.pan, self.tilt):
+            try:
+                servo.close()
+            except Exception:
+                pass
 
 
 # gpiozero's factories by the config's names (edge.config.PIN_FACTORIES; a test holds the two alike).
@@ -114,3 +125,10 @@ def pin_factory_for(name: str):
     except Exception as exc:
         which = f"pin_factory {name} does not work" if name else "none of gpiozero's pin factories works"
         raise ConfigError(f"{which} here ({type(exc).__name__}: {_first_line(exc)}): {_NO_PINS}") from None
+
+
+def _check_pins(cfg: PwmConfig) -> None:
+    pin_factory_for(cfg.pin_factory)
+
+
+PWM = OutputKind(PwmConfig, PwmServoOutput, needs=GPIOZERO, check=_check_pins)

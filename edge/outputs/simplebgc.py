@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from edge.control.integrator import RateIntegrator
 from edge.gimbal.protocols import simplebgc
-from edge.io.serial_link import SerialLink, SerialOutputBase
+from edge.io.libraries import PYSERIAL
+from edge.outputs.base import OutputKind, output_type
+from edge.outputs.driver import HeadDriver
+from edge.outputs.transport import SerialLink, SerialPortConfig
+from edge.schema import num
+
+
+@dataclass
+class SimpleBGCConfig(SerialPortConfig):
+    type: str = output_type("simplebgc")
+    control_timeout_ms: int = num(500, 0, 65535)    # SimpleBGC dead-man timeout
+
 
 HOLD_SPEED = simplebgc.control_speed(0.0, 0.0)
 
 
-class SimpleBGCOutput(SerialOutputBase):
+class SimpleBGCOutput(HeadDriver):
     """Speed mode by default; with ``control.mode: angle`` the rates are integrated into angle
     set-points (CMD_CONTROL angle mode), for boards tuned for position moves.
 
@@ -72,3 +84,6 @@ class SimpleBGCOutput(SerialOutputBase):
 
     def _before_close(self) -> None:
         self.link.write(simplebgc.release())
+
+
+SIMPLEBGC = OutputKind(SimpleBGCConfig, SimpleBGCOutput, needs=PYSERIAL)

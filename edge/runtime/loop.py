@@ -20,8 +20,9 @@ from edge.control.camera_model import CameraModel
 from edge.control.command import GimbalCommand
 from edge.control.controller import GimbalController
 from edge.outputs.base import ControlUpdate
+from edge.runtime.telemetry import status_line
 from edge.runtime.telemetry_worker import TelemetryWorker
-from edge.target import TargetRequest, fit_target, parse_target
+from edge.target import TargetRequest, fit_target
 from edge.tracker import TrackState
 from edge.trackers.lost_search import LostSearch, LostSearchSettings
 
@@ -244,12 +245,7 @@ class TrackingLoop:
                      req.source, age)
             return False
         try:
-            if req.box is not None:
-                box = req.box
-            elif req.remote is not None:
-                box = req.remote.box_in(width, height)
-            else:
-                box = parse_target(req.roi, width, height)
+            box = req.box_in(width, height)   # the request as it was parsed when made: no text here
             # Whatever the route (web page, serial link, ground station, config), the box is
             # checked against this frame before anything moves.
             box = fit_target(box, width, height)
@@ -374,16 +370,8 @@ class TrackingLoop:
         if now - self._last_status_t < self.cfg.telemetry.status_interval_s:
             return
         self._last_status_t = now
-        st = self.stats
-        st.counters = self.counters()
-        health = "; ".join(f"{name} " + " ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items())
-                           for name, c in st.counters.items())
-        if st.outage:
-            text = (f"NO SIGNAL for {now - self._last_frame_t:.1f} s ({self._state}, gimbal stopped) "
-                    f"fps {st.fps:.1f}; {health}")
-        else:
-            text = (f"{self._state} fps {st.fps:.1f} score {st.score:.2f} frame age {st.frame_age_ms:.0f} ms "
-                    f"latency {st.latency_ms:.0f} ms; {health}")
+        self.stats.counters = self.counters()
+        text = status_line(self.stats, now - self._last_frame_t)
         log.info(text)
         if self.notifier is not None:
             self.notifier.status(text)

@@ -10,7 +10,6 @@ may be plugged in later), the web console's port (the running service holds it).
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import logging
 import re
@@ -21,10 +20,10 @@ from typing import TYPE_CHECKING
 from edge.build import build_tracker, camera_model_for
 from edge.camera import is_live, open_source
 from edge.errors import ConfigError, SourceError
-from edge.outputs import OUTPUTS
+from edge.outputs import check_outputs
 from edge.progress import reporting_while
 from edge.runtime.telemetry import check_track_log_path
-from edge.target import fit_target, initial_request, parse_target
+from edge.target import fit_target, initial_request
 from edge.tracker import Tracker
 from edge.video_out import check_video_path
 
@@ -55,7 +54,7 @@ def preflight(cfg: DeviceConfig, checkpoint=lambda: None) -> Checked:
     """Raise the EdgeTrackError ``run`` would raise before READY=1, or return what was built.
     ``checkpoint()`` is called after each step (run's stop-signal check). Quick checks first."""
     check_telemetry_paths(cfg.telemetry)
-    check_output_libraries(cfg.outputs)
+    check_outputs(cfg.outputs)
     check_web(cfg.web)
     checkpoint()
     initial = initial_request(cfg.tracking.init)
@@ -113,27 +112,6 @@ def check_web(web) -> None:
         check_token_file(web.state_dir or default_state_dir())
 
 
-def check_output_libraries(outputs) -> None:
-    """ConfigError naming the first enabled output whose library (``OutputKind.needs``) cannot be
-    imported. The outputs import it lazily, so without this a missing one showed only when ``run``
-    opened the output."""
-    for i, out in enumerate(outputs):
-        kind = OUTPUTS.get(out.type)
-        needs = kind.needs if kind is not None else None
-        if not out.enabled or needs is None:
-            continue
-        try:
-            importlib.import_module(needs.module)
-        except Exception as exc:   # ImportError, or a broken install failing inside its own import
-            detail = "" if isinstance(exc, ImportError) else f" ({type(exc).__name__}: {exc})"
-            raise needs.missing(f"outputs[{i}] ({out.type})", detail) from None
-        if kind.check is not None:
-            try:
-                kind.check(out)
-            except ConfigError as exc:
-                raise ConfigError(f"outputs[{i}] ({out.type}): {exc}") from None
-
-
 def open_camera(cam: CameraConfig):
     return open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps)
 
@@ -162,8 +140,7 @@ def check_initial_target(initial, width: int, height: int) -> None:
     if initial is None:
         return
     try:
-        box = initial.box if initial.box is not None else parse_target(initial.roi, width, height)
-        fit_target(box, width, height)
+        fit_target(initial.box_in(width, height), width, height)
     except ConfigError as exc:
         raise ConfigError(f"tracking.init: {exc}") from None
 

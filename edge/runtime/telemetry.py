@@ -57,6 +57,17 @@ def check_track_log_path(path: str) -> None:
         raise ConfigError(f"telemetry.track_log {path}: {exc}") from None
 
 
+def status_line(st, no_frame_s: float) -> str:
+    """The status line (log and systemd STATUS) of the loop's stats ``st``: its state and rates, or
+    how long no frame came, and each part's counters."""
+    health = "; ".join(f"{name} " + " ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items())
+                       for name, c in st.counters.items())
+    if st.outage:
+        return f"NO SIGNAL for {no_frame_s:.1f} s ({st.state}, gimbal stopped) fps {st.fps:.1f}; {health}"
+    return (f"{st.state} fps {st.fps:.1f} score {st.score:.2f} frame age {st.frame_age_ms:.0f} ms "
+            f"latency {st.latency_ms:.0f} ms; {health}")
+
+
 class TrackLog:
     """One JSON object per processed frame, written line by line so nothing is lost on a crash.
 
