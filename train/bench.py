@@ -68,9 +68,11 @@ def find_nanotrack_dir() -> str | None:
 
 
 def independent_candidates(default_model: str | None, nanotrack_dir: str | None, skipped: dict,
-                           upstream_nanotrack: tuple[str, ...] = ()) -> list[Candidate]:
+                           upstream_nanotrack: tuple[str, ...] = (), vittrack_model: str | None = None
+                           ) -> list[Candidate]:
     """The default model's row and NanoTrack's, each measured like any engine; with
-    ``upstream_nanotrack``, also NanoTrack's own loop on onnxruntime on each of those folders."""
+    ``upstream_nanotrack``, also NanoTrack's own loop on onnxruntime on each of those folders; with
+    ``vittrack_model``, VitTrack through OpenCV's ``cv2.TrackerVit`` and through the runtime's loop."""
     from edge.engines import engine_for
     from edge.sample import BUNDLED_MODEL
 
@@ -106,6 +108,28 @@ def independent_candidates(default_model: str | None, nanotrack_dir: str | None,
         rows.append(Candidate(f"upstream nanotrack-{version} (onnxruntime)", "fp32", False,
                               build=lambda work: None, engine="onnxruntime",
                               worker_args=["--nanotrack-dir", folder], independent=True, peer="nanotrack-upstream"))
+    if vittrack_model:
+        rows += _vittrack_candidates(vittrack_model, skipped)
+    return rows
+
+
+def _vittrack_candidates(path: str, skipped: dict) -> list[Candidate]:
+    import cv2
+
+    from edge.vittrack import VitTrackModel
+
+    try:
+        VitTrackModel(path).close()
+    except EdgeTrackError as exc:
+        skipped["vittrack"] = str(exc)
+        return []
+    rows = [Candidate("vittrack (onnxruntime)", "fp32", False, build=lambda work: None, engine="onnxruntime",
+                      worker_args=["--vittrack-model", path], independent=True, peer="vittrack-onnxruntime")]
+    if hasattr(cv2, "TrackerVit"):
+        rows.insert(0, Candidate("vittrack (opencv)", "fp32", False, build=lambda work: None, engine="opencv",
+                                 worker_args=["--vittrack-model", path], independent=True, peer="vittrack"))
+    else:
+        skipped["vittrack (opencv)"] = f"OpenCV {cv2.__version__} has no cv2.TrackerVit (4.9 or later)"
     return rows
 
 
@@ -296,7 +320,8 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | li
               max_frames: int = 60, calib_samples: int = 32, workdir: str | None = None,
               only: list[str] | None = None, extra_models: list[str] | None = None, log=print,
               default_model: str | None = None, nanotrack_dir: str | None = None, profile: bool = True,
-              rounds: int = 1, pace_fps: float | None = None, upstream_nanotrack: tuple[str, ...] = ()) -> dict:
+              rounds: int = 1, pace_fps: float | None = None, upstream_nanotrack: tuple[str, ...] = (),
+              vittrack_model: str | None = None) -> dict:
     """extra_models: ready-made model files (e.g. a QAT export) measured beside the built ones.
 
     threads: one count or several ([1, 2]): every row, the baseline included, is measured at each,
@@ -311,7 +336,7 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | li
 
     default_model: the default model's row (None: the bundled model); nanotrack_dir: NanoTrack's
     files (None: ``find_nanotrack_dir``); profile: profile the best INT8 onnxruntime engine (at the
-    first thread count).
+    first thread count); vittrack_model: VitTrack's ONNX file for its two rows (None: none).
     """
     if rounds < 1:
         raise ConfigError(f"--rounds must be at least 1, got {rounds}")
@@ -344,7 +369,8 @@ def run_bench(model: MixFormerV2, sha: str, sequences: str, *, threads: int | li
 
     with libraries_quiet():
         rows, skipped = candidates(model, sha, sequences, calib_samples)
-    rows += independent_candidates(default_model, nanotrack_dir or find_nanotrack_dir(), skipped, upstream_nanotrack)
+    rows += independent_candidates(default_model, nanotrack_dir or find_nanotrack_dir(), skipped, upstream_nanotrack,
+                                   vittrack_model)
     if only:
         rows = [r for r in rows if any(o in r.name for o in only)]
     for path in extra_models or []:

@@ -199,6 +199,9 @@ def register_bench(subparsers) -> None:
     p.add_argument("--upstream-nanotrack", action="append", default=[], metavar="DIR",
                    help="also time NanoTrack's own tracking loop on onnxruntime on the two files in DIR "
                         "(V2 or V3; repeatable), beside OpenCV's")
+    p.add_argument("--vittrack-model", metavar="FILE",
+                   help="also time VitTrack (this ONNX file) through OpenCV's cv2.TrackerVit and through the "
+                        "runtime's own loop on onnxruntime")
     p.add_argument("--no-profile", action="store_true", help="skip the operator profile of the best INT8 engine")
     p.add_argument("--rounds", type=int, default=1, metavar="R",
                    help="run every engine R times, taking turns, and report medians over rounds "
@@ -230,7 +233,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
                        workdir=args.workdir, only=args.engines, extra_models=args.extra_model,
                        log=lambda m: print(m, file=sys.stderr), default_model=args.model,
                        nanotrack_dir=args.nanotrack_dir, profile=not args.no_profile, rounds=args.rounds,
-                       pace_fps=args.pace, upstream_nanotrack=tuple(args.upstream_nanotrack))
+                       pace_fps=args.pace, upstream_nanotrack=tuple(args.upstream_nanotrack),
+                       vittrack_model=args.vittrack_model)
     print(format_table(report))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     p.add_argument("--tracker", default="mixformer", choices=["mixformer", *PEERS],
                    help="which tracker to run (default mixformer: --model, or the bundled model)")
     p.add_argument("--nanotrack-dir", metavar="DIR", help="folder with NanoTrack's two ONNX files")
+    p.add_argument("--vittrack-model", metavar="FILE",
+                   help="VitTrack's ONNX file, for --tracker vittrack (OpenCV's cv2.TrackerVit) or "
+                        "vittrack-onnxruntime (the runtime's own loop, OpenCV's conventions)")
     add_tracker_overrides(p)
     p.add_argument("--starts", type=int, default=1, metavar="K",
                    help="temporal robustness: track each sequence from K evenly spaced frames "
@@ -59,7 +62,9 @@ def _make_tracker(args):
         return f"mixformer-{engine.meta.preset}", Tracker(engine, **tracker_overrides(args))
     if args.model:
         raise ConfigError(f"--model is for the mixformer tracker, not {args.tracker}")
-    peer = create_peer(args.tracker, args.nanotrack_dir, threads=args.threads)
+    peer = create_peer(args.tracker, args.nanotrack_dir, threads=args.threads, vittrack_model=args.vittrack_model)
+    if args.tracker.startswith("vittrack"):     # one model, no version to add to the name
+        return args.tracker, peer
     preset = getattr(getattr(peer, "meta", None), "preset", None)
     return (f"{args.tracker}-{preset.split('-')[-1]}" if preset else args.tracker), peer
 
