@@ -247,3 +247,57 @@ def test_bench_rows_for_vittrack_are_opt_in_and_a_bad_file_is_skipped_with_its_r
     assert not [r for r in independent_candidates(None, None, skipped, vittrack_model=str(bad))
                 if "vittrack" in r.name]
     assert "not a VitTrack model" in skipped["vittrack"]
+
+
+# -- OpenCV 5's box rules, measured with networks whose outputs we choose --------------------
+
+def constant_maps_model(path: str, cell, size, offset=(0.0, 0.0)) -> str:
+    """A VitTrack-shaped ONNX file whose maps ignore the crops: one score peak at ``cell``
+    (0.9 on 0.01), the same size and offset everywhere."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    score = np.full((1, 1, 16, 16), 0.01, np.float32)
+    score[0, 0, cell[0], cell[1]] = 0.9
+    maps = {"output1": score,
+            "output2": np.broadcast_to(np.float32(size)[None, :, None, None], (1, 2, 16, 16)).copy(),
+            "output3": np.broadcast_to(np.float32(offset)[None, :, None, None], (1, 2, 16, 16)).copy()}
+    # The outputs depend on the inputs (times zero), so that no engine folds the inputs away.
+    nodes = [helper.make_node("ReduceMean", ["search"], ["s"], keepdims=1),
+             helper.make_node("ReduceMean", ["template"], ["t"], keepdims=1),
+             helper.make_node("Add", ["s", "t"], ["st"]), helper.make_node("Mul", ["st", "zero"], ["z"])]
+    inits = [numpy_helper.from_array(np.zeros((1, 1, 1, 1), np.float32), "zero")]
+    for name, value in maps.items():
+        inits.append(numpy_helper.from_array(value, f"{name}_value"))
+        nodes.append(helper.make_node("Add", [f"{name}_value", "z"], [name]))
+    graph = helper.make_graph(
+        nodes, "constant_maps",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in
+         (("template", [1, 3, 128, 128]), ("search", [1, 3, 256, 256]))],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(v.shape)) for n, v in maps.items()],
+        initializer=inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), path)
+    return path
+
+
+@pytest.mark.parametrize("cell, size, offset, box", [
+    ((8, 8), (0.01, 0.01), (0, 0), (300, 150, 40, 40)),      # below 10 px: widened, corner kept
+    ((8, 8), (0.5, 0.05), (0, 0), (300, 150, 40, 40)),       # one side below 10 px
+    ((4, 4), (0.2, 0.2), (0, 0), (20, 20, 40, 40)),          # off the top-left: cut, then 10 px
+    ((11, 11), (0.2, 0.2), (0.9, 0.9), (580, 300, 40, 40)),  # off the bottom-right: moved back inside
+    ((8, 10), (0.01, 0.01), (0, 0), (600, 150, 40, 40)),     # a 10 px box that would cross the edge
+    ((0, 0), (0.2, 0.2), (0, 0), (20, 20, 40, 40)),          # the window sinks a corner peak: box held
+])
+def test_box_rules_match_opencv_at_the_edges(tmp_path, cell, size, offset, box):
+    needs_tracker_vit()
+    path = constant_maps_model(str(tmp_path / "maps.onnx"), cell, size, offset)
+    frame = np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    theirs, ours = create_peer("vittrack", vittrack_model=path), open_vittrack(path, threads=1)
+    theirs.init(frame, box)
+    ours.init(frame, box)
+    moved = False
+    for _ in range(3):
+        a, b = theirs.update(frame), ours.update(frame)
+        assert b.box == a.box and b.score == pytest.approx(a.score, abs=1e-6)
+        moved |= b.box != tuple(float(v) for v in box)
+    assert moved == (cell != (0, 0))
