@@ -3,6 +3,8 @@ onnxruntime on the crops the runtime's own loop makes on real validation frames.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,83 @@ def test_a_file_that_is_not_vittrack_is_refused(tmp_path):
     bad.write_bytes(b"nope")
     with pytest.raises(ModelError, match="not a readable ONNX file"):
         load_vittrack(str(bad))
+
+
+# -- the student (issue 29): MixFormerV2 started as VitTrack ---------------------------------
+
+def test_student_starts_with_the_teachers_stems_positions_and_blocks():
+    from train.model import NUM_PRED_TOKENS
+    from train.presets import get_preset
+    from train.vittrack import student_from_teacher
+
+    teacher = load_vittrack(shared_path("models", "vittrack", "vitTracker.onnx"))
+    student = student_from_teacher(teacher, get_preset("vitstem"))
+    gen = torch.Generator().manual_seed(0)
+    z, x = torch.randn(2, 3, 128, 128, generator=gen), torch.randn(2, 3, 256, 256, generator=gen)
+    with torch.no_grad():
+        tokens = teacher.tokens(z, x)
+        bb = student.backbone
+        torch.testing.assert_close(bb.embed_template(z), tokens[:, :64], rtol=0, atol=1e-6)
+        torch.testing.assert_close(bb.patch_embed(x) + bb.pos_embed_s, tokens[:, 64:], rtol=0, atol=1e-6)
+        for mine, theirs in zip(bb.blocks, teacher.blocks):
+            assert torch.equal(mine.attn.qkv.weight, theirs.qkv.weight)
+            assert torch.equal(mine.mlp.fc2.bias, theirs.fc2.bias)
+        out = student(z, z, x, train_outputs=True)
+    assert out["edge_logits"].shape == (2, NUM_PRED_TOKENS, 64)
+    assert [f.shape for f in out["features"]] == [(2, 2 * 64 + 256 + NUM_PRED_TOKENS, 48)] * 3
+
+
+def test_a_preset_of_another_shape_cannot_start_from_vittrack():
+    from train.presets import get_preset
+    from train.vittrack import VitTrack, student_from_teacher
+
+    with pytest.raises(ModelError, match="cannot start from VitTrack"):
+        student_from_teacher(VitTrack(), get_preset("T192"))
+
+
+def test_edge_distributions_follow_the_box_of_the_best_cell():
+    from train.vittrack import map_edge_probs
+
+    score = torch.full((1, 1, 16, 16), 0.01)
+    score[0, 0, 5, 9] = 0.9
+    size = torch.zeros(1, 2, 16, 16)
+    size[0, 0], size[0, 1] = 0.25, 0.125
+    offset = torch.full((1, 2, 16, 16), 0.5)
+    probs = map_edge_probs(score, size, offset, bins=64)
+    assert probs.shape == (1, 4, 64)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(1, 4))
+    cx, cy = 9.5 / 16, 5.5 / 16
+    expected = torch.tensor([cx - 0.125, cx + 0.125, cy - 0.0625, cy + 0.0625])
+    mean = (probs[0] * torch.arange(64) / 64).sum(-1)
+    torch.testing.assert_close(mean, expected, rtol=0, atol=1.5 / 64)   # within the Gaussian's bin rounding
+
+
+def test_dense_to_sparse_trains_resumes_and_exports(tmp_path):
+    """Two steps of the stage-1 config on the training corpus, a resumed third, and the result
+    exported with its cached template graph; the metadata says BGR with ImageNet's mean/std."""
+    from train.checkpoint import load_model
+    from train.config import load_train_config
+    from train.export import export_onnx
+    from train.trainer import train
+
+    shared_path("data", "train")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = load_train_config(os.path.join(repo, "train", "configs", "vitstem_dense_to_sparse.yaml"))
+    for source in cfg.data.sources:
+        source.path = os.path.join(repo, source.path) if not os.path.isabs(source.path) else source.path
+    cfg.teacher.path = shared_path("models", "vittrack", "vitTracker.onnx")
+    cfg.output, cfg.data.samples_per_epoch, cfg.data.workers = str(tmp_path / "run"), 4, 0
+    cfg.optim.batch_size, cfg.optim.epochs, cfg.keep_epochs = 2, 2, False
+    first = train(cfg)
+    assert first["steps"] == 4 and all(np.isfinite(h["loss"]) and h["kl"] > 0 for h in first["history"])
+    cfg.optim.epochs = 3
+    resumed = train(cfg, resume=True)
+    assert resumed["epochs_run"] == 1 and resumed["steps"] == 2
+    model, _ = load_model(resumed["checkpoint"], None)
+    assert model.cfg.name == "vitstem"
+    path = export_onnx(model, str(tmp_path / "m.onnx")).path
+    from edge.engines.onnx import open_session, read_meta
+
+    meta = read_meta(open_session(path), path)
+    assert meta.color_order == "BGR" and meta.mean == pytest.approx((0.485, 0.456, 0.406))
+    assert meta.preset == "vitstem" and meta.search_size == 256 and meta.template_size == 128

@@ -36,8 +36,10 @@ class DataConfig:
 
 @dataclass
 class TeacherConfig:
-    kind: Literal["none", "nanotrack", "mixformer"] = "none"
-    path: str = ""                     # NanoTrack model folder, or a MixFormerV2 checkpoint
+    kind: Literal["none", "nanotrack", "mixformer", "vittrack"] = "none"
+    # NanoTrack model folder, a MixFormerV2 checkpoint, or VitTrack's ONNX file (the student then
+    # starts as VitTrack, unless init is set)
+    path: str = ""
     variant: str = ""
 
 

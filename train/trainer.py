@@ -98,10 +98,24 @@ class Stage:
 
 
 class Distill(Stage):
-    """Stage 1: box losses against the ground truth, KL against a NanoTrack or MixFormerV2 teacher."""
+    """Stage 1: box losses against the ground truth, KL against a NanoTrack, MixFormerV2 or
+    VitTrack teacher. With VitTrack the student starts as the teacher (its stems, position
+    embeddings and blocks copied in: the paper's dense-to-sparse stage) unless ``init`` is set."""
+
+    def start_model(self):
+        if self.cfg.teacher.kind == "vittrack" and not self.cfg.init:
+            from train.vittrack import load_vittrack, student_from_teacher
+
+            return student_from_teacher(load_vittrack(self.cfg.teacher.path), get_preset(self.cfg.variant),
+                                        self.cfg.seed)
+        return super().start_model()
 
     def teacher(self, student):
         bins, kind = student.cfg.bins, self.cfg.teacher.kind
+        if kind == "vittrack":
+            from train.vittrack import VitTrackTeacher
+
+            return MixFormerBatchTeacher(VitTrackTeacher(self.cfg.teacher.path), bins)
         if kind == "nanotrack":
             return NanoTrackBatchTeacher(NanoTrackTeacher(self.cfg.teacher.path), bins)
         if kind == "mixformer":
