@@ -183,10 +183,10 @@ def main(argv=None) -> int:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--model")
     what.add_argument("--peer", choices=["nanotrack", "nanotrack-upstream", "kcf", "csrt", "vittrack",
-                                         "vittrack-onnxruntime"],
+                                         "vittrack-onnxruntime", "vittrack-rgb"],
                       help="a peer tracker instead of a model (OpenCV's, or NanoTrack's own loop on onnxruntime)")
     p.add_argument("--nanotrack-dir", metavar="DIR", help="with --peer nanotrack(-upstream): its two ONNX files")
-    p.add_argument("--vittrack-model", metavar="FILE", help="with --peer vittrack(-onnxruntime): its ONNX file")
+    p.add_argument("--vittrack-model", metavar="FILE", help="with --peer vittrack*: its ONNX file")
     p.add_argument("--engine", default="onnxruntime", choices=sorted(ENGINES))
     p.add_argument("--profile", action="store_true",
                    help="onnxruntime engines: add the per-operator profile of the per-frame graph")

@@ -18,7 +18,7 @@ from edge.errors import ConfigError
 from edge.evaluation.datasets import find_sequences
 from edge.evaluation.peers import create_peer
 from edge.tracker import TrackState
-from edge.vittrack import OUTPUTS, VitTracker, VitTrackModel, crop_square, hanning_window, open_vittrack
+from edge.vittrack import MEAN, OUTPUTS, SCALE, VitTracker, VitTrackModel, crop_square, hanning_window, open_vittrack
 
 
 def vittrack_file() -> str:
@@ -148,8 +148,19 @@ def test_the_frames_colour_order_is_honoured():
         tracker.update(frame)
         inputs.append(net.searches[0])
     np.testing.assert_array_equal(inputs[0], inputs[1])
-    with pytest.raises(ConfigError):
-        VitTracker(FakeNet([]), frame_color_order="YUV")
+    # OpenCV's order (BGR) by default; input_order="RGB" hands the network the other one.
+    net = FakeNet([])
+    tracker = VitTracker(net, input_order="RGB")
+    tracker.init(rgb, (40, 30, 24, 20))
+    tracker.update(rgb)
+    def pixels(blob):
+        return blob[0] / SCALE[:, None, None] + MEAN[:, None, None]
+
+    np.testing.assert_allclose(pixels(net.searches[0]), pixels(inputs[0])[::-1], atol=1e-3)
+    assert tracker.label == "VitTrack (RGB input)"
+    for bad in ({"frame_color_order": "YUV"}, {"input_order": "rgb"}):
+        with pytest.raises(ConfigError):
+            VitTracker(FakeNet([]), **bad)
 
 
 def test_bad_initial_boxes_and_update_before_init():
@@ -197,7 +208,7 @@ def test_eval_with_a_wrong_file_or_none_is_one_line(capsys, tmp_path):
         one_line_failure(capsys, ["eval", "--sequences", seq, "--tracker", tracker], "needs --vittrack-model")
 
 
-@pytest.mark.parametrize("tracker", ["vittrack", "vittrack-onnxruntime"])
+@pytest.mark.parametrize("tracker", ["vittrack", "vittrack-onnxruntime", "vittrack-rgb"])
 def test_eval_runs_both_and_names_them(tmp_path, tracker):
     from edge.cli.main import main
 
@@ -239,7 +250,7 @@ def test_bench_rows_for_vittrack_are_opt_in_and_a_bad_file_is_skipped_with_its_r
     assert not [r for r in independent_candidates(None, None, skipped) if "vittrack" in r.name]
     rows = independent_candidates(None, None, skipped, vittrack_model=vittrack_file())
     names = [r.name for r in rows if "vittrack" in r.name]
-    assert "vittrack (onnxruntime)" in names
+    assert "vittrack (onnxruntime)" in names and "vittrack-rgb (onnxruntime)" in names
     assert ("vittrack (opencv)" in names) == hasattr(cv2, "TrackerVit")
     bad = tmp_path / "v.onnx"
     bad.write_bytes(b"junk")

@@ -122,7 +122,7 @@ def test_edge_distributions_follow_the_box_of_the_best_cell():
 
 def test_dense_to_sparse_trains_resumes_and_exports(tmp_path):
     """Two steps of the stage-1 config on the training corpus, a resumed third, and the result
-    exported with its cached template graph; the metadata says BGR with ImageNet's mean/std."""
+    exported with its cached template graph; the metadata says RGB with ImageNet's mean/std."""
     from train.checkpoint import load_model
     from train.config import load_train_config
     from train.export import export_onnx
@@ -147,5 +147,5 @@ def test_dense_to_sparse_trains_resumes_and_exports(tmp_path):
     from edge.engines.onnx import open_session, read_meta
 
     meta = read_meta(open_session(path), path)
-    assert meta.color_order == "BGR" and meta.mean == pytest.approx((0.485, 0.456, 0.406))
+    assert meta.color_order == "RGB" and meta.mean == pytest.approx((0.485, 0.456, 0.406))
     assert meta.preset == "vitstem" and meta.search_size == 256 and meta.template_size == 128

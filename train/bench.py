@@ -72,7 +72,8 @@ def independent_candidates(default_model: str | None, nanotrack_dir: str | None,
                            ) -> list[Candidate]:
     """The default model's row and NanoTrack's, each measured like any engine; with
     ``upstream_nanotrack``, also NanoTrack's own loop on onnxruntime on each of those folders; with
-    ``vittrack_model``, VitTrack through OpenCV's ``cv2.TrackerVit`` and through the runtime's loop."""
+    ``vittrack_model``, VitTrack through OpenCV's ``cv2.TrackerVit`` and through the runtime's loop
+    (OpenCV's BGR input, and the RGB it was trained on)."""
     from edge.engines import engine_for
     from edge.sample import BUNDLED_MODEL
 
@@ -123,8 +124,10 @@ def _vittrack_candidates(path: str, skipped: dict) -> list[Candidate]:
     except EdgeTrackError as exc:
         skipped["vittrack"] = str(exc)
         return []
-    rows = [Candidate("vittrack (onnxruntime)", "fp32", False, build=lambda work: None, engine="onnxruntime",
-                      worker_args=["--vittrack-model", path], independent=True, peer="vittrack-onnxruntime")]
+    rows = [Candidate(name, "fp32", False, build=lambda work: None, engine="onnxruntime",
+                      worker_args=["--vittrack-model", path], independent=True, peer=peer)
+            for name, peer in (("vittrack (onnxruntime)", "vittrack-onnxruntime"),
+                               ("vittrack-rgb (onnxruntime)", "vittrack-rgb"))]
     if hasattr(cv2, "TrackerVit"):
         rows.insert(0, Candidate("vittrack (opencv)", "fp32", False, build=lambda work: None, engine="opencv",
                                  worker_args=["--vittrack-model", path], independent=True, peer="vittrack"))

@@ -48,8 +48,6 @@ def model_meta(model: MixFormerV2, checkpoint_sha256: str = "", step_file: str =
     cfg = model.cfg
     # NanoTrack's stem was trained on raw BGR 0..255: the normaliser's x/255*255 hands it that.
     pixels = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3, color_order="BGR") if cfg.stem == "nanotrack" else {}
-    if cfg.stem == "vittrack":   # OpenCV feeds VitTrack its BGR frames with ImageNet's mean/std unswapped
-        pixels = dict(color_order="BGR")
     return ModelMeta(
         preset=cfg.name, template_size=cfg.template_size, search_size=cfg.search_size,
         search_factor=cfg.search_factor, bins=cfg.bins, update_interval=cfg.update_interval,

@@ -13,7 +13,9 @@ read off the graph of ``vitTracker.onnx``:
   (48 -> 32 -> 16 -> 8 -> 4) and a 1x1 conv each: centre score (sigmoid, clipped to
   [1e-4, 0.9999]), size (the same) and offset (raw), in search-crop units.
 
-Input: what OpenCV's tracker feeds it (``edge.vittrack``): BGR crops, ``(p / 255 - mean) / std``.
+Input: ``(p / 255 - mean) / std`` with ImageNet's mean and std. OpenCV's tracker feeds it BGR
+crops; it tracks better on RGB (validation AUC 61.3 against 57.3), the order it was evidently
+trained on, so the student (preset ``vitstem``) and its teacher see RGB.
 """
 
 from __future__ import annotations

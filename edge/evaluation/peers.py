@@ -5,7 +5,9 @@ the main OpenCV build but needs its two ONNX files (backbone and head). ``nanotr
 is the same kind of files (V2 or V3) run by the authors' own tracking loop on onnxruntime
 (``edge.nanotrack``), which is what the peer's published numbers come from. ``vittrack`` is
 OpenCV's ``cv2.TrackerVit`` on VitTrack's ONNX file (main OpenCV 4.9+), and ``vittrack-onnxruntime``
-the runtime's own loop on the same file (``edge.vittrack``, OpenCV's conventions on onnxruntime).
+the runtime's own loop on the same file (``edge.vittrack``, OpenCV's conventions on onnxruntime);
+``vittrack-rgb`` is that loop feeding the network RGB, the order it was trained on (OpenCV feeds
+it BGR).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from edge.camera.opencv import quiet_opencv_log
 from edge.errors import ConfigError
 from edge.tracker import TrackResult, TrackState
 
-PEERS = ("kcf", "csrt", "nanotrack", "nanotrack-upstream", "vittrack", "vittrack-onnxruntime")
+PEERS = ("kcf", "csrt", "nanotrack", "nanotrack-upstream", "vittrack", "vittrack-onnxruntime", "vittrack-rgb")
 NANOTRACK_FILES = ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx")
 
 
@@ -51,10 +53,10 @@ class OpenCVPeer:
 def create_peer(name: str, nanotrack_dir: str | None = None, threads: int | None = None,
                 vittrack_model: str | None = None):
     """A peer tracker by name: kcf, csrt, nanotrack or nanotrack-upstream (both need
-    ``nanotrack_dir``), vittrack or vittrack-onnxruntime (both need ``vittrack_model``);
+    ``nanotrack_dir``), vittrack, vittrack-onnxruntime or vittrack-rgb (``vittrack_model``);
     ``threads`` applies to the onnxruntime ones."""
     name = name.lower()
-    if name in ("vittrack", "vittrack-onnxruntime"):
+    if name in ("vittrack", "vittrack-onnxruntime", "vittrack-rgb"):
         return _vittrack(name, vittrack_model, threads)
     if name == "nanotrack-upstream":
         from edge.nanotrack import open_nanotrack
@@ -97,6 +99,8 @@ def _vittrack(name: str, path: str | None, threads: int | None):
     model = VitTrackModel(path, threads)    # one line naming what is wrong when the file is not VitTrack's
     if name == "vittrack-onnxruntime":
         return VitTracker(model)
+    if name == "vittrack-rgb":
+        return VitTracker(model, input_order="RGB")
     model.close()
     if not hasattr(cv2, "TrackerVit"):
         raise ConfigError(f"vittrack needs OpenCV 4.9 or later (cv2.TrackerVit); this is OpenCV {cv2.__version__}")
