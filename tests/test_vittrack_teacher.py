@@ -149,3 +149,27 @@ def test_dense_to_sparse_trains_resumes_and_exports(tmp_path):
     meta = read_meta(open_session(path), path)
     assert meta.color_order == "RGB" and meta.mean == pytest.approx((0.485, 0.456, 0.406))
     assert meta.preset == "vitstem" and meta.search_size == 256 and meta.template_size == 128
+
+
+def test_prediction_tokens_can_train_at_their_own_rate():
+    from train.config import TrainConfig
+    from train.model import build_model
+    from train.presets import get_preset
+    from train.trainer import _optimizer
+
+    model = build_model(get_preset("tiny"), seed=0)
+    cfg = TrainConfig()
+    cfg.optim.lr, cfg.optim.backbone_lr_scale = 1e-3, 0.5
+
+    def rate_of(optimizer, param):
+        return next(g["lr"] for g in optimizer.param_groups if any(p is param for p in g["params"]))
+
+    optimizer, _ = _optimizer(cfg, model, None)
+    assert rate_of(optimizer, model.backbone.reg_tokens) == pytest.approx(5e-4)     # the backbone's, by default
+    cfg.optim.token_lr_scale = 3.0
+    optimizer, trained = _optimizer(cfg, model, None)
+    assert rate_of(optimizer, model.backbone.reg_tokens) == pytest.approx(3e-3)
+    assert rate_of(optimizer, model.backbone.pos_embed_reg) == pytest.approx(3e-3)
+    assert rate_of(optimizer, model.backbone.blocks[0].attn.qkv.weight) == pytest.approx(5e-4)
+    assert rate_of(optimizer, model.box_head.layers[0][0].weight) == pytest.approx(1e-3)
+    assert len(trained) == len([p for p in model.parameters() if p.requires_grad])

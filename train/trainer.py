@@ -360,12 +360,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
 
 
 def _optimizer(cfg: TrainConfig, model: MixFormerV2, actor):
-    """AdamW with the backbone at ``backbone_lr_scale`` x lr; returns (optimizer, trained parameters)."""
-    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
-    heads = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
+    """AdamW with the backbone at ``backbone_lr_scale`` x lr (the prediction tokens at
+    ``token_lr_scale`` x lr when that is set); returns (optimizer, trained parameters)."""
+    tokens = ("backbone.reg_tokens", "backbone.pos_embed_reg") if cfg.optim.token_lr_scale > 0 else ()
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    backbone = [p for n, p in named if n.startswith("backbone.") and n not in tokens]
+    token_params = [p for n, p in named if n in tokens]
+    heads = [p for n, p in named if not n.startswith("backbone.")]
     heads += list(actor.parameters()) if hasattr(actor, "parameters") else []
     groups = [g for g in ({"params": heads, "lr": cfg.optim.lr},
-                          {"params": backbone, "lr": cfg.optim.lr * cfg.optim.backbone_lr_scale}) if g["params"]]
+                          {"params": backbone, "lr": cfg.optim.lr * cfg.optim.backbone_lr_scale},
+                          {"params": token_params, "lr": cfg.optim.lr * cfg.optim.token_lr_scale}) if g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     return optimizer, [p for g in groups for p in g["params"]]
 
