@@ -173,3 +173,27 @@ def test_prediction_tokens_can_train_at_their_own_rate():
     assert rate_of(optimizer, model.backbone.blocks[0].attn.qkv.weight) == pytest.approx(5e-4)
     assert rate_of(optimizer, model.box_head.layers[0][0].weight) == pytest.approx(1e-3)
     assert len(trained) == len([p for p in model.parameters() if p.requires_grad])
+
+
+def test_prediction_tokens_start_as_the_targets_edges_and_look_at_the_crops():
+    from train.presets import get_preset
+    from train.vittrack import init_tokens_from_templates, student_from_teacher
+
+    path = shared_path("models", "vittrack", "vitTracker.onnx")
+    pairs = real_pairs(path).pairs
+    template = torch.from_numpy(np.concatenate([t for t, _ in pairs]))
+    search = torch.from_numpy(np.concatenate([s for _, s in pairs]))
+    student = student_from_teacher(load_vittrack(path), get_preset("vitstem"))
+    init_tokens_from_templates(student, template)
+    bb = student.backbone
+    with torch.no_grad():
+        start = (bb.reg_tokens + bb.pos_embed_reg)[0]                                   # (4, D)
+        tokens = bb.embed_template(template).mean(0).reshape(8, 8, -1)                  # target: cells 2..5
+        torch.testing.assert_close(start[0], tokens[2:6, 2].mean(0))                    # left edge
+        torch.testing.assert_close(start[3], tokens[5, 2:6].mean(0))                    # bottom edge
+        assert torch.cdist(start, start).triu(1)[torch.triu_indices(4, 4, 1).unbind()].min() > 0.1
+        x_t, x_s = bb.embed(template, template, search)
+        block = bb.blocks[0]
+        q, k, _ = block.attn._split(block.norm1(torch.cat([x_t, x_s], dim=1)))
+        attention = (q[:, :, -4:] @ k.transpose(-2, -1) * block.attn.scale).softmax(-1)
+    assert attention[..., :-4].sum(-1).mean() > 0.5                                      # on the crops, not each other

@@ -104,10 +104,14 @@ class Distill(Stage):
 
     def start_model(self):
         if self.cfg.teacher.kind == "vittrack" and not self.cfg.init:
-            from train.vittrack import load_vittrack, student_from_teacher
+            from train.vittrack import init_tokens_from_templates, load_vittrack, student_from_teacher
 
-            return student_from_teacher(load_vittrack(self.cfg.teacher.path), get_preset(self.cfg.variant),
-                                        self.cfg.seed)
+            student = student_from_teacher(load_vittrack(self.cfg.teacher.path), get_preset(self.cfg.variant),
+                                           self.cfg.seed)
+            pairs = _pair_dataset(self.cfg, student, rank=0, keep_rgb=False)
+            pairs.set_epoch(0)          # training draws from epochs 1.. : these pairs are not among them
+            init_tokens_from_templates(student, torch.stack([pairs[i]["template"] for i in range(64)]))
+            return student
         return super().start_model()
 
     def teacher(self, student):
