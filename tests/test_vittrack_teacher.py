@@ -197,3 +197,22 @@ def test_prediction_tokens_start_as_the_targets_edges_and_look_at_the_crops():
         q, k, _ = block.attn._split(block.norm1(torch.cat([x_t, x_s], dim=1)))
         attention = (q[:, :, -4:] @ k.transpose(-2, -1) * block.attn.scale).softmax(-1)
     assert attention[..., :-4].sum(-1).mean() > 0.5                                      # on the crops, not each other
+
+
+def test_frame_flops_count_the_vittrack_stems():
+    from train.flops import frame_macs
+    from train.presets import get_preset
+    from train.vittrack import conv_stem
+
+    def conv_macs(size):
+        macs, x = 0, torch.zeros(1, 3, size, size)
+        for layer in conv_stem():
+            y = layer(x)
+            if isinstance(layer, torch.nn.Conv2d):
+                macs += y[0].numel() * layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1]
+            x = y
+        return macs
+
+    cfg = get_preset("vitstem")
+    assert frame_macs(cfg, cached=True).patch_embed == conv_macs(256)
+    assert frame_macs(cfg, cached=False).patch_embed == conv_macs(256) + 2 * conv_macs(128)
