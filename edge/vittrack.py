@@ -8,9 +8,9 @@ follows OpenCV's ``tracker_vit.cpp`` (re-implemented from its description, not c
   template, 4 for the search), black outside the frame (OpenCV's padding asks for one pixel too
   many at the right and bottom, but ``copyMakeBorder`` on a view fills it from the frame);
 - input: the crop resized bilinearly, ``(pixel / 255 - mean) / std`` with ImageNet's mean and
-  std, in the frame's BGR channel order (OpenCV feeds its BGR frames without swapping). The
-  network was evidently trained on RGB: ``input_order="RGB"`` feeds it that, and tracks better
-  (validation AUC 61.3 against 57.3), but its boxes are then no longer OpenCV's;
+  std, in the frame's BGR channel order (OpenCV feeds its BGR frames without swapping; the mean
+  and std are RGB's). ``input_order="RGB"`` feeds the network RGB instead: validation AUC 61.3
+  against 57.3 (dev, reported once: 59.9 against 72.1), and its boxes are no longer OpenCV's;
 - the centre map times a Hanning window (``0.5 - 0.5 cos(2 pi (i + 1) / 17)``, nothing zero at
   the border); its maximum is the tracking score, and the box moves only when that score is at
   least 0.20 (OpenCV's threshold; below it the last box is kept);

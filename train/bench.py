@@ -73,7 +73,7 @@ def independent_candidates(default_model: str | None, nanotrack_dir: str | None,
     """The default model's row and NanoTrack's, each measured like any engine; with
     ``upstream_nanotrack``, also NanoTrack's own loop on onnxruntime on each of those folders; with
     ``vittrack_model``, VitTrack through OpenCV's ``cv2.TrackerVit`` and through the runtime's loop
-    (OpenCV's BGR input, and the RGB it was trained on)."""
+    (OpenCV's BGR input, and RGB)."""
     from edge.engines import engine_for
     from edge.sample import BUNDLED_MODEL
 

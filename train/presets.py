@@ -75,8 +75,8 @@ PRESETS: dict[str, ModelConfig] = {
                                template_size=128, search_size=192, bins=48, search_factor=3.0,
                                update_interval=25, stem="nanotrack", size_update_rate=0.3),
     # Issue 29's student: VitTrack (OpenCV model zoo) copied into MixFormerV2 -- its two conv
-    # stems ("vittrack", RGB with ImageNet mean/std: 61.3 validation AUC against 57.3 on the BGR
-    # OpenCV feeds it, so RGB is what it was trained on), learned position
+    # stems ("vittrack", RGB with ImageNet mean/std: VitTrack scores 61.3 validation AUC so fed,
+    # against 57.3 on the BGR OpenCV feeds it), learned position
     # embeddings and 3 blocks of width 48, one head, MLP 192; crops 2x/4x the target at 128/256
     # px, as VitTrack's. 4 px per bin.
     "vitstem": ModelConfig("vitstem", embed_dim=48, depth=3, num_heads=1, mlp_ratio=4.0,

@@ -14,8 +14,9 @@ read off the graph of ``vitTracker.onnx``:
   [1e-4, 0.9999]), size (the same) and offset (raw), in search-crop units.
 
 Input: ``(p / 255 - mean) / std`` with ImageNet's mean and std. OpenCV's tracker feeds it BGR
-crops; it tracks better on RGB (validation AUC 61.3 against 57.3), the order it was evidently
-trained on, so the student (preset ``vitstem``) and its teacher see RGB.
+crops; on the validation split it tracks better on RGB (AUC 61.3 against 57.3; the five dev
+sequences, reported once, go the other way: 59.9 against 72.1), so the student (preset
+``vitstem``), chosen on validation, and its teacher see RGB.
 """
 
 from __future__ import annotations

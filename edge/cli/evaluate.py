@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     p.add_argument("--vittrack-model", metavar="FILE",
                    help="VitTrack's ONNX file, for --tracker vittrack (OpenCV's cv2.TrackerVit) or "
                         "vittrack-onnxruntime (the runtime's own loop, OpenCV's conventions) or vittrack-rgb "
-                        "(that loop feeding the network RGB, as it was trained)")
+                        "(that loop feeding the network RGB instead of OpenCV's BGR)")
     add_tracker_overrides(p)
     p.add_argument("--starts", type=int, default=1, metavar="K",
                    help="temporal robustness: track each sequence from K evenly spaced frames "

@@ -6,8 +6,8 @@ is the same kind of files (V2 or V3) run by the authors' own tracking loop on on
 (``edge.nanotrack``), which is what the peer's published numbers come from. ``vittrack`` is
 OpenCV's ``cv2.TrackerVit`` on VitTrack's ONNX file (main OpenCV 4.9+), and ``vittrack-onnxruntime``
 the runtime's own loop on the same file (``edge.vittrack``, OpenCV's conventions on onnxruntime);
-``vittrack-rgb`` is that loop feeding the network RGB, the order it was trained on (OpenCV feeds
-it BGR).
+``vittrack-rgb`` is that loop feeding the network RGB (OpenCV feeds it BGR with RGB's mean and
+std); it scores higher on the validation split.
 """
 
 from __future__ import annotations
