@@ -182,9 +182,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m edge.benchmark", description=__doc__.splitlines()[0])
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--model")
-    what.add_argument("--peer", choices=["nanotrack", "nanotrack-upstream", "kcf", "csrt"],
+    what.add_argument("--peer", choices=["nanotrack", "nanotrack-upstream", "kcf", "csrt", "vittrack",
+                                         "vittrack-onnxruntime", "vittrack-rgb"],
                       help="a peer tracker instead of a model (OpenCV's, or NanoTrack's own loop on onnxruntime)")
     p.add_argument("--nanotrack-dir", metavar="DIR", help="with --peer nanotrack(-upstream): its two ONNX files")
+    p.add_argument("--vittrack-model", metavar="FILE", help="with --peer vittrack*: its ONNX file")
     p.add_argument("--engine", default="onnxruntime", choices=sorted(ENGINES))
     p.add_argument("--profile", action="store_true",
                    help="onnxruntime engines: add the per-operator profile of the per-frame graph")
@@ -215,7 +217,8 @@ def main(argv=None) -> int:
             from edge.evaluation.peers import create_peer
 
             cv2.setNumThreads(args.threads)     # the peer gets the same threads as the engines it is compared with
-            return create_peer(args.peer, args.nanotrack_dir, threads=args.threads), _Untimed()
+            return create_peer(args.peer, args.nanotrack_dir, threads=args.threads,
+                               vittrack_model=args.vittrack_model), _Untimed()
         timed = TimedEngine(open_engine(args.model, args.engine, **kwargs), keep_inputs=keep)
         made.append(timed)
         return Tracker(timed), timed

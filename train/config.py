@@ -36,8 +36,10 @@ class DataConfig:
 
 @dataclass
 class TeacherConfig:
-    kind: Literal["none", "nanotrack", "mixformer"] = "none"
-    path: str = ""                     # NanoTrack model folder, or a MixFormerV2 checkpoint
+    kind: Literal["none", "nanotrack", "mixformer", "vittrack"] = "none"
+    # NanoTrack model folder, a MixFormerV2 checkpoint, or VitTrack's ONNX file (the student then
+    # starts as VitTrack, unless init is set)
+    path: str = ""
     variant: str = ""
 
 
@@ -57,6 +59,9 @@ class OptimConfig:
     lr: float = num(4e-4, 0.0, 1.0)
     weight_decay: float = num(1e-4, 0.0, 1.0)
     backbone_lr_scale: float = num(0.1, 0.0, 10.0)
+    # > 0: the prediction tokens (backbone.reg_tokens, pos_embed_reg) train at lr x this instead of
+    # the backbone's rate: in a student started from another tracker they are the new part.
+    token_lr_scale: float = num(0.0, 0.0, 10.0)
     grad_clip: float = num(0.1, 0.0, 1000.0)
     epochs: int = num(500, 1, 100000)
     lr_drop_epoch: int = num(400, 1, 100000)

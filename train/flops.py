@@ -40,6 +40,10 @@ def frame_macs(cfg: ModelConfig, cached: bool) -> FrameMacs:
 
         search_embed = stem_macs(cfg.search_size) + cfg.search_grid ** 2 * STEM_CHANNELS * D
         template_embed = 2 * (stem_macs(cfg.template_size) + cfg.template_grid ** 2 * STEM_CHANNELS * D)
+    elif cfg.stem == "vittrack":                     # VitTrack's conv stems, no projection
+        from train.vittrack import stem_macs as vit_stem_macs
+
+        search_embed, template_embed = vit_stem_macs(cfg.search_size), 2 * vit_stem_macs(cfg.template_size)
     else:
         search_embed = cfg.search_grid ** 2 * patch
         template_embed = m * patch

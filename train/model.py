@@ -182,6 +182,18 @@ class Block(nn.Module):
         return x_s + self.residual_scale * self.mlp(self.norm2(x_s))
 
 
+def _patch_embed(cfg: ModelConfig) -> nn.Module:
+    if cfg.stem == "nanotrack":
+        return StemEmbed(cfg.embed_dim)
+    if cfg.stem == "vittrack":       # VitTrack's two conv stems, width 48 (train/vittrack.py)
+        from train.vittrack import WIDTH, VitStemEmbed
+
+        if cfg.embed_dim != WIDTH:
+            raise ValueError(f"the VitTrack stem gives {WIDTH}-wide tokens, preset {cfg.name} is {cfg.embed_dim} wide")
+        return VitStemEmbed()
+    return PatchEmbed(cfg.patch_size, cfg.embed_dim)
+
+
 class Backbone(nn.Module):
     """Patch embedding, position tables, prediction tokens and the block stack (no final norm)."""
 
@@ -193,14 +205,18 @@ class Backbone(nn.Module):
         self.pos_embed_t = nn.Parameter(sincos_pos_embed_2d(D, cfg.template_grid)[None], requires_grad=False)
         self.reg_tokens = nn.Parameter(torch.zeros(1, NUM_PRED_TOKENS, D))
         self.pos_embed_reg = nn.Parameter(torch.zeros(1, NUM_PRED_TOKENS, D))
-        self.patch_embed = StemEmbed(D) if cfg.stem == "nanotrack" else PatchEmbed(cfg.patch_size, D)
+        self.patch_embed = _patch_embed(cfg)
         self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         nn.init.trunc_normal_(self.reg_tokens, std=0.02)
 
+    def embed_template(self, x: torch.Tensor) -> torch.Tensor:
+        """Template tokens with their positions (a stem may have its own path for templates)."""
+        embed = getattr(self.patch_embed, "template", self.patch_embed)
+        return embed(x) + self.pos_embed_t
+
     def embed(self, template, online_template, search):
         """-> (templates (B, 2Nt, D), search + prediction tokens (B, Ns + 4, D))."""
-        t = self.patch_embed(template) + self.pos_embed_t
-        ot = self.patch_embed(online_template) + self.pos_embed_t
+        t, ot = self.embed_template(template), self.embed_template(online_template)
         s = self.patch_embed(search) + self.pos_embed_s
         tokens = (self.reg_tokens + self.pos_embed_reg).expand(s.shape[0], -1, -1)
         return torch.cat([t, ot], dim=1), torch.cat([s, tokens], dim=1)
@@ -296,8 +312,7 @@ class MixFormerV2(nn.Module):
     # -- exact cached-template path ---------------------------------------------------------
     def forward_templates(self, template, online_template):
         """-> per-block (k_t, v_t), each (B, heads, 2Nt, head_dim): all a frame needs of the templates."""
-        t = self.backbone.patch_embed(template) + self.backbone.pos_embed_t
-        ot = self.backbone.patch_embed(online_template) + self.backbone.pos_embed_t
+        t, ot = self.backbone.embed_template(template), self.backbone.embed_template(online_template)
         x_t = torch.cat([t, ot], dim=1)
         cache = []
         for block in self.backbone.blocks:

@@ -29,8 +29,9 @@ class ModelConfig:
     # Tracking settings that belong to the variant (exported into the model metadata).
     search_factor: float = 5.0
     update_interval: int = 200
-    # How crops become tokens: "patch" (the official 16x16 linear patch embedding) or "nanotrack"
-    # (NanoTrack's pretrained CNN, stride 16, BGR 0..255 input: train/stems.py).
+    # How crops become tokens: "patch" (the official 16x16 linear patch embedding), "nanotrack"
+    # (NanoTrack's pretrained CNN, stride 16, BGR 0..255 input: train/stems.py) or "vittrack"
+    # (VitTrack's two conv stems, RGB with ImageNet mean/std: train/vittrack.py).
     stem: str = "patch"
     # Tracker size smoothing written into the metadata (1: upstream's behaviour).
     size_update_rate: float = 1.0
@@ -73,6 +74,14 @@ PRESETS: dict[str, ModelConfig] = {
     "nanostem192": ModelConfig("nanostem192", embed_dim=128, depth=3, num_heads=4, mlp_ratio=2.0,
                                template_size=128, search_size=192, bins=48, search_factor=3.0,
                                update_interval=25, stem="nanotrack", size_update_rate=0.3),
+    # Issue 29's student: VitTrack (OpenCV model zoo) copied into MixFormerV2 -- its two conv
+    # stems ("vittrack", RGB with ImageNet mean/std: VitTrack scores 61.3 validation AUC so fed,
+    # against 57.3 on the BGR OpenCV feeds it), learned position
+    # embeddings and 3 blocks of width 48, one head, MLP 192; crops 2x/4x the target at 128/256
+    # px, as VitTrack's. 4 px per bin.
+    "vitstem": ModelConfig("vitstem", embed_dim=48, depth=3, num_heads=1, mlp_ratio=4.0,
+                           template_size=128, search_size=256, bins=64, search_factor=4.0,
+                           update_interval=25, stem="vittrack"),
     # For tests: seconds to build, export and run.
     "tiny": ModelConfig("tiny", embed_dim=64, depth=2, num_heads=2, mlp_ratio=2.0,
                         template_size=64, search_size=128, bins=32, search_factor=4.0,

@@ -98,10 +98,28 @@ class Stage:
 
 
 class Distill(Stage):
-    """Stage 1: box losses against the ground truth, KL against a NanoTrack or MixFormerV2 teacher."""
+    """Stage 1: box losses against the ground truth, KL against a NanoTrack, MixFormerV2 or
+    VitTrack teacher. With VitTrack the student starts as the teacher (its stems, position
+    embeddings and blocks copied in: the paper's dense-to-sparse stage) unless ``init`` is set."""
+
+    def start_model(self):
+        if self.cfg.teacher.kind == "vittrack" and not self.cfg.init:
+            from train.vittrack import init_tokens_from_templates, load_vittrack, student_from_teacher
+
+            student = student_from_teacher(load_vittrack(self.cfg.teacher.path), get_preset(self.cfg.variant),
+                                           self.cfg.seed)
+            pairs = _pair_dataset(self.cfg, student, rank=0, keep_rgb=False)
+            pairs.set_epoch(0)          # training draws from epochs 1.. : these pairs are not among them
+            init_tokens_from_templates(student, torch.stack([pairs[i]["template"] for i in range(64)]))
+            return student
+        return super().start_model()
 
     def teacher(self, student):
         bins, kind = student.cfg.bins, self.cfg.teacher.kind
+        if kind == "vittrack":
+            from train.vittrack import VitTrackTeacher
+
+            return MixFormerBatchTeacher(VitTrackTeacher(self.cfg.teacher.path), bins)
         if kind == "nanotrack":
             return NanoTrackBatchTeacher(NanoTrackTeacher(self.cfg.teacher.path), bins)
         if kind == "mixformer":
@@ -346,12 +364,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
 
 
 def _optimizer(cfg: TrainConfig, model: MixFormerV2, actor):
-    """AdamW with the backbone at ``backbone_lr_scale`` x lr; returns (optimizer, trained parameters)."""
-    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
-    heads = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
+    """AdamW with the backbone at ``backbone_lr_scale`` x lr (the prediction tokens at
+    ``token_lr_scale`` x lr when that is set); returns (optimizer, trained parameters)."""
+    tokens = ("backbone.reg_tokens", "backbone.pos_embed_reg") if cfg.optim.token_lr_scale > 0 else ()
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    backbone = [p for n, p in named if n.startswith("backbone.") and n not in tokens]
+    token_params = [p for n, p in named if n in tokens]
+    heads = [p for n, p in named if not n.startswith("backbone.")]
     heads += list(actor.parameters()) if hasattr(actor, "parameters") else []
     groups = [g for g in ({"params": heads, "lr": cfg.optim.lr},
-                          {"params": backbone, "lr": cfg.optim.lr * cfg.optim.backbone_lr_scale}) if g["params"]]
+                          {"params": backbone, "lr": cfg.optim.lr * cfg.optim.backbone_lr_scale},
+                          {"params": token_params, "lr": cfg.optim.lr * cfg.optim.token_lr_scale}) if g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     return optimizer, [p for g in groups for p in g["params"]]
 

@@ -43,6 +43,10 @@ def register(subparsers) -> None:
                         "as a peer (mixformer: the same as model, its old name)")
     p.add_argument("--nanotrack-dir", metavar="DIR",
                    help="folder with NanoTrack's two ONNX files (required by --tracker nanotrack)")
+    p.add_argument("--vittrack-model", metavar="FILE",
+                   help="VitTrack's ONNX file, for --tracker vittrack (OpenCV's cv2.TrackerVit) or "
+                        "vittrack-onnxruntime (the runtime's own loop, OpenCV's conventions) or vittrack-rgb "
+                        "(that loop feeding the network RGB instead of OpenCV's BGR)")
     add_tracker_overrides(p)
     p.add_argument("--starts", type=int, default=1, metavar="K",
                    help="temporal robustness: track each sequence from K evenly spaced frames "
@@ -67,8 +71,10 @@ def _make_tracker(args):
             f"{tracker.meta.preset}:{os.path.basename(os.path.normpath(args.model))}"
         return name, tracker
     if args.model:
-        raise ConfigError(f"--model runs edge-track's own trackers, not OpenCV's {args.tracker}")
-    peer = create_peer(args.tracker, args.nanotrack_dir, threads=args.threads)
+        raise ConfigError(f"--model runs edge-track's own trackers, not the peer {args.tracker}")
+    peer = create_peer(args.tracker, args.nanotrack_dir, threads=args.threads, vittrack_model=args.vittrack_model)
+    if args.tracker.startswith("vittrack"):     # one model, no version to add to the name
+        return args.tracker, peer
     preset = getattr(getattr(peer, "meta", None), "preset", None)
     return (f"{args.tracker}-{preset.split('-')[-1]}" if preset else args.tracker), peer
 

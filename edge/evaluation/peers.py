@@ -3,7 +3,11 @@
 KCF and CSRT come with opencv-contrib (``pip install 'edge-track[peers]'``); NanoTrack is in
 the main OpenCV build but needs its two ONNX files (backbone and head). ``nanotrack-upstream``
 is the same kind of files (V2 or V3) run by the authors' own tracking loop on onnxruntime
-(``edge.nanotrack``), which is what the peer's published numbers come from.
+(``edge.nanotrack``), which is what the peer's published numbers come from. ``vittrack`` is
+OpenCV's ``cv2.TrackerVit`` on VitTrack's ONNX file (main OpenCV 4.9+), and ``vittrack-onnxruntime``
+the runtime's own loop on the same file (``edge.vittrack``, OpenCV's conventions on onnxruntime);
+``vittrack-rgb`` is that loop feeding the network RGB (OpenCV feeds it BGR with RGB's mean and
+std); it scores higher on the validation split.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from edge.camera.opencv import quiet_opencv_log
 from edge.errors import ConfigError
 from edge.tracker import TrackResult, TrackState
 
-PEERS = ("kcf", "csrt", "nanotrack", "nanotrack-upstream")
+PEERS = ("kcf", "csrt", "nanotrack", "nanotrack-upstream", "vittrack", "vittrack-onnxruntime", "vittrack-rgb")
 NANOTRACK_FILES = ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx")
 
 
@@ -46,10 +50,14 @@ class OpenCVPeer:
         return TrackResult(box=self._box, score=score, state=state, frame_id=self._frame_id)
 
 
-def create_peer(name: str, nanotrack_dir: str | None = None, threads: int | None = None):
+def create_peer(name: str, nanotrack_dir: str | None = None, threads: int | None = None,
+                vittrack_model: str | None = None):
     """A peer tracker by name: kcf, csrt, nanotrack or nanotrack-upstream (both need
-    ``nanotrack_dir``; ``threads`` applies to the onnxruntime one)."""
+    ``nanotrack_dir``), vittrack, vittrack-onnxruntime or vittrack-rgb (``vittrack_model``);
+    ``threads`` applies to the onnxruntime ones."""
     name = name.lower()
+    if name in ("vittrack", "vittrack-onnxruntime", "vittrack-rgb"):
+        return _vittrack(name, vittrack_model, threads)
     if name == "nanotrack-upstream":
         from edge.nanotrack import open_nanotrack
 
@@ -80,3 +88,27 @@ def create_peer(name: str, nanotrack_dir: str | None = None, threads: int | None
 
         return OpenCVPeer(name, factory)
     raise ConfigError(f"unknown tracker '{name}' (valid: mixformer, {', '.join(PEERS)})")
+
+
+def _vittrack(name: str, path: str | None, threads: int | None):
+    from edge.vittrack import VitTracker, VitTrackModel
+
+    if not path:
+        raise ConfigError(f"{name} needs --vittrack-model, VitTrack's ONNX file (vitTracker.onnx from "
+                          "OpenCV's model zoo)")
+    model = VitTrackModel(path, threads)    # one line naming what is wrong when the file is not VitTrack's
+    if name == "vittrack-onnxruntime":
+        return VitTracker(model)
+    if name == "vittrack-rgb":
+        return VitTracker(model, input_order="RGB")
+    model.close()
+    if not hasattr(cv2, "TrackerVit"):
+        raise ConfigError(f"vittrack needs OpenCV 4.9 or later (cv2.TrackerVit); this is OpenCV {cv2.__version__}")
+    quiet_opencv_log()
+    params = cv2.TrackerVit_Params()
+    params.net = path
+
+    def factory():
+        return cv2.TrackerVit.create(params)
+
+    return OpenCVPeer(name, factory)
