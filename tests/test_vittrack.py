@@ -243,20 +243,18 @@ def test_bench_worker_runs_vittrack_without_torch(tmp_path, peer):
 
 
 def test_bench_rows_for_vittrack_are_opt_in_and_a_bad_file_is_skipped_with_its_reason(tmp_path):
-    pytest.importorskip("torch")     # train.bench imports torch
-    from train.bench import independent_candidates
+    from edge.bench.rows import runtime_rows
 
     skipped = {}
-    assert not [r for r in independent_candidates(None, None, skipped) if "vittrack" in r.name]
-    rows = independent_candidates(None, None, skipped, vittrack_model=vittrack_file())
+    assert not [r for r in runtime_rows(skipped) if "vittrack" in r.name]
+    rows = runtime_rows(skipped, vittrack_model=vittrack_file())
     names = [r.name for r in rows if "vittrack" in r.name]
     assert "vittrack (onnxruntime)" in names and "vittrack-rgb (onnxruntime)" in names
     assert ("vittrack (opencv)" in names) == hasattr(cv2, "TrackerVit")
     bad = tmp_path / "v.onnx"
     bad.write_bytes(b"junk")
     skipped = {}
-    assert not [r for r in independent_candidates(None, None, skipped, vittrack_model=str(bad))
-                if "vittrack" in r.name]
+    assert not [r for r in runtime_rows(skipped, vittrack_model=str(bad)) if "vittrack" in r.name]
     assert "not a VitTrack model" in skipped["vittrack"]
 
 

@@ -21,6 +21,7 @@ PEERS=(
   "NanoTrack V2, OpenCV TrackerNano|--tracker nanotrack --nanotrack-dir $SHARED/models/opencv"
   "NanoTrack V2, authors' loop|--model $SHARED/models/opencv"
   "VitTrack, OpenCV TrackerVit|--tracker vittrack --vittrack-model $SHARED/models/vittrack/vitTracker.onnx"
+  "VitTrack, own loop (RGB input)|--tracker vittrack-rgb --vittrack-model $SHARED/models/vittrack/vitTracker.onnx"
   "CSRT, OpenCV|--tracker csrt"
 )
 slug() { echo "$1" | tr -c 'A-Za-z0-9\n' '_'; }
@@ -36,8 +37,8 @@ if [[ " $STEPS " == *" eval "* ]]; then
   done
 fi
 if [[ " $STEPS " == *" bench "* ]]; then
-  edge-track bench --sequences "$DEV" --rounds 3 --threads 1,2 --engines default bundled nanotrack \
-    --upstream-nanotrack "$SHARED/models/opencv" --no-profile --json "$OUT/bench.json" > "$OUT/bench.md"
+  edge-track bench --sequences "$DEV" --rounds 3 --threads 1,2 --upstream-nanotrack "$SHARED/models/opencv" \
+    --vittrack-model "$SHARED/models/vittrack/vitTracker.onnx" --no-profile --json "$OUT/bench.json" > "$OUT/bench.md"
 fi
 if [[ " $STEPS " == *" record "* ]]; then
   args=()
@@ -46,7 +47,9 @@ if [[ " $STEPS " == *" record "* ]]; then
   python -m train.record_results --cpu "${CPU:?say which CPU: CPU=\"...\"}" --bench "$OUT/bench.json" "${args[@]}" \
     --bench-row "NanoTrack V2, OpenCV TrackerNano" "nanotrack (opencv)" \
     --bench-row "NanoTrack V2, authors' loop" "upstream nanotrack-v2" \
+    --bench-row "VitTrack, OpenCV TrackerVit" "vittrack (opencv)" \
+    --bench-row "VitTrack, own loop (RGB input)" "vittrack-rgb (onnxruntime)" \
     --command "edge-track eval --sequences $VAL --starts 2 --noise-runs 4 --threads 1 --model NAME" \
     --command "edge-track eval --sequences $DEV --noise-runs 4 --threads 1 --model NAME" \
-    --command "edge-track bench --sequences $DEV --rounds 3 --threads 1,2 --engines default bundled nanotrack --upstream-nanotrack $SHARED/models/opencv"
+    --command "edge-track bench --sequences $DEV --rounds 3 --threads 1,2 --upstream-nanotrack $SHARED/models/opencv --vittrack-model $SHARED/models/vittrack/vitTracker.onnx"
 fi
