@@ -263,4 +263,12 @@ def dump_defaults() -> str:
     lines = ["# edge-track device configuration: the defaults. Choices:",
              f"#   camera.source: {', '.join(kind.name for kind in SOURCES)}"]
     lines += [f"#   {key}: {', '.join(listed)}" for key, listed in choices(DeviceConfig)]
+    from edge.trackers.catalog import load_catalog
+
+    catalog = load_catalog()
+    default = catalog.default()
+    lines += [f"#   model.path: a bundled tracker ({', '.join(catalog.names)}), a model file or a NanoTrack "
+              f"folder; '' is the default tracker{f' ({default.name})' if default else ''} (edge-track models)",
+              "#   0 or '' below means 'the model's own' (search_factor, update_interval, threads: physical "
+              "cores, lost_frames); lost_score -1: the model's own LOST threshold"]
     return "\n".join(lines) + "\n" + yaml.safe_dump(to_dict(DeviceConfig()), sort_keys=False)
