@@ -55,9 +55,13 @@ def read_regular_file(path: str, limit: int, what: str = "file") -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, f"{path} is not a regular file")
         if info.st_size > limit:
-            raise OSError(errno.EFBIG, f"{path} is {info.st_size} bytes: more than a {what} ({limit} at most)")
+            raise OSError(errno.EFBIG, f"{path} is {_size(info.st_size)}: more than a {what} ({_size(limit)} at most)")
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise OSError(errno.EFBIG, f"{path} grew past {limit} bytes while it was read")
+        raise OSError(errno.EFBIG, f"{path} grew past {_size(limit)} while it was read")
     return data
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB" if n >= 2**10 else f"{n} bytes"
 

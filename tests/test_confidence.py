@@ -76,7 +76,7 @@ def test_metadata_that_is_not_a_small_regular_json_file_is_refused_before_readin
         read_meta(str(fifo))                      # never opened: a FIFO would block the reader
     big = tmp_path / "big.json"
     big.write_text(" " * (1 << 20))
-    with pytest.raises(ConfigError, match="bytes"):
+    with pytest.raises(ConfigError, match="more than a metadata file"):
         read_meta(str(big))
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2")

@@ -260,9 +260,10 @@ def test_closed_loop_with_the_bundled_model_and_no_model_configured():
     assert build_tracker(cfg).meta.preset == build_tracker(named).meta.preset
     sim = SimConfig(path="lissajous", amplitude_deg=20.0, period_s=12.0, occlusions=((5.0, 5.5),))
     report = run_sim(sim, cfg, lambda world: build_tracker(cfg), seconds=8.0)
-    # Measured (fifth model): mean 1.07, p95 3.61 deg, re-acquired 0.37 s after the occlusion
-    # (over 12 s: 0.95 / 2.34 deg; NanoTrack in the same loop over 12 s: 1.41 / 4.03 deg, 0.5 s).
-    assert report.mean_error_deg < 2.0 and report.p95_error_deg < 4.5, report
+    # Measured: NanoTrack V3 (the default since 2026-12-07) mean 1.23, p95 4.83 deg, re-acquired 0.53 s
+    # after the occlusion; the MixFormerV2 hybrid before it 1.07 / 3.61 deg, 0.37 s. The bounds are
+    # those of any real tracker in this loop (test_closed_loop_with_a_real_tracker_in_the_simulator).
+    assert report.mean_error_deg < 2.0 and report.p95_error_deg < 6.0, report
     assert report.reacquire_s[0] is not None and report.reacquire_s[0] < 1.0, report
 
 

@@ -75,7 +75,8 @@ def read_meta(path: str) -> dict:
     try:
         raw = json.loads(read_regular_file(path, MAX_META_BYTES, "metadata file").decode("utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+        why = exc.strerror or str(exc)
+        raise ConfigError(why if path in why else f"cannot read {path}: {why}") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{path} is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
