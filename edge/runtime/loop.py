@@ -185,7 +185,8 @@ class TrackingLoop:
         self._last_update_t = now
         if result.state is TrackState.LOST:
             if self._state != LOST:
-                log.warning("target lost (score %.2f): holding the gimbal, widening the search", result.score)
+                log.warning("target lost (score %.2f): holding the gimbal%s", result.score,
+                            ", widening the search" if self.tracker.widens else "")
                 self._set_state(LOST)
             command = self.controller.stop()
             self.stats.lost_frames += 1
