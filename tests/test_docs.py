@@ -156,7 +156,8 @@ def test_ci_finds_the_readme_test_command_and_its_setup_is_the_main_install_plus
     awk = re.search(r"awk '([^']+)' README.md", script).group(1)
     cmd = subprocess.run(["awk", awk, README], capture_output=True, text=True, timeout=10).stdout.strip()
     assert cmd.startswith("python3 -m venv .venv && . .venv/bin/activate && pip install -e \".[")
-    assert cmd.endswith("&& python -m pytest -q")
+    # The whole suite: nothing after -q but the report of the slowest tests.
+    assert re.search(r"&& python -m pytest -q( --durations=\d+)?$", cmd), cmd
     extras = re.search(r'\.\[([^\]]+)\]', cmd).group(1).split(",")
     assert {"train", "dev", "tflite-export", "gimbal"} <= set(extras)
 
