@@ -38,7 +38,7 @@ def link():
     port, clock = free_udp_port(), Clock()
     ground = mavutil.mavlink_connection(f"udpin:127.0.0.1:{port}", source_system=255, source_component=190,
                                         dialect=DIALECT)
-    out = MavlinkGimbalOutput(MavlinkConfig(port=f"udpout:127.0.0.1:{port}"), clock=clock)
+    out = MavlinkGimbalOutput(MavlinkConfig(port=f"udpout:127.0.0.1:{port}", camera_component_id=CAMERA), clock=clock)
     out.heartbeat(0, "IDLE")                     # the ground station learns where we are (udpin answers the
     assert ground.recv_match(type="HEARTBEAT", blocking=True, timeout=3) is not None   # last peer it read)
     yield ground, out, clock
@@ -343,3 +343,17 @@ def test_a_flood_of_bad_commands_logs_a_few_lines_a_second_with_the_count(link, 
         assert len(denied) == 4 and "(237 more like it in the last 1 s)" in denied[-1], denied[-1]
     acks = of(drain(ground), "COMMAND_ACK")
     assert len(acks) == 241 and all(a.result == m.MAV_RESULT_DENIED for a in acks)   # every one answered
+
+
+def test_the_camera_component_is_opt_in_and_only_at_a_free_camera_id():
+    """Off unless asked for: an id a real camera on the vehicle has would make this output answer,
+    and act on, what a ground station sends that camera. config check refuses what run would."""
+    from edge.config import load_config
+    from edge.errors import ConfigError
+
+    port = "udpout:127.0.0.1:14550"
+    assert load_config({"outputs": [{"type": "mavlink", "port": port}]}).outputs[0].camera_component_id == 0
+    assert load_config({"outputs": [{"type": "mavlink", "port": port, "camera_component_id": 101}]})
+    for bad in (1, 99, 106, 191):   # the autopilot, not a camera id, not a camera id, our own component
+        with pytest.raises(ConfigError, match="camera_component_id"):
+            load_config({"outputs": [{"type": "mavlink", "port": port, "camera_component_id": bad}]})

@@ -26,7 +26,7 @@ def link():
     port = free_udp_port()
     ground = mavutil.mavlink_connection(f"udpin:127.0.0.1:{port}", source_system=255, source_component=190,
                                         dialect=DIALECT)
-    out = MavlinkGimbalOutput(MavlinkConfig(port=f"udpout:127.0.0.1:{port}"))   # 1 / 191
+    out = MavlinkGimbalOutput(MavlinkConfig(port=f"udpout:127.0.0.1:{port}", camera_component_id=100))   # 1 / 191
     out.heartbeat(0, "IDLE")                     # the ground station learns where we are
     assert ground.recv_match(type="HEARTBEAT", blocking=True, timeout=3) is not None
     yield ground, out

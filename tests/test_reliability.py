@@ -809,3 +809,57 @@ def test_every_user_file_is_written_through_the_one_atomic_helper(tmp_path, monk
     assert profile.read_text() == before[0] and token
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gimbal.yaml", "state"]
     assert sorted(p.name for p in state.iterdir()) == ["web-token"]
+
+
+class SaturatedPort:
+    """A UART whose transmit queue holds ``room`` bytes and drains a few bytes each time it is asked
+    how much waits; whatever is queued at close goes out on the wire (a tty's close drains it)."""
+
+    def __init__(self, room=64):
+        self.room, self.queue, self.wire = room, bytearray(), bytearray()
+
+    def write(self, data):
+        taken = min(len(data), self.room - len(self.queue))
+        self.queue += data[:taken]
+        return taken
+
+    def reset_output_buffer(self):
+        self.queue.clear()
+
+    @property
+    def out_waiting(self):
+        self.wire += self.queue[:4]
+        del self.queue[:4]
+        return len(self.queue)
+
+    def read(self, size=1):
+        return b""
+
+    def close(self):
+        self.wire += self.queue
+        self.queue.clear()
+
+
+def test_the_last_stop_reaches_a_serial_head_whose_port_was_full_at_exit(monkeypatch):
+    """Closing an output whose port is saturated (a speed cut in two in its queue, no room left):
+    the stale speeds are discarded and the stop waits for room, so the head's last frame is the stop,
+    not a speed (Pelco-D heads latch speeds: a lost stop keeps them panning after exit)."""
+    import types
+
+    pytest.importorskip("serial")
+    from edge.gimbal.protocols import pelco_d
+    from edge.outputs.pelco import PelcoDConfig, PelcoDOutput
+    from edge.outputs.transport import SerialLink
+    from test_outputs import update
+
+    port = SaturatedPort()
+    link = SerialLink("/dev/ttyFAKE", 2400)
+    link._serial_module = types.SimpleNamespace(Serial=lambda *a, **k: port, SerialException=OSError)
+    link._open()
+    out = PelcoDOutput(PelcoDConfig(port="/dev/ttyFAKE", address=1), link=link)
+    for i in range(40):                              # faster than the baud rate: the queue is full
+        out.send(update(yaw=float(i % 50 + 1), pitch=0.0))
+    assert link.unsent > 0
+    out.close()
+    frames = pelco_frames(bytes(port.wire))
+    assert frames and frames[-1] == pelco_d.stop(1), frames[-3:]

@@ -58,8 +58,11 @@ def open_outputs(cfgs, control_cfg=None) -> list[Output]:
             if cfg.enabled:
                 opened.append(open_output(cfg, control_cfg))
     except Exception:
-        for out in opened:
-            out.close()
+        for out in opened:   # each stopped and closed, whatever another one's close does
+            try:
+                out.close()
+            except Exception:
+                pass
         raise
     return opened
 

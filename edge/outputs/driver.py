@@ -103,12 +103,18 @@ class HeadDriver:
         if not self._closed:
             try:
                 self.link.reopen_now()
+                begin_close = getattr(self.link, "begin_close", None)   # a serial port's bounded flush
+                if begin_close is not None:
+                    begin_close()
                 self.stop()
                 self._before_close()
             except Exception:
                 pass
             self._closed = True
-            self.link.close()
+            try:
+                self.link.close()
+            except Exception:
+                pass
 
 
 class ServoHead(HeadDriver):

@@ -1,7 +1,7 @@
 """MAVLink gimbal protocol v2 through pymavlink (edge.outputs.transport opens the link):
 GIMBAL_MANAGER_SET_PITCHYAW rates, HEARTBEAT at 1 Hz, and tracking commands from a ground station
 (MAV_CMD_CAMERA_TRACK_RECTANGLE / _POINT / _STOP_TRACKING), acknowledged with COMMAND_ACK. With
-``camera_component_id`` (default 100) a second component speaks the camera protocol v2's tracking
+``camera_component_id`` (100-105; off by default) a second component speaks the camera protocol v2's tracking
 part: ``edge.outputs.mavlink_camera``.
 
 A silent link never blocks the loop: sends are fire-and-forget datagrams (or serial writes), and
@@ -23,7 +23,16 @@ from edge.outputs.base import MAX_READS_PER_POLL, OutputConfig, OutputKind, Trac
 from edge.outputs.driver import HeadDriver
 from edge.outputs.mavlink_camera import CAMERA_COMMANDS, UNSUPPORTED, CameraComponent
 from edge.outputs.transport import MavlinkLink, check_mavlink_port, is_serial_port, open_mavlink
-from edge.schema import num
+from edge.schema import checked, num
+
+
+def _camera_id(value, section) -> None:
+    """0, or a camera id of MAVLink's own (100-105) that is not the gimbal client's: an id a real
+    camera or the autopilot has would make this output answer, and act on, what is meant for it."""
+    if isinstance(value, bool) or not isinstance(value, int) or not (value == 0 or 100 <= value <= 105):
+        raise ValueError(f"must be 0 (no camera component) or one of MAVLink's camera ids 100-105, got {value!r}")
+    if value == section.component_id:
+        raise ValueError(f"{value} is also component_id: the camera needs its own id")
 
 log = logging.getLogger("edge.outputs.mavlink")
 
@@ -46,8 +55,9 @@ class MavlinkConfig(OutputConfig):
     baud: int = num(115200, 300, 4000000)   # a serial port's
     system_id: int = num(1, 1, 255)
     component_id: int = num(191, 1, 255)
-    # the camera protocol's component (100-105 are MAVLink's camera ids); 0: none
-    camera_component_id: int = num(100, 0, 255)
+    # the camera protocol's component, one of MAVLink's camera ids 100-105 that no real camera on the
+    # vehicle has (it answers what is sent to that id); 0 (default): none
+    camera_component_id: int = checked(_camera_id, default=0)
 
 
 class MavlinkGimbalOutput(HeadDriver):

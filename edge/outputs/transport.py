@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import time
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ class SerialPortConfig(OutputConfig):
 
 
 STUCK_S = 1.0   # s without the port taking a whole write: reported, flushed and reopened
+CLOSE_S = 0.3      # s the last words (a stop) may wait for room in the port at exit
 
 
 class SerialLink:
@@ -60,6 +62,8 @@ class SerialLink:
         self.unsent = 0       # writes the port did not take whole (it is not reading, or not fast enough)
         self.stalls = 0       # times it took nothing for STUCK_S and was reopened
         self.connection = 0   # successful opens: a new number is a fresh port, the device may have missed it all
+        self._closing_by = 0.0   # monotonic deadline of the last words (begin_close); 0 while running
+        self._saturated_at_close = False
         self._open()
 
     def _module(self):
@@ -130,16 +134,39 @@ class SerialLink:
         return False
 
     def _write_some(self, data: bytes) -> int:
-        """Bytes of ``data`` the port took now, without waiting (0 when its buffer is full)."""
+        """Bytes of ``data`` the port took now, without waiting (0 when its buffer is full); while
+        the last words go out (``begin_close``), waiting for room up to their deadline."""
         port = self._port
         fileno = getattr(port, "fileno", None)
         if fileno is None:   # a port without a descriptor (a test double, a URL handler): its own write
             taken = port.write(data)
             return len(data) if taken is None else int(taken)
+        taken = 0
+        while True:
+            try:
+                taken += os.write(fileno(), data[taken:])
+            except BlockingIOError:
+                pass
+            left = self._closing_by - time.monotonic() if self._closing_by else 0.0
+            if taken == len(data) or left <= 0:
+                return taken
+            select.select([], [fileno()], [], min(left, 0.05))
+
+    def begin_close(self) -> None:
+        """The last words (a stop, a release) come next and may wait up to CLOSE_S for room instead
+        of being dropped by a full buffer. On a port that was not keeping up, what it still holds is
+        stale (speeds the stop replaces) and is thrown away first. Exit only: never on the loop's
+        frames."""
+        self._closing_by = time.monotonic() + CLOSE_S
+        if not (self._rest or self._stuck_since is not None):
+            return   # the port keeps up: what it holds goes out in order, as it would have
+        self._saturated_at_close = True
+        self._rest, self._stuck_since = b"", None
         try:
-            return os.write(fileno(), data)
-        except BlockingIOError:
-            return 0
+            if self._port is not None:
+                self._port.reset_output_buffer()
+        except Exception:
+            pass
 
     def _reopen(self) -> bool:
         if not self._open():
@@ -182,7 +209,19 @@ class SerialLink:
         self._port = None
 
     def close(self) -> None:
-        self._drop()
+        """Closed; after a saturated port's last words, once they have left or their deadline has
+        passed (a tty's own close would wait 30 s for a device that does not read): then the rest
+        is discarded."""
+        waiting = False
+        while self._saturated_at_close and self._port is not None:
+            try:
+                waiting = bool(self._port.out_waiting)
+            except Exception:
+                waiting = False
+            if not waiting or time.monotonic() >= self._closing_by:
+                break
+            time.sleep(0.01)
+        self._drop(discard=waiting)
 
 
 # -- MAVLink: serial, UDP and TCP through pymavlink -------------------------------------------

@@ -98,6 +98,9 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
                 return
             starting.pop_all()   # started: the loop closes the outputs, the camera and the track log
         loop, sinks = started.loop, started.sinks
+        # From here the loop owns the outputs: should anything before loop.run fail, they still stop
+        # (shutdown runs once; loop.run's own end calls it first).
+        running.callback(loop.shutdown)
         if sinks.viewer is not None:
             running.callback(quietly, sinks.viewer.close)
         if sinks.recorder is not None:   # not under a thread still writing it
