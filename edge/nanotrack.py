@@ -31,6 +31,7 @@ from edge.nanotrack_files import find_files
 from edge.onnx_dims import OnnxFormatError, free_spatial_dims
 from edge.tracker import TrackResult, TrackState
 from edge.trackers.confidence import NanoTrackMeta, nanotrack_meta
+from edge.trackers.state import LostStreak
 
 
 @dataclass(frozen=True)
@@ -300,7 +301,7 @@ class NanoTracker:
         self._template = self.engine.features(self._net_input(crop))
         self._box = (x, y, w, h)
         self._frame_id = 0
-        self._low_streak = 0
+        self._lost = LostStreak()
         self._scan_step = 0
         self._state = TrackState.TRACKING
         return TrackResult(box=self._box, score=1.0, state=self._state, frame_id=0)
@@ -325,8 +326,7 @@ class NanoTracker:
         crop = context_crop(frame, centre, s.instance_size, round(s_x), self._fill)
         cls, loc = self.engine.head(self._template, self.engine.features(self._net_input(crop)))
         if not (np.all(np.isfinite(cls)) and np.all(np.isfinite(loc))):
-            self._low_streak = max(self._low_streak, self.lost_frames)
-            self._state = TrackState.LOST
+            self._state = self._lost.unusable(self.lost_frames)
             return TrackResult(box=self._box, score=0.0, state=self._state, frame_id=self._frame_id, valid=False)
         score, boxes, margin = self._decode(cls, loc)
         self.margin = margin   # what the confidence read: train/nanotrack_confidence.py fits on it
@@ -356,8 +356,7 @@ class NanoTracker:
             bw, bh = max(10.0, min(bw, width)), max(10.0, min(bh, height))
             self._centre, self._size = np.array([cx, cy]), np.array([bw, bh])
             self._box = (float(cx - bw / 2), float(cy - bh / 2), float(bw), float(bh))
-        self._low_streak = self._low_streak + 1 if low else 0
-        self._state = TrackState.LOST if self._low_streak >= self.lost_frames else TrackState.TRACKING
+        self._state = self._lost.step(best_score, self.lost_score_threshold, self.lost_frames)
         return TrackResult(box=self._box, score=best_score, state=self._state, frame_id=self._frame_id)
 
     def _scan_offset(self, side: float) -> np.ndarray:

@@ -24,7 +24,7 @@ from edge.engines.base import Engine
 from edge.errors import ConfigError
 from edge.geometry import clip_box, is_finite_box, map_box_back
 from edge.preprocess import Normalizer
-from edge.trackers.state import TrackResult, TrackState
+from edge.trackers.state import LostStreak, TrackResult, TrackState
 
 __all__ = ["Tracker", "TrackResult", "TrackState", "sigmoid"]
 
@@ -94,7 +94,7 @@ class Tracker:
         self.engine.set_templates(self._first_template, self._online_template)
         self._box = box
         self._frame_id = 0
-        self._low_streak = 0
+        self._lost = LostStreak()
         self._state = TrackState.TRACKING
         return TrackResult(box=box, score=1.0, state=self._state, frame_id=0)
 
@@ -108,8 +108,7 @@ class Tracker:
         out = self.engine.run(self._normalize(patch))
 
         if not (np.all(np.isfinite(out.box_cxcywh)) and math.isfinite(out.score_logit)):
-            self._low_streak = max(self._low_streak, meta.lost_frames)
-            self._state = TrackState.LOST
+            self._state = self._lost.unusable(meta.lost_frames)
             self._step_template_schedule(frame=None, score=0.0)
             return TrackResult(box=self._box, score=0.0, state=self._state,
                                frame_id=self._frame_id, valid=False)
@@ -153,11 +152,7 @@ class Tracker:
         return self._normalize(patch)
 
     def _update_state(self, score: float) -> None:
-        if score < self.meta.lost_score_threshold:
-            self._low_streak += 1
-        else:
-            self._low_streak = 0
-        self._state = TrackState.LOST if self._low_streak >= self.meta.lost_frames else TrackState.TRACKING
+        self._state = self._lost.step(score, self.meta.lost_score_threshold, self.meta.lost_frames)
 
     def _step_template_schedule(self, frame, score: float) -> None:
         """Spec 4.2 steps 4-6 (max_score_decay is 1.0, so no decay step)."""

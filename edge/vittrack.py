@@ -29,6 +29,7 @@ import numpy as np
 
 from edge.errors import ConfigError
 from edge.tracker import TrackResult, TrackState
+from edge.trackers.state import LostStreak
 
 INPUTS = {"template": [1, 3, 128, 128], "search": [1, 3, 256, 256]}
 OUTPUTS = {"output1": [1, 1, 16, 16], "output2": [1, 2, 16, 16], "output3": [1, 2, 16, 16]}
@@ -179,7 +180,8 @@ class VitTracker:
         # cv::Rect: integer, as the OpenCV peer passes it.
         self._rect = tuple(max(1, int(round(v))) if i >= 2 else int(round(v)) for i, v in enumerate(values))
         self._template, _ = self._blob(frame, TEMPLATE_FACTOR, INPUTS["template"][-1])
-        self._frame_id = self._low_streak = 0
+        self._frame_id = 0
+        self._lost = LostStreak()
         return TrackResult(box=self.box, score=1.0, state=TrackState.TRACKING, frame_id=0)
 
     def update(self, frame: np.ndarray) -> TrackResult:
@@ -189,16 +191,15 @@ class VitTracker:
         search, side = self._blob(frame, self._factor, INPUTS["search"][-1])
         score_map, size_map, offset_map = self.engine.run(self._template, search)
         if not all(np.all(np.isfinite(m)) for m in (score_map, size_map, offset_map)):
-            self._low_streak = max(self._low_streak, self.lost_frames)
-            return TrackResult(box=self.box, score=0.0, state=TrackState.LOST, frame_id=self._frame_id, valid=False)
+            return TrackResult(box=self.box, score=0.0, state=self._lost.unusable(self.lost_frames),
+                               frame_id=self._frame_id, valid=False)
         windowed = score_map.reshape(MAP, MAP).astype(np.float32) * self._window
         row, col = divmod(int(np.argmax(windowed)), MAP)
         score = float(windowed[row, col])
         if score >= HOLD_THRESHOLD:
             moved = _moved(self._rect, side, col, row, size_map[0, :, row, col], offset_map[0, :, row, col])
             self._rect = _inside(moved, frame.shape[1], frame.shape[0])
-        self._low_streak = self._low_streak + 1 if score < self.lost_score_threshold else 0
-        state = TrackState.LOST if self._low_streak >= self.lost_frames else TrackState.TRACKING
+        state = self._lost.step(score, self.lost_score_threshold, self.lost_frames)
         return TrackResult(box=self.box, score=score, state=state, frame_id=self._frame_id)
 
 

@@ -177,3 +177,14 @@ def test_nanotracks_widened_search_scans_cells_around_the_held_box(monkeypatch):
     assert all(abs(i - ci) < 0.02 and abs(j - cj) < 0.02 for (i, j), (ci, cj) in zip(scanned, cells))  # on the grid
     assert len(set(cells)) == 5 and (0, 0) not in cells
     assert [abs(i) + abs(j) for i, j in cells][:4] == [1, 1, 1, 1]                     # nearest first
+
+
+def test_one_lost_rule_for_every_tracker_kind():
+    """LOST after `frames` low scores in a row, back to TRACKING on the first good one; an unusable
+    output is LOST at once and counts as a whole streak."""
+    from edge.trackers.state import LostStreak
+
+    rule = LostStreak()
+    assert [rule.step(s, 0.5, 3) for s in (0.1, 0.2, 0.3, 0.9)] == [T, T, L, T]
+    assert rule.unusable(3) is L and rule.step(0.1, 0.5, 3) is L      # still a streak after it
+    assert rule.step(0.9, 0.5, 3) is T

@@ -29,3 +29,24 @@ class TrackResult:
     state: TrackState
     frame_id: int
     valid: bool = True
+
+
+class LostStreak:
+    """The LOST rule every tracker kind shares: LOST once ``frames`` scores in a row were below
+    ``threshold``, and at once for an output that cannot be used (non-finite), which also counts as
+    a full streak so that the next good-but-low frame does not flip back to TRACKING. The rule's
+    numbers are the caller's (they may change between frames: a model's metadata, a config)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def reset(self) -> None:
+        self.count = 0
+
+    def step(self, score: float, threshold: float, frames: int) -> TrackState:
+        self.count = self.count + 1 if score < threshold else 0
+        return TrackState.LOST if self.count >= frames else TrackState.TRACKING
+
+    def unusable(self, frames: int) -> TrackState:
+        self.count = max(self.count, frames)
+        return TrackState.LOST
