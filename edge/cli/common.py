@@ -5,42 +5,41 @@ from __future__ import annotations
 import math
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def _number(text: str, convert, ok, expected: str):
+    """argparse type body: ``convert(text)`` if it parses and passes ``ok``, else one line saying what
+    was ``expected``."""
     import argparse
 
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _number(text, int, lambda v: v >= 1, "a positive integer")
 
 
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a positive number")
 
 
 def non_negative_float(text: str) -> float:
-    import argparse
+    """argparse type: a finite number >= 0."""
+    return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
 
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+
+def add_model_option(parser, purpose: str) -> None:
+    """Add ``--model``, the tracker a command runs, with one wording of what it accepts."""
+    parser.add_argument("--model", metavar="NAME|PATH",
+                        help=f"{purpose}: a bundled tracker's name (edge-track models), a model file from "
+                             "edge-track export or a folder with NanoTrack's two ONNX files (default: the "
+                             "default tracker)")
 
 
 def add_tracker_overrides(parser) -> None:

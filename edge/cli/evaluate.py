@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from edge.cli.common import add_tracker_overrides, tracker_overrides
+from edge.cli.common import add_model_option, add_tracker_overrides, tracker_overrides
 from edge.errors import ConfigError
 from edge.evaluation.datasets import find_sequences, read_results
 from edge.evaluation.harness import run_sequence
@@ -32,9 +32,7 @@ def register(subparsers) -> None:
                     "state sat against the truth.")
     p.add_argument("--sequences", required=True, metavar="DIR", help="folder of sequences (or one sequence)")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--model", metavar="NAME|PATH",
-                      help="tracker to run: a bundled tracker's name (edge-track models), a model file or a "
-                           "NanoTrack folder (default: the default tracker)")
+    add_model_option(what, "tracker to run")
     what.add_argument("--results", metavar="RESDIR",
                       help="score saved predictions: RESDIR/<seq>.txt (x,y,w,h per line) or the <seq>.csv "
                            "that track --csv writes (its LOST column is scored too); runs nothing")

@@ -10,7 +10,7 @@ from edge.boxes import parse_box
 from edge.build import describe, open_model
 from edge.camera import open_source, source_kind
 from edge.camera.opencv import quiet_opencv_log
-from edge.cli.common import add_tracker_overrides, check_roi, positive_int, tracker_overrides
+from edge.cli.common import add_model_option, add_tracker_overrides, check_roi, positive_int, tracker_overrides
 from edge.errors import ConfigError, SourceError
 from edge.evaluation.datasets import TRACK_CSV_HEADER as CSV_HEADER
 from edge.overlay import draw
@@ -36,9 +36,7 @@ def register(subparsers) -> None:
                         "when SRC is an annotated folder such as the sample)")
     p.add_argument("--roi", metavar="center:WxH",
                    help="instead of --init: a box of W x H pixels in the middle of the first frame")
-    p.add_argument("--model", metavar="NAME|PATH",
-                   help="a bundled tracker's name (edge-track models), a model file from edge-track export, or "
-                        "a folder with NanoTrack's two ONNX files (default: the default tracker)")
+    add_model_option(p, "tracker to run")
     add_tracker_overrides(p)
     p.add_argument("--csv", metavar="PATH", help="write x,y,w,h,score,state per frame, pixels (default: none)")
     p.add_argument("--out", metavar="PATH", help=f"write an annotated video ({', '.join(SUFFIXES)}; default: none)")

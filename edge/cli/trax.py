@@ -14,7 +14,7 @@ import math
 import os
 import sys
 
-from edge.cli.common import add_tracker_overrides, tracker_overrides
+from edge.cli.common import add_model_option, add_tracker_overrides, tracker_overrides
 from edge.errors import ConfigError, EdgeTrackError
 
 TRACKER_NAME = "edge-track"
@@ -31,9 +31,7 @@ def register(subparsers) -> None:
                     "'command = edge-track trax' in a workspace's trackers.ini (protocol = trax). "
                     "Regions are rectangles, images file paths. Needs the vot extra (pip install "
                     "'edge-track[vot]').")
-    p.add_argument("--model", metavar="NAME|PATH",
-                   help="tracker to serve: a bundled tracker's name (edge-track models), a file from edge-track "
-                        "export or a NanoTrack folder (default: the default tracker)")
+    add_model_option(p, "tracker to serve")
     add_tracker_overrides(p)
     p.add_argument("--log", metavar="PATH", help="write libtrax's protocol log to PATH (default: none)")
     p.set_defaults(func=run)
