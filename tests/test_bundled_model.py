@@ -14,7 +14,7 @@ from edge.model_meta import step_path_for
 from edge.sample import BUNDLED_MODEL, SAMPLE_FRAMES, SAMPLE_GROUNDTRUTH
 
 CARD = os.path.join(os.path.dirname(BUNDLED_MODEL), "MODEL_CARD.md")
-# Measured on the sample clip (OTB Crossing, never trained on): see MODEL_CARD.md. The bound sits
+# Measured on the sample clip (OTB Crossing, never trained on): eval.json, docs/benchmarks/. The bound sits
 # below the measured value by a margin for numeric differences between machines, not for speed.
 # Fifth generation, second export (squeeze-excite in fp32): 0.719 in the plain x86 run,
 # 0.704-0.714 over 8 rounding-noise runs, 0.715 on emulated aarch64 (firmware_scripts/arm64_check.sh).

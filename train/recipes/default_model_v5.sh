@@ -4,7 +4,8 @@
 # and finetuned for one epoch (default_model_v4.yaml, its epoch1.pth.tar), then the straight line
 # between the two taken at 0.3 of the way to the finetune (WiSE-FT; train/weight_average.py).
 # alpha 0.3 and size update rate 0.2 were chosen on the validation split by the mean over
-# rounding-noise runs (`edge-track eval --noise-runs 8`); MODEL_CARD.md has the numbers.
+# rounding-noise runs (`edge-track eval --noise-runs 8`); the numbers:
+# docs/benchmarks/2026-11-30-model-choice.md.
 # The export below writes the stem's squeeze-excite as pooled 1x1 convs (fp32 after quantising);
 # the first INT8 file of these weights, before that change, ran it as INT8 MatMuls.
 set -euo pipefail
