@@ -236,7 +236,7 @@ def _pair_dataset(cfg: TrainConfig, model: MixFormerV2, rank: int, keep_rgb: boo
     pair = PairConfig(template_size=mc.template_size, search_size=mc.search_size,
                       search_factor=cfg.data.search_factor or mc.search_factor, center_jitter=cfg.data.center_jitter,
                       scale_jitter=cfg.data.scale_jitter, max_gap=cfg.data.max_gap, negative_p=cfg.data.negative_p)
-    sets = [(load_videos(src.path, src.kind), src.weight) for src in cfg.data.sources]
+    sets = [(load_videos(src.path, src.kind, exclude=src.exclude), src.weight) for src in cfg.data.sources]
     return PairDataset(sets, pair, cfg.data.samples_per_epoch, seed=cfg.seed + 1000 * rank, meta=model_meta(model),
                        keep_rgb=keep_rgb)
 

@@ -322,14 +322,9 @@ class _Sources:
                     log.info("%s: %d pseudo-tracks", os.path.basename(path), len(tracks))
                 self.weights["pseudo"] = self.weights.get("pseudo", 0.0) + src.weight
             else:
-                excluded = set(getattr(src, "exclude", None) or ())
-                found = load_videos(src.path, src.kind)
-                videos = [v for v in found if v.name not in excluded]
-                missing = excluded - {v.name for v in found}
-                if missing:
-                    raise DatasetError(f"data source {src.path}: excluded sequence '{sorted(missing)[0]}' is not there")
+                videos = load_videos(src.path, src.kind, exclude=src.exclude)
                 self.labelled += videos
-                log.info("%s: %d labelled sequences (%d held out)", src.path, len(videos), len(excluded))
+                log.info("%s: %d labelled sequences (%d held out)", src.path, len(videos), len(src.exclude))
                 self.weights["labelled"] = self.weights.get("labelled", 0.0) + src.weight
         empty = [k for k, n in (("images", len(self.images)), ("pseudo", len(self.tracks)),
                                 ("labelled", len(self.labelled))) if k in self.weights and n == 0]

@@ -112,7 +112,10 @@ def _videos(root: str, cache: str | None) -> list[Video]:
     return out
 
 
-def load_videos(root: str, kind: str = "auto", cache: str | None = None) -> list[Video]:
+def load_videos(root: str, kind: str = "auto", cache: str | None = None, exclude=()) -> list[Video]:
+    """The usable videos under ``root``, less the sequences named in ``exclude`` (those a config
+    holds out because the validation split has them too); an excluded name that is not there is an
+    error, since a typo would put a validation sequence back into training."""
     if kind not in KINDS:
         raise DatasetError(f"unknown dataset kind '{kind}' (valid: {', '.join(KINDS)})")
     if not os.path.isdir(root):
@@ -125,7 +128,10 @@ def load_videos(root: str, kind: str = "auto", cache: str | None = None) -> list
         videos = _coco(root)
     else:
         videos = _videos(root, cache)
-    videos = [v for v in videos if v.visible.any()]
+    missing = set(exclude) - {v.name for v in videos}
+    if missing:
+        raise DatasetError(f"data source {root}: excluded sequence '{sorted(missing)[0]}' is not there")
+    videos = [v for v in videos if v.visible.any() and v.name not in set(exclude)]
     if not videos:
         raise DatasetError(f"{root}: no usable {kind} sequences (none with a visible, non-empty box)")
     return videos
