@@ -23,7 +23,7 @@ def _require_torch() -> None:
 
 
 def register_export(subparsers) -> None:
-    from train.presets import PRESETS
+    from train.models.presets import PRESETS
 
     p = subparsers.add_parser(
         "export", help="convert a MixFormerV2 checkpoint into a self-describing ONNX model",
@@ -38,7 +38,7 @@ def register_export(subparsers) -> None:
                    help="model preset; default: the one the checkpoint's shapes fit (required with --seed)")
     p.add_argument("--regrid", action="store_true",
                    help="the checkpoint has another search size at the same scale (e.g. nanostem weights "
-                        "for --variant nanostem224): lay its weights out for --variant (train/regrid.py)")
+                        "for --variant nanostem224): lay its weights out for --variant (train/weights/regrid.py)")
     p.add_argument("--format", choices=["onnx", "tflite"], default="onnx",
                    help="onnx (default; MODEL.onnx + MODEL.step.onnx) or tflite (one file, two signatures)")
     p.add_argument("--tflite-quantize", choices=["none", "dynamic-int8"], default="none",
@@ -59,15 +59,15 @@ def register_export(subparsers) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     _require_torch()
-    from train.checkpoint import load_model
-    from train.export import BOX_TOLERANCE, export_onnx
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.export.onnx import BOX_TOLERANCE, export_onnx
+    from train.models.model import build_model
+    from train.models.presets import get_preset
+    from train.weights.checkpoint import load_model
 
     if args.regrid and not (args.checkpoint and args.variant):
         raise ConfigError("--regrid needs --checkpoint and the --variant to lay its weights out for")
     if args.regrid:
-        from train.regrid import load_regridded
+        from train.weights.regrid import load_regridded
 
         model, sha = load_regridded(args.checkpoint, args.variant)
         source = f"{args.checkpoint} (regridded to {args.variant})"
@@ -86,7 +86,7 @@ def run_export(args: argparse.Namespace) -> int:
         # The metadata is written from the model's config: the tracking setting travels with the file.
         model.cfg = dataclasses.replace(model.cfg, size_update_rate=args.size_update_rate)
     if args.format == "tflite":
-        from train.export_tflite import export_tflite
+        from train.export.tflite import export_tflite
 
         q = None if args.tflite_quantize == "none" else args.tflite_quantize
         tfl = export_tflite(model, args.output, checkpoint_sha256=sha, quantize=q, check=not args.no_check)
@@ -115,7 +115,7 @@ def register_quantize(subparsers) -> None:
     p = subparsers.add_parser(
         "quantize", help="INT8 (static or dynamic) or FP16 copy of an edge-track ONNX model",
         description="Post-training quantisation. With --calib: static INT8 (QDQ, per-channel weights, "
-                    "MatMul/Gemm/Conv only), calibrated on real network inputs. Without: dynamic INT8, "
+                    "MatMul/Gemm/Conv only), activation ranges measured on real network inputs. Without: dynamic INT8, "
                     "which needs no data. --precision fp16 converts for GPU execution providers.")
     p.add_argument("--model", required=True, metavar="M.onnx", help="fp32 model from edge-track export")
     p.add_argument("--output", "-o", required=True, metavar="OUT.onnx",
@@ -123,8 +123,8 @@ def register_quantize(subparsers) -> None:
     p.add_argument("--calib", metavar="SRC",
                    help="video, image folder, annotated sequence folder(s), or .npz of recorded inputs")
     p.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="minmax",
-                   help="activation range calibration (default minmax)")
-    p.add_argument("--samples", type=int, default=64, help="calibration samples (default 64)")
+                   help="how activation ranges are set from the INT8 inputs (default minmax)")
+    p.add_argument("--samples", type=int, default=64, help="INT8 input samples (default 64)")
     p.add_argument("--precision", choices=["int8", "fp16"], default="int8",
                    help="int8 for CPUs, fp16 for GPU execution providers (default int8)")
     p.add_argument("--ops", metavar="OP,OP",
@@ -138,19 +138,19 @@ def register_quantize(subparsers) -> None:
 
 def run_quantize(args: argparse.Namespace) -> int:
     _require_onnx()
-    from train.calibration_data import calibration_feeds
-    from train.onnx_files import load_with_meta
-    from train.quantize import convert_fp16, quantize_model
+    from train.export.int8_inputs import int8_feeds
+    from train.export.onnx_files import load_with_meta
+    from train.export.quantize import convert_fp16, quantize_model
 
     if args.precision == "fp16":
         if args.calib:
-            raise ConfigError("--calib is for INT8; FP16 needs no calibration")
+            raise ConfigError("--calib is for INT8; FP16 needs no INT8 inputs")
         report = convert_fp16(args.model, args.output)
     else:
         feeds = None
         if args.calib:
             _, meta = load_with_meta(args.model)
-            feeds = calibration_feeds(args.calib, meta, samples=args.samples)
+            feeds = int8_feeds(args.calib, meta, samples=args.samples)
         else:
             print("no --calib: dynamic INT8 (weights only; give --calib for static INT8)", file=sys.stderr)
         ops = [o.strip() for o in args.ops.split(",") if o.strip()] if args.ops else None
@@ -164,7 +164,7 @@ def run_quantize(args: argparse.Namespace) -> int:
 
 def register_bench(subparsers) -> None:
     """Extend the runtime's ``edge-track bench`` (edge/cli/bench.py) with the rows that need PyTorch."""
-    from train.presets import PRESETS
+    from train.models.presets import PRESETS
 
     p = subparsers.choices.get("bench")
     if p is None:   # an edge-track without the runtime bench: nothing to extend
@@ -177,7 +177,7 @@ def register_bench(subparsers) -> None:
                             help="weights for those rows (default with --variant: seeded random weights, "
                                  "speed only)")
     torch_rows.add_argument("--calib-samples", type=int, default=32, metavar="N",
-                            help="calibration samples for the static INT8 engine (default 32)")
+                            help="INT8 input samples for the static INT8 engine (default 32)")
     p.get_default("row_providers").append(pytorch_rows)
 
 
@@ -199,10 +199,10 @@ def pytorch_rows(args: argparse.Namespace, log):
     import os
 
     from edge.sample import SAMPLE_DIR
-    from train.bench import PyTorchRows
-    from train.checkpoint import load_model
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.bench.pytorch_rows import PyTorchRows
+    from train.models.model import build_model
+    from train.models.presets import get_preset
+    from train.weights.checkpoint import load_model
 
     if args.checkpoint:
         model, sha = load_model(args.checkpoint, args.variant)

@@ -16,8 +16,8 @@ import zipfile
 import torch
 
 from edge.errors import CheckpointError
-from train.model import MixFormerV2, build_model
-from train.presets import PRESETS, ModelConfig, get_preset
+from train.models.model import MixFormerV2, build_model
+from train.models.presets import PRESETS, Architecture, get_preset
 
 # Where training frameworks put the weights inside a checkpoint dict, in the order tried.
 _WEIGHT_KEYS = ("net", "state_dict", "model")
@@ -94,7 +94,7 @@ def _find_state_dict(obj):
     return None
 
 
-def infer_config(state: dict[str, torch.Tensor]) -> ModelConfig | None:
+def infer_config(state: dict[str, torch.Tensor]) -> Architecture | None:
     """The preset whose shapes the weights have, or None."""
     for cfg in PRESETS.values():
         expected = MixFormerV2_shapes(cfg)
@@ -106,7 +106,7 @@ def infer_config(state: dict[str, torch.Tensor]) -> ModelConfig | None:
 _SHAPES_CACHE: dict[str, dict[str, tuple[int, ...]]] = {}
 
 
-def MixFormerV2_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+def MixFormerV2_shapes(cfg: Architecture) -> dict[str, tuple[int, ...]]:
     """Parameter shapes of a preset, without allocating its weights."""
     if cfg.name not in _SHAPES_CACHE:
         with torch.device("meta"):
@@ -115,7 +115,7 @@ def MixFormerV2_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     return _SHAPES_CACHE[cfg.name]
 
 
-def check_state_dict(state: dict[str, torch.Tensor], cfg: ModelConfig, source: str) -> None:
+def check_state_dict(state: dict[str, torch.Tensor], cfg: Architecture, source: str) -> None:
     """Raise CheckpointError naming the first mismatch, and the preset that fits if one does."""
     expected = MixFormerV2_shapes(cfg)
     problem = None
@@ -150,7 +150,7 @@ def load_model(path: str, variant: str | None = None) -> tuple[MixFormerV2, str]
         cfg = infer_config(state)
         if cfg is None and recorded is not None:
             try:
-                cfg = ModelConfig(**recorded)       # a shape made by training (e.g. fewer layers)
+                cfg = Architecture(**recorded)       # a shape made by training (e.g. fewer layers)
                 check_state_dict(state, cfg, path)
             except (TypeError, CheckpointError):
                 cfg = None
