@@ -11,7 +11,7 @@ def _saved(tmp_path, preset, seed, name):
     from train.config import TrainConfig
     from train.models.model import build_model
     from train.models.presets import get_preset
-    from train.trainer import save_checkpoint
+    from train.weights.checkpoint import save_checkpoint
 
     model = build_model(get_preset(preset), seed=seed)
     path = str(tmp_path / name)

@@ -13,23 +13,33 @@ import sys
 from edge.errors import ConfigError, EdgeTrackError
 
 
-def _require_torch() -> None:
-    try:
-        import onnx  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as exc:
-        raise EdgeTrackError(f"this command needs the training extra ({exc.name} is missing): "
-                             f"pip install 'edge-track[train]'") from None
+def _require(*modules: str) -> None:
+    """One line naming the first missing package of the training extra, never an ImportError."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise EdgeTrackError(f"this command needs the training extra ({exc.name} is missing): "
+                                 f"pip install 'edge-track[train]'") from None
+
+
+def _command(subparsers, name: str, run, summary: str, description: str) -> argparse.ArgumentParser:
+    """A sub-command: its line in ``edge-track --help``, its ``--help`` text and the function it runs."""
+    p = subparsers.add_parser(name, help=summary, description=description)
+    p.set_defaults(func=run)
+    return p
 
 
 def register_export(subparsers) -> None:
     from train.models.presets import PRESETS
 
-    p = subparsers.add_parser(
-        "export", help="convert a MixFormerV2 checkpoint into a self-describing ONNX model",
-        description="Convert a MixFormerV2 checkpoint (official .pth.tar or a state dict) into an "
-                    "ONNX file that carries everything the runtime needs, then check that "
-                    "onnxruntime agrees with PyTorch on random inputs.")
+    p = _command(subparsers, "export", run_export,
+                 "convert a MixFormerV2 checkpoint into a self-describing ONNX model",
+                 "Convert a MixFormerV2 checkpoint (official .pth.tar or a state dict) into an ONNX file that "
+                 "carries everything the runtime needs, then check that onnxruntime agrees with PyTorch on "
+                 "random inputs.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="CKPT", help="official .pth.tar or a state-dict file")
     src.add_argument("--seed", type=int, metavar="N",
@@ -54,11 +64,10 @@ def register_export(subparsers) -> None:
     p.add_argument("--size-update-rate", type=float, metavar="R",
                    help="tracking setting written into the metadata: fraction of each predicted size change "
                         "applied, (0, 1] (default: the preset's); choose it on a validation split")
-    p.set_defaults(func=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
-    _require_torch()
+    _require("torch", "onnx")
     from train.export.onnx import BOX_TOLERANCE, export_onnx
     from train.models.model import build_model
     from train.models.presets import get_preset
@@ -104,19 +113,12 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _require_onnx() -> None:
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise EdgeTrackError("this command needs the onnx package: pip install 'edge-track[train]'") from None
-
-
 def register_quantize(subparsers) -> None:
-    p = subparsers.add_parser(
-        "quantize", help="INT8 (static or dynamic) or FP16 copy of an edge-track ONNX model",
-        description="Post-training quantisation. With --calib: static INT8 (QDQ, per-channel weights, "
-                    "MatMul/Gemm/Conv only), activation ranges measured on real network inputs. Without: dynamic INT8, "
-                    "which needs no data. --precision fp16 converts for GPU execution providers.")
+    p = _command(subparsers, "quantize", run_quantize,
+                 "INT8 (static or dynamic) or FP16 copy of an edge-track ONNX model",
+                 "Post-training quantisation. With --calib: static INT8 (QDQ, per-channel weights, MatMul/Gemm/Conv "
+                 "only), activation ranges measured on real network inputs. Without: dynamic INT8, which needs no "
+                 "data. --precision fp16 converts for GPU execution providers.")
     p.add_argument("--model", required=True, metavar="M.onnx", help="fp32 model from edge-track export")
     p.add_argument("--output", "-o", required=True, metavar="OUT.onnx",
                    help="the quantised model to write (its step graph OUT.step.onnx beside it)")
@@ -133,11 +135,10 @@ def register_quantize(subparsers) -> None:
     p.add_argument("--reduce-range", action="store_true",
                    help="7-bit weights: the same integer results on x86 without VNNI as on aarch64 "
                         "(8-bit weights saturate there), at the same speed")
-    p.set_defaults(func=run_quantize)
 
 
 def run_quantize(args: argparse.Namespace) -> int:
-    _require_onnx()
+    _require("onnx")
     from train.export.int8_inputs import int8_feeds
     from train.export.onnx_files import load_with_meta
     from train.export.quantize import convert_fp16, quantize_model
@@ -213,20 +214,19 @@ def pytorch_rows(args: argparse.Namespace, log):
 
 
 def register_train(subparsers) -> None:
-    p = subparsers.add_parser(
-        "train", help="train / distil a MixFormerV2 from a YAML config (stages: distill, deep_to_shallow, score)",
-        description="Run one training stage from a config (see train/configs/). Multi-GPU / multi-process: "
-                    "--nproc N (or launch 'python -m train.run_training CONFIG' with torchrun).")
+    p = _command(subparsers, "train", run_train_command,
+                 "train / distil a MixFormerV2 from a YAML config (stages: distill, deep_to_shallow, score)",
+                 "Run one training stage from a config (see train/configs/). Multi-GPU / multi-process: --nproc N "
+                 "(or launch 'python -m train.run_training CONFIG' with torchrun).")
     p.add_argument("config", metavar="CONFIG.yaml", help="the training config (examples in train/configs/)")
     p.add_argument("--nproc", type=int, default=1, help="processes on this machine (DDP; gloo on CPU; default 1)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint_last.pth.tar")
     p.add_argument("--max-steps", type=int, default=0,
                    help="stop after N optimiser steps (smoke runs; default 0: the config's epochs)")
-    p.set_defaults(func=run_train_command)
 
 
 def run_train_command(args: argparse.Namespace) -> int:
-    _require_torch()
+    _require("torch", "onnx")
     import subprocess
 
     from train.config import load_train_config

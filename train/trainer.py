@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import copy
 import csv
-import dataclasses
 import hashlib
 import logging
 import os
@@ -30,6 +29,7 @@ from train.distill.teachers import MixFormerV2Teacher, NanoTrackTeacher
 from train.export.onnx import model_meta
 from train.models.model import MixFormerV2, build_model
 from train.models.presets import get_preset
+from train.weights.checkpoint import save_checkpoint
 
 log = logging.getLogger("train")
 LAST = "checkpoint_last.pth.tar"
@@ -244,21 +244,9 @@ def _pair_dataset(cfg: TrainConfig, model: MixFormerV2, rank: int, keep_rgb: boo
 
 # -- checkpoints -----------------------------------------------------------------------------
 
-def save_checkpoint(path: str, model: MixFormerV2, epoch: int, cfg: TrainConfig,
-                    optimizer=None, scheduler=None) -> None:
-    """Weights under 'net' (the official layout) beside plain data only: tensors, dicts, lists,
-    numbers and strings, so resuming reads it with torch's weights-only unpickler."""
-    tmp = path + ".part"
-    torch.save({"net": model.state_dict(), "epoch": epoch, "net_type": "mixformer2_vit_online",
-                "preset": model.cfg.name, "model_config": dataclasses.asdict(model.cfg),
-                "config": dataclasses.asdict(cfg),
-                "optimizer": optimizer.state_dict() if optimizer is not None else None,
-                "scheduler": scheduler.state_dict() if scheduler is not None else None}, tmp)
-    os.replace(tmp, path)
-
-
 def load_resume_state(path: str) -> dict:
-    """The dict ``save_checkpoint`` wrote; CheckpointError if it holds anything but plain data."""
+    """The dict ``save_checkpoint`` (train/weights/checkpoint.py) wrote; CheckpointError if it holds
+    anything but plain data."""
     from train.weights.checkpoint import unpickling_reason
 
     try:

@@ -20,7 +20,7 @@ import torch
 
 from edge.errors import ConfigError, EdgeTrackError
 from train.models.presets import Architecture
-from train.weights.checkpoint import load_model
+from train.weights.checkpoint import load_model, save_checkpoint
 from train.weights.regrid import load_regridded
 
 
@@ -41,7 +41,6 @@ def average(a_path: str, b_path: str, alpha: float) -> tuple[dict[str, torch.Ten
 def main(argv=None) -> int:
     from train.config import TrainConfig
     from train.models.model import build_model
-    from train.trainer import save_checkpoint
 
     p = argparse.ArgumentParser(prog="python -m train.weights.average", description=__doc__.splitlines()[0])
     p.add_argument("a", metavar="A.pth.tar", help="the starting weights (alpha 0)")

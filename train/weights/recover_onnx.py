@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     parser.add_argument("output", help="checkpoint to write (.pth.tar)")
     args = parser.parse_args(argv)
     from train.config import TrainConfig
-    from train.trainer import save_checkpoint
+    from train.weights.checkpoint import save_checkpoint
 
     try:
         model = recover(args.model)
