@@ -286,10 +286,10 @@ def run_pid(args) -> int:
 def run_int8(args) -> int:
     import os
 
-    from calib.int8_inputs import record, save
     from edge.boxes import parse_box
     from edge.camera import open_source
     from edge.sample import first_box_beside
+    from train.export.input_recorder import record, save
 
     if args.init:
         init = parse_box(args.init)

@@ -185,7 +185,7 @@ host_out=$(mktemp -d)
 if [ -n "$layers" ]; then
   mkdir -p "$layers"
   echo "arm64_check: per-layer probe models from $model" >&2
-  "$host_python" -m train.layer_probe build --model "$model" --sequences "$sequences" --out "$layers/probe" >&2
+  PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" "$host_python" -m tools.layer_probe build --model "$model" --sequences "$sequences" --out "$layers/probe" >&2
   cp -a "$layers/probe" "$rootfs$work/data/probe"
 fi
 
@@ -220,7 +220,7 @@ if [ -n "$TFLITE_NAME" ]; then
     || echo "tflite eval failed" >&2
 fi
 if [ -d data/probe ]; then
-  $py -m train.layer_probe dump --probe data/probe --out out/layers_arm64.npz >&2 || echo "layer dump failed" >&2
+  PYTHONPATH=src $py -m tools.layer_probe dump --probe data/probe --out out/layers_arm64.npz >&2 || echo "layer dump failed" >&2
 fi
 [ -n "$TESTS" ] || exit 0   # an empty list would run the whole suite (hours under emulation)
 cd src
@@ -244,8 +244,8 @@ if [ -n "$tflite" ]; then
 fi
 if [ -n "$layers" ]; then
   cp "$rootfs$work/out/layers_arm64.npz" "$layers/" 2>/dev/null || true
-  "$host_python" -m train.layer_probe dump --probe "$layers/probe" --out "$layers/layers_host.npz" >&2
-  "$host_python" -m train.layer_probe compare --probe "$layers/probe" "$layers/layers_host.npz" \
+  PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" "$host_python" -m tools.layer_probe dump --probe "$layers/probe" --out "$layers/layers_host.npz" >&2
+  PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" "$host_python" -m tools.layer_probe compare --probe "$layers/probe" "$layers/layers_host.npz" \
     "$layers/layers_arm64.npz" > "$layers/report.md" || true
   echo "arm64_check: per-layer comparison in $layers/report.md" >&2
 fi

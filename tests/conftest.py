@@ -62,9 +62,9 @@ def write_sequence(folder: str, frames, boxes, gt_name: str = "groundtruth_rect.
 def tiny_model_path(tmp_path_factory):
     """A seeded tiny-preset model exported through the real export path."""
     pytest.importorskip("torch")
-    from train.export import export_onnx
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.export.onnx import export_onnx
+    from train.models.model import build_model
+    from train.models.presets import get_preset
 
     path = str(tmp_path_factory.mktemp("models") / "tiny.onnx")
     export_onnx(build_model(get_preset("tiny"), seed=0), path)
@@ -75,9 +75,9 @@ def tiny_model_path(tmp_path_factory):
 def s_model(tmp_path_factory):
     """(torch model, onnx path) for the S preset with seeded weights."""
     pytest.importorskip("torch")
-    from train.export import export_onnx
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.export.onnx import export_onnx
+    from train.models.model import build_model
+    from train.models.presets import get_preset
 
     model = build_model(get_preset("S"), seed=3)
     path = str(tmp_path_factory.mktemp("models") / "s.onnx")

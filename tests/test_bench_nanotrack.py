@@ -64,9 +64,9 @@ def test_bench_has_nanotrack_and_default_model_rows_with_ground_truth_auc(clip_d
     if not os.path.isfile(BUNDLED_MODEL):
         pytest.skip("no bundled model in this checkout")
     from edge.bench.report import format_table
-    from train.bench import run_bench
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.bench.pytorch_rows import run_bench
+    from train.models.model import build_model
+    from train.models.presets import get_preset
 
     report = run_bench(build_model(get_preset("tiny"), seed=0), "", clip_dir, threads=1, max_frames=14,
                        only=["nanotrack", "bundled", "default"], nanotrack_dir=NANOTRACK_DIR, log=lambda m: None,
@@ -126,12 +126,12 @@ def test_merge_rounds_takes_medians_and_keeps_the_first_boxes():
 
 def test_bench_rounds_alternate_engines_and_print_ratios_to_nanotrack(clip_dir, tiny_model_path, monkeypatch, tmp_path):
     pytest.importorskip("torch")
-    import train.bench as bench
+    import train.bench.pytorch_rows as bench
     from edge.bench import session
     from edge.bench.report import format_table
     from edge.errors import ConfigError
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.models.model import build_model
+    from train.models.presets import get_preset
 
     calls = []
     frame_ms = {"nanotrack (opencv)": [4.0, 40.0, 4.0], "default": [6.0, 60.0, 6.0]}   # round 2: a slow minute
@@ -196,12 +196,12 @@ def test_pacer_holds_frames_to_the_camera_schedule_and_never_bursts_after_a_late
 
 def test_bench_pace_reaches_every_worker_and_the_report(clip_dir, tiny_model_path, monkeypatch, tmp_path):
     pytest.importorskip("torch")
-    import train.bench as bench
+    import train.bench.pytorch_rows as bench
     from edge.bench import session
     from edge.bench.report import format_table
     from edge.errors import ConfigError
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.models.model import build_model
+    from train.models.presets import get_preset
 
     paces = []
 
@@ -224,12 +224,12 @@ def test_bench_pace_reaches_every_worker_and_the_report(clip_dir, tiny_model_pat
 def test_one_bench_run_times_every_row_at_each_thread_count_against_nanotrack(clip_dir, tiny_model_path,
                                                                               monkeypatch, tmp_path):
     pytest.importorskip("torch")
-    import train.bench as bench
+    import train.bench.pytorch_rows as bench
     from edge.bench import session
     from edge.bench.report import format_table
     from edge.cli.main import main
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.models.model import build_model
+    from train.models.presets import get_preset
 
     calls = []
     frame_ms = {("nanotrack", 1): 4.0, ("nanotrack", 2): 3.0, ("default", 1): 6.0, ("default", 2): 3.3}
@@ -273,11 +273,11 @@ def test_one_bench_run_times_every_row_at_each_thread_count_against_nanotrack(cl
 def test_what_libraries_print_while_models_are_built_stays_out_of_the_output(clip_dir, tiny_model_path,
                                                                              monkeypatch, capfd):
     pytest.importorskip("torch")
-    import train.bench as bench
+    import train.bench.pytorch_rows as bench
     from edge.bench import session
     from edge.bench.rows import Row
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.models.model import build_model
+    from train.models.presets import get_preset
 
     def noisy_build(work):
         # As LiteRT, ai-edge-quantizer and torchao do: C++ INFO lines, progress bars, Python prints.

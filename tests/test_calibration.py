@@ -9,7 +9,6 @@ import pytest
 import yaml
 
 from calib.gimbal import fit_gimbal
-from calib.int8_inputs import record
 from calib.intrinsics import calibrate
 from calib.latency import measure_latency
 from calib.probe import SimProbe
@@ -19,6 +18,7 @@ from edge.control.camera_model import CameraModel
 from edge.errors import EdgeTrackError
 from edge.sim.run import OracleTracker, run_sim
 from edge.sim.world import SimConfig, World
+from train.export.input_recorder import record
 
 SIZE = (640, 480)
 K_TRUE = np.array([[520.0, 0, 318.0], [0, 515.0, 242.0], [0, 0, 1]])

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from conftest import shared_path  # noqa: E402
 from edge.errors import CheckpointError  # noqa: E402
-from train.checkpoint import load_model, read_state_dict  # noqa: E402
+from train.weights.checkpoint import load_model, read_state_dict  # noqa: E402
 
 
 def layout(variant):

@@ -139,8 +139,8 @@ def test_export_command(tmp_path, capsys):
 
 def test_export_of_mismatched_checkpoint_is_one_line(tmp_path, capsys):
     torch = pytest.importorskip("torch")
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.models.model import build_model
+    from train.models.presets import get_preset
 
     ckpt = str(tmp_path / "tiny.pth")
     torch.save({"net": build_model(get_preset("tiny"), seed=0).state_dict()}, ckpt)

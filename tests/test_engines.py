@@ -15,8 +15,8 @@ from edge.engines import open_engine  # noqa: E402
 from edge.errors import EdgeTrackError, ModelError, SourceError  # noqa: E402
 from edge.preprocess import Normalizer  # noqa: E402
 from int8_bounds import int8_reference  # noqa: E402
-from train.calibration_data import calibration_feeds  # noqa: E402
-from train.quantize import convert_fp16, int8_kernel_counts, quantize_model  # noqa: E402
+from train.export.int8_inputs import int8_feeds  # noqa: E402
+from train.export.quantize import convert_fp16, int8_kernel_counts, quantize_model  # noqa: E402
 
 
 def crop_boxes(engine, feeds):
@@ -36,7 +36,7 @@ def crop_boxes(engine, feeds):
 @pytest.fixture(scope="module")
 def real_feeds(s_model):
     _, path, _ = s_model
-    return calibration_feeds(shared_path("data", "sequences"), open_engine(path).meta, samples=24, seed=5)
+    return int8_feeds(shared_path("data", "sequences"), open_engine(path).meta, samples=24, seed=5)
 
 
 def test_static_int8_agrees_with_fp32_on_real_crops(s_model, real_feeds, tmp_path):
@@ -85,7 +85,7 @@ def test_calibration_inputs_are_the_trackers_crops(s_model, tmp_path):
     meta = open_engine(path).meta
     frames, gt = make_clip_frames(10, size=(320, 240), box=(100, 80, 40, 30))
     folder = write_sequence(str(tmp_path / "seq"), frames, gt)
-    feeds = calibration_feeds(folder, meta, samples=4, seed=0)
+    feeds = int8_feeds(folder, meta, samples=4, seed=0)
     normalize = Normalizer(meta)
     template, _ = sample_target(frames[0], gt[0], meta.template_factor, meta.template_size)
     assert all(np.array_equal(f["template"], normalize(template)) for f in feeds)
@@ -106,11 +106,11 @@ def test_npz_and_video_calibration_sources(s_model, tmp_path):
     for f in frames:
         writer.write(f)
     writer.release()
-    feeds = calibration_feeds(video, meta, samples=5)
+    feeds = int8_feeds(video, meta, samples=5)
     assert len(feeds) == 5 and feeds[0]["search"].shape == (1, 3, 224, 224)
     npz = str(tmp_path / "rec.npz")
     np.savez(npz, **{k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]})
-    again = calibration_feeds(npz, meta)
+    again = int8_feeds(npz, meta)
     assert len(again) == 5 and np.array_equal(again[3]["search"], feeds[3]["search"])
 
 
@@ -119,11 +119,11 @@ def test_calibration_source_without_frames_is_an_error(s_model, tmp_path):
     meta = open_engine(path).meta
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError):
-        calibration_feeds(str(tmp_path / "empty"), meta)
+        int8_feeds(str(tmp_path / "empty"), meta)
     bad = tmp_path / "bad.npz"
     np.savez(bad, template=np.zeros((2, 3, 10, 10), np.float32))
     with pytest.raises(EdgeTrackError, match="lacks 'online_template'"):
-        calibration_feeds(str(bad), meta)
+        int8_feeds(str(bad), meta)
 
 
 def test_quantize_command_errors_are_one_line(tmp_path, tiny_model_path, capsys):
@@ -169,13 +169,13 @@ def test_bench_runs_engines_in_runtime_only_processes(tmp_path, capsys):
     # A QAT export measured beside post-training INT8 (the same seeded tiny weights as the bench's).
     import torch
 
-    from train.model import build_model
-    from train.presets import get_preset
-    from train.qat import calibrate, export_qat_onnx, prepare_qat
+    from train.export.qat import export_qat_onnx, init_ranges, prepare_qat
+    from train.models.model import build_model
+    from train.models.presets import get_preset
 
     qmodel = prepare_qat(build_model(get_preset("tiny"), seed=0))
     g = torch.Generator().manual_seed(0)
-    calibrate(qmodel, [{"template": torch.randn(2, 3, 64, 64, generator=g),
+    init_ranges(qmodel, [{"template": torch.randn(2, 3, 64, 64, generator=g),
                         "online_template": torch.randn(2, 3, 64, 64, generator=g),
                         "search": torch.randn(2, 3, 128, 128, generator=g)}])
     qat_path = export_qat_onnx(qmodel, str(tmp_path / "qat.onnx")).path
@@ -208,8 +208,8 @@ def test_bench_runs_engines_in_runtime_only_processes(tmp_path, capsys):
 
 def test_flop_count_matches_the_reference_analysis():
     """peers_and_limits.md 4.1 counted these from the official code: S 4.822 / 3.318, B 28.131 / 20.606 GMACs."""
-    from train.flops import frame_macs
-    from train.presets import get_preset
+    from train.bench.flops import frame_macs
+    from train.models.presets import get_preset
 
     expected = {("S", False): 4.822, ("S", True): 3.318, ("B", False): 28.131, ("B", True): 20.606}
     for (variant, cached), gmacs in expected.items():

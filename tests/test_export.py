@@ -13,10 +13,10 @@ from edge.engines import open_engine  # noqa: E402
 from edge.errors import ModelError  # noqa: E402
 from edge.model_meta import METADATA_KEY, ModelMeta  # noqa: E402
 from edge.tracker import Tracker  # noqa: E402
-from train.export import compare_with_torch, export_onnx  # noqa: E402
-from train.model import build_model  # noqa: E402
-from train.presets import get_preset  # noqa: E402
-from train.torch_engine import TorchEngine  # noqa: E402
+from train.bench.torch_engine import TorchEngine  # noqa: E402
+from train.export.onnx import compare_with_torch, export_onnx  # noqa: E402
+from train.models.model import build_model  # noqa: E402
+from train.models.presets import get_preset  # noqa: E402
 
 
 def test_s_export_agrees_and_describes_itself(s_model):
@@ -165,7 +165,7 @@ def test_template_update_refreshes_the_cache(tiny_model_path):
 def test_missing_or_foreign_step_graph(tmp_path, tiny_model_path):
     import shutil
 
-    from train.onnx_files import step_path_for
+    from train.export.onnx_files import step_path_for
 
     copy = str(tmp_path / "m.onnx")
     shutil.copy(tiny_model_path, copy)

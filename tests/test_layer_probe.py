@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("onnx")
 
 from edge.sample import BUNDLED_MODEL, SAMPLE_DIR  # noqa: E402
-from train import layer_probe  # noqa: E402
+from tools import layer_probe  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.path.isfile(BUNDLED_MODEL), reason="no bundled model in this checkout")
 
@@ -71,7 +71,7 @@ def _integer_gemms(path):
 
 
 def test_reduce_range_weights_are_7_bit_and_every_integer_gemm_is_exact(fp32_twin, tmp_path):
-    from train.quantize import quantize_model
+    from train.export.quantize import quantize_model
 
     out = str(tmp_path / "portable.onnx")
     report = quantize_model(fp32_twin, out, reduce_range=True)

@@ -7,8 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from train.model import MixedAttention, build_model, sincos_pos_embed_2d  # noqa: E402
-from train.presets import get_preset  # noqa: E402
+from train.models.model import MixedAttention, build_model, sincos_pos_embed_2d  # noqa: E402
+from train.models.presets import get_preset  # noqa: E402
 
 
 def reference_masked_attention(attn: MixedAttention, x, m):

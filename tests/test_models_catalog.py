@@ -135,15 +135,15 @@ def test_the_default_tracker_runs_when_nothing_is_named():
 @pytest.mark.parametrize("page", ["README.md", "docs/models/default-tracker.md", "edge/data/model/MODEL_CARD.md"])
 def test_the_results_tables_are_the_catalogs_numbers(page):
     """The front page, the docs and the model card show what the measuring run recorded, not a copy
-    that can drift: each holds the table `python -m train.record_results --table` prints."""
-    from train.record_results import results_table
+    that can drift: each holds the table `python -m train.measure.record_results --table` prints."""
+    from train.measure.record_results import results_table
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(cat.CATALOG, encoding="utf-8") as f:
         table = results_table(json.load(f))
     with open(os.path.join(repo, page), encoding="utf-8") as f:
         text = f.read()
-    start, end = "<!-- results: python -m train.record_results --table -->\n", "\n<!-- /results -->"
+    start, end = "<!-- results: python -m train.measure.record_results --table -->\n", "\n<!-- /results -->"
     assert start in text and end in text, page
     assert text.split(start, 1)[1].split(end, 1)[0] == table
 

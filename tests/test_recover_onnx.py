@@ -6,11 +6,11 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from train.export import export_onnx  # noqa: E402
-from train.model import build_model  # noqa: E402
-from train.presets import get_preset  # noqa: E402
-from train.quantize import quantize_model  # noqa: E402
-from train.recover_onnx import recover  # noqa: E402
+from train.export.onnx import export_onnx  # noqa: E402
+from train.export.quantize import quantize_model  # noqa: E402
+from train.models.model import build_model  # noqa: E402
+from train.models.presets import get_preset  # noqa: E402
+from train.weights.recover_onnx import recover  # noqa: E402
 
 
 def _trained_like(seed):
@@ -61,8 +61,8 @@ def test_an_int8_file_from_before_the_graph_changes_recovers(tmp_path):
     """The recipe starts from a file exported before 2026-11-30 (squeeze-excite as two MatMuls, box
     built with unbind/stack): its anonymous weights are numbered differently from what the current
     export makes, and they still come back, each to its own parameter."""
-    from train.model import DistributionBoxHead
-    from train.stems import SqueezeExcite
+    from train.models.model import DistributionBoxHead
+    from train.models.stems import SqueezeExcite
 
     model = _trained_like(5)
     SqueezeExcite.linear_form = DistributionBoxHead.stack_form = True

@@ -1,4 +1,4 @@
-"""Weights moved to a preset with a tighter search window (train/regrid.py), and the frozen-stem
+"""Weights moved to a preset with a tighter search window (train/weights/regrid.py), and the frozen-stem
 pool recipe built from the config."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from edge.errors import CheckpointError  # noqa: E402
 
 
 def _saved_nanostem(tmp_path, seed=0):
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.models.model import build_model
+    from train.models.presets import get_preset
 
     model = build_model(get_preset("nanostem"), seed=seed)
     path = tmp_path / "nanostem.pth"
@@ -27,8 +27,8 @@ def _saved_nanostem(tmp_path, seed=0):
 
 @pytest.mark.parametrize("variant,grid,bins", [("nanostem224", 14, 56), ("nanostem192", 12, 48)])
 def test_regridded_weights_keep_their_pixel_meaning(tmp_path, variant, grid, bins):
-    from train.model import sincos_pos_embed_2d
-    from train.regrid import BIN_KEYS, load_regridded
+    from train.models.model import sincos_pos_embed_2d
+    from train.weights.regrid import BIN_KEYS, load_regridded
 
     source, path = _saved_nanostem(tmp_path)
     model, _ = load_regridded(path, variant)
@@ -48,8 +48,8 @@ def test_regridded_weights_keep_their_pixel_meaning(tmp_path, variant, grid, bin
 
 
 def test_regrid_refuses_another_bin_stride(tmp_path):
-    from train.presets import get_preset
-    from train.regrid import BIN_KEYS, regrid_state_dict
+    from train.models.presets import get_preset
+    from train.weights.regrid import BIN_KEYS, regrid_state_dict
 
     source, _ = _saved_nanostem(tmp_path)
     state = {k: v[:60] if k in BIN_KEYS else v for k, v in source.state_dict().items()}   # 256 px / 60 bins
@@ -76,7 +76,7 @@ def test_pool_recipe_carries_every_data_setting(tmp_path):
     same_frame_negative_p) would silently train another recipe."""
     from train.config import load_train_config
     from train.data.feature_pool import PoolSpec
-    from train.presets import get_preset
+    from train.models.presets import get_preset
     from train.trainer import pool_spec
 
     path = tmp_path / "c.yaml"
@@ -136,7 +136,7 @@ optim: {{lr: 0.001, epochs: 2, lr_drop_epoch: 3, batch_size: 4, backbone_lr_scal
         # The score map is NanoTrack's sigmoid output, area-resampled: still probabilities, not constant.
         scores = pool["teacher_score"].astype(np.float32)
         assert scores.min() >= 0 and scores.max() <= 1 and scores.std() > 0
-    from train.checkpoint import load_model
+    from train.weights.checkpoint import load_model
 
     model, _ = load_model(result["checkpoint"], None)
     assert model.cfg.name == "nanostem224"

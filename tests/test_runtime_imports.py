@@ -21,4 +21,4 @@ def test_importing_the_runtime_never_imports_torch_or_train_modules_with_torch()
     loaded = [m for m in out.stdout.strip().split(",") if m]
     # train.commands may be loaded (it registers `export`), but it must not pull torch in.
     assert not [m for m in loaded if m.startswith("torch")], loaded
-    assert set(loaded) <= {"train", "train.commands", "train.presets"}, loaded
+    assert set(loaded) <= {"train", "train.commands", "train.models", "train.models.presets"}, loaded

@@ -17,7 +17,7 @@ from edge.errors import ModelError  # noqa: E402
 def test_stem_equals_nanotrack_backbone_onnx():
     import onnxruntime as ort
 
-    from train.stems import NanoTrackStem, load_nanotrack_stem
+    from train.models.stems import NanoTrackStem, load_nanotrack_stem
 
     path = shared_path("models", "opencv", "nanotrack_backbone_sim.onnx")
     stem = load_nanotrack_stem(NanoTrackStem().eval(), path)
@@ -32,7 +32,7 @@ def test_stem_equals_nanotrack_backbone_onnx():
 
 
 def test_stem_loader_rejects_another_network(tiny_model_path):
-    from train.stems import NanoTrackStem, load_nanotrack_stem
+    from train.models.stems import NanoTrackStem, load_nanotrack_stem
 
     with pytest.raises(ModelError, match="conv/gemm layers|not NanoTrack"):
         load_nanotrack_stem(NanoTrackStem(), tiny_model_path)
@@ -41,9 +41,9 @@ def test_stem_loader_rejects_another_network(tiny_model_path):
 def test_nanostem_export_cached_and_pixels_in_metadata(tmp_path):
     from edge.engines import open_engine
     from edge.preprocess import Normalizer
-    from train.export import export_onnx
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.export.onnx import export_onnx
+    from train.models.model import build_model
+    from train.models.presets import get_preset
 
     model = build_model(get_preset("nanostem"), seed=1)
     path = str(tmp_path / "n.onnx")
@@ -68,8 +68,8 @@ def test_nanostem_export_cached_and_pixels_in_metadata(tmp_path):
 
 
 def test_precomputed_features_equal_images():
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.models.model import build_model
+    from train.models.presets import get_preset
 
     model = build_model(get_preset("nanostem"), seed=0)
     rng = torch.Generator().manual_seed(0)
@@ -147,7 +147,7 @@ def test_frozen_stem_training_end_to_end(tmp_path):
     """Pool from a generated video (NanoTrack pseudo-tracks) and photos, a few steps, export."""
     shared_path("models", "opencv", "nanotrack_head_sim.onnx")
     from train.config import load_train_config
-    from train.export import export_onnx
+    from train.export.onnx import export_onnx
     from train.trainer import train
 
     video, photos = _frozen_stem_sources(tmp_path)
@@ -170,12 +170,12 @@ optim: {{lr: 0.001, epochs: 2, lr_drop_epoch: 2, batch_size: 8, backbone_lr_scal
     result = train(cfg)
     assert result["steps"] == 4 and all(np.isfinite(h["loss"]) for h in result["history"])
     assert os.path.isfile(tmp_path / "run" / "pool.npz")
-    from train.checkpoint import load_model
+    from train.weights.checkpoint import load_model
 
     model, _ = load_model(result["checkpoint"], None)
     assert model.cfg.stem == "nanotrack"
     # The stem stayed frozen: still NanoTrack's weights.
-    from train.stems import NanoTrackStem, load_nanotrack_stem
+    from train.models.stems import NanoTrackStem, load_nanotrack_stem
 
     stem_before = load_nanotrack_stem(NanoTrackStem(), os.path.join(NANOTRACK_DIR, "nanotrack_backbone_sim.onnx"))
     for a, b in zip(stem_before.state_dict().values(), model.backbone.patch_embed.stem.state_dict().values()):
@@ -191,9 +191,9 @@ def test_frozen_stem_training_can_remove_a_layer(tmp_path):
     """elimination.layers on the cached-stem stage: the layer fades out over the epochs and the
     saved model is one layer shallower, with the other layers' trained weights in order."""
     shared_path("models", "opencv", "nanotrack_head_sim.onnx")
-    from train.checkpoint import load_model
     from train.config import load_train_config
     from train.trainer import train
+    from train.weights.checkpoint import load_model
 
     video, photos = _frozen_stem_sources(tmp_path)
     cfg_path = tmp_path / "cfg.yaml"
@@ -233,7 +233,7 @@ def test_pseudo_sequences_are_scoreable_otb_folders(tmp_path):
     """NanoTrack labels an unlabelled video; the result reads back as OTB sequences."""
     shared_path("models", "opencv", "nanotrack_head_sim.onnx")
     from edge.evaluation.datasets import find_sequences
-    from train.pseudo_sequences import write_pseudo_sequences
+    from train.data.pseudo_sequences import write_pseudo_sequences
 
     video = str(tmp_path / "clip.avi")
     writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
@@ -254,7 +254,7 @@ def test_pseudo_sequences_are_scoreable_otb_folders(tmp_path):
 
 
 def test_stem_macs_match_a_count_of_the_layers_run():
-    from train.stems import NanoTrackStem, SqueezeExcite, stem_macs
+    from train.models.stems import NanoTrackStem, SqueezeExcite, stem_macs
 
     stem = NanoTrackStem()
     counted = []

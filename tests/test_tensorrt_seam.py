@@ -32,9 +32,9 @@ def test_build_writes_both_plans_with_metadata_and_fp16(built, tiny_model_path):
 
 
 def test_dynamic_batch_models_get_a_batch_1_profile(tmp_path):
-    from train.export import export_onnx
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.export.onnx import export_onnx
+    from train.models.model import build_model
+    from train.models.presets import get_preset
 
     onnx_path = export_onnx(build_model(get_preset("tiny"), seed=0), str(tmp_path / "d.onnx"), dynamic_batch=True).path
     backend = fake_tensorrt.fake_backend()

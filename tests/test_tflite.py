@@ -12,10 +12,10 @@ from edge.engines import open_engine  # noqa: E402
 from edge.engines.tflite_metadata import read_metadata  # noqa: E402
 from edge.errors import ModelError  # noqa: E402
 from edge.tracker import Tracker  # noqa: E402
-from train.export import export_onnx  # noqa: E402
-from train.export_tflite import export_tflite  # noqa: E402
-from train.model import build_model  # noqa: E402
-from train.presets import get_preset  # noqa: E402
+from train.export.onnx import export_onnx  # noqa: E402
+from train.export.tflite import export_tflite  # noqa: E402
+from train.models.model import build_model  # noqa: E402
+from train.models.presets import get_preset  # noqa: E402
 
 
 @pytest.fixture(scope="module")

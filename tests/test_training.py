@@ -14,12 +14,12 @@ torch = pytest.importorskip("torch")
 
 from conftest import NANOTRACK_DIR, SEQUENCES, make_clip_frames, write_sequence  # noqa: E402
 from edge.cli.main import main  # noqa: E402
-from train.actors import BoxActor  # noqa: E402
 from train.config import LossConfig, load_train_config  # noqa: E402
 from train.data.pairs import PairConfig, PairDataset  # noqa: E402
 from train.data.sources import load_videos  # noqa: E402
-from train.model import build_model  # noqa: E402
-from train.presets import get_preset  # noqa: E402
+from train.distill.actors import BoxActor  # noqa: E402
+from train.models.model import build_model  # noqa: E402
+from train.models.presets import get_preset  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +184,8 @@ def test_every_shipped_training_config_loads():
 
 
 def test_stage1_with_a_mixformer_teacher_and_stage2_removes_layers(tmp_path, dataset_root):
-    from train.checkpoint import load_model
     from train.trainer import train
+    from train.weights.checkpoint import load_model
 
     teacher_ckpt = str(tmp_path / "teacher.pth.tar")
     torch.save({"net": build_model(get_preset("tiny"), seed=5).state_dict()}, teacher_ckpt)
@@ -203,8 +203,8 @@ def test_stage1_with_a_mixformer_teacher_and_stage2_removes_layers(tmp_path, dat
 
 
 def test_stage3_trains_only_the_score_head(tmp_path, dataset_root):
-    from train.checkpoint import load_model
     from train.trainer import train
+    from train.weights.checkpoint import load_model
 
     start = build_model(get_preset("tiny"), seed=1)
     init = str(tmp_path / "init.pth.tar")
@@ -280,11 +280,11 @@ def test_qat_exports_a_qdq_graph_onnxruntime_runs_in_int8(tmp_path, dataset_root
 
     from edge.engines import open_engine
     from int8_bounds import QdqRunner, int8_reference, with_wrong_dequant_scale
-    from train.qat import calibrate, export_qat_onnx, int8_ops_after_optimisation, prepare_qat
+    from train.export.qat import export_qat_onnx, init_ranges, int8_ops_after_optimisation, prepare_qat
 
     model = build_model(get_preset("tiny"), seed=0)
     qmodel = prepare_qat(model)
-    calibrate(qmodel, torch.utils.data.DataLoader(pairs(dataset_root), batch_size=8))
+    init_ranges(qmodel, torch.utils.data.DataLoader(pairs(dataset_root), batch_size=8))
     report = export_qat_onnx(qmodel, str(tmp_path / "qat.onnx"))
     ops = int8_ops_after_optimisation(report.step_path)
     assert ops.get("QGemm", 0) == 4 * model.cfg.depth                   # every transformer Linear
@@ -316,8 +316,8 @@ def test_qat_exports_a_qdq_graph_onnxruntime_runs_in_int8(tmp_path, dataset_root
 
 def test_qat_training_writes_a_float_checkpoint_and_an_int8_model(tmp_path, dataset_root):
     from edge.engines import open_engine
-    from train.checkpoint import load_model
     from train.trainer import train
+    from train.weights.checkpoint import load_model
 
     config, _ = write_config(tmp_path, dataset_root, qat=True)
     result = train(load_train_config(config))
@@ -327,7 +327,7 @@ def test_qat_training_writes_a_float_checkpoint_and_an_int8_model(tmp_path, data
 
 
 def test_corner_map_teacher_marginalises_a_dense_head():
-    from train.teachers import CornerMapTeacher
+    from train.distill.teachers import CornerMapTeacher
 
     class PeakHead:
         def eval(self):

@@ -9,11 +9,18 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import NANOTRACK_DIR, shared_path  # noqa: E402
-from train.losses import ciou_loss, edge_kl_loss, feature_mimic_loss, giou_loss, score_loss  # noqa: E402
-from train.model import build_model  # noqa: E402
-from train.presets import get_preset  # noqa: E402
-from train.shrink import apply_elimination, as_preset, elimination_factor, reduce_mlp, remove_layers, resize_inputs  # noqa: E402
-from train.teachers import edges_to_distribution, marginalize_corners, resample_bins  # noqa: E402
+from train.distill.losses import ciou_loss, edge_kl_loss, feature_mimic_loss, giou_loss, score_loss  # noqa: E402
+from train.distill.shrink import (  # noqa: E402
+    apply_elimination,
+    as_preset,
+    elimination_factor,
+    reduce_mlp,
+    remove_layers,
+    resize_inputs,
+)
+from train.distill.teachers import edges_to_distribution, marginalize_corners, resample_bins  # noqa: E402
+from train.models.model import build_model  # noqa: E402
+from train.models.presets import get_preset  # noqa: E402
 
 
 def t(*rows):
@@ -86,7 +93,7 @@ def test_nanotrack_teacher_finds_the_target_on_real_frames():
     from edge.crop import sample_target
     from edge.evaluation.datasets import find_sequences
     from edge.evaluation.metrics import iou
-    from train.teachers import NanoTrackTeacher
+    from train.distill.teachers import NanoTrackTeacher
 
     teacher = NanoTrackTeacher(NANOTRACK_DIR)
     (seq,) = find_sequences(shared_path("data", "sequences", "bag"))

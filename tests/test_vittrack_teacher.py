@@ -1,4 +1,4 @@
-"""VitTrack in PyTorch (train/vittrack.py), its weights read from the ONNX file, against
+"""VitTrack in PyTorch (train/models/vittrack.py), its weights read from the ONNX file, against
 onnxruntime on the crops the runtime's own loop makes on real validation frames."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from edge.camera.folder import read_rgb  # noqa: E402
 from edge.errors import ModelError  # noqa: E402
 from edge.evaluation.datasets import find_sequences  # noqa: E402
 from edge.vittrack import VitTracker, VitTrackModel  # noqa: E402
-from train.vittrack import BLOCKS, load_vittrack  # noqa: E402
+from train.models.vittrack import BLOCKS, load_vittrack  # noqa: E402
 
 
 class Recording(VitTrackModel):
@@ -74,9 +74,9 @@ def test_a_file_that_is_not_vittrack_is_refused(tmp_path):
 # -- the student (issue 29): MixFormerV2 started as VitTrack ---------------------------------
 
 def test_student_starts_with_the_teachers_stems_positions_and_blocks():
-    from train.model import NUM_PRED_TOKENS
-    from train.presets import get_preset
-    from train.vittrack import student_from_teacher
+    from train.distill.vittrack_teacher import student_from_teacher
+    from train.models.model import NUM_PRED_TOKENS
+    from train.models.presets import get_preset
 
     teacher = load_vittrack(shared_path("models", "vittrack", "vitTracker.onnx"))
     student = student_from_teacher(teacher, get_preset("vitstem"))
@@ -96,15 +96,16 @@ def test_student_starts_with_the_teachers_stems_positions_and_blocks():
 
 
 def test_a_preset_of_another_shape_cannot_start_from_vittrack():
-    from train.presets import get_preset
-    from train.vittrack import VitTrack, student_from_teacher
+    from train.distill.vittrack_teacher import student_from_teacher
+    from train.models.presets import get_preset
+    from train.models.vittrack import VitTrack
 
     with pytest.raises(ModelError, match="cannot start from VitTrack"):
         student_from_teacher(VitTrack(), get_preset("T192"))
 
 
 def test_edge_distributions_follow_the_box_of_the_best_cell():
-    from train.vittrack import map_edge_probs
+    from train.distill.vittrack_teacher import map_edge_probs
 
     score = torch.full((1, 1, 16, 16), 0.01)
     score[0, 0, 5, 9] = 0.9
@@ -123,10 +124,10 @@ def test_edge_distributions_follow_the_box_of_the_best_cell():
 def test_dense_to_sparse_trains_resumes_and_exports(tmp_path):
     """Two steps of the stage-1 config on the training corpus, a resumed third, and the result
     exported with its cached template graph; the metadata says RGB with ImageNet's mean/std."""
-    from train.checkpoint import load_model
     from train.config import load_train_config
-    from train.export import export_onnx
+    from train.export.onnx import export_onnx
     from train.trainer import train
+    from train.weights.checkpoint import load_model
 
     shared_path("data", "train")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -153,8 +154,8 @@ def test_dense_to_sparse_trains_resumes_and_exports(tmp_path):
 
 def test_prediction_tokens_can_train_at_their_own_rate():
     from train.config import TrainConfig
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.models.model import build_model
+    from train.models.presets import get_preset
     from train.trainer import _optimizer
 
     model = build_model(get_preset("tiny"), seed=0)
@@ -176,8 +177,8 @@ def test_prediction_tokens_can_train_at_their_own_rate():
 
 
 def test_prediction_tokens_start_as_the_targets_edges_and_look_at_the_crops():
-    from train.presets import get_preset
-    from train.vittrack import init_tokens_from_templates, student_from_teacher
+    from train.distill.vittrack_teacher import init_tokens_from_templates, student_from_teacher
+    from train.models.presets import get_preset
 
     path = shared_path("models", "vittrack", "vitTracker.onnx")
     pairs = real_pairs(path).pairs
@@ -200,9 +201,9 @@ def test_prediction_tokens_start_as_the_targets_edges_and_look_at_the_crops():
 
 
 def test_frame_flops_count_the_vittrack_stems():
-    from train.flops import frame_macs
-    from train.presets import get_preset
-    from train.vittrack import conv_stem
+    from train.bench.flops import frame_macs
+    from train.models.presets import get_preset
+    from train.models.vittrack import conv_stem
 
     def conv_macs(size):
         macs, x = 0, torch.zeros(1, 3, size, size)

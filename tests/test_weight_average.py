@@ -1,4 +1,4 @@
-"""Two checkpoints interpolated (train/weight_average.py), across search grids at one pixel scale."""
+"""Two checkpoints interpolated (train/weights/average.py), across search grids at one pixel scale."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ torch = pytest.importorskip("torch")
 
 def _saved(tmp_path, preset, seed, name):
     from train.config import TrainConfig
-    from train.model import build_model
-    from train.presets import get_preset
-    from train.trainer import save_checkpoint
+    from train.models.model import build_model
+    from train.models.presets import get_preset
+    from train.weights.checkpoint import save_checkpoint
 
     model = build_model(get_preset(preset), seed=seed)
     path = str(tmp_path / name)
@@ -20,8 +20,8 @@ def _saved(tmp_path, preset, seed, name):
 
 
 def test_average_is_the_straight_line_and_loads(tmp_path):
-    from train.checkpoint import load_model
-    from train.weight_average import main
+    from train.weights.average import main
+    from train.weights.checkpoint import load_model
 
     a, pa = _saved(tmp_path, "tiny", 0, "a.pth.tar")
     b, pb = _saved(tmp_path, "tiny", 1, "b.pth.tar")
@@ -38,9 +38,9 @@ def test_average_is_the_straight_line_and_loads(tmp_path):
 
 
 def test_average_lays_the_start_out_for_the_finetunes_grid(tmp_path):
-    from train.presets import get_preset
-    from train.regrid import regrid_state_dict
-    from train.weight_average import average
+    from train.models.presets import get_preset
+    from train.weights.average import average
+    from train.weights.regrid import regrid_state_dict
 
     a, pa = _saved(tmp_path, "nanostem", 0, "a.pth.tar")
     b, pb = _saved(tmp_path, "nanostem224", 1, "b.pth.tar")
@@ -55,7 +55,7 @@ def test_average_lays_the_start_out_for_the_finetunes_grid(tmp_path):
 
 @pytest.mark.parametrize("alpha", ["-0.1", "1.5"])
 def test_bad_alpha_and_mismatched_networks_are_one_line_errors(tmp_path, alpha, capsys):
-    from train.weight_average import main
+    from train.weights.average import main
 
     _, pa = _saved(tmp_path, "tiny", 0, "a.pth.tar")
     _, pb = _saved(tmp_path, "tiny", 1, "b.pth.tar")

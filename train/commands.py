@@ -13,23 +13,33 @@ import sys
 from edge.errors import ConfigError, EdgeTrackError
 
 
-def _require_torch() -> None:
-    try:
-        import onnx  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as exc:
-        raise EdgeTrackError(f"this command needs the training extra ({exc.name} is missing): "
-                             f"pip install 'edge-track[train]'") from None
+def _require(*modules: str) -> None:
+    """One line naming the first missing package of the training extra, never an ImportError."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise EdgeTrackError(f"this command needs the training extra ({exc.name} is missing): "
+                                 f"pip install 'edge-track[train]'") from None
+
+
+def _command(subparsers, name: str, run, summary: str, description: str) -> argparse.ArgumentParser:
+    """A sub-command: its line in ``edge-track --help``, its ``--help`` text and the function it runs."""
+    p = subparsers.add_parser(name, help=summary, description=description)
+    p.set_defaults(func=run)
+    return p
 
 
 def register_export(subparsers) -> None:
-    from train.presets import PRESETS
+    from train.models.presets import PRESETS
 
-    p = subparsers.add_parser(
-        "export", help="convert a MixFormerV2 checkpoint into a self-describing ONNX model",
-        description="Convert a MixFormerV2 checkpoint (official .pth.tar or a state dict) into an "
-                    "ONNX file that carries everything the runtime needs, then check that "
-                    "onnxruntime agrees with PyTorch on random inputs.")
+    p = _command(subparsers, "export", run_export,
+                 "convert a MixFormerV2 checkpoint into a self-describing ONNX model",
+                 "Convert a MixFormerV2 checkpoint (official .pth.tar or a state dict) into an ONNX file that "
+                 "carries everything the runtime needs, then check that onnxruntime agrees with PyTorch on "
+                 "random inputs.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="CKPT", help="official .pth.tar or a state-dict file")
     src.add_argument("--seed", type=int, metavar="N",
@@ -38,7 +48,7 @@ def register_export(subparsers) -> None:
                    help="model preset; default: the one the checkpoint's shapes fit (required with --seed)")
     p.add_argument("--regrid", action="store_true",
                    help="the checkpoint has another search size at the same scale (e.g. nanostem weights "
-                        "for --variant nanostem224): lay its weights out for --variant (train/regrid.py)")
+                        "for --variant nanostem224): lay its weights out for --variant (train/weights/regrid.py)")
     p.add_argument("--format", choices=["onnx", "tflite"], default="onnx",
                    help="onnx (default; MODEL.onnx + MODEL.step.onnx) or tflite (one file, two signatures)")
     p.add_argument("--tflite-quantize", choices=["none", "dynamic-int8"], default="none",
@@ -54,20 +64,19 @@ def register_export(subparsers) -> None:
     p.add_argument("--size-update-rate", type=float, metavar="R",
                    help="tracking setting written into the metadata: fraction of each predicted size change "
                         "applied, (0, 1] (default: the preset's); choose it on a validation split")
-    p.set_defaults(func=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
-    _require_torch()
-    from train.checkpoint import load_model
-    from train.export import BOX_TOLERANCE, export_onnx
-    from train.model import build_model
-    from train.presets import get_preset
+    _require("torch", "onnx")
+    from train.export.onnx import BOX_TOLERANCE, export_onnx
+    from train.models.model import build_model
+    from train.models.presets import get_preset
+    from train.weights.checkpoint import load_model
 
     if args.regrid and not (args.checkpoint and args.variant):
         raise ConfigError("--regrid needs --checkpoint and the --variant to lay its weights out for")
     if args.regrid:
-        from train.regrid import load_regridded
+        from train.weights.regrid import load_regridded
 
         model, sha = load_regridded(args.checkpoint, args.variant)
         source = f"{args.checkpoint} (regridded to {args.variant})"
@@ -86,7 +95,7 @@ def run_export(args: argparse.Namespace) -> int:
         # The metadata is written from the model's config: the tracking setting travels with the file.
         model.cfg = dataclasses.replace(model.cfg, size_update_rate=args.size_update_rate)
     if args.format == "tflite":
-        from train.export_tflite import export_tflite
+        from train.export.tflite import export_tflite
 
         q = None if args.tflite_quantize == "none" else args.tflite_quantize
         tfl = export_tflite(model, args.output, checkpoint_sha256=sha, quantize=q, check=not args.no_check)
@@ -104,27 +113,20 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _require_onnx() -> None:
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise EdgeTrackError("this command needs the onnx package: pip install 'edge-track[train]'") from None
-
-
 def register_quantize(subparsers) -> None:
-    p = subparsers.add_parser(
-        "quantize", help="INT8 (static or dynamic) or FP16 copy of an edge-track ONNX model",
-        description="Post-training quantisation. With --calib: static INT8 (QDQ, per-channel weights, "
-                    "MatMul/Gemm/Conv only), calibrated on real network inputs. Without: dynamic INT8, "
-                    "which needs no data. --precision fp16 converts for GPU execution providers.")
+    p = _command(subparsers, "quantize", run_quantize,
+                 "INT8 (static or dynamic) or FP16 copy of an edge-track ONNX model",
+                 "Post-training quantisation. With --calib: static INT8 (QDQ, per-channel weights, MatMul/Gemm/Conv "
+                 "only), activation ranges measured on real network inputs. Without: dynamic INT8, which needs no "
+                 "data. --precision fp16 converts for GPU execution providers.")
     p.add_argument("--model", required=True, metavar="M.onnx", help="fp32 model from edge-track export")
     p.add_argument("--output", "-o", required=True, metavar="OUT.onnx",
                    help="the quantised model to write (its step graph OUT.step.onnx beside it)")
     p.add_argument("--calib", metavar="SRC",
                    help="video, image folder, annotated sequence folder(s), or .npz of recorded inputs")
     p.add_argument("--method", choices=["minmax", "percentile", "entropy"], default="minmax",
-                   help="activation range calibration (default minmax)")
-    p.add_argument("--samples", type=int, default=64, help="calibration samples (default 64)")
+                   help="how activation ranges are set from the INT8 inputs (default minmax)")
+    p.add_argument("--samples", type=int, default=64, help="INT8 input samples (default 64)")
     p.add_argument("--precision", choices=["int8", "fp16"], default="int8",
                    help="int8 for CPUs, fp16 for GPU execution providers (default int8)")
     p.add_argument("--ops", metavar="OP,OP",
@@ -133,24 +135,23 @@ def register_quantize(subparsers) -> None:
     p.add_argument("--reduce-range", action="store_true",
                    help="7-bit weights: the same integer results on x86 without VNNI as on aarch64 "
                         "(8-bit weights saturate there), at the same speed")
-    p.set_defaults(func=run_quantize)
 
 
 def run_quantize(args: argparse.Namespace) -> int:
-    _require_onnx()
-    from train.calibration_data import calibration_feeds
-    from train.onnx_files import load_with_meta
-    from train.quantize import convert_fp16, quantize_model
+    _require("onnx")
+    from train.export.int8_inputs import int8_feeds
+    from train.export.onnx_files import load_with_meta
+    from train.export.quantize import convert_fp16, quantize_model
 
     if args.precision == "fp16":
         if args.calib:
-            raise ConfigError("--calib is for INT8; FP16 needs no calibration")
+            raise ConfigError("--calib is for INT8; FP16 needs no INT8 inputs")
         report = convert_fp16(args.model, args.output)
     else:
         feeds = None
         if args.calib:
             _, meta = load_with_meta(args.model)
-            feeds = calibration_feeds(args.calib, meta, samples=args.samples)
+            feeds = int8_feeds(args.calib, meta, samples=args.samples)
         else:
             print("no --calib: dynamic INT8 (weights only; give --calib for static INT8)", file=sys.stderr)
         ops = [o.strip() for o in args.ops.split(",") if o.strip()] if args.ops else None
@@ -164,7 +165,7 @@ def run_quantize(args: argparse.Namespace) -> int:
 
 def register_bench(subparsers) -> None:
     """Extend the runtime's ``edge-track bench`` (edge/cli/bench.py) with the rows that need PyTorch."""
-    from train.presets import PRESETS
+    from train.models.presets import PRESETS
 
     p = subparsers.choices.get("bench")
     if p is None:   # an edge-track without the runtime bench: nothing to extend
@@ -177,7 +178,7 @@ def register_bench(subparsers) -> None:
                             help="weights for those rows (default with --variant: seeded random weights, "
                                  "speed only)")
     torch_rows.add_argument("--calib-samples", type=int, default=32, metavar="N",
-                            help="calibration samples for the static INT8 engine (default 32)")
+                            help="INT8 input samples for the static INT8 engine (default 32)")
     p.get_default("row_providers").append(pytorch_rows)
 
 
@@ -199,10 +200,10 @@ def pytorch_rows(args: argparse.Namespace, log):
     import os
 
     from edge.sample import SAMPLE_DIR
-    from train.bench import PyTorchRows
-    from train.checkpoint import load_model
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.bench.pytorch_rows import PyTorchRows
+    from train.models.model import build_model
+    from train.models.presets import get_preset
+    from train.weights.checkpoint import load_model
 
     if args.checkpoint:
         model, sha = load_model(args.checkpoint, args.variant)
@@ -213,20 +214,19 @@ def pytorch_rows(args: argparse.Namespace, log):
 
 
 def register_train(subparsers) -> None:
-    p = subparsers.add_parser(
-        "train", help="train / distil a MixFormerV2 from a YAML config (stages: distill, deep_to_shallow, score)",
-        description="Run one training stage from a config (see train/configs/). Multi-GPU / multi-process: "
-                    "--nproc N (or launch 'python -m train.run_training CONFIG' with torchrun).")
+    p = _command(subparsers, "train", run_train_command,
+                 "train / distil a MixFormerV2 from a YAML config (stages: distill, deep_to_shallow, score)",
+                 "Run one training stage from a config (see train/configs/). Multi-GPU / multi-process: --nproc N "
+                 "(or launch 'python -m train.run_training CONFIG' with torchrun).")
     p.add_argument("config", metavar="CONFIG.yaml", help="the training config (examples in train/configs/)")
     p.add_argument("--nproc", type=int, default=1, help="processes on this machine (DDP; gloo on CPU; default 1)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint_last.pth.tar")
     p.add_argument("--max-steps", type=int, default=0,
                    help="stop after N optimiser steps (smoke runs; default 0: the config's epochs)")
-    p.set_defaults(func=run_train_command)
 
 
 def run_train_command(args: argparse.Namespace) -> int:
-    _require_torch()
+    _require("torch", "onnx")
     import subprocess
 
     from train.config import load_train_config

@@ -82,7 +82,7 @@ class TrainConfig:
     variant: str = "tiny"
     init: str = ""                     # checkpoint to start from (stage 2 and 3 need one)
     # init's weights are of another search size at the same scale: lay them out for `variant`
-    # (train/regrid.py) instead of refusing the shape mismatch.
+    # (train/weights/regrid.py) instead of refusing the shape mismatch.
     regrid_init: bool = False
     output: str = "runs/train"
     seed: int = num(0, 0, 2**31 - 1)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import copy
 import csv
-import dataclasses
 import hashlib
 import logging
 import os
@@ -21,15 +20,16 @@ import torch
 
 from edge.errors import CheckpointError, ConfigError
 from edge.progress import Progress
-from train.actors import BoxActor, FrozenStemActor, MixFormerBatchTeacher, NanoTrackBatchTeacher, ScoreActor
 from train.config import TrainConfig
 from train.data.pairs import PairConfig, PairDataset
 from train.data.sources import load_videos
-from train.export import model_meta
-from train.model import MixFormerV2, build_model
-from train.presets import get_preset
-from train.shrink import apply_elimination, elimination_factor, reduce_mlp, remove_layers
-from train.teachers import MixFormerV2Teacher, NanoTrackTeacher
+from train.distill.actors import BoxActor, FrozenStemActor, MixFormerBatchTeacher, NanoTrackBatchTeacher, ScoreActor
+from train.distill.shrink import apply_elimination, elimination_factor, reduce_mlp, remove_layers
+from train.distill.teachers import MixFormerV2Teacher, NanoTrackTeacher
+from train.export.onnx import model_meta
+from train.models.model import MixFormerV2, build_model
+from train.models.presets import get_preset
+from train.weights.checkpoint import save_checkpoint
 
 log = logging.getLogger("train")
 LAST = "checkpoint_last.pth.tar"
@@ -72,11 +72,11 @@ class Stage:
 
     def start_model(self) -> MixFormerV2:
         if self.cfg.init and self.cfg.regrid_init:
-            from train.regrid import load_regridded
+            from train.weights.regrid import load_regridded
 
             return load_regridded(self.cfg.init, self.cfg.variant)[0]
         if self.cfg.init:
-            from train.checkpoint import load_model
+            from train.weights.checkpoint import load_model
 
             return load_model(self.cfg.init, self.cfg.variant or None)[0]
         return build_model(get_preset(self.cfg.variant), seed=self.cfg.seed)
@@ -104,7 +104,8 @@ class Distill(Stage):
 
     def start_model(self):
         if self.cfg.teacher.kind == "vittrack" and not self.cfg.init:
-            from train.vittrack import init_tokens_from_templates, load_vittrack, student_from_teacher
+            from train.distill.vittrack_teacher import init_tokens_from_templates, student_from_teacher
+            from train.models.vittrack import load_vittrack
 
             student = student_from_teacher(load_vittrack(self.cfg.teacher.path), get_preset(self.cfg.variant),
                                            self.cfg.seed)
@@ -117,7 +118,7 @@ class Distill(Stage):
     def teacher(self, student):
         bins, kind = student.cfg.bins, self.cfg.teacher.kind
         if kind == "vittrack":
-            from train.vittrack import VitTrackTeacher
+            from train.distill.vittrack_teacher import VitTrackTeacher
 
             return MixFormerBatchTeacher(VitTrackTeacher(self.cfg.teacher.path), bins)
         if kind == "nanotrack":
@@ -183,7 +184,7 @@ class FrozenStem(_Eliminates, Stage):
     def start_model(self):
         if self.cfg.init:
             return super().start_model()
-        from train.stems import load_nanotrack_stem
+        from train.models.stems import load_nanotrack_stem
 
         model = build_model(get_preset(self.cfg.variant), seed=self.cfg.seed)
         if model.cfg.stem != "nanotrack":
@@ -225,7 +226,7 @@ STAGES: dict[str, type[Stage]] = {"distill": Distill, "deep_to_shallow": DeepToS
 
 
 def _load_teacher(cfg: TrainConfig) -> MixFormerV2:
-    from train.checkpoint import load_model
+    from train.weights.checkpoint import load_model
 
     model, _ = load_model(cfg.teacher.path, cfg.teacher.variant or None)
     return model
@@ -243,22 +244,10 @@ def _pair_dataset(cfg: TrainConfig, model: MixFormerV2, rank: int, keep_rgb: boo
 
 # -- checkpoints -----------------------------------------------------------------------------
 
-def save_checkpoint(path: str, model: MixFormerV2, epoch: int, cfg: TrainConfig,
-                    optimizer=None, scheduler=None) -> None:
-    """Weights under 'net' (the official layout) beside plain data only: tensors, dicts, lists,
-    numbers and strings, so resuming reads it with torch's weights-only unpickler."""
-    tmp = path + ".part"
-    torch.save({"net": model.state_dict(), "epoch": epoch, "net_type": "mixformer2_vit_online",
-                "preset": model.cfg.name, "model_config": dataclasses.asdict(model.cfg),
-                "config": dataclasses.asdict(cfg),
-                "optimizer": optimizer.state_dict() if optimizer is not None else None,
-                "scheduler": scheduler.state_dict() if scheduler is not None else None}, tmp)
-    os.replace(tmp, path)
-
-
 def load_resume_state(path: str) -> dict:
-    """The dict ``save_checkpoint`` wrote; CheckpointError if it holds anything but plain data."""
-    from train.checkpoint import unpickling_reason
+    """The dict ``save_checkpoint`` (train/weights/checkpoint.py) wrote; CheckpointError if it holds
+    anything but plain data."""
+    from train.weights.checkpoint import unpickling_reason
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -286,7 +275,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
     model = stage.start_model()
     teacher = stage.teacher(model)
     if cfg.qat:
-        from train.qat import prepare_qat
+        from train.export.qat import prepare_qat
 
         model = prepare_qat(model)
     actor = stage.actor(model, teacher, device)
@@ -385,7 +374,7 @@ def _save_final(cfg: TrainConfig, final: MixFormerV2, epoch: int) -> dict:
     path = os.path.join(cfg.output, "final.pth.tar")
     out = {"checkpoint": path, "preset": final.cfg.name}
     if cfg.qat:
-        from train.qat import export_qat_onnx, float_state_dict
+        from train.export.qat import export_qat_onnx, float_state_dict
 
         plain = build_model(final.cfg)
         plain.load_state_dict(float_state_dict(final.cpu()))

@@ -289,7 +289,7 @@ class DenseTeacher:
         self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
     def __call__(self, zf: np.ndarray, xf: np.ndarray):
-        from train.teachers import NanoTrackTeacher, decode_nanotrack
+        from train.distill.teachers import NanoTrackTeacher, decode_nanotrack
 
         cls, loc = self.session.run(None, {"input1": zf[None].astype(np.float32),
                                            "input2": xf[None].astype(np.float32)})
@@ -372,7 +372,7 @@ def build_pool(sources, spec: PoolSpec, samples: int, seed: int, model_dir: str,
     """``samples`` pairs as arrays: stem features (float16), target, label, teacher maps."""
     import torch
 
-    from train.teachers import dense_to_edge_probs
+    from train.distill.teachers import dense_to_edge_probs
 
     rng = np.random.default_rng(seed)
     src = _Sources(sources, model_dir, rng, spec.log_aspect)
@@ -390,7 +390,7 @@ def build_pool(sources, spec: PoolSpec, samples: int, seed: int, model_dir: str,
             teacher_search = feats[2]
             if teacher_search.shape[-1] != DenseTeacher.GRID:
                 # NanoTrack's head takes its own 16x16 grid: the same window, resampled to 256 px.
-                from train.stems import STEM_STRIDE
+                from train.models.stems import STEM_STRIDE
 
                 side = DenseTeacher.GRID * STEM_STRIDE
                 up = np.stack([cv2.resize(c, (side, side), interpolation=cv2.INTER_LINEAR) for c in crops[2]])

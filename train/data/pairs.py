@@ -21,23 +21,27 @@ import torch
 from edge.camera.folder import read_rgb
 from edge.crop import crop_and_resize, crop_window
 from edge.preprocess import Normalizer
+from train.config import DataConfig
 from train.data.sources import Video
 
 
 @dataclass
 class PairConfig:
+    # What a training YAML's data section sets: its defaults are the schema's, written once there.
+    center_jitter: float = DataConfig.center_jitter
+    scale_jitter: float = DataConfig.scale_jitter
+    max_gap: int = DataConfig.max_gap
+    negative_p: float = DataConfig.negative_p         # stage 3: searches without the target, labelled 0
+    # The crops: the trainer passes the preset's sizes and search factor.
     template_size: int = 112
     search_size: int = 224
     template_factor: float = 2.0
     search_factor: float = 4.5
-    center_jitter: float = 4.5
-    scale_jitter: float = 0.5
-    max_gap: int = 200
+    # Augmentation (joint grayscale, flips, brightness), fixed for every stage.
     gray_p: float = 0.05
     flip_p: float = 0.5
     brightness: float = 0.2
-    negative_p: float = 0.0          # stage 3: searches without the target, labelled 0
-    max_tries: int = 20
+    max_tries: int = 20                # draws before a sample is given up on (degenerate boxes)
 
 
 class PairDataset(torch.utils.data.Dataset):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One measuring run for the tracker catalog (edge/data/trackers.json): every bundled tracker and the
 # peers, on one CPU, the validation split as its README says (two starts, band over 4 noise runs)
-# and the dev set, then one bench run for frame times; train.record_results writes the numbers the
+# and the dev set, then one bench run for frame times; train.measure.record_results writes the numbers the
 # default rule reads. Run it on a quiet machine: CPU="the CPU, in words" train/recipes/measure_trackers.sh
 # Parts: STEPS="eval bench record" (default all).
 set -euo pipefail
@@ -44,7 +44,7 @@ if [[ " $STEPS " == *" record "* ]]; then
   args=()
   for item in "${TRACKERS[@]}"; do name=${item%%|*}; s=$(slug "$name"); args+=(--tracker "$name" "$OUT/$s.val.json" "$OUT/$s.dev.json"); done
   for item in "${PEERS[@]}"; do name=${item%%|*}; s=$(slug "$name"); args+=(--peer "$name" "$OUT/$s.val.json" "$OUT/$s.dev.json"); done
-  python -m train.record_results --cpu "${CPU:?say which CPU: CPU=\"...\"}" --bench "$OUT/bench.json" "${args[@]}" \
+  python -m train.measure.record_results --cpu "${CPU:?say which CPU: CPU=\"...\"}" --bench "$OUT/bench.json" "${args[@]}" \
     --bench-row "NanoTrack V2, OpenCV TrackerNano" "nanotrack (opencv)" \
     --bench-row "NanoTrack V2, authors' loop" "upstream nanotrack-v2" \
     --bench-row "VitTrack, OpenCV TrackerVit" "vittrack (opencv)" \

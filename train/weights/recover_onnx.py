@@ -7,7 +7,7 @@ the recovered model the same way gives back the same file). The parameter behind
 and matching values (files exported before 2026-11-30, with other graph forms, against those forms);
 the exported attention-scale fold and the constant-folded prediction tokens are undone.
 
-    python -m train.recover_onnx MODEL.onnx OUT.pth.tar
+    python -m train.weights.recover_onnx MODEL.onnx OUT.pth.tar
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from onnx import numpy_helper
 
 from edge.errors import ModelError
 from edge.model_meta import METADATA_KEY, ModelMeta
-from train.model import MixFormerV2, build_model
-from train.presets import get_preset
+from train.models.model import MixFormerV2, build_model
+from train.models.presets import get_preset
 
 _PREFIX = "model."
 
@@ -74,9 +74,9 @@ def _anonymous_names(model: MixFormerV2, linear_form_excite: bool = False,
                      stack_form_box: bool = False) -> dict[str, str]:
     """``onnx::MatMul_N`` / ``onnx::Conv_N`` -> parameter name, by exporting this (seeded) model
     in the file's graph forms (``_legacy_forms``) and matching values."""
-    from train.export import export_onnx
-    from train.model import DistributionBoxHead
-    from train.stems import SqueezeExcite
+    from train.export.onnx import export_onnx
+    from train.models.model import DistributionBoxHead
+    from train.models.stems import SqueezeExcite
 
     state = model.state_dict()
     dim = model.cfg.embed_dim
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     parser.add_argument("output", help="checkpoint to write (.pth.tar)")
     args = parser.parse_args(argv)
     from train.config import TrainConfig
-    from train.trainer import save_checkpoint
+    from train.weights.checkpoint import save_checkpoint
 
     try:
         model = recover(args.model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from train.losses import IOU_LOSSES, cxcywh_to_xyxy, edge_kl_loss, feature_mimic_loss, score_loss
+from train.distill.losses import IOU_LOSSES, cxcywh_to_xyxy, edge_kl_loss, feature_mimic_loss, score_loss
 
 
 def _forward(model, batch):

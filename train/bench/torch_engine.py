@@ -10,7 +10,7 @@ import torch
 
 from edge.engines.base import EngineOutput
 from edge.model_meta import ModelMeta
-from train.model import MixFormerV2
+from train.models.model import MixFormerV2
 
 
 class TorchEngine:

@@ -27,8 +27,8 @@ from edge.atomic_file import atomic_paths
 from edge.engines.onnx import open_session
 from edge.errors import ModelError
 from edge.model_meta import INPUT_NAMES, KV_NAME, OUTPUT_NAMES, STEP_INPUT_NAMES, ModelMeta, holds_box_by_default
-from train.model import MixFormerV2
-from train.onnx_files import set_meta, step_path_for
+from train.export.onnx_files import set_meta, step_path_for
+from train.models.model import MixFormerV2
 
 # Agreement required between onnxruntime and PyTorch on random inputs (issue contract).
 BOX_TOLERANCE = 1e-4
@@ -148,7 +148,7 @@ def export_onnx(model: MixFormerV2, output: str, *, opset: int = 17, checkpoint_
                 precision: str = "fp32") -> ExportReport:
     """Write ``output`` (and ``output``'s step graph when cached) and check it against PyTorch.
 
-    A quantisation-aware model (train/qat.py) exports with ``fold_scale=False`` (its quantisers
+    A quantisation-aware model (train/export/qat.py) exports with ``fold_scale=False`` (its quantisers
     were fitted to the unfolded projection), looser bounds and ``precision="int8"``.
     """
     model = model.eval()

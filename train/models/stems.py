@@ -59,7 +59,7 @@ def _act(name: str) -> nn.Module:
 
 class SqueezeExcite(nn.Module):
     # Files exported before 2026-11-30 ran this branch as two MatMuls (ReduceMean -> Linear); the
-    # flag re-creates that graph (train/recover_onnx.py needs its initialiser numbering).
+    # flag re-creates that graph (train/weights/recover_onnx.py needs its initialiser numbering).
     linear_form = False
 
     def __init__(self, channels: int, hidden: int) -> None:

@@ -17,8 +17,8 @@ import math
 
 import torch
 
-from train.model import MixFormerV2, build_model, sincos_pos_embed_2d
-from train.presets import ModelConfig
+from train.models.model import MixFormerV2, build_model, sincos_pos_embed_2d
+from train.models.presets import Architecture
 
 
 def elimination_factor(epoch: int, decay_epochs: int = 40) -> float:
@@ -98,7 +98,7 @@ def resize_inputs(model: MixFormerV2, template_size: int, search_size: int) -> M
     return resized.eval()
 
 
-def as_preset(model: MixFormerV2, cfg: ModelConfig) -> MixFormerV2:
+def as_preset(model: MixFormerV2, cfg: Architecture) -> MixFormerV2:
     """Rename a shrunk model to a preset with the same shapes (e.g. B reduced to S's shapes -> 'S')."""
     other = build_model(cfg)
     other.load_state_dict(copy.deepcopy(model.state_dict()), strict=True)   # raises if shapes differ

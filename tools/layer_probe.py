@@ -3,9 +3,9 @@
 Three steps, so the middle one runs where only the runtime is installed (the arm64 root
 filesystem of ``firmware_scripts/arm64_check.sh``: onnxruntime and numpy, no onnx, no torch)::
 
-    python -m train.layer_probe build --model M.onnx --sequences DIR --out PROBE   # host, needs onnx
-    python -m train.layer_probe dump --probe PROBE --out layers_<isa>.npz           # each ISA
-    python -m train.layer_probe compare --probe PROBE layers_host.npz layers_arm64.npz
+    python -m tools.layer_probe build --model M.onnx --sequences DIR --out PROBE   # host, needs onnx
+    python -m tools.layer_probe dump --probe PROBE --out layers_<isa>.npz           # each ISA
+    python -m tools.layer_probe compare --probe PROBE layers_host.npz layers_arm64.npz
 
 ``build`` writes two variants of each graph with every intermediate tensor as a graph output: the
 INT8 model itself and an fp32 twin whose MatMul weights are the INT8 weights dequantised (so the
@@ -144,7 +144,7 @@ def dequantize(model: str, output: str) -> None:
     import onnx
 
     from edge.model_meta import step_path_for
-    from train.onnx_files import load_with_meta, save_together, set_meta
+    from train.export.onnx_files import load_with_meta, save_together, set_meta
 
     proto, meta = load_with_meta(model)
     step_out = step_path_for(output) if meta.step_file else None
@@ -308,7 +308,7 @@ def compare(probe: str, host: str, other: str, threshold: float = 1e-4) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.layer_probe", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tools.layer_probe", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build")
     b.add_argument("--model", required=True)

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from train.presets import ModelConfig
+from train.models.presets import Architecture
 
 NUM_PRED_TOKENS = 4  # left, right, top, bottom edges
 
@@ -55,7 +55,7 @@ class StemEmbed(nn.Module):
 
     def __init__(self, embed_dim: int) -> None:
         super().__init__()
-        from train.stems import STEM_CHANNELS, NanoTrackStem
+        from train.models.stems import STEM_CHANNELS, NanoTrackStem
 
         self.channels = STEM_CHANNELS
         self.stem = NanoTrackStem()
@@ -182,11 +182,11 @@ class Block(nn.Module):
         return x_s + self.residual_scale * self.mlp(self.norm2(x_s))
 
 
-def _patch_embed(cfg: ModelConfig) -> nn.Module:
+def _patch_embed(cfg: Architecture) -> nn.Module:
     if cfg.stem == "nanotrack":
         return StemEmbed(cfg.embed_dim)
-    if cfg.stem == "vittrack":       # VitTrack's two conv stems, width 48 (train/vittrack.py)
-        from train.vittrack import WIDTH, VitStemEmbed
+    if cfg.stem == "vittrack":       # VitTrack's two conv stems, width 48 (train/models/vittrack.py)
+        from train.models.vittrack import WIDTH, VitStemEmbed
 
         if cfg.embed_dim != WIDTH:
             raise ValueError(f"the VitTrack stem gives {WIDTH}-wide tokens, preset {cfg.name} is {cfg.embed_dim} wide")
@@ -197,7 +197,7 @@ def _patch_embed(cfg: ModelConfig) -> nn.Module:
 class Backbone(nn.Module):
     """Patch embedding, position tables, prediction tokens and the block stack (no final norm)."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: Architecture) -> None:
         super().__init__()
         D = cfg.embed_dim
         # Frozen sin-cos tables, stored in the checkpoint as parameters (as upstream).
@@ -237,7 +237,7 @@ class DistributionBoxHead(nn.Module):
     """Each prediction token -> a distribution over ``bins`` positions of one box edge (spec 2.3)."""
 
     # Files exported before 2026-11-30 built the box from the edges with unbind/stack; the flag
-    # re-creates that graph (train/recover_onnx.py needs its initialiser numbering).
+    # re-creates that graph (train/weights/recover_onnx.py needs its initialiser numbering).
     stack_form = False
 
     def __init__(self, dim: int, bins: int, search_size: int) -> None:
@@ -287,7 +287,7 @@ class MixFormerV2(nn.Module):
     (pred_boxes (B, 4) cx, cy, w, h normalised to the search crop, pred_scores (B,) logits).
     """
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: Architecture) -> None:
         super().__init__()
         self.cfg = cfg
         self.backbone = Backbone(cfg)
@@ -340,7 +340,7 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def build_model(cfg: ModelConfig, seed: int | None = None) -> MixFormerV2:
+def build_model(cfg: Architecture, seed: int | None = None) -> MixFormerV2:
     """A model with fresh weights; ``seed`` makes them reproducible."""
     if seed is not None:
         with torch.random.fork_rng(devices=[]):

@@ -14,8 +14,9 @@ from edge.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Architecture of one MixFormerV2 variant. Token grids are size // patch_size squared."""
+class Architecture:
+    """One MixFormerV2 variant: its layers and the tracking numbers that travel with it. Token grids are
+    size // patch_size squared. (Not ``ModelConfig``: that is the device config's model section, edge.config.)"""
 
     name: str
     embed_dim: int = 768
@@ -30,8 +31,8 @@ class ModelConfig:
     search_factor: float = 5.0
     update_interval: int = 200
     # How crops become tokens: "patch" (the official 16x16 linear patch embedding), "nanotrack"
-    # (NanoTrack's pretrained CNN, stride 16, BGR 0..255 input: train/stems.py) or "vittrack"
-    # (VitTrack's two conv stems, RGB with ImageNet mean/std: train/vittrack.py).
+    # (NanoTrack's pretrained CNN, stride 16, BGR 0..255 input: train/models/stems.py) or "vittrack"
+    # (VitTrack's two conv stems, RGB with ImageNet mean/std: train/models/vittrack.py).
     stem: str = "patch"
     # Tracker size smoothing written into the metadata (1: upstream's behaviour).
     size_update_rate: float = 1.0
@@ -50,28 +51,28 @@ class ModelConfig:
                 f"{self.template_size}/{self.search_size} px, {self.bins} bins")
 
 
-PRESETS: dict[str, ModelConfig] = {
-    "S": ModelConfig("S", depth=4, mlp_ratio=1.0, template_size=112, search_size=224,
+PRESETS: dict[str, Architecture] = {
+    "S": Architecture("S", depth=4, mlp_ratio=1.0, template_size=112, search_size=224,
                      search_factor=4.4, update_interval=200),
-    "B": ModelConfig("B", depth=8, mlp_ratio=4.0, template_size=128, search_size=288,
+    "B": Architecture("B", depth=8, mlp_ratio=4.0, template_size=128, search_size=288,
                      search_factor=5.0, update_interval=200),
     # Width 192, 3 heads: a ViT-Ti-sized student for training on modest hardware.
-    "T192": ModelConfig("T192", embed_dim=192, depth=4, num_heads=3, mlp_ratio=4.0,
+    "T192": Architecture("T192", embed_dim=192, depth=4, num_heads=3, mlp_ratio=4.0,
                         template_size=112, search_size=224, bins=96, search_factor=4.5,
                         update_interval=25),
     # The bundled default model (issue 7): NanoTrack's pretrained CNN as the stem, 3 MixFormerV2
     # layers on its 48-channel tokens. Crop factors 2 and 4 are NanoTrack's context (127/255 px
     # crops of ~2x and ~4x the target), on 128/256 px inputs so the token grids are 8 and 16.
-    "nanostem": ModelConfig("nanostem", embed_dim=128, depth=3, num_heads=4, mlp_ratio=2.0,
+    "nanostem": Architecture("nanostem", embed_dim=128, depth=3, num_heads=4, mlp_ratio=2.0,
                             template_size=128, search_size=256, bins=64, search_factor=4.0,
                             update_interval=25, stem="nanotrack", size_update_rate=0.3),
     # The same network on a tighter window at the same scale (224 px over 3.5x the target, 4 px
-    # per bin as above): 0.77x the tokens and the stem's work. train/regrid.py moves weights over.
-    "nanostem224": ModelConfig("nanostem224", embed_dim=128, depth=3, num_heads=4, mlp_ratio=2.0,
+    # per bin as above): 0.77x the tokens and the stem's work. train/weights/regrid.py moves weights over.
+    "nanostem224": Architecture("nanostem224", embed_dim=128, depth=3, num_heads=4, mlp_ratio=2.0,
                                template_size=128, search_size=224, bins=56, search_factor=3.5,
                                update_interval=25, stem="nanotrack", size_update_rate=0.3),
     # Tighter again at the same scale (192 px over 3x the target): 0.73x nanostem224's tokens.
-    "nanostem192": ModelConfig("nanostem192", embed_dim=128, depth=3, num_heads=4, mlp_ratio=2.0,
+    "nanostem192": Architecture("nanostem192", embed_dim=128, depth=3, num_heads=4, mlp_ratio=2.0,
                                template_size=128, search_size=192, bins=48, search_factor=3.0,
                                update_interval=25, stem="nanotrack", size_update_rate=0.3),
     # Issue 29's student: VitTrack (OpenCV model zoo) copied into MixFormerV2 -- its two conv
@@ -79,17 +80,17 @@ PRESETS: dict[str, ModelConfig] = {
     # against 57.3 on the BGR OpenCV feeds it), learned position
     # embeddings and 3 blocks of width 48, one head, MLP 192; crops 2x/4x the target at 128/256
     # px, as VitTrack's. 4 px per bin.
-    "vitstem": ModelConfig("vitstem", embed_dim=48, depth=3, num_heads=1, mlp_ratio=4.0,
+    "vitstem": Architecture("vitstem", embed_dim=48, depth=3, num_heads=1, mlp_ratio=4.0,
                            template_size=128, search_size=256, bins=64, search_factor=4.0,
                            update_interval=25, stem="vittrack"),
     # For tests: seconds to build, export and run.
-    "tiny": ModelConfig("tiny", embed_dim=64, depth=2, num_heads=2, mlp_ratio=2.0,
+    "tiny": Architecture("tiny", embed_dim=64, depth=2, num_heads=2, mlp_ratio=2.0,
                         template_size=64, search_size=128, bins=32, search_factor=4.0,
                         update_interval=10),
 }
 
 
-def get_preset(name: str) -> ModelConfig:
+def get_preset(name: str) -> Architecture:
     try:
         return PRESETS[name]
     except KeyError:

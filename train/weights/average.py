@@ -5,10 +5,10 @@ the straight line between the two weight sets keeps part of each (Wortsman et al
 fine-tuning of zero-shot models*, CVPR 2022). ``alpha`` is chosen on the validation split.
 
 A may have another search grid than B at the same pixel scale (the bundled ``nanostem`` weights and
-a ``nanostem224`` finetune of them): it is laid out for B's variant first (train/regrid.py). The
+a ``nanostem224`` finetune of them): it is laid out for B's variant first (train/weights/regrid.py). The
 result is a training checkpoint of B's variant that ``edge-track export`` reads.
 
-    python -m train.weight_average A.pth.tar B.pth.tar --alpha 0.3 --output OUT.pth.tar
+    python -m train.weights.average A.pth.tar B.pth.tar --alpha 0.3 --output OUT.pth.tar
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import sys
 import torch
 
 from edge.errors import ConfigError, EdgeTrackError
-from train.checkpoint import load_model
-from train.presets import ModelConfig
-from train.regrid import load_regridded
+from train.models.presets import Architecture
+from train.weights.checkpoint import load_model, save_checkpoint
+from train.weights.regrid import load_regridded
 
 
-def average(a_path: str, b_path: str, alpha: float) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+def average(a_path: str, b_path: str, alpha: float) -> tuple[dict[str, torch.Tensor], Architecture]:
     """The interpolated state dict, laid out for B's variant, and that variant."""
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"--alpha must be within [0, 1], got {alpha:g}")
@@ -40,10 +40,9 @@ def average(a_path: str, b_path: str, alpha: float) -> tuple[dict[str, torch.Ten
 
 def main(argv=None) -> int:
     from train.config import TrainConfig
-    from train.model import build_model
-    from train.trainer import save_checkpoint
+    from train.models.model import build_model
 
-    p = argparse.ArgumentParser(prog="python -m train.weight_average", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m train.weights.average", description=__doc__.splitlines()[0])
     p.add_argument("a", metavar="A.pth.tar", help="the starting weights (alpha 0)")
     p.add_argument("b", metavar="B.pth.tar", help="the finetuned weights (alpha 1); the result has its variant")
     p.add_argument("--alpha", type=float, required=True, help="weight of B, within [0, 1]")

@@ -3,7 +3,7 @@ files ``edge-track eval --json`` and ``edge-track bench --json`` wrote, so that 
 (``edge.trackers.catalog``) and ``edge-track models`` read what was measured, never a number typed
 by hand. ``train/recipes/measure_trackers.sh`` runs the whole measurement and then this.
 
-    python -m train.record_results --cpu "AMD EPYC (2 cores, AVX2)" --bench bench.json \\
+    python -m train.measure.record_results --cpu "AMD EPYC (2 cores, AVX2)" --bench bench.json \\
         --tracker nanotrack-v3 v3.val.json v3.dev.json --peer "CSRT (OpenCV)" csrt.val.json csrt.dev.json
 """
 

@@ -1,4 +1,4 @@
-"""Read MixFormerV2 checkpoints: the official ``.pth.tar`` files and bare state dicts.
+"""Read MixFormerV2 checkpoints (the official ``.pth.tar`` files and bare state dicts), and write ours.
 
 The released files are training checkpoints: the weights sit under ``'net'`` beside pickled
 objects of the official code base (settings, constructor, stats). We never import that code
@@ -9,15 +9,20 @@ nothing. Only tensors and plain containers come out.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import zipfile
+from typing import TYPE_CHECKING
 
 import torch
 
 from edge.errors import CheckpointError
-from train.model import MixFormerV2, build_model
-from train.presets import PRESETS, ModelConfig, get_preset
+from train.models.model import MixFormerV2, build_model
+from train.models.presets import PRESETS, Architecture, get_preset
+
+if TYPE_CHECKING:
+    from train.config import TrainConfig
 
 # Where training frameworks put the weights inside a checkpoint dict, in the order tried.
 _WEIGHT_KEYS = ("net", "state_dict", "model")
@@ -94,7 +99,7 @@ def _find_state_dict(obj):
     return None
 
 
-def infer_config(state: dict[str, torch.Tensor]) -> ModelConfig | None:
+def infer_config(state: dict[str, torch.Tensor]) -> Architecture | None:
     """The preset whose shapes the weights have, or None."""
     for cfg in PRESETS.values():
         expected = MixFormerV2_shapes(cfg)
@@ -106,7 +111,7 @@ def infer_config(state: dict[str, torch.Tensor]) -> ModelConfig | None:
 _SHAPES_CACHE: dict[str, dict[str, tuple[int, ...]]] = {}
 
 
-def MixFormerV2_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+def MixFormerV2_shapes(cfg: Architecture) -> dict[str, tuple[int, ...]]:
     """Parameter shapes of a preset, without allocating its weights."""
     if cfg.name not in _SHAPES_CACHE:
         with torch.device("meta"):
@@ -115,7 +120,7 @@ def MixFormerV2_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     return _SHAPES_CACHE[cfg.name]
 
 
-def check_state_dict(state: dict[str, torch.Tensor], cfg: ModelConfig, source: str) -> None:
+def check_state_dict(state: dict[str, torch.Tensor], cfg: Architecture, source: str) -> None:
     """Raise CheckpointError naming the first mismatch, and the preset that fits if one does."""
     expected = MixFormerV2_shapes(cfg)
     problem = None
@@ -150,7 +155,7 @@ def load_model(path: str, variant: str | None = None) -> tuple[MixFormerV2, str]
         cfg = infer_config(state)
         if cfg is None and recorded is not None:
             try:
-                cfg = ModelConfig(**recorded)       # a shape made by training (e.g. fewer layers)
+                cfg = Architecture(**recorded)       # a shape made by training (e.g. fewer layers)
                 check_state_dict(state, cfg, path)
             except (TypeError, CheckpointError):
                 cfg = None
@@ -163,3 +168,16 @@ def load_model(path: str, variant: str | None = None) -> tuple[MixFormerV2, str]
     model = build_model(cfg)
     model.load_state_dict(state, strict=True)
     return model.eval(), file_sha256(path)
+
+
+def save_checkpoint(path: str, model: MixFormerV2, epoch: int, cfg: TrainConfig,
+                    optimizer=None, scheduler=None) -> None:
+    """Weights under 'net' (the official layout) beside plain data only: tensors, dicts, lists,
+    numbers and strings, so resuming reads it with torch's weights-only unpickler."""
+    tmp = path + ".part"
+    torch.save({"net": model.state_dict(), "epoch": epoch, "net_type": "mixformer2_vit_online",
+                "preset": model.cfg.name, "model_config": dataclasses.asdict(model.cfg),
+                "config": dataclasses.asdict(cfg),
+                "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                "scheduler": scheduler.state_dict() if scheduler is not None else None}, tmp)
+    os.replace(tmp, path)

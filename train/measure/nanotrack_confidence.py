@@ -9,7 +9,7 @@
    run's confidences), then, run inside the device's per-frame step (the search widens while LOST),
    the rule with the best AUC among those whose LOST state works.
 
-    python -m train.nanotrack_confidence edge/data/nanotrack/v3 \\
+    python -m train.measure.nanotrack_confidence edge/data/nanotrack/v3 \\
         --corpus ../shared/data/train --corpus ../shared/data/train_v2 \\
         --exclude OTB_Bolt,UAV123_10fps_group2_2,UAV123_10fps_car14,DTB70_Gull2,UAV123_10fps_boat5 \\
         --validation ../shared/data/validation --output edge/data/nanotrack/v3.json
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
         "lost_frames": rule["lost_frames"],
         "reacquire_score": REACQUIRE_SCORE,
         "fitted": {
-            "tool": "python -m train.nanotrack_confidence",
+            "tool": "python -m train.measure.nanotrack_confidence",
             "corpus": [os.path.basename(os.path.normpath(c)) for c in args.corpus],
             "excluded": sorted(filter(None, args.exclude.split(","))),
             "corpus_frames": {"tracked": int((train.iou > TRACKED).sum()), "failed": int((train.iou < FAILED).sum())},

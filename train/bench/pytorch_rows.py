@@ -21,12 +21,12 @@ from edge.bench.quiet import libraries_quiet
 from edge.bench.rows import Row, extra_model_rows, runtime_rows
 from edge.benchmark import TimedEngine, summarize, track_all
 from edge.tracker import Tracker
-from train.export import export_onnx, model_meta
-from train.flops import frame_macs
-from train.gemm_peak import gemm_peak_gops
-from train.model import MixFormerV2
-from train.presets import PRESETS
-from train.torch_engine import TorchEngine
+from train.bench.flops import frame_macs
+from train.bench.gemm_peak import gemm_peak_gops
+from train.bench.torch_engine import TorchEngine
+from train.export.onnx import export_onnx, model_meta
+from train.models.model import MixFormerV2
+from train.models.presets import PRESETS
 
 BASELINE = "pytorch-fp32-full"
 
@@ -83,8 +83,8 @@ class PyTorchRows:
 
 def candidates(model: MixFormerV2, sha: str, sequences: str, calib_samples: int):
     """The engines this machine can run, and a reason for each it cannot."""
-    from train.calibration_data import calibration_feeds
-    from train.quantize import quantize_model
+    from train.export.int8_inputs import int8_feeds
+    from train.export.quantize import quantize_model
 
     built = {}
 
@@ -94,7 +94,7 @@ def candidates(model: MixFormerV2, sha: str, sequences: str, calib_samples: int)
         return built["fp32"]
 
     def int8_static(work):
-        feeds = calibration_feeds(sequences, model_meta(model), samples=calib_samples)
+        feeds = int8_feeds(sequences, model_meta(model), samples=calib_samples)
         return quantize_model(fp32(work), os.path.join(work, "int8-static.onnx"), feeds=feeds).path
 
     def int8_dynamic(work):
@@ -111,7 +111,7 @@ def candidates(model: MixFormerV2, sha: str, sequences: str, calib_samples: int)
         import onnxruntime as ort
 
         if "CUDAExecutionProvider" in ort.get_available_providers():
-            from train.quantize import convert_fp16
+            from train.export.quantize import convert_fp16
 
             rows.append(Row("onnxruntime-fp16-cuda-cached", "fp16", True,
                                   lambda work: convert_fp16(fp32(work), os.path.join(work, "fp16.onnx")).path,
@@ -127,7 +127,7 @@ def candidates(model: MixFormerV2, sha: str, sequences: str, calib_samples: int)
 
 def _tflite_candidates(model, sha, skipped):
     try:
-        from train.export_tflite import export_tflite, tflite_export_available
+        from train.export.tflite import export_tflite, tflite_export_available
     except ImportError:
         tflite_export_available = None
     if tflite_export_available is None or not tflite_export_available():

@@ -3,10 +3,10 @@
 INT8 recipe (measured in ../shared/research/edge_ecosystem.md 1a): static QDQ, per-channel
 weights, only MatMul/Gemm/Conv quantised. Quantising every op (residual adds, softmax, ...) costs
 both time and about 20x the feature error. Dynamic INT8 (weights only, activations quantised per
-call) needs no calibration data and is the fallback.
+call) needs no INT8 inputs and is the fallback.
 
-A cached model is two graphs; both are quantised, the step graph calibrated on the template K/V
-the fp32 contract graph produces for the same samples.
+A cached model is two graphs; both are quantised, the step graph's activation ranges measured on the
+template K/V the fp32 contract graph produces for the same samples.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import onnx
 from edge.engines.onnx import open_session
 from edge.errors import ConfigError, ModelError
 from edge.model_meta import KV_NAME, ModelMeta, step_path_for
-from train.onnx_files import load_with_meta, save_together, set_meta
+from train.export.onnx_files import load_with_meta, save_together, set_meta
 
 QUANTIZED_OPS = ["MatMul", "Gemm", "Conv"]
 # A pretrained CNN stem (MobileNet-style depthwise convs) keeps its convs in fp32: quantised, the
@@ -114,13 +114,13 @@ def quantize_model(model_path: str, output: str, *, feeds=None, method: str = "m
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     if method not in METHODS:
-        raise ConfigError(f"unknown calibration method '{method}' (valid: {', '.join(METHODS)})")
+        raise ConfigError(f"unknown activation-range method '{method}' (valid: {', '.join(METHODS)})")
     paths, step_out, new_meta = _plan(model_path, output, "int8")
     ops = list(ops) if ops else default_ops(new_meta)
     unknown = sorted(set(ops) - set(QUANTIZED_OPS))
     if unknown:
         raise ConfigError(f"cannot quantise op type '{unknown[0]}' (valid: {', '.join(QUANTIZED_OPS)})")
-    calib = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+    range_method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
              "entropy": CalibrationMethod.Entropy}[method]
     per_graph_feeds = {"contract": feeds}
     if feeds is not None and "step" in paths:
@@ -135,12 +135,12 @@ def quantize_model(model_path: str, output: str, *, feeds=None, method: str = "m
                 quantize_dynamic(pre, q_path, op_types_to_quantize=ops, per_channel=True,
                                  weight_type=QuantType.QInt8, reduce_range=reduce_range)
             else:
-                # onnxruntime prints calibration progress to stdout; keep ours clean.
+                # onnxruntime prints its range-measuring progress to stdout; keep ours clean.
                 with contextlib.redirect_stdout(io.StringIO()):
                     quantize_static(pre, q_path, _Feeds(per_graph_feeds[role]), quant_format=QuantFormat.QDQ,
                                     op_types_to_quantize=ops, per_channel=True,
                                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                    calibrate_method=calib, reduce_range=reduce_range,
+                                    calibrate_method=range_method, reduce_range=reduce_range,
                                     extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
             proto = onnx.load(q_path)
             del proto.metadata_props[:]

@@ -4,7 +4,7 @@ For choosing tracker settings without touching the evaluation sequences: label a
 neither trained on nor evaluated on, then ``edge-track eval --sequences OUT``. The labels are
 NanoTrack's own boxes (cut where its confidence drops), so scores measure agreement with it.
 
-    python -m train.pseudo_sequences VIDEO OUT [--nanotrack-dir DIR] [--min-frames N] [--seed S]
+    python -m train.data.pseudo_sequences VIDEO OUT [--nanotrack-dir DIR] [--min-frames N] [--seed S]
 """
 
 from __future__ import annotations

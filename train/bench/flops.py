@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from train.model import NUM_PRED_TOKENS
-from train.presets import ModelConfig
+from train.models.model import NUM_PRED_TOKENS
+from train.models.presets import Architecture
 
 
 @dataclass(frozen=True)
@@ -30,18 +30,18 @@ class FrameMacs:
         return 2.0 * self.total
 
 
-def frame_macs(cfg: ModelConfig, cached: bool) -> FrameMacs:
+def frame_macs(cfg: Architecture, cached: bool) -> FrameMacs:
     D, L, r = cfg.embed_dim, cfg.depth, cfg.mlp_ratio
     m = 2 * cfg.template_grid ** 2                 # both templates
     s = cfg.search_grid ** 2 + NUM_PRED_TOKENS      # search + prediction tokens
     patch = D * 3 * cfg.patch_size ** 2             # MACs per patch
     if cfg.stem == "nanotrack":                      # CNN stem + LayerNorm/Linear(48 -> D) per token
-        from train.stems import STEM_CHANNELS, stem_macs
+        from train.models.stems import STEM_CHANNELS, stem_macs
 
         search_embed = stem_macs(cfg.search_size) + cfg.search_grid ** 2 * STEM_CHANNELS * D
         template_embed = 2 * (stem_macs(cfg.template_size) + cfg.template_grid ** 2 * STEM_CHANNELS * D)
     elif cfg.stem == "vittrack":                     # VitTrack's conv stems, no projection
-        from train.vittrack import stem_macs as vit_stem_macs
+        from train.models.vittrack import stem_macs as vit_stem_macs
 
         search_embed, template_embed = vit_stem_macs(cfg.search_size), 2 * vit_stem_macs(cfg.template_size)
     else:

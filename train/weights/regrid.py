@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 
 from edge.errors import CheckpointError
-from train.model import MixFormerV2, build_model, sincos_pos_embed_2d
-from train.presets import ModelConfig, get_preset
+from train.models.model import MixFormerV2, build_model, sincos_pos_embed_2d
+from train.models.presets import Architecture, get_preset
 
 POS_TABLES = {"backbone.pos_embed_s": "search_grid", "backbone.pos_embed_t": "template_grid"}
 # The box head's last Linear and its LayerNorm: one entry per bin.
@@ -31,7 +31,7 @@ def source_grid(state: dict[str, torch.Tensor], key: str = "backbone.pos_embed_s
     return grid
 
 
-def regrid_state_dict(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
+def regrid_state_dict(state: dict[str, torch.Tensor], cfg: Architecture) -> dict[str, torch.Tensor]:
     """``state`` (any search grid) -> the same weights laid out for ``cfg``'s grids and bins."""
     out = dict(state)
     for key, attr in POS_TABLES.items():
@@ -53,7 +53,7 @@ def regrid_state_dict(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[
 
 def load_regridded(path: str, variant: str) -> tuple[MixFormerV2, str]:
     """Weights of ``path`` (another search size) in a model of preset ``variant``."""
-    from train.checkpoint import _read, check_state_dict, file_sha256
+    from train.weights.checkpoint import _read, check_state_dict, file_sha256
 
     cfg = get_preset(variant)
     state, _ = _read(path)

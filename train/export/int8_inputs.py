@@ -1,4 +1,5 @@
-"""Network inputs for INT8 calibration, made the way the tracker makes them.
+"""INT8 inputs: the network inputs static INT8 measures its activation ranges on, made the way the
+tracker makes them.
 
 Sources:
 - an ``.npz`` of recorded inputs keyed by the model's input names (``template``,
@@ -8,7 +9,7 @@ Sources:
 - a video or image folder without boxes: crops around seeded random boxes (10-40 % of the frame).
 
 Crops and normalisation come from ``edge.crop`` and ``edge.preprocess``: the same code the
-runtime runs, so the calibration sees exactly the runtime's input distribution.
+runtime runs, so the activation ranges are measured on exactly the runtime's input distribution.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _from_npz(path: str, meta: ModelMeta) -> list[dict[str, np.ndarray]]:
     try:
         data = np.load(path)
     except Exception as exc:
-        raise ConfigError(f"cannot read calibration file {path}: {exc}") from None
+        raise ConfigError(f"cannot read INT8 inputs file {path}: {exc}") from None
     missing = [n for n in INPUT_NAMES if n not in data.files]
     if missing:
         raise ConfigError(f"{path} lacks '{missing[0]}' (expected arrays {', '.join(INPUT_NAMES)})")
@@ -81,7 +82,7 @@ def _from_frames(src: str, meta: ModelMeta, samples: int, rng) -> list[dict[str,
     finally:
         source.close()
     if not frames:
-        raise SourceError(f"calibration source {src} yielded no frames")
+        raise SourceError(f"INT8 input source {src} yielded no frames")
     normalize = Normalizer(meta)
     picks = np.linspace(0, len(frames) - 1, num=min(samples, len(frames))).astype(int)
     feeds = []
@@ -98,10 +99,10 @@ def _from_frames(src: str, meta: ModelMeta, samples: int, rng) -> list[dict[str,
     return feeds
 
 
-def calibration_feeds(src: str, meta: ModelMeta, samples: int = 64, seed: int = 0) -> list[dict[str, np.ndarray]]:
+def int8_feeds(src: str, meta: ModelMeta, samples: int = 64, seed: int = 0) -> list[dict[str, np.ndarray]]:
     """A list of feeds {input name: (1, 3, S, S) float32} for the contract graph."""
     if not os.path.exists(src) and not str(src).isdigit():
-        raise SourceError(f"calibration source not found: {src}")
+        raise SourceError(f"INT8 input source not found: {src}")
     rng = np.random.default_rng(seed)
     if str(src).endswith(".npz"):
         feeds = _from_npz(src, meta)
@@ -113,5 +114,5 @@ def calibration_feeds(src: str, meta: ModelMeta, samples: int = 64, seed: int = 
     else:
         feeds = _from_frames(src, meta, samples, rng)
     if not feeds:
-        raise EdgeTrackError(f"calibration source {src} yielded no network inputs")
+        raise EdgeTrackError(f"INT8 input source {src} yielded no network inputs")
     return feeds[:samples] if not str(src).endswith(".npz") else feeds

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from train.model import MixFormerV2
+from train.models.model import MixFormerV2
 
 QUANTISED = ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
 
@@ -93,7 +93,7 @@ def prepare_qat(model: MixFormerV2) -> MixFormerV2:
 
 
 @torch.no_grad()
-def calibrate(qmodel: MixFormerV2, batches) -> None:
+def init_ranges(qmodel: MixFormerV2, batches) -> None:
     """Initialise the activation ranges from a few batches (training-mode forwards, no update)."""
     was_training = qmodel.training
     qmodel.train()
@@ -109,7 +109,7 @@ def float_state_dict(qmodel: MixFormerV2) -> dict:
 
 def export_qat_onnx(qmodel: MixFormerV2, output: str, checkpoint_sha256: str = "", tolerance: float = 0.02):
     """The QDQ graph pair (contract + step), checked against the fake-quant model in PyTorch."""
-    from train.export import export_onnx
+    from train.export.onnx import export_onnx
 
     qmodel = qmodel.eval()
     report = export_onnx(qmodel, output, checkpoint_sha256=checkpoint_sha256, fold_scale=False,

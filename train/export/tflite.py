@@ -17,8 +17,8 @@ import torch
 
 from edge.errors import ConfigError, ModelError
 from edge.model_meta import METADATA_KEY
-from train.export import BOX_TOLERANCE, ContractWithCache, SearchStep, model_meta, random_inputs, stack_kv
-from train.model import MixFormerV2
+from train.export.onnx import BOX_TOLERANCE, ContractWithCache, SearchStep, model_meta, random_inputs, stack_kv
+from train.models.model import MixFormerV2
 
 # Dynamic-range INT8 changes the numbers; it is judged by tracking accuracy, not this bound.
 INT8_BOX_TOLERANCE = 5e-2

@@ -1,0 +1,1 @@
+"""The MixFormerV2 network: its layers, its named variants (presets) and the stems it can start from."""
