@@ -43,8 +43,8 @@ def test_an_excluded_name_that_is_not_there_is_an_error(tmp_path):
 def test_the_pair_dataset_never_samples_an_excluded_video(tmp_path):
     """The dense-to-sparse path (pairs for a teacher) read every video, exclude or not."""
     from train.config import load_train_config
-    from train.model import build_model
-    from train.presets import get_preset
+    from train.models.model import build_model
+    from train.models.presets import get_preset
     from train.trainer import _pair_dataset
 
     root = _corpus(tmp_path / "corpus", ["kept", "held_out"])
