@@ -1,0 +1,150 @@
+"""Can four prediction tokens read a box out of VitTrack's features? (issue 29's student diagnosis)
+
+The VitTrack student (preset ``vitstem``) never learned to locate the target: its prediction
+tokens ride through VitTrack's three single-head blocks and stay near one box for every pair.
+This probe separates the features from the readout. It caches the frozen teacher's search
+features for training pairs (the same sampler and held-out list as the student's config), then
+trains only a readout on them: four learned queries, one cross-attention over the search tokens
+(with ``--heads`` heads), and the MLP edge head over ``bins`` positions, with the student's
+losses (KL to the teacher's edge distributions + L1 to the truth). If the readout reaches the
+teacher's own IoU on held pairs, the features suffice and the bottleneck is the student's
+in-block readout; if not, it is the features.
+
+    python -m tools.token_readout_probe cache --config CFG --pairs 16000 --seed 11 --out train.pt
+    python -m tools.token_readout_probe cache --config CFG --pairs 3000 --seed 7 --out held.pt
+    python -m tools.token_readout_probe fit --train train.pt --held held.pt --heads 4 --layer last
+
+The held pairs come from other draws of the same training videos (a learnability check, not an
+evaluation: the validation split stays for choosing models). Needs the training extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SEARCH_TOKENS = 256
+LAYERS = {"last": "final", "previous": "previous"}
+
+
+class Readout(nn.Module):
+    """Four queries -> one cross-attention over the search tokens -> per-token MLP -> bin logits."""
+
+    def __init__(self, dim: int = 48, heads: int = 1, bins: int = 64, tokens: int = SEARCH_TOKENS) -> None:
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(4, dim) * 0.02)
+        self.pos = nn.Parameter(torch.randn(tokens, dim) * 0.02)
+        self.norm = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, bins))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        kv = self.norm(features + self.pos)
+        out, _ = self.attn(self.queries.expand(features.shape[0], -1, -1), kv, kv)
+        return self.mlp(out + self.queries)                                     # (B, 4, bins)
+
+
+def edge_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of boxes given as (left, right, top, bottom) edges."""
+    lo = torch.max(a[:, [0, 2]], b[:, [0, 2]])
+    hi = torch.min(a[:, [1, 3]], b[:, [1, 3]])
+    inter = (hi - lo).clamp(min=0).prod(1)
+    area = lambda x: (x[:, 1] - x[:, 0]).clamp(min=0) * (x[:, 3] - x[:, 2]).clamp(min=0)  # noqa: E731
+    return inter / (area(a) + area(b) - inter + 1e-9)
+
+
+def expected_edges(probs: torch.Tensor) -> torch.Tensor:
+    centres = (torch.arange(probs.shape[-1], dtype=probs.dtype) + 0.5) / probs.shape[-1]
+    return (probs * centres).sum(-1)
+
+
+def fit(train: dict, held: dict, layer: str, heads: int, steps: int, batch: int = 64, lr: float = 2e-3,
+        seed: int = 0, log=print) -> dict:
+    """Train a Readout on cached features; -> {"held_iou", "teacher_iou", "train_iou"}."""
+    torch.manual_seed(seed)
+    key = LAYERS[layer]
+    bins = train["probs"].shape[-1]
+    model = Readout(train[key].shape[-1], heads, bins, train[key].shape[1])
+    opt = torch.optim.AdamW(model.parameters(), lr)
+
+    def run(d, idx):
+        logits = model(d[key][idx].float())
+        edges = expected_edges(logits.softmax(-1))
+        truth = d["truth"][idx][:, [0, 2, 1, 3]]                                # xyxy -> l, r, t, b
+        loss = F.kl_div(logits.log_softmax(-1), d["probs"][idx].float().clamp_min(1e-8), reduction="batchmean")
+        return loss + 5 * F.l1_loss(edges, truth), edge_iou(edges, truth).mean()
+
+    n = train[key].shape[0]
+    g = torch.Generator().manual_seed(seed)
+    train_iou = 0.0
+    for step in range(steps):
+        loss, iou = run(train, torch.randint(0, n, (batch,), generator=g))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        train_iou = 0.98 * train_iou + 0.02 * float(iou.detach()) if step else float(iou.detach())
+        if log and (step % 500 == 0 or step == steps - 1):
+            log(f"step {step}: loss {float(loss.detach()):.3f}, train IoU {train_iou:.3f}")
+    with torch.no_grad():
+        _, held_iou = run(held, torch.arange(held[key].shape[0]))
+    truth = held["truth"][:, [0, 2, 1, 3]]
+    teacher = edge_iou(expected_edges(held["probs"].float()), truth).mean()
+    return {"held_iou": float(held_iou), "teacher_iou": float(teacher), "train_iou": train_iou}
+
+
+@torch.no_grad()
+def cache(config: str, pairs: int, seed: int) -> dict:
+    """The frozen teacher's final (normed) and previous-block search features, its edge
+    distributions and the truth for ``pairs`` training pairs drawn as the student's config draws."""
+    from train.config import load_train_config
+    from train.distill.vittrack_teacher import VitTrackTeacher, map_edge_probs, student_from_teacher
+    from train.models.presets import get_preset
+    from train.trainer import _pair_dataset
+
+    cfg = load_train_config(config)
+    teacher = VitTrackTeacher(cfg.teacher.path)
+    preset = get_preset(cfg.variant)
+    cfg.data.samples_per_epoch = pairs
+    data = _pair_dataset(cfg, student_from_teacher(teacher.model, preset), 0, keep_rgb=False)
+    data.seed = seed
+    out = {"final": [], "previous": [], "probs": [], "truth": []}
+    for batch in torch.utils.data.DataLoader(data, batch_size=32):
+        t = teacher.model(batch["template"], batch["search"])
+        out["final"].append(teacher.model.norm(t.features[-1])[:, -SEARCH_TOKENS:].half())
+        out["previous"].append(t.features[-2][:, -SEARCH_TOKENS:].half())
+        out["probs"].append(map_edge_probs(t.score, t.size, t.offset, preset.bins).half())
+        out["truth"].append(batch["target_xyxy"])
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tools.token_readout_probe")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("cache", help="cache the teacher's features for training pairs")
+    c.add_argument("--config", required=True, help="the student's training config (its data and teacher)")
+    c.add_argument("--pairs", type=int, default=16000)
+    c.add_argument("--seed", type=int, default=11)
+    c.add_argument("--out", required=True)
+    f = sub.add_parser("fit", help="train a readout on cached features and report held IoU")
+    f.add_argument("--train", required=True)
+    f.add_argument("--held", required=True)
+    f.add_argument("--layer", choices=sorted(LAYERS), default="last")
+    f.add_argument("--heads", type=int, default=1)
+    f.add_argument("--steps", type=int, default=6000)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.command == "cache":
+        torch.save(cache(args.config, args.pairs, args.seed), args.out)
+        return 0
+    r = fit(torch.load(args.train), torch.load(args.held), args.layer, args.heads, args.steps)
+    print(f"held IoU {r['held_iou']:.3f} (teacher's own maps {r['teacher_iou']:.3f}), "
+          f"{args.layer} features, {args.heads} head(s), {args.steps} steps")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
