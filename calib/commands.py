@@ -173,7 +173,7 @@ def _probe(args, check):
     from edge.config import load_config_file
     from edge.outputs import open_outputs
     from edge.runtime.service import wait_for_first_frame
-    from edge.target import parse_target
+    from edge.target import target_from_option as parse_target
 
     cfg = load_config_file(args.config)
     cam = cfg.camera
@@ -247,7 +247,7 @@ def run_pid(args) -> int:
     from calib.pid import suggest_gains
     from calib.profile import update_profile
     from edge.config import load_config
-    from edge.safe_yaml import read_yaml
+    from edge.io.safe_yaml import read_yaml
     from edge.sim.run import OracleTracker, run_sim
     from edge.sim.world import SimConfig
 
@@ -287,9 +287,9 @@ def run_int8(args) -> int:
     import os
 
     from calib.int8_inputs import record, save
-    from edge.boxes import parse_box
     from edge.camera import open_source
     from edge.sample import first_box_beside
+    from edge.target import box_from_option as parse_box
 
     if args.init:
         init = parse_box(args.init)

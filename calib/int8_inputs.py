@@ -13,9 +13,9 @@ import os
 import numpy as np
 
 from edge.engines import open_engine
+from edge.engines.model_meta import INPUT_NAMES
 from edge.errors import EdgeTrackError
-from edge.model_meta import INPUT_NAMES
-from edge.tracker import Tracker
+from edge.trackers.mixformer import MixFormerTracker as Tracker
 
 
 class RecordingEngine:

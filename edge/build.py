@@ -10,9 +10,9 @@ from edge.config import MODEL_LOST_SCORE
 from edge.control.camera_model import CameraModel
 from edge.engines import open_engine
 from edge.errors import ConfigError
-from edge.nanotrack import NanoTracker, open_nanotrack
-from edge.tracker import Tracker
 from edge.trackers.catalog import Entry, resolve
+from edge.trackers.mixformer import MixFormerTracker
+from edge.trackers.nanotrack import NanoTracker, open_nanotrack
 
 if TYPE_CHECKING:
     from edge.config import CameraConfig, DeviceConfig
@@ -44,10 +44,10 @@ def open_model(model: str | None, **options):
 
 
 def open_tracker(path: str, *, engine: str | None = None, threads: int | None = None, lost_score_threshold=None,
-                 lost_frames=None, **overrides) -> Tracker | NanoTracker:
+                 lost_frames=None, **overrides) -> MixFormerTracker | NanoTracker:
     """The tracker a model path names: NanoTrack for a folder with its two ONNX files, else a
-    Tracker on the engine for the file (``engine``: by file ending when None). ``overrides`` are
-    Tracker's metadata overrides (search_factor, ...), which NanoTrack does not take."""
+    MixFormerTracker on the engine for the file (``engine``: by file ending when None). ``overrides`` are
+    MixFormerTracker's metadata overrides (search_factor, ...), which NanoTrack does not take."""
     lost = {k: v for k, v in (("lost_score_threshold", lost_score_threshold), ("lost_frames", lost_frames))
             if v is not None}
     if os.path.isdir(path):
@@ -57,11 +57,11 @@ def open_tracker(path: str, *, engine: str | None = None, threads: int | None = 
         if given:
             raise ConfigError(f"NanoTrack keeps its authors' settings: {', '.join(given)} cannot be set for it")
         return open_nanotrack(path, threads=threads, **lost)
-    return Tracker(open_engine(path, engine, **({"threads": threads} if threads else {})), **lost, **overrides)
+    return MixFormerTracker(open_engine(path, engine, **({"threads": threads} if threads else {})), **lost, **overrides)
 
 
-def build_tracker(cfg: DeviceConfig) -> Tracker | NanoTracker:
-    """A Tracker on ``cfg.model`` (the bundled model when no path is set) with ``cfg.tracking``'s
+def build_tracker(cfg: DeviceConfig) -> MixFormerTracker | NanoTracker:
+    """A MixFormerTracker on ``cfg.model`` (the bundled model when no path is set) with ``cfg.tracking``'s
     lost thresholds; a NanoTracker when ``model.path`` is a folder with NanoTrack's two files.
     Raises ConfigError when there is no model at all."""
     path, _ = resolve(cfg.model.path or None)

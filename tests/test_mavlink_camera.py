@@ -139,7 +139,7 @@ class BoxTracker:
         self.updates = 0
 
     def update(self, frame):
-        from edge.tracker import TrackResult, TrackState
+        from edge.trackers.state import TrackResult, TrackState
 
         self.updates += 1
         lost = self.lose_after is not None and self.updates > self.lose_after

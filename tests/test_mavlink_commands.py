@@ -92,7 +92,7 @@ class RecordingTracker:
         self.inits.append(tuple(round(v, 1) for v in box))
 
     def update(self, frame):
-        from edge.tracker import TrackResult, TrackState
+        from edge.trackers.state import TrackResult, TrackState
 
         return TrackResult(self.inits[-1], 0.9, TrackState.TRACKING, 0)
 

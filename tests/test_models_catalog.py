@@ -114,7 +114,7 @@ def test_a_nanotrack_folder_missing_a_file_is_one_line(tmp_path, capsys):
 def test_the_device_config_takes_a_bundled_name():
     from edge.build import build_tracker
     from edge.config import load_config
-    from edge.nanotrack import NanoTracker
+    from edge.trackers.nanotrack import NanoTracker
 
     cfg = load_config({"model": {"path": "nanotrack-v3"}})
     assert isinstance(build_tracker(cfg), NanoTracker)

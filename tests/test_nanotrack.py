@@ -1,4 +1,4 @@
-"""NanoTrack's upstream tracking loop on onnxruntime (edge.nanotrack) and the ONNX input edit it needs."""
+"""NanoTrack's upstream tracking loop on onnxruntime (edge.trackers.nanotrack) and the ONNX input edit it needs."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from conftest import make_clip_frames, shared_path
+from edge.engines.onnx_dims import OnnxFormatError, free_spatial_dims
 from edge.errors import ConfigError
 from edge.evaluation.datasets import load_sequence
 from edge.evaluation.harness import run_sequence
 from edge.evaluation.metrics import iou, score_sequence
-from edge.nanotrack import NanoTracker, context_crop, open_nanotrack
-from edge.nanotrack_files import find_files, is_nanotrack_folder
-from edge.onnx_dims import OnnxFormatError, free_spatial_dims
 from edge.sample import SAMPLE_DIR
-from edge.tracker import TrackState
+from edge.trackers.nanotrack import NanoTracker, context_crop, open_nanotrack
+from edge.trackers.nanotrack_files import find_files, is_nanotrack_folder
+from edge.trackers.state import TrackState
 
 
 def _conv_model(size: int) -> bytes:
@@ -200,7 +200,7 @@ def test_config_checks_a_nanotrack_folder_without_importing_opencv(tmp_path):
 
     code = ("import sys; from edge.config import load_config; "
             f"load_config({{'model': {{'path': {str(shared_path('models', 'opencv'))!r}}}}}); "
-            "print('cv2' in sys.modules, 'edge.nanotrack' in sys.modules)")
+            "print('cv2' in sys.modules, 'edge.trackers.nanotrack' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

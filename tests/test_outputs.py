@@ -291,7 +291,7 @@ class _FixedTracker:
         pass
 
     def update(self, frame):
-        from edge.tracker import TrackResult, TrackState
+        from edge.trackers.state import TrackResult, TrackState
 
         return TrackResult((500, 200, 40, 40), 0.9, TrackState.TRACKING, 0)
 

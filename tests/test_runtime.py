@@ -24,7 +24,7 @@ from edge.runtime.loop import TrackingLoop
 from edge.sim.run import OracleTracker, run_sim
 from edge.sim.world import SimConfig
 from edge.target import TargetRequest
-from edge.tracker import TrackResult, TrackState
+from edge.trackers.state import TrackResult, TrackState
 
 
 class RecordingOutput(LogOutput):
@@ -157,7 +157,7 @@ def test_lost_holds_the_gimbal_widens_the_search_and_recovers():
 def test_non_finite_network_output_never_moves_the_gimbal(tiny_model_path):
     from edge.engines import open_engine
     from edge.engines.base import EngineOutput
-    from edge.tracker import Tracker
+    from edge.trackers.mixformer import MixFormerTracker
 
     engine = open_engine(tiny_model_path)
     real_run = engine.run
@@ -172,7 +172,7 @@ def test_non_finite_network_output_never_moves_the_gimbal(tiny_model_path):
     engine.run = flaky
     out = RecordingOutput()
     frames, gt = make_clip_frames(12, size=(320, 240))
-    loop = TrackingLoop(tracker=Tracker(engine), grabber=QueueGrabber(frames), outputs=[out],
+    loop = TrackingLoop(tracker=MixFormerTracker(engine), grabber=QueueGrabber(frames), outputs=[out],
                         config=load_config({}), initial_target=TargetRequest(box=tuple(gt[0])))
     loop.run(threading.Event())
     for u in out.updates:

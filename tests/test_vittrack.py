@@ -1,5 +1,5 @@
 """VitTrack: OpenCV's ``cv2.TrackerVit`` as a peer, and the runtime's own loop on onnxruntime
-(``edge.vittrack``), which must give OpenCV's boxes."""
+(``edge.trackers.vittrack``), which must give OpenCV's boxes."""
 
 from __future__ import annotations
 
@@ -17,8 +17,17 @@ from edge.camera.folder import read_rgb
 from edge.errors import ConfigError
 from edge.evaluation.datasets import find_sequences
 from edge.evaluation.peers import create_peer
-from edge.tracker import TrackState
-from edge.vittrack import MEAN, OUTPUTS, SCALE, VitTracker, VitTrackModel, crop_square, hanning_window, open_vittrack
+from edge.trackers.state import TrackState
+from edge.trackers.vittrack import (
+    MEAN,
+    OUTPUTS,
+    SCALE,
+    VitTracker,
+    VitTrackModel,
+    crop_square,
+    hanning_window,
+    open_vittrack,
+)
 
 
 def vittrack_file() -> str:
@@ -233,7 +242,7 @@ def test_bench_worker_runs_vittrack_without_torch(tmp_path, peer):
     frames, boxes = make_clip_frames(n=8, size=(320, 240), box=(120, 90, 40, 32), step=(3, 2))
     write_sequence(str(tmp_path / "seqs" / "square"), frames, boxes)
     out = tmp_path / "v.json"
-    proc = subprocess.run([sys.executable, "-m", "edge.benchmark", "--peer", peer, "--vittrack-model",
+    proc = subprocess.run([sys.executable, "-m", "edge.bench.engine_timing", "--peer", peer, "--vittrack-model",
                            vittrack_file(), "--sequences", str(tmp_path / "seqs"), "--threads", "1",
                            "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

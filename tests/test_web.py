@@ -22,7 +22,7 @@ from edge.config import load_config
 from edge.errors import ConfigError
 from edge.outputs.base import LogOutput
 from edge.runtime.loop import TrackingLoop
-from edge.tracker import TrackResult, TrackState
+from edge.trackers.state import TrackResult, TrackState
 from edge.web.publisher import FramePublisher
 from edge.web.server import ConsoleServer
 from edge.web.token_file import load_or_create_token

@@ -17,10 +17,10 @@ import os
 import torch
 
 from edge.bench import session
+from edge.bench.engine_timing import TimedEngine, summarize, track_all
 from edge.bench.quiet import libraries_quiet
 from edge.bench.rows import Row, extra_model_rows, runtime_rows
-from edge.benchmark import TimedEngine, summarize, track_all
-from edge.tracker import Tracker
+from edge.trackers.mixformer import MixFormerTracker as Tracker
 from train.export import export_onnx, model_meta
 from train.flops import frame_macs
 from train.gemm_peak import gemm_peak_gops

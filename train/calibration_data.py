@@ -19,11 +19,11 @@ import numpy as np
 
 from edge.camera import open_source
 from edge.camera.folder import read_rgb
-from edge.crop import sample_target
+from edge.engines.model_meta import INPUT_NAMES, ModelMeta
 from edge.errors import ConfigError, DatasetError, EdgeTrackError, SourceError
 from edge.evaluation.datasets import find_sequences
-from edge.model_meta import INPUT_NAMES, ModelMeta
-from edge.preprocess import Normalizer
+from edge.trackers.crop import sample_target
+from edge.trackers.preprocess import Normalizer
 
 
 def _crop(meta: ModelMeta, normalize, frame, box, template: bool) -> np.ndarray:

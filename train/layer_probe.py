@@ -107,7 +107,7 @@ def _tracker_inputs(model: str, sequences: str, frames=(1, 30, 60)):
     from edge.camera.folder import read_rgb
     from edge.engines import open_engine
     from edge.evaluation.datasets import find_sequences
-    from edge.tracker import Tracker
+    from edge.trackers.mixformer import MixFormerTracker as Tracker
 
     class Recorder:
         def __init__(self, engine):
@@ -143,7 +143,7 @@ def dequantize(model: str, output: str) -> None:
     fp32 export when only the INT8 file is at hand, e.g. to try other quantisation settings."""
     import onnx
 
-    from edge.model_meta import step_path_for
+    from edge.engines.model_meta import step_path_for
     from train.onnx_files import load_with_meta, save_together, set_meta
 
     proto, meta = load_with_meta(model)
@@ -160,7 +160,7 @@ def dequantize(model: str, output: str) -> None:
 def build(model: str, sequences: str, out: str) -> None:
     import onnx
 
-    from edge.model_meta import step_path_for
+    from edge.engines.model_meta import step_path_for
 
     os.makedirs(out, exist_ok=True)
     graphs = {"contract": model}

@@ -20,7 +20,7 @@ import time
 import torch
 
 from edge.errors import CheckpointError, ConfigError
-from edge.progress import Progress
+from edge.io.progress import Progress
 from train.actors import BoxActor, FrozenStemActor, MixFormerBatchTeacher, NanoTrackBatchTeacher, ScoreActor
 from train.config import TrainConfig
 from train.data.pairs import PairConfig, PairDataset

@@ -17,9 +17,9 @@ from edge.evaluation.metrics import FAILED_IOU, TRACKED_IOU, LostCounts, lost_co
 from edge.evaluation.peers import PEERS, create_peer
 from edge.evaluation.rounding_noise import GREY_LEVELS, spread, with_noise
 from edge.evaluation.segments import temporal_segments
-from edge.progress import Progress
-from edge.tracker import TrackState
+from edge.io.progress import Progress
 from edge.trackers.lost_search import LostSearch
+from edge.trackers.state import TrackState
 
 
 def register(subparsers) -> None:

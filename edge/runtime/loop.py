@@ -23,8 +23,8 @@ from edge.outputs.base import ControlUpdate
 from edge.runtime.telemetry import status_line
 from edge.runtime.telemetry_worker import TelemetryWorker
 from edge.target import TargetRequest, fit_target
-from edge.tracker import TrackState
 from edge.trackers.lost_search import LostSearch, LostSearchSettings
+from edge.trackers.state import TrackState
 
 log = logging.getLogger("edge.runtime")
 

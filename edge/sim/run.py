@@ -20,7 +20,7 @@ from edge.errors import ConfigError
 from edge.runtime.loop import TrackingLoop
 from edge.sim.world import SimConfig, World
 from edge.target import TargetRequest
-from edge.tracker import TrackResult, TrackState
+from edge.trackers.state import TrackResult, TrackState
 
 
 class SimClock:

@@ -70,7 +70,7 @@ def _finite(value, name: str, source: str, lo: float = -1e6, hi: float = 1e6) ->
 
 def read_meta(path: str) -> dict:
     """The JSON object at ``path``, read only if it is a small regular file."""
-    from edge.paths import read_regular_file
+    from edge.io.paths import read_regular_file
 
     try:
         raw = json.loads(read_regular_file(path, MAX_META_BYTES, "metadata file").decode("utf-8"))

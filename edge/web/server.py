@@ -155,7 +155,7 @@ class Console:
         return data[-lines:]
 
     def calibration(self) -> dict:
-        from edge.safe_yaml import read_yaml
+        from edge.io.safe_yaml import read_yaml
 
         out = {"camera_calibration": self.cfg.camera.calibration or None,
                "gimbal_profile": self.cfg.control.profile or None}

@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 
 from edge.camera.opencv import quiet_opencv_log
-from edge.crop import crop_and_resize, crop_window
 from edge.errors import DatasetError
+from edge.trackers.crop import crop_and_resize, crop_window
 
 log = logging.getLogger("train")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

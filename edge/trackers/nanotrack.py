@@ -26,12 +26,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge.engines.onnx_dims import OnnxFormatError, free_spatial_dims
 from edge.errors import ConfigError, first_line
-from edge.nanotrack_files import find_files
-from edge.onnx_dims import OnnxFormatError, free_spatial_dims
-from edge.tracker import TrackResult, TrackState
 from edge.trackers.confidence import NanoTrackMeta, nanotrack_meta
-from edge.trackers.state import LostStreak
+from edge.trackers.nanotrack_files import find_files
+from edge.trackers.state import LostStreak, TrackResult, TrackState
 
 
 @dataclass(frozen=True)
@@ -140,7 +139,7 @@ def read_model_file(path: str, limit: int = MAX_MODEL_BYTES) -> bytes:
     OSError (one line) otherwise."""
     import errno
 
-    from edge.paths import read_regular_file
+    from edge.io.paths import read_regular_file
 
     data = read_regular_file(path, limit, "NanoTrack file")
     if not data.startswith(b"\x08"):   # ModelProto field 1 (ir_version), a varint: what every exporter writes first
@@ -224,7 +223,7 @@ def _grid_points(size: int, stride: int) -> np.ndarray:
 
 
 class NanoTracker:
-    """NanoTrack behind the same verbs as ``edge.tracker.Tracker``: init, update, box,
+    """NanoTrack behind the same verbs as ``edge.trackers.mixformer.MixFormerTracker``: init, update, box,
     search_factor / set_search_factor (the device loop widens the search while LOST), with
     TRACKING / LOST from ``lost_score_threshold`` held for ``lost_frames`` frames.
 
@@ -291,7 +290,7 @@ class NanoTracker:
         if not all(map(math.isfinite, (x, y, w, h))) or w <= 0 or h <= 0:
             raise ConfigError(f"initial box must be x,y,w,h with w, h > 0, got {box_xywh!r}")
         height, width = frame.shape[:2]
-        if x >= width or y >= height or x + w <= 0 or y + h <= 0:   # as edge.tracker.Tracker says it
+        if x >= width or y >= height or x + w <= 0 or y + h <= 0:   # as MixFormerTracker says it
             raise ConfigError(f"initial box {(x, y, w, h)} lies outside the {width}x{height} frame")
         s = self.settings
         self._centre = np.array([x + (w - 1) / 2, y + (h - 1) / 2])

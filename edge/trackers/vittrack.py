@@ -28,8 +28,7 @@ import cv2
 import numpy as np
 
 from edge.errors import ConfigError
-from edge.tracker import TrackResult, TrackState
-from edge.trackers.state import LostStreak
+from edge.trackers.state import LostStreak, TrackResult, TrackState
 
 INPUTS = {"template": [1, 3, 128, 128], "search": [1, 3, 256, 256]}
 OUTPUTS = {"output1": [1, 1, 16, 16], "output2": [1, 2, 16, 16], "output3": [1, 2, 16, 16]}
@@ -127,7 +126,7 @@ def hanning_window(size: int = MAP) -> np.ndarray:
 
 
 class VitTracker:
-    """VitTrack behind the same verbs as ``edge.tracker.Tracker``: init, update, box,
+    """VitTrack behind the same verbs as ``edge.trackers.mixformer.MixFormerTracker``: init, update, box,
     search_factor / set_search_factor (the device loop widens the search while LOST), with
     TRACKING / LOST from ``lost_score_threshold`` held for ``lost_frames`` frames.
 

@@ -1,6 +1,6 @@
 """The MixFormerV2 online tracking loop (spec section 4) in numpy, with an injected engine.
 
-    tracker = Tracker(engine)
+    tracker = MixFormerTracker(engine)
     tracker.init(frame_rgb, (x, y, w, h))
     result = tracker.update(frame_rgb)
 
@@ -19,14 +19,14 @@ import math
 
 import numpy as np
 
-from edge.crop import sample_target
 from edge.engines.base import Engine
 from edge.errors import ConfigError
-from edge.geometry import clip_box, is_finite_box, map_box_back
-from edge.preprocess import Normalizer
+from edge.trackers.crop import sample_target
+from edge.trackers.geometry import clip_box, is_finite_box, map_box_back
+from edge.trackers.preprocess import Normalizer
 from edge.trackers.state import LostStreak, TrackResult, TrackState
 
-__all__ = ["Tracker", "TrackResult", "TrackState", "sigmoid"]
+__all__ = ["MixFormerTracker", "sigmoid"]
 
 
 def sigmoid(x: float) -> float:
@@ -44,7 +44,7 @@ def _smooth_size(new, old, rate: float):
     return (cx - w / 2, cy - h / 2, w, h)
 
 
-class Tracker:
+class MixFormerTracker:
     """Single-object tracker around an ``Engine``.
 
     Args:
@@ -101,7 +101,7 @@ class Tracker:
     def update(self, frame: np.ndarray) -> TrackResult:
         """Track the target into ``frame``; returns the new box, score and state."""
         if self._box is None:
-            raise RuntimeError("Tracker.update() called before init()")
+            raise RuntimeError("MixFormerTracker.update() called before init()")
         self._frame_id += 1
         meta = self.meta
         patch, window = sample_target(frame, self._box, meta.search_factor, meta.search_size)
