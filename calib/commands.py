@@ -167,7 +167,8 @@ def _probe(args, check):
         yield SimProbe(world, OracleTracker(world), check=check)
         return
     from calib.probe import DeviceProbe
-    from edge.build import build_tracker, camera_model_for
+    from edge.build import camera_model_for
+    from edge.build import tracker_for_config as build_tracker
     from edge.camera import open_source
     from edge.camera.grabber import LatestFrameGrabber
     from edge.config import load_config_file

@@ -36,14 +36,14 @@ def describe(tracker, path: str, entry: Entry | None) -> str:
     return f"{tracker.label}, {tracker.meta.precision}, {tracker.engine.name}, {source_text(path, entry)}"
 
 
-def open_model(model: str | None, **options):
+def open_named_tracker(model: str | None, **options):
     """(tracker, path, catalog entry or None) for a bundled tracker's name, a path, or None (the
-    default); ``options`` as ``open_tracker``'s."""
+    default); ``options`` as ``open_tracker_at``'s."""
     path, entry = resolve(model)
-    return open_tracker(path, **options), path, entry
+    return open_tracker_at(path, **options), path, entry
 
 
-def open_tracker(path: str, *, engine: str | None = None, threads: int | None = None, lost_score_threshold=None,
+def open_tracker_at(path: str, *, engine: str | None = None, threads: int | None = None, lost_score_threshold=None,
                  lost_frames=None, **overrides) -> MixFormerTracker | NanoTracker:
     """The tracker a model path names: NanoTrack for a folder with its two ONNX files, else a
     MixFormerTracker on the engine for the file (``engine``: by file ending when None). ``overrides`` are
@@ -60,14 +60,14 @@ def open_tracker(path: str, *, engine: str | None = None, threads: int | None = 
     return MixFormerTracker(open_engine(path, engine, **({"threads": threads} if threads else {})), **lost, **overrides)
 
 
-def build_tracker(cfg: DeviceConfig) -> MixFormerTracker | NanoTracker:
+def tracker_for_config(cfg: DeviceConfig) -> MixFormerTracker | NanoTracker:
     """A MixFormerTracker on ``cfg.model`` (the bundled model when no path is set) with ``cfg.tracking``'s
     lost thresholds; a NanoTracker when ``model.path`` is a folder with NanoTrack's two files.
     Raises ConfigError when there is no model at all."""
     path, _ = resolve(cfg.model.path or None)
     lost_score = cfg.tracking.lost_score
     try:
-        return open_tracker(path, engine=cfg.model.engine or None, threads=cfg.model.threads or None,
+        return open_tracker_at(path, engine=cfg.model.engine or None, threads=cfg.model.threads or None,
                             lost_score_threshold=None if lost_score == MODEL_LOST_SCORE else lost_score,
                             lost_frames=cfg.tracking.lost_frames or None,
                             search_factor=cfg.model.search_factor or None,

@@ -154,7 +154,7 @@ def test_every_normalised_request_that_passes_gives_a_box_the_loop_takes(fit_tar
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from edge.outputs.base import TrackRequest
+    from edge.outputs.base import RemoteTarget
 
     unit = st.floats(0.0, 1.0)
     frames = st.sampled_from([(640, 480), (1920, 1080), (320, 240), (480, 640), (64, 48)])
@@ -162,7 +162,7 @@ def test_every_normalised_request_that_passes_gives_a_box_the_loop_takes(fit_tar
     @settings(max_examples=300, deadline=None)
     @given(x=unit, y=unit, radius=unit, frame=frames)
     def points(x, y, radius, frame):
-        fit_target(TrackRequest("point", point=(x, y), radius=radius).box_in(*frame), *frame)
+        fit_target(RemoteTarget("point", point=(x, y), radius=radius).box_in(*frame), *frame)
 
     @settings(max_examples=300, deadline=None)
     @given(a=unit, b=unit, c=unit, d=unit, frame=frames)
@@ -170,15 +170,15 @@ def test_every_normalised_request_that_passes_gives_a_box_the_loop_takes(fit_tar
         if a == b or c == d:
             return
         rect = (min(a, b), min(c, d), max(a, b), max(c, d))
-        fit_target(TrackRequest("rectangle", rect=rect).box_in(*frame), *frame)
+        fit_target(RemoteTarget("rectangle", rect=rect).box_in(*frame), *frame)
 
     points()
     rectangles()
     # the corners, where the least of a box is inside
     for x in (0.0, 1.0):
         for y in (0.0, 1.0):
-            fit_target(TrackRequest("point", point=(x, y), radius=1.0).box_in(640, 480), 640, 480)
-            fit_target(TrackRequest("rectangle", rect=(x * 0.999, y * 0.999, x * 0.999 + 0.001,
+            fit_target(RemoteTarget("point", point=(x, y), radius=1.0).box_in(640, 480), 640, 480)
+            fit_target(RemoteTarget("rectangle", rect=(x * 0.999, y * 0.999, x * 0.999 + 0.001,
                                                         y * 0.999 + 0.001)).box_in(640, 480), 640, 480)
 
 
@@ -188,10 +188,10 @@ def test_every_normalised_request_that_passes_gives_a_box_the_loop_takes(fit_tar
     ("rectangle", {"rect": (0.5, 0.5, 0.4, 0.6)}), ("rectangle", {"rect": (0.1, 0.1, 1e30, 0.6)}),
     ("rectangle", {"rect": (0.1, float("nan"), 0.2, 0.6)}), ("rectangle", {"rect": None})])
 def test_a_normalised_request_out_of_range_is_refused_in_one_line(kind, fields):
-    from edge.outputs.base import TrackRequest
+    from edge.outputs.base import RemoteTarget
 
     with pytest.raises(ValueError) as info:
-        TrackRequest(kind, **fields)
+        RemoteTarget(kind, **fields)
     assert "\n" not in str(info.value)
 
 

@@ -251,15 +251,15 @@ def test_closed_loop_with_a_real_tracker_in_the_simulator():
 def test_closed_loop_with_the_bundled_model_and_no_model_configured():
     """A config without model.path gets the default tracker (the catalog's rule): it keeps the
     simulated target centred and finds it again after an occlusion."""
-    from edge.build import build_tracker
+    from edge.build import tracker_for_config
     from edge.trackers.catalog import load_catalog
 
     cfg = load_config({})
     assert cfg.model.path == ""
     named = load_config({"model": {"path": load_catalog().default().name}})
-    assert build_tracker(cfg).meta.preset == build_tracker(named).meta.preset
+    assert tracker_for_config(cfg).meta.preset == tracker_for_config(named).meta.preset
     sim = SimConfig(path="lissajous", amplitude_deg=20.0, period_s=12.0, occlusions=((5.0, 5.5),))
-    report = run_sim(sim, cfg, lambda world: build_tracker(cfg), seconds=8.0)
+    report = run_sim(sim, cfg, lambda world: tracker_for_config(cfg), seconds=8.0)
     # Measured: NanoTrack V3 (the default since 2026-12-07) mean 1.23, p95 4.83 deg, re-acquired 0.53 s
     # after the occlusion; the MixFormerV2 hybrid before it 1.07 / 3.61 deg, 0.37 s. The bounds are
     # those of any real tracker in this loop (test_closed_loop_with_a_real_tracker_in_the_simulator).

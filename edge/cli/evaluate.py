@@ -64,9 +64,9 @@ def register(subparsers) -> None:
 
 def _make_tracker(args):
     if args.tracker in ("model", "mixformer"):
-        from edge.build import open_model
+        from edge.build import open_named_tracker
 
-        tracker, _, entry = open_model(args.model, threads=args.threads, **tracker_overrides(args))
+        tracker, _, entry = open_named_tracker(args.model, threads=args.threads, **tracker_overrides(args))
         name = entry.name if entry is not None else \
             f"{tracker.meta.preset}:{os.path.basename(os.path.normpath(args.model))}"
         return name, tracker

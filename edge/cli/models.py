@@ -39,12 +39,12 @@ def _bundled_row(entry: Entry, default: Entry | None) -> dict:
 
 
 def _user_row(model: str) -> dict:
-    from edge.build import open_tracker
+    from edge.build import open_tracker_at
     from edge.trackers.mixformer import MixFormerTracker
     from edge.trackers.nanotrack import NanoTracker
 
     path, entry = resolve(model)
-    tracker = open_tracker(path)
+    tracker = open_tracker_at(path)
     family = {NanoTracker: "nanotrack", MixFormerTracker: "mixformerv2"}.get(type(tracker),
                                                                           type(tracker).__name__.lower())
     files = sorted(os.listdir(path)) if os.path.isdir(path) else [os.path.basename(path)]

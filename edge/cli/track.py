@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from edge.build import describe, open_model
+from edge.build import describe, open_named_tracker
 from edge.camera import open_source, source_kind
 from edge.camera.opencv import quiet_opencv_log
 from edge.cli.common import add_tracker_overrides, check_roi, positive_int, tracker_overrides
@@ -97,7 +97,7 @@ def run(args) -> int:
                               "annotated sequence folder gives its own first box)")
     check_output_paths(args)
     make_output_folders(args)
-    opened, path, entry = open_model(args.model, threads=args.threads, **tracker_overrides(args))
+    opened, path, entry = open_named_tracker(args.model, threads=args.threads, **tracker_overrides(args))
     tracker = LostSearch(opened)   # the device's per-frame step: the search widens while LOST
     quiet_opencv_log()   # a camera that does not open is our one line, not OpenCV's WARN per backend tried
     try:

@@ -51,10 +51,10 @@ def _load_trax():
 def open_served_tracker(args):
     """The tracker the session serves (the one place the CLI opens it), in the device's per-frame
     step, so the toolkit scores what a device and ``edge-track eval`` do."""
-    from edge.build import open_model
+    from edge.build import open_named_tracker
     from edge.trackers.lost_search import LostSearch
 
-    return LostSearch(open_model(args.model, threads=args.threads, **tracker_overrides(args))[0])
+    return LostSearch(open_named_tracker(args.model, threads=args.threads, **tracker_overrides(args))[0])
 
 
 def read_image(images) -> object:

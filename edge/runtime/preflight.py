@@ -17,7 +17,7 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from edge.build import build_tracker, camera_model_for
+from edge.build import camera_model_for, tracker_for_config
 from edge.camera import is_live, open_source
 from edge.errors import ConfigError, SourceError
 from edge.io.progress import reporting_while
@@ -67,7 +67,7 @@ def preflight(cfg: DeviceConfig, checkpoint=lambda: None) -> Checked:
         checkpoint()
     # A large model on a slow card can take a while: say so every 5 s rather than look hung.
     with reporting_while(f"loading the model {cfg.model.path or '(the default tracker)'}", _still_loading):
-        tracker = build_tracker(cfg)
+        tracker = tracker_for_config(cfg)
         checkpoint()
         warm_up(tracker)
     checkpoint()
