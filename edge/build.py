@@ -11,8 +11,9 @@ from edge.control.camera_model import CameraModel
 from edge.engines import open_engine
 from edge.errors import ConfigError
 from edge.trackers.catalog import Entry, resolve
+from edge.trackers.contract import Tracker
 from edge.trackers.mixformer import MixFormerTracker
-from edge.trackers.nanotrack import NanoTracker, open_nanotrack
+from edge.trackers.nanotrack import open_nanotrack
 
 if TYPE_CHECKING:
     from edge.config import CameraConfig, DeviceConfig
@@ -31,9 +32,10 @@ def source_text(path: str, entry: Entry | None) -> str:
     return f"bundled '{entry.name}'" if entry is not None else path
 
 
-def describe(tracker, path: str, entry: Entry | None) -> str:
+def describe(tracker: Tracker, path: str, entry: Entry | None) -> str:
     """'<label>, <precision>, <engine>, <source>': what the main job's line names."""
-    return f"{tracker.label}, {tracker.meta.precision}, {tracker.engine.name}, {source_text(path, entry)}"
+    info = tracker.info
+    return f"{info.label}, {info.precision}, {info.engine}, {source_text(path, entry)}"
 
 
 def open_named_tracker(model: str | None, **options):
@@ -44,10 +46,10 @@ def open_named_tracker(model: str | None, **options):
 
 
 def open_tracker_at(path: str, *, engine: str | None = None, threads: int | None = None, lost_score_threshold=None,
-                 lost_frames=None, **overrides) -> MixFormerTracker | NanoTracker:
+                    lost_frames=None, **overrides) -> Tracker:
     """The tracker a model path names: NanoTrack for a folder with its two ONNX files, else a
-    MixFormerTracker on the engine for the file (``engine``: by file ending when None). ``overrides`` are
-    MixFormerTracker's metadata overrides (search_factor, ...), which NanoTrack does not take."""
+    MixFormerTracker on the engine for the file (``engine``: by file ending when None). ``overrides``
+    are MixFormerTracker's metadata overrides (search_factor, ...), which NanoTrack does not take."""
     lost = {k: v for k, v in (("lost_score_threshold", lost_score_threshold), ("lost_frames", lost_frames))
             if v is not None}
     if os.path.isdir(path):
@@ -60,7 +62,7 @@ def open_tracker_at(path: str, *, engine: str | None = None, threads: int | None
     return MixFormerTracker(open_engine(path, engine, **({"threads": threads} if threads else {})), **lost, **overrides)
 
 
-def tracker_for_config(cfg: DeviceConfig) -> MixFormerTracker | NanoTracker:
+def tracker_for_config(cfg: DeviceConfig) -> Tracker:
     """A MixFormerTracker on ``cfg.model`` (the bundled model when no path is set) with ``cfg.tracking``'s
     lost thresholds; a NanoTracker when ``model.path`` is a folder with NanoTrack's two files.
     Raises ConfigError when there is no model at all."""

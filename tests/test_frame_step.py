@@ -9,6 +9,7 @@ import pytest
 
 from conftest import make_clip_frames, shared_path, write_sequence
 from edge.cli.main import main
+from edge.trackers.contract import Capabilities, TrackerInfo
 from edge.trackers.lost_search import LostSearch, LostSearchSettings
 from edge.trackers.state import TrackResult, TrackState
 
@@ -16,8 +17,12 @@ from edge.trackers.state import TrackResult, TrackState
 class Scripted:
     """A tracker whose states follow a script; it records the search factor each update saw."""
 
+    capabilities = Capabilities(widen_search=True)
+    info = TrackerInfo("scripted", "scripted", "none")
+
     def __init__(self, states, factor=2.0):
         self.states, self.search_factor, self.seen = list(states), factor, []
+        self.base_search_factor = factor
 
     def set_search_factor(self, factor):
         self.search_factor = factor
@@ -49,7 +54,8 @@ def test_the_search_widens_while_lost_up_to_its_cap_and_resets_on_tracking_and_o
 
 def test_a_tracker_that_cannot_widen_passes_through():
     class Fixed:
-        label = "fixed"
+        capabilities = Capabilities()   # declares no widening: LostSearch never asks it to
+        info = TrackerInfo("fixed", "fixed", "none")
 
         def init(self, frame, box):
             return TrackResult(box=box, score=1.0, state=T, frame_id=0)
@@ -59,7 +65,7 @@ def test_a_tracker_that_cannot_widen_passes_through():
 
     step = LostSearch(Fixed())
     step.init(None, (0, 0, 1, 1))
-    assert step.update(None).state is L and step.label == "fixed"
+    assert step.update(None).state is L and step.info.label == "fixed"
 
 
 def test_the_loop_eval_and_track_share_the_lost_search():

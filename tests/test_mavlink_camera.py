@@ -12,6 +12,7 @@ import pytest
 
 from edge.config import load_config
 from edge.outputs.mavlink import MavlinkConfig
+from edge.trackers.contract import Capabilities, TrackerInfo
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
 
@@ -125,6 +126,11 @@ def test_requests_for_other_systems_components_or_messages_get_no_answer_from_it
 
 class BoxTracker:
     """Sees the target where it was picked, or loses it from frame ``lose_after`` on."""
+
+    capabilities = Capabilities(widen_search=True)
+    info = TrackerInfo("fake", "fake", "none")
+    base_search_factor = 4.0
+    box = None
 
     search_factor = 4.0
 

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from edge.outputs.mavlink import MavlinkConfig
+from edge.trackers.contract import Capabilities, TrackerInfo
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
 
@@ -79,6 +80,11 @@ def test_commands_for_another_system_or_component_are_ignored_and_not_acknowledg
 
 class RecordingTracker:
     """Sees the target where it was picked: records what the loop starts it on."""
+
+    capabilities = Capabilities(widen_search=True)
+    info = TrackerInfo("fake", "fake", "none")
+    base_search_factor = 4.0
+    box = None
 
     search_factor = 4.0
 

@@ -16,6 +16,7 @@ from edge.outputs.pca9685 import Pca9685Config
 from edge.outputs.pelco import PelcoDConfig
 from edge.outputs.pwm import PwmConfig
 from edge.outputs.simplebgc import SimpleBGCConfig
+from edge.trackers.contract import Capabilities, TrackerInfo
 
 serial = pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
 
@@ -281,6 +282,11 @@ def test_box_stream_takes_the_next_command_after_line_noise(tmp_path):
 
 class _FixedTracker:
     """A tracker that always sees the target right of centre: any sent command would move the head."""
+
+    capabilities = Capabilities(widen_search=True)
+    info = TrackerInfo("fake", "fake", "none")
+    base_search_factor = 4.0
+    box = None
 
     search_factor = 4.0
 

@@ -24,6 +24,7 @@ from edge.runtime.loop import TrackingLoop
 from edge.sim.run import OracleTracker, run_sim
 from edge.sim.world import SimConfig
 from edge.target import TargetRequest
+from edge.trackers.contract import Capabilities, TrackerInfo
 from edge.trackers.state import TrackResult, TrackState
 
 
@@ -91,6 +92,11 @@ def test_grabber_reconnects_with_backoff_after_a_disconnect():
 
 class ScriptedTracker:
     """Returns scripted (box, score, state) per update; records init calls."""
+
+    capabilities = Capabilities(widen_search=True)
+    info = TrackerInfo("fake", "fake", "none")
+    base_search_factor = 4.0
+    box = None
 
     def __init__(self, script):
         self.script = list(script)

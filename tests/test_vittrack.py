@@ -166,7 +166,7 @@ def test_the_frames_colour_order_is_honoured():
         return blob[0] / SCALE[:, None, None] + MEAN[:, None, None]
 
     np.testing.assert_allclose(pixels(net.searches[0]), pixels(inputs[0])[::-1], atol=1e-3)
-    assert tracker.label == "VitTrack (RGB input)"
+    assert tracker.info.label == "VitTrack (RGB input)"
     for bad in ({"frame_color_order": "YUV"}, {"input_order": "rgb"}):
         with pytest.raises(ConfigError):
             VitTracker(FakeNet([]), **bad)
@@ -184,7 +184,7 @@ def test_bad_initial_boxes_and_update_before_init():
 
 def test_runtime_attributes_like_nanotracks():
     tracker = open_vittrack(vittrack_file(), threads=1)
-    assert tracker.engine.name == "onnxruntime" and tracker.label == "VitTrack"
+    assert tracker.engine.name == "onnxruntime" and tracker.info.label == "VitTrack"
     assert tracker.meta.preset == "vittrack" and tracker.meta.search_size == 256
     assert tracker.search_factor == 4 and tracker.box is None
 

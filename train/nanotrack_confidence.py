@@ -36,7 +36,8 @@ from edge.evaluation.segments import temporal_segments
 from edge.trackers.catalog import LOST_ON_FAILED_MIN, LOST_ON_TRACKED_MAX
 from edge.trackers.confidence import LogitConfidence, NanoTrackMeta
 from edge.trackers.lost_search import LostSearch
-from edge.trackers.nanotrack import NanoTracker, NanoTrackModel
+from edge.trackers.nanotrack import NanoTracker
+from edge.trackers.nanotrack_model import NanoTrackModel
 from edge.trackers.state import TrackState
 
 STARTS = 2

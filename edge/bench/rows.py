@@ -109,7 +109,7 @@ def opencv_nanotrack_rows(nanotrack_dir: str | None, skipped: dict) -> list[Row]
 def upstream_nanotrack_rows(folders, skipped: dict) -> list[Row]:
     """NanoTrack as its authors run it, on each folder (V2 or V3). Named so that OpenCV's row
     stays the one every ratio is taken against."""
-    from edge.trackers.nanotrack import NanoTrackModel
+    from edge.trackers.nanotrack_model import NanoTrackModel
 
     rows = []
     for folder in folders:

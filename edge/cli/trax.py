@@ -131,7 +131,7 @@ def run(args) -> int:
     tracker = open_served_tracker(args)   # before the handshake: a bad --model is our one line, not a TraX error
     try:
         server = Server([Region.RECTANGLE], [Image.PATH], ["color"], tracker_name=TRACKER_NAME,
-                        tracker_description=getattr(tracker, "label", ""), tracker_family="edge-track",
+                        tracker_description=tracker.info.label, tracker_family="edge-track",
                         log=args.log or False)
     except TraxException as exc:
         raise ConfigError(f"no TraX client on this process's stdin/stdout or TRAX_SOCKET: {exc}") from None

@@ -19,6 +19,7 @@ import numpy as np
 
 from edge.camera.opencv import quiet_opencv_log
 from edge.errors import ConfigError
+from edge.trackers.contract import Capabilities, TrackerInfo
 from edge.trackers.state import TrackResult, TrackState
 
 PEERS = ("kcf", "csrt", "nanotrack", "nanotrack-upstream", "vittrack", "vittrack-onnxruntime", "vittrack-rgb")
@@ -26,11 +27,23 @@ NANOTRACK_FILES = ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx")
 
 
 class OpenCVPeer:
-    """Wraps a cv2.Tracker; frames come in RGB like everywhere else in edge-track."""
+    """Wraps a cv2.Tracker; frames come in RGB like everywhere else in edge-track. Its search
+    region is OpenCV's own: nothing to widen."""
+
+    capabilities = Capabilities()
 
     def __init__(self, name: str, factory) -> None:
         self.name = name
         self._factory = factory
+        self._box = None
+
+    @property
+    def info(self) -> TrackerInfo:
+        return TrackerInfo(f"OpenCV {self.name}", self.name, "opencv")
+
+    @property
+    def box(self):
+        return self._box
 
     def init(self, frame: np.ndarray, box_xywh) -> TrackResult:
         self._tracker = self._factory()

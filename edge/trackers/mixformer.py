@@ -21,6 +21,7 @@ import numpy as np
 
 from edge.engines.base import Engine
 from edge.errors import ConfigError
+from edge.trackers.contract import Capabilities, TrackerInfo, checked_search_factor
 from edge.trackers.crop import sample_target
 from edge.trackers.geometry import clip_box, is_finite_box, map_box_back
 from edge.trackers.preprocess import Normalizer
@@ -45,7 +46,7 @@ def _smooth_size(new, old, rate: float):
 
 
 class MixFormerTracker:
-    """Single-object tracker around an ``Engine``.
+    """Single-object tracker around an ``Engine`` (an ``edge.trackers.contract.Tracker``).
 
     Args:
         engine: anything implementing ``edge.engines.base.Engine``; its ``meta`` gives every size,
@@ -54,6 +55,8 @@ class MixFormerTracker:
         search_factor, update_interval, lost_score_threshold, lost_frames, size_update_rate,
         hold_low_score_box: overrides of the model's metadata.
     """
+
+    capabilities = Capabilities(widen_search=True, template_update=True)
 
     def __init__(self, engine: Engine, *, frame_color_order: str = "RGB",
                  search_factor: float | None = None, update_interval: int | None = None,
@@ -128,9 +131,8 @@ class MixFormerTracker:
         return TrackResult(box=self._box, score=score, state=self._state, frame_id=self._frame_id)
 
     @property
-    def label(self) -> str:
-        """What the service's messages call this tracker."""
-        return f"MixFormerV2-{self.meta.preset}"
+    def info(self) -> TrackerInfo:
+        return TrackerInfo(f"MixFormerV2-{self.meta.preset}", self.meta.preset, self.engine.name, self.meta.precision)
 
     @property
     def box(self):
@@ -142,9 +144,7 @@ class MixFormerTracker:
 
     def set_search_factor(self, factor: float) -> None:
         """Change the search region (the runtime widens it step by step while LOST)."""
-        if not (math.isfinite(factor) and factor > 0):
-            raise ConfigError(f"search factor must be a positive number, got {factor!r}")
-        self.meta = self.meta.replace(search_factor=float(factor))
+        self.meta = self.meta.replace(search_factor=checked_search_factor(factor))
 
     # -- internals ------------------------------------------------------------------------
     def _template_at(self, frame: np.ndarray, box) -> np.ndarray:
