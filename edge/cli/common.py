@@ -56,7 +56,7 @@ def add_tracker_overrides(parser) -> None:
 
 
 def tracker_overrides(args) -> dict:
-    """The Tracker keyword arguments those options set (None: the model's own value)."""
+    """The MixFormerTracker keyword arguments those options set (None: the model's own value)."""
     return {"search_factor": args.search_factor, "update_interval": args.update_interval,
             "size_update_rate": args.size_update_rate}
 

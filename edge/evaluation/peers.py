@@ -1,4 +1,4 @@
-"""OpenCV's trackers behind the same init/update verbs as ``edge.trackers.mixformer.MixFormerTracker``.
+"""OpenCV's trackers as ``edge.trackers.contract.Tracker``s (declaring no capabilities).
 
 KCF and CSRT come with opencv-contrib (``pip install 'edge-track[peers]'``); NanoTrack is in
 the main OpenCV build but needs its two ONNX files (backbone and head). ``nanotrack-upstream``

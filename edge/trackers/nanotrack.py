@@ -86,8 +86,8 @@ def _grid_points(size: int, stride: int) -> np.ndarray:
 
 
 class NanoTracker:
-    """NanoTrack behind the same verbs as ``edge.trackers.mixformer.MixFormerTracker``: init, update, box,
-    search_factor / set_search_factor (the device loop widens the search while LOST), with
+    """NanoTrack as an ``edge.trackers.contract.Tracker`` that declares ``widen_search`` (the device
+    loop widens its search while LOST), with
     TRACKING / LOST from ``lost_score_threshold`` held for ``lost_frames`` frames.
 
     The score it reports is ``calibration``'s confidence where the files have one (the bundled

@@ -127,8 +127,8 @@ def hanning_window(size: int = MAP) -> np.ndarray:
 
 
 class VitTracker:
-    """VitTrack behind the same verbs as ``edge.trackers.mixformer.MixFormerTracker``: init, update, box,
-    search_factor / set_search_factor (the device loop widens the search while LOST), with
+    """VitTrack as an ``edge.trackers.contract.Tracker`` that declares ``widen_search`` (the device
+    loop widens its search while LOST), with
     TRACKING / LOST from ``lost_score_threshold`` held for ``lost_frames`` frames.
 
     The defaults are OpenCV's own "not ok" (one frame below 0.20): on the validation split, from
