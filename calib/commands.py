@@ -167,17 +167,17 @@ def _probe(args, check):
         yield SimProbe(world, OracleTracker(world), check=check)
         return
     from calib.probe import DeviceProbe
-    from edge.build import build_tracker, camera_model_for
+    from edge.build import camera_model_for, tracker_for_config
     from edge.camera import open_source
     from edge.camera.grabber import LatestFrameGrabber
     from edge.config import load_config_file
     from edge.outputs import open_outputs
     from edge.runtime.service import wait_for_first_frame
-    from edge.target import parse_target
+    from edge.target import target_from_option as parse_target
 
     cfg = load_config_file(args.config)
     cam = cfg.camera
-    tracker = build_tracker(cfg)
+    tracker = tracker_for_config(cfg)
     check()
     with contextlib.ExitStack() as opened:
         grabber = LatestFrameGrabber(lambda: open_source(cam.source, width=cam.width, height=cam.height,
@@ -247,7 +247,7 @@ def run_pid(args) -> int:
     from calib.pid import suggest_gains
     from calib.profile import update_profile
     from edge.config import load_config
-    from edge.safe_yaml import read_yaml
+    from edge.io.safe_yaml import read_yaml
     from edge.sim.run import OracleTracker, run_sim
     from edge.sim.world import SimConfig
 
@@ -286,13 +286,13 @@ def run_pid(args) -> int:
 def run_int8(args) -> int:
     import os
 
-    from edge.boxes import parse_box
     from edge.camera import open_source
     from edge.sample import first_box_beside
+    from edge.target import box_from_option
     from train.export.input_recorder import record, save
 
     if args.init:
-        init = parse_box(args.init)
+        init = box_from_option(args.init)
     else:
         init = first_box_beside(args.source) if os.path.isdir(args.source) else None
     if init is None:

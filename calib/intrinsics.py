@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import yaml
 
-from edge.atomic_file import write_atomic
 from edge.camera.folder import IMAGE_EXTENSIONS, read_rgb
 from edge.errors import ConfigError, EdgeTrackError, SourceError
+from edge.io.atomic_file import write_atomic
 
 log = logging.getLogger("calib.intrinsics")
 

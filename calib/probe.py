@@ -14,7 +14,7 @@ from edge.control.camera_model import CameraModel
 from edge.control.command import GimbalCommand
 from edge.errors import EdgeTrackError
 from edge.outputs.base import ControlUpdate
-from edge.tracker import TrackState
+from edge.trackers.state import TrackState
 
 
 @dataclass

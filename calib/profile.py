@@ -7,10 +7,10 @@ import os
 
 import yaml
 
-from edge.atomic_file import atomic_paths
 from edge.config import ControlConfig, apply_profile
 from edge.errors import ConfigError
-from edge.safe_yaml import read_yaml
+from edge.io.atomic_file import atomic_paths
+from edge.io.safe_yaml import read_yaml
 
 
 def update_profile(path: str, values: dict, note: str) -> dict:

@@ -3,9 +3,9 @@
 The whole loop in five lines::
 
     from edge.engines import open_engine
-    from edge.tracker import Tracker
+    from edge.trackers.mixformer import MixFormerTracker
 
-    tracker = Tracker(open_engine("model.onnx"))
+    tracker = MixFormerTracker(open_engine("model.onnx"))
     tracker.init(first_frame_rgb, (x, y, w, h))
     result = tracker.update(next_frame_rgb)     # TrackResult(box, score, state, ...)
 

@@ -10,9 +10,10 @@ from edge.config import MODEL_LOST_SCORE
 from edge.control.camera_model import CameraModel
 from edge.engines import open_engine
 from edge.errors import ConfigError
-from edge.nanotrack import NanoTracker, open_nanotrack
-from edge.tracker import Tracker
 from edge.trackers.catalog import Entry, resolve
+from edge.trackers.contract import Tracker
+from edge.trackers.mixformer import MixFormerTracker
+from edge.trackers.nanotrack import open_nanotrack
 
 if TYPE_CHECKING:
     from edge.config import CameraConfig, DeviceConfig
@@ -31,23 +32,24 @@ def source_text(path: str, entry: Entry | None) -> str:
     return f"bundled '{entry.name}'" if entry is not None else path
 
 
-def describe(tracker, path: str, entry: Entry | None) -> str:
+def describe(tracker: Tracker, path: str, entry: Entry | None) -> str:
     """'<label>, <precision>, <engine>, <source>': what the main job's line names."""
-    return f"{tracker.label}, {tracker.meta.precision}, {tracker.engine.name}, {source_text(path, entry)}"
+    info = tracker.info
+    return f"{info.label}, {info.precision}, {info.engine}, {source_text(path, entry)}"
 
 
-def open_model(model: str | None, **options):
+def open_named_tracker(model: str | None, **options):
     """(tracker, path, catalog entry or None) for a bundled tracker's name, a path, or None (the
-    default); ``options`` as ``open_tracker``'s."""
+    default); ``options`` as ``open_tracker_at``'s."""
     path, entry = resolve(model)
-    return open_tracker(path, **options), path, entry
+    return open_tracker_at(path, **options), path, entry
 
 
-def open_tracker(path: str, *, engine: str | None = None, threads: int | None = None, lost_score_threshold=None,
-                 lost_frames=None, **overrides) -> Tracker | NanoTracker:
+def open_tracker_at(path: str, *, engine: str | None = None, threads: int | None = None, lost_score_threshold=None,
+                    lost_frames=None, **overrides) -> Tracker:
     """The tracker a model path names: NanoTrack for a folder with its two ONNX files, else a
-    Tracker on the engine for the file (``engine``: by file ending when None). ``overrides`` are
-    Tracker's metadata overrides (search_factor, ...), which NanoTrack does not take."""
+    MixFormerTracker on the engine for the file (``engine``: by file ending when None). ``overrides``
+    are MixFormerTracker's metadata overrides (search_factor, ...), which NanoTrack does not take."""
     lost = {k: v for k, v in (("lost_score_threshold", lost_score_threshold), ("lost_frames", lost_frames))
             if v is not None}
     if os.path.isdir(path):
@@ -57,17 +59,17 @@ def open_tracker(path: str, *, engine: str | None = None, threads: int | None = 
         if given:
             raise ConfigError(f"NanoTrack keeps its authors' settings: {', '.join(given)} cannot be set for it")
         return open_nanotrack(path, threads=threads, **lost)
-    return Tracker(open_engine(path, engine, **({"threads": threads} if threads else {})), **lost, **overrides)
+    return MixFormerTracker(open_engine(path, engine, **({"threads": threads} if threads else {})), **lost, **overrides)
 
 
-def build_tracker(cfg: DeviceConfig) -> Tracker | NanoTracker:
-    """A Tracker on ``cfg.model`` (the bundled model when no path is set) with ``cfg.tracking``'s
+def tracker_for_config(cfg: DeviceConfig) -> Tracker:
+    """A MixFormerTracker on ``cfg.model`` (the bundled model when no path is set) with ``cfg.tracking``'s
     lost thresholds; a NanoTracker when ``model.path`` is a folder with NanoTrack's two files.
     Raises ConfigError when there is no model at all."""
     path, _ = resolve(cfg.model.path or None)
     lost_score = cfg.tracking.lost_score
     try:
-        return open_tracker(path, engine=cfg.model.engine or None, threads=cfg.model.threads or None,
+        return open_tracker_at(path, engine=cfg.model.engine or None, threads=cfg.model.threads or None,
                             lost_score_threshold=None if lost_score == MODEL_LOST_SCORE else lost_score,
                             lost_frames=cfg.tracking.lost_frames or None,
                             search_factor=cfg.model.search_factor or None,

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edge.control.settings import ControlConfig
+from edge.engines.model_meta import INT_RANGES, NUMBER_RANGES, SEARCH_FACTOR_MAX
 from edge.errors import ConfigError
-from edge.model_meta import INT_RANGES, NUMBER_RANGES, SEARCH_FACTOR_MAX
+from edge.io.safe_yaml import read_yaml
 from edge.outputs import OutputConfig
 from edge.outputs.base import LogConfig
-from edge.safe_yaml import read_yaml
 from edge.schema import Rule, build_dataclass, checked, choices, in_range, num, one_of
 from edge.trackers.lost_search import LostSearchSettings
 
@@ -71,8 +71,8 @@ def _existing_file(path: str) -> None:
 
 
 def _model_path(path: str) -> None:
-    from edge.nanotrack_files import find_files
     from edge.trackers.catalog import resolve
+    from edge.trackers.nanotrack_files import find_files
 
     if not os.path.exists(path):
         try:
@@ -111,13 +111,13 @@ def _target(text: str) -> None:
 
 
 def _writable_file(path: str) -> None:
-    from edge.paths import check_writable_file
+    from edge.io.paths import check_writable_file
 
     check_writable_file(path)
 
 
 def _video_file(path: str) -> None:
-    from edge.video_out import check_video_path
+    from edge.io.video_out import check_video_path
 
     check_video_path(path)
 

@@ -1,16 +1,39 @@
 """What to track: a request to the tracking loop, and the text forms of a target ('x,y,w,h',
 'center:WxH') a config, a command line or a web page gives, and the one rule (``fit_target``)
-every route's box must pass before the tracker starts on it."""
+every route's box must pass before the tracker starts on it.
+
+Each text form has two readers: ``*_from_text`` says what is wrong in a ValueError (a caller that
+answers in its own words: a web request, ``config check``), ``*_from_option`` in a ConfigError that
+names the option the text came from (``--init``, ``tracking.init``)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from edge.boxes import parse_box, read_box
 from edge.errors import ConfigError
 
 ROI_PREFIX = "center:"
+
+
+def xywh_from_text(text: str) -> tuple[float, float, float, float]:
+    """'x,y,w,h' -> (x, y, w, h) floats, all finite, w and h > 0; ValueError saying what is wrong."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not all(math.isfinite(v) for v in values) or values[2] <= 0 or values[3] <= 0:
+        raise ValueError(f"must be x,y,w,h with w and h > 0 (pixels), got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def box_from_option(text: str, option: str = "--init") -> tuple[float, float, float, float]:
+    """``xywh_from_text`` for a user's option: ConfigError naming ``option`` (``--init``, ``tracking.init``)."""
+    try:
+        return xywh_from_text(text)
+    except ValueError as exc:
+        raise ConfigError(f"{option} {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -24,7 +47,7 @@ class CentreROI:
     @classmethod
     def parse(cls, text: str) -> CentreROI:
         """ValueError saying what is wrong unless ``text`` is 'center:WxH', W and H > 0."""
-        return cls(text.strip(), *read_roi_size(text))
+        return cls(text.strip(), *roi_size_from_text(text))
 
     def box_in(self, width: int, height: int, option: str = "init") -> tuple[float, float, float, float]:
         """The box in a width x height frame; ConfigError naming ``option`` when it does not fit."""
@@ -63,7 +86,7 @@ class TargetRequest:
         return target.box_in(width, height) if target is not None else None
 
 
-def read_roi_size(text: str) -> tuple[float, float]:
+def roi_size_from_text(text: str) -> tuple[float, float]:
     """'center:WxH' -> (W, H), both finite and > 0; ValueError saying what is wrong."""
     try:
         w, h = (float(v) for v in text.strip()[len(ROI_PREFIX):].lower().split("x"))
@@ -77,17 +100,17 @@ def read_roi_size(text: str) -> tuple[float, float]:
 def check_target(text: str) -> None:
     """ValueError unless ``text`` is 'x,y,w,h' or 'center:WxH' (whatever the frame size)."""
     if text.strip().startswith(ROI_PREFIX):
-        read_roi_size(text)
+        roi_size_from_text(text)
     else:
-        read_box(text)
+        xywh_from_text(text)
 
 
-def parse_target(text: str, width: int, height: int, option: str = "init") -> tuple[float, float, float, float]:
+def target_from_option(text: str, width: int, height: int, option: str = "init") -> tuple[float, float, float, float]:
     """'x,y,w,h' or 'center:WxH' -> a pixel box (x, y, w, h) in a width x height frame;
     ConfigError naming ``option`` when it is neither or the ROI does not fit."""
     text = text.strip()
     if not text.startswith(ROI_PREFIX):
-        return parse_box(text, option)
+        return box_from_option(text, option)
     try:
         roi = CentreROI.parse(text)
     except ValueError as exc:
@@ -102,7 +125,7 @@ def initial_request(text: str) -> TargetRequest | None:
         return None
     if text.startswith(ROI_PREFIX):
         return TargetRequest(roi=CentreROI.parse(text), source="config")
-    return TargetRequest(box=parse_box(text, "tracking.init"), source="config")
+    return TargetRequest(box=box_from_option(text, "tracking.init"), source="config")
 
 
 # A target must have at least this share of its area inside the frame: a box partly outside is

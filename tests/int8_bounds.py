@@ -22,7 +22,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
-from edge.model_meta import KV_NAME, OUTPUT_NAMES, step_path_for
+from edge.engines.model_meta import KV_NAME, OUTPUT_NAMES, step_path_for
 
 # How many one-step dithers the INT8 kernels may be worth. Measured on a 2-core AMD EPYC (AVX2, no
 # VNNI: u8 x s8 pairs summed in int16 with saturation), eight seeded tiny QAT models: the kernels

@@ -24,8 +24,9 @@ def clip_dir(tmp_path_factory):
 def test_worker_measures_nanotrack_whole_frame_time_without_torch(clip_dir, tmp_path):
     nano = shared_path("models", "opencv")
     out = tmp_path / "nano.json"
-    proc = subprocess.run([sys.executable, "-m", "edge.benchmark", "--peer", "nanotrack", "--nanotrack-dir", nano,
-                           "--sequences", clip_dir, "--threads", "1", "--pace", "500", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "edge.bench.engine_timing", "--peer", "nanotrack",
+                           "--nanotrack-dir", nano, "--sequences", clip_dir, "--threads", "1", "--pace", "500",
+                           "--out", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
@@ -38,8 +39,8 @@ def test_worker_measures_nanotrack_whole_frame_time_without_torch(clip_dir, tmp_
 def test_worker_runs_the_upstream_nanotrack_loop_without_torch(clip_dir, tmp_path):
     nano = shared_path("models", "nanotrack_v3")
     out = tmp_path / "nano.json"
-    proc = subprocess.run([sys.executable, "-m", "edge.benchmark", "--peer", "nanotrack-upstream", "--nanotrack-dir",
-                           nano, "--sequences", clip_dir, "--threads", "1", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "edge.bench.engine_timing", "--peer", "nanotrack-upstream",
+                           "--nanotrack-dir", nano, "--sequences", clip_dir, "--threads", "1", "--out", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
@@ -48,7 +49,7 @@ def test_worker_runs_the_upstream_nanotrack_loop_without_torch(clip_dir, tmp_pat
 
 
 def test_worker_without_nanotrack_files_is_one_line_error(clip_dir, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "edge.benchmark", "--peer", "nanotrack", "--nanotrack-dir",
+    proc = subprocess.run([sys.executable, "-m", "edge.bench.engine_timing", "--peer", "nanotrack", "--nanotrack-dir",
                            str(tmp_path), "--sequences", clip_dir, "--out", str(tmp_path / "x.json")],
                           capture_output=True, text=True)
     assert proc.returncode == 2
@@ -160,14 +161,14 @@ def test_bench_rounds_alternate_engines_and_print_ratios_to_nanotrack(clip_dir, 
 
 @pytest.mark.parametrize("pace", ["0", "-3", "inf", "nan"])
 def test_worker_refuses_a_pace_that_is_not_a_frame_rate(clip_dir, tmp_path, pace):
-    proc = subprocess.run([sys.executable, "-m", "edge.benchmark", "--peer", "kcf", "--sequences", clip_dir,
+    proc = subprocess.run([sys.executable, "-m", "edge.bench.engine_timing", "--peer", "kcf", "--sequences", clip_dir,
                            "--pace", pace, "--out", str(tmp_path / "x.json")], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [f"error: --pace must be a positive frame rate, got {float(pace)}"]
 
 
 def test_pacer_holds_frames_to_the_camera_schedule_and_never_bursts_after_a_late_one():
-    from edge.benchmark import Pacer
+    from edge.bench.engine_timing import Pacer
 
     now, slept = [0.0], []
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from edge.op_profile import aggregate, category, profile_engine_graph
+from edge.bench.op_profile import aggregate, category, profile_engine_graph
 from edge.sample import BUNDLED_MODEL
 
 

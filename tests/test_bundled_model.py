@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edge.engines import open_engine
+from edge.engines.model_meta import step_path_for
 from edge.evaluation.metrics import score_sequence
-from edge.model_meta import step_path_for
 from edge.sample import BUNDLED_MODEL, SAMPLE_FRAMES, SAMPLE_GROUNDTRUTH
 
 CARD = os.path.join(os.path.dirname(BUNDLED_MODEL), "MODEL_CARD.md")
@@ -56,11 +56,11 @@ def _sample_auc(threads: int = 1):
     import cv2
 
     from edge.evaluation.datasets import read_boxes
-    from edge.tracker import Tracker
+    from edge.trackers.mixformer import MixFormerTracker
 
     gt = read_boxes(SAMPLE_GROUNDTRUTH)
     frames = sorted(os.listdir(SAMPLE_FRAMES))
-    tracker = Tracker(open_engine(BUNDLED_MODEL, threads=threads), frame_color_order="BGR")
+    tracker = MixFormerTracker(open_engine(BUNDLED_MODEL, threads=threads), frame_color_order="BGR")
     boxes = [tracker.init(cv2.imread(os.path.join(SAMPLE_FRAMES, frames[0])), gt[0]).box]
     for name in frames[1:]:
         boxes.append(tracker.update(cv2.imread(os.path.join(SAMPLE_FRAMES, name))).box)

@@ -180,7 +180,7 @@ def test_profile_with_bad_values_is_refused(tmp_path):
 def test_int8_recorder_records_exactly_what_the_tracker_feeds(tiny_model_path):
     from conftest import make_clip_frames
     from edge.engines import open_engine
-    from edge.tracker import Tracker
+    from edge.trackers.mixformer import MixFormerTracker
 
     frames, gt = make_clip_frames(12)
 
@@ -198,7 +198,7 @@ def test_int8_recorder_records_exactly_what_the_tracker_feeds(tiny_model_path):
             return self.engine.run(search)
 
     spy = Spy(open_engine(tiny_model_path))
-    tracker = Tracker(spy)
+    tracker = MixFormerTracker(spy)
     tracker.init(frames[0], gt[0])
     for f in frames[1:]:
         tracker.update(f)

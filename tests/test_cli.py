@@ -268,7 +268,7 @@ def test_ctrl_c_while_the_command_line_loads_is_one_line_exit_130(tmp_path):
 
 
 def test_track_out_takes_every_ending_the_video_writer_does(tmp_path, tiny_model_path, capfd):
-    # One list of endings (edge.video_out.SUFFIXES) for `track --out` and `telemetry.record`.
+    # One list of endings (edge.io.video_out.SUFFIXES) for `track --out` and `telemetry.record`.
     frames, gt = make_clip_frames(4)
     video = write_video(str(tmp_path / "clip.avi"), frames)
     out = tmp_path / "new" / "annotated.mkv"          # a missing folder is created, as for --csv

@@ -9,9 +9,9 @@ import pytest
 
 from conftest import make_clip_frames, shared_path
 from edge.errors import ConfigError
-from edge.nanotrack import open_nanotrack
 from edge.trackers.catalog import DATA
 from edge.trackers.confidence import SIDECAR, LogitConfidence, nanotrack_meta, parse_meta, read_meta
+from edge.trackers.nanotrack import open_nanotrack
 from edge.trackers.state import TrackState
 
 BUNDLED_V3 = os.path.join(DATA, "nanotrack", "v3")

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.crop import crop_window, sample_target
-from edge.geometry import clip_box, map_box_back
+from edge.trackers.crop import crop_window, sample_target
+from edge.trackers.geometry import clip_box, map_box_back
 
 
 def reference_crop(frame, box, factor, out):

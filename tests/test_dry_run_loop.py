@@ -8,7 +8,7 @@ from test_runtime import QueueGrabber, RecordingOutput, ScriptedTracker, frame64
 from edge.config import load_config
 from edge.runtime.loop import TrackingLoop
 from edge.target import TargetRequest
-from edge.tracker import TrackState
+from edge.trackers.state import TrackState
 
 FAR_RIGHT = ((580, 220, 40, 40), 0.9, TrackState.TRACKING)   # well off centre: a large rate is wanted
 

@@ -10,9 +10,9 @@ onnx = pytest.importorskip("onnx")
 
 from conftest import make_clip_frames, shared_path  # noqa: E402
 from edge.engines import open_engine  # noqa: E402
+from edge.engines.model_meta import METADATA_KEY, ModelMeta  # noqa: E402
 from edge.errors import ModelError  # noqa: E402
-from edge.model_meta import METADATA_KEY, ModelMeta  # noqa: E402
-from edge.tracker import Tracker  # noqa: E402
+from edge.trackers.mixformer import MixFormerTracker  # noqa: E402
 from train.bench.torch_engine import TorchEngine  # noqa: E402
 from train.export.onnx import compare_with_torch, export_onnx  # noqa: E402
 from train.models.model import build_model  # noqa: E402
@@ -52,7 +52,7 @@ def test_checkpoint_hash_travels(tmp_path):
 
 
 def test_runtime_tracker_matches_pytorch_tracker_on_a_real_sequence(s_model):
-    """Same Tracker, two engines: onnxruntime on the exported file vs the PyTorch model."""
+    """Same MixFormerTracker, two engines: onnxruntime on the exported file vs the PyTorch model."""
     import os
 
     import cv2
@@ -64,8 +64,8 @@ def test_runtime_tracker_matches_pytorch_tracker_on_a_real_sequence(s_model):
     with open(os.path.join(seq, "groundtruth_rect.txt")) as f:
         init = [float(v) for v in f.readline().split(",")]
     onnx_engine = open_engine(path)
-    trackers = [Tracker(onnx_engine, update_interval=5),
-                Tracker(TorchEngine(model, onnx_engine.meta), update_interval=5)]
+    trackers = [MixFormerTracker(onnx_engine, update_interval=5),
+                MixFormerTracker(TorchEngine(model, onnx_engine.meta), update_interval=5)]
     for t in trackers:
         t.init(images[0], init)
     for image in images[1:]:
@@ -116,7 +116,7 @@ def test_meta_json_round_trip():
 
 def test_tiny_tracker_runs_on_generated_frames(tiny_model_path):
     frames, gt = make_clip_frames()
-    tracker = Tracker(open_engine(tiny_model_path))
+    tracker = MixFormerTracker(open_engine(tiny_model_path))
     tracker.init(frames[0], gt[0])
     for frame in frames[1:]:
         r = tracker.update(frame)
@@ -136,7 +136,7 @@ def test_cached_and_full_paths_track_identically(s_model):
     init = [float(v) for v in open(os.path.join(seq, "groundtruth_rect.txt")).readline().split(",")]
     cached, full = open_engine(path), open_engine(path, use_cache=False)
     assert cached.cached and not full.cached
-    trackers = [Tracker(cached, update_interval=3), Tracker(full, update_interval=3)]
+    trackers = [MixFormerTracker(cached, update_interval=3), MixFormerTracker(full, update_interval=3)]
     for t in trackers:
         t.init(images[0], init)
     for image in images[1:]:

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import make_clip_frames, shared_path, write_sequence
 from edge.cli.main import main
+from edge.trackers.contract import Capabilities, TrackerInfo
 from edge.trackers.lost_search import LostSearch, LostSearchSettings
 from edge.trackers.state import TrackResult, TrackState
 
@@ -16,8 +17,12 @@ from edge.trackers.state import TrackResult, TrackState
 class Scripted:
     """A tracker whose states follow a script; it records the search factor each update saw."""
 
+    capabilities = Capabilities(widen_search=True)
+    info = TrackerInfo("scripted", "scripted", "none")
+
     def __init__(self, states, factor=2.0):
         self.states, self.search_factor, self.seen = list(states), factor, []
+        self.base_search_factor = factor
 
     def set_search_factor(self, factor):
         self.search_factor = factor
@@ -49,7 +54,8 @@ def test_the_search_widens_while_lost_up_to_its_cap_and_resets_on_tracking_and_o
 
 def test_a_tracker_that_cannot_widen_passes_through():
     class Fixed:
-        label = "fixed"
+        capabilities = Capabilities()   # declares no widening: LostSearch never asks it to
+        info = TrackerInfo("fixed", "fixed", "none")
 
         def init(self, frame, box):
             return TrackResult(box=box, score=1.0, state=T, frame_id=0)
@@ -59,7 +65,7 @@ def test_a_tracker_that_cannot_widen_passes_through():
 
     step = LostSearch(Fixed())
     step.init(None, (0, 0, 1, 1))
-    assert step.update(None).state is L and step.label == "fixed"
+    assert step.update(None).state is L and step.info.label == "fixed"
 
 
 def test_the_loop_eval_and_track_share_the_lost_search():
@@ -104,7 +110,7 @@ def test_eval_and_eval_of_what_track_wrote_agree(tmp_path, source, capsys):
 def test_eval_widens_the_search_while_lost(tmp_path, monkeypatch):
     """A target that vanishes: eval's run goes LOST and the tracker is asked to widen its search,
     as the device loop does."""
-    from edge.nanotrack import NanoTracker
+    from edge.trackers.nanotrack import NanoTracker
 
     frames, boxes = make_clip_frames(n=40, size=(240, 180), box=(60, 50, 30, 30), step=(1, 0))
     background = make_clip_frames(n=1, size=(240, 180), box=(0, 0, 1, 1))[0][0]
@@ -134,8 +140,8 @@ def test_results_csv_that_is_not_track_output_is_one_line(tmp_path, capsys):
 def test_the_noise_band_reaches_nanotrack(tmp_path, capsys):
     """--noise-runs perturbs NanoTrack's search crops too, so its band is a band, not its plain run."""
     from edge.evaluation.rounding_noise import with_noise
-    from edge.nanotrack import open_nanotrack
     from edge.trackers.catalog import DATA
+    from edge.trackers.nanotrack import open_nanotrack
 
     tracker = open_nanotrack(os.path.join(DATA, "nanotrack", "v3"), threads=1)
     noisy = with_noise(tracker, seed=1)
@@ -151,7 +157,7 @@ def test_nanotracks_widened_search_scans_cells_around_the_held_box(monkeypatch):
     """While widened, every other frame's crop is centred on another cell of the grid around the
     tracker's box, nearest first, at the template's scale (not an enlarged crop); in between, on the
     box itself (the authors' step)."""
-    from edge import nanotrack
+    from edge.trackers import nanotrack
     from edge.trackers.catalog import DATA
 
     tracker = nanotrack.open_nanotrack(os.path.join(DATA, "nanotrack", "v3"), threads=1)

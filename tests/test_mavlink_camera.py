@@ -12,6 +12,7 @@ import pytest
 
 from edge.config import load_config
 from edge.outputs.mavlink import MavlinkConfig
+from edge.trackers.contract import Capabilities, TrackerInfo
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
 
@@ -126,6 +127,11 @@ def test_requests_for_other_systems_components_or_messages_get_no_answer_from_it
 class BoxTracker:
     """Sees the target where it was picked, or loses it from frame ``lose_after`` on."""
 
+    capabilities = Capabilities(widen_search=True)
+    info = TrackerInfo("fake", "fake", "none")
+    base_search_factor = 4.0
+    box = None
+
     search_factor = 4.0
 
     def __init__(self, lose_after=None):
@@ -139,7 +145,7 @@ class BoxTracker:
         self.updates = 0
 
     def update(self, frame):
-        from edge.tracker import TrackResult, TrackState
+        from edge.trackers.state import TrackResult, TrackState
 
         self.updates += 1
         lost = self.lose_after is not None and self.updates > self.lose_after

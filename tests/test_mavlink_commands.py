@@ -7,6 +7,7 @@ import time
 import pytest
 
 from edge.outputs.mavlink import MavlinkConfig
+from edge.trackers.contract import Capabilities, TrackerInfo
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
 
@@ -80,6 +81,11 @@ def test_commands_for_another_system_or_component_are_ignored_and_not_acknowledg
 class RecordingTracker:
     """Sees the target where it was picked: records what the loop starts it on."""
 
+    capabilities = Capabilities(widen_search=True)
+    info = TrackerInfo("fake", "fake", "none")
+    base_search_factor = 4.0
+    box = None
+
     search_factor = 4.0
 
     def __init__(self):
@@ -92,7 +98,7 @@ class RecordingTracker:
         self.inits.append(tuple(round(v, 1) for v in box))
 
     def update(self, frame):
-        from edge.tracker import TrackResult, TrackState
+        from edge.trackers.state import TrackResult, TrackState
 
         return TrackResult(self.inits[-1], 0.9, TrackState.TRACKING, 0)
 
@@ -154,7 +160,7 @@ def test_every_normalised_request_that_passes_gives_a_box_the_loop_takes(fit_tar
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from edge.outputs.base import TrackRequest
+    from edge.outputs.base import RemoteTarget
 
     unit = st.floats(0.0, 1.0)
     frames = st.sampled_from([(640, 480), (1920, 1080), (320, 240), (480, 640), (64, 48)])
@@ -162,7 +168,7 @@ def test_every_normalised_request_that_passes_gives_a_box_the_loop_takes(fit_tar
     @settings(max_examples=300, deadline=None)
     @given(x=unit, y=unit, radius=unit, frame=frames)
     def points(x, y, radius, frame):
-        fit_target(TrackRequest("point", point=(x, y), radius=radius).box_in(*frame), *frame)
+        fit_target(RemoteTarget("point", point=(x, y), radius=radius).box_in(*frame), *frame)
 
     @settings(max_examples=300, deadline=None)
     @given(a=unit, b=unit, c=unit, d=unit, frame=frames)
@@ -170,15 +176,15 @@ def test_every_normalised_request_that_passes_gives_a_box_the_loop_takes(fit_tar
         if a == b or c == d:
             return
         rect = (min(a, b), min(c, d), max(a, b), max(c, d))
-        fit_target(TrackRequest("rectangle", rect=rect).box_in(*frame), *frame)
+        fit_target(RemoteTarget("rectangle", rect=rect).box_in(*frame), *frame)
 
     points()
     rectangles()
     # the corners, where the least of a box is inside
     for x in (0.0, 1.0):
         for y in (0.0, 1.0):
-            fit_target(TrackRequest("point", point=(x, y), radius=1.0).box_in(640, 480), 640, 480)
-            fit_target(TrackRequest("rectangle", rect=(x * 0.999, y * 0.999, x * 0.999 + 0.001,
+            fit_target(RemoteTarget("point", point=(x, y), radius=1.0).box_in(640, 480), 640, 480)
+            fit_target(RemoteTarget("rectangle", rect=(x * 0.999, y * 0.999, x * 0.999 + 0.001,
                                                         y * 0.999 + 0.001)).box_in(640, 480), 640, 480)
 
 
@@ -188,10 +194,10 @@ def test_every_normalised_request_that_passes_gives_a_box_the_loop_takes(fit_tar
     ("rectangle", {"rect": (0.5, 0.5, 0.4, 0.6)}), ("rectangle", {"rect": (0.1, 0.1, 1e30, 0.6)}),
     ("rectangle", {"rect": (0.1, float("nan"), 0.2, 0.6)}), ("rectangle", {"rect": None})])
 def test_a_normalised_request_out_of_range_is_refused_in_one_line(kind, fields):
-    from edge.outputs.base import TrackRequest
+    from edge.outputs.base import RemoteTarget
 
     with pytest.raises(ValueError) as info:
-        TrackRequest(kind, **fields)
+        RemoteTarget(kind, **fields)
     assert "\n" not in str(info.value)
 
 

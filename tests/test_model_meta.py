@@ -16,8 +16,8 @@ from conftest import make_clip_frames
 from edge.cli.main import main
 from edge.config import load_config
 from edge.engines import open_engine
+from edge.engines.model_meta import METADATA_KEY, SEARCH_FACTOR_MAX, ModelMeta, step_path_for
 from edge.errors import ConfigError, ModelError
-from edge.model_meta import METADATA_KEY, SEARCH_FACTOR_MAX, ModelMeta, step_path_for
 from edge.sample import BUNDLED_MODEL
 
 onnx = pytest.importorskip("onnx")

@@ -112,23 +112,23 @@ def test_a_nanotrack_folder_missing_a_file_is_one_line(tmp_path, capsys):
 
 
 def test_the_device_config_takes_a_bundled_name():
-    from edge.build import build_tracker
+    from edge.build import tracker_for_config
     from edge.config import load_config
-    from edge.nanotrack import NanoTracker
+    from edge.trackers.nanotrack import NanoTracker
 
     cfg = load_config({"model": {"path": "nanotrack-v3"}})
-    assert isinstance(build_tracker(cfg), NanoTracker)
+    assert isinstance(tracker_for_config(cfg), NanoTracker)
     with pytest.raises(ConfigError, match="model.path: .*edge-track models lists"):
         load_config({"model": {"path": "nanotrack-v9"}})
 
 
 def test_the_default_tracker_runs_when_nothing_is_named():
-    from edge.build import build_tracker, default_model_path
+    from edge.build import default_model_path, tracker_for_config
     from edge.config import load_config
 
     default = cat.load_catalog().default()
     assert default_model_path() == default.path
-    tracker = build_tracker(load_config({}))
+    tracker = tracker_for_config(load_config({}))
     assert tracker.meta.precision == default.precision
 
 

@@ -1,4 +1,4 @@
-"""NanoTrack's upstream tracking loop on onnxruntime (edge.nanotrack) and the ONNX input edit it needs."""
+"""NanoTrack's upstream tracking loop on onnxruntime (edge.trackers.nanotrack) and the ONNX input edit it needs."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from conftest import make_clip_frames, shared_path
+from edge.engines.onnx_dims import OnnxFormatError, free_spatial_dims
 from edge.errors import ConfigError
 from edge.evaluation.datasets import load_sequence
 from edge.evaluation.harness import run_sequence
 from edge.evaluation.metrics import iou, score_sequence
-from edge.nanotrack import NanoTracker, context_crop, open_nanotrack
-from edge.nanotrack_files import find_files, is_nanotrack_folder
-from edge.onnx_dims import OnnxFormatError, free_spatial_dims
 from edge.sample import SAMPLE_DIR
-from edge.tracker import TrackState
+from edge.trackers.nanotrack import NanoTracker, context_crop, open_nanotrack
+from edge.trackers.nanotrack_files import find_files, is_nanotrack_folder
+from edge.trackers.state import TrackState
 
 
 def _conv_model(size: int) -> bytes:
@@ -200,7 +200,7 @@ def test_config_checks_a_nanotrack_folder_without_importing_opencv(tmp_path):
 
     code = ("import sys; from edge.config import load_config; "
             f"load_config({{'model': {{'path': {str(shared_path('models', 'opencv'))!r}}}}}); "
-            "print('cv2' in sys.modules, 'edge.nanotrack' in sys.modules)")
+            "print('cv2' in sys.modules, 'edge.trackers.nanotrack' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 
@@ -245,28 +245,28 @@ def test_the_device_loop_runs_nanotrack_from_model_path(version):
     """``model.path`` naming NanoTrack's folder gives the loop NanoTrack, with the LOST rule of its
     files' metadata where the config leaves it unset and the config's where it sets it; it keeps the
     simulated target centred and finds it again after an occlusion."""
-    from edge.build import build_tracker
+    from edge.build import tracker_for_config
     from edge.config import load_config
     from edge.sim.run import run_sim
     from edge.sim.world import SimConfig
 
     cfg = load_config({"model": {"path": shared_path("models", version), "threads": 1},
                        "tracking": {"lost_frames": 3}})
-    tracker = build_tracker(cfg)
+    tracker = tracker_for_config(cfg)
     assert isinstance(tracker, NanoTracker)
     assert (tracker.lost_score_threshold, tracker.lost_frames) == (tracker.calibration.lost_score_threshold, 3)
     set_both = load_config({"model": {"path": shared_path("models", version)},
                             "tracking": {"lost_score": 0.3, "lost_frames": 3}})
-    assert (build_tracker(set_both).lost_score_threshold, build_tracker(set_both).lost_frames) == (0.3, 3)
+    assert (tracker_for_config(set_both).lost_score_threshold, tracker_for_config(set_both).lost_frames) == (0.3, 3)
     sim = SimConfig(path="lissajous", amplitude_deg=15.0, period_s=12.0)
-    report = run_sim(sim, cfg, lambda world: build_tracker(cfg), seconds=6.0)
+    report = run_sim(sim, cfg, lambda world: tracker_for_config(cfg), seconds=6.0)
     assert report.mean_error_deg < 2.0 and report.p95_error_deg < 4.0 and report.lost_frames == 0, report
     # What the method guarantees on any CPU: the occlusion is seen (LOST, the gimbal holds), and a
     # re-acquisition, when there is one, is prompt. Whether V2 finds the target again at all turns
     # on float rounding (x86 AVX2 re-acquired after 0.27 s, an AVX-512 VNNI VM never: its score
     # stays under the threshold), so it is not asserted for V2; V3 re-acquired on both.
     sim = SimConfig(path="lissajous", amplitude_deg=15.0, period_s=12.0, occlusions=((4.0, 4.5),))
-    report = run_sim(sim, cfg, lambda world: build_tracker(cfg), seconds=8.0)
+    report = run_sim(sim, cfg, lambda world: tracker_for_config(cfg), seconds=8.0)
     assert report.lost_frames > 0, report
     assert report.reacquire_s[0] is None or report.reacquire_s[0] < 2.0, report
     if version == "nanotrack_v3":   # the default tracker: its re-acquisition is the product's
@@ -280,11 +280,11 @@ def test_a_model_folder_without_nanotrack_files_is_one_config_line(tmp_path):
         load_config({"model": {"path": str(tmp_path)}})
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="NanoTrack runs on onnxruntime"):
-        from edge.build import build_tracker
+        from edge.build import tracker_for_config
 
         (tmp_path / "a_backbone.onnx").write_bytes(b"x")
         (tmp_path / "a_head.onnx").write_bytes(b"x")
-        build_tracker(load_config({"model": {"path": str(tmp_path), "engine": "tflite"}}))
+        tracker_for_config(load_config({"model": {"path": str(tmp_path), "engine": "tflite"}}))
 
 
 def test_run_tracks_with_nanotrack_and_logs_the_same_telemetry(tmp_path, capsys):

@@ -16,6 +16,7 @@ from edge.outputs.pca9685 import Pca9685Config
 from edge.outputs.pelco import PelcoDConfig
 from edge.outputs.pwm import PwmConfig
 from edge.outputs.simplebgc import SimpleBGCConfig
+from edge.trackers.contract import Capabilities, TrackerInfo
 
 serial = pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
 
@@ -282,6 +283,11 @@ def test_box_stream_takes_the_next_command_after_line_noise(tmp_path):
 class _FixedTracker:
     """A tracker that always sees the target right of centre: any sent command would move the head."""
 
+    capabilities = Capabilities(widen_search=True)
+    info = TrackerInfo("fake", "fake", "none")
+    base_search_factor = 4.0
+    box = None
+
     search_factor = 4.0
 
     def set_search_factor(self, f):
@@ -291,7 +297,7 @@ class _FixedTracker:
         pass
 
     def update(self, frame):
-        from edge.tracker import TrackResult, TrackState
+        from edge.trackers.state import TrackResult, TrackState
 
         return TrackResult((500, 200, 40, 40), 0.9, TrackState.TRACKING, 0)
 

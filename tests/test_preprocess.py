@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from edge.model_meta import ModelMeta
-from edge.preprocess import Normalizer
+from edge.engines.model_meta import ModelMeta
+from edge.trackers.preprocess import Normalizer
 
 BASE = ModelMeta(preset="t", template_size=16, search_size=32, search_factor=4.0, bins=8, update_interval=25)
 RAW = BASE.replace(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3, color_order="BGR")

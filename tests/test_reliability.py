@@ -339,7 +339,7 @@ def nanotrack_folder(tmp_path, head=None, backbone=None):
     """A NanoTrack V2 folder: the shared backbone (or ``backbone``: bytes, or a callable making the
     file) and the shared head (or ``head``: an onnx ModelProto)."""
     from conftest import shared_path
-    from edge.nanotrack_files import find_files
+    from edge.trackers.nanotrack_files import find_files
 
     real_backbone, real_head = find_files(shared_path("models", "opencv"))
     folder = tmp_path / "nt"
@@ -388,7 +388,7 @@ def fake_head(score_channels=2, box_channels=4, score_grid=16, box_grid=16):
     ({"score_grid": 15}, "15x15 score grid and a 16x16 box grid"),
 ])
 def test_a_nanotrack_head_with_the_wrong_outputs_is_one_config_line(tmp_path, outputs, why):
-    from edge.nanotrack import NanoTrackModel
+    from edge.trackers.nanotrack_model import NanoTrackModel
 
     folder = nanotrack_folder(tmp_path, head=fake_head(**outputs))
     with pytest.raises(ConfigError, match=why) as err:
@@ -398,7 +398,7 @@ def test_a_nanotrack_head_with_the_wrong_outputs_is_one_config_line(tmp_path, ou
 
 @pytest.mark.parametrize("kind", ["fifo", "dev_zero", "zeros_200mb", "zeros_small"])
 def test_a_nanotrack_file_that_is_no_model_file_is_refused_before_it_is_read(tmp_path, kind):
-    from edge.nanotrack import NanoTrackModel
+    from edge.trackers.nanotrack_model import NanoTrackModel
 
     def make(path):
         if kind == "fifo":
@@ -488,7 +488,7 @@ def test_a_head_onnxruntime_cannot_run_is_our_one_line_without_its_coloured_one(
     pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
-    from edge.nanotrack import NanoTrackModel
+    from edge.trackers.nanotrack_model import NanoTrackModel
 
     # Declared shapes that fit, but the features the backbone gives are 16x16: Add fails when run.
     spare = helper.make_tensor("k", TensorProto.FLOAT, [1, 48, 8, 8], [0.0] * (48 * 64))
@@ -782,7 +782,7 @@ def test_every_user_file_is_written_through_the_one_atomic_helper(tmp_path, monk
     """A failure between the write and the rename (fsync refused: a full disk, an I/O error) leaves
     the profile and the token as they were, and no temporary file."""
     from calib.profile import update_profile
-    from edge.atomic_file import atomic_paths, write_atomic
+    from edge.io.atomic_file import atomic_paths, write_atomic
     from edge.web.token_file import load_or_create_token
 
     profile = tmp_path / "gimbal.yaml"

@@ -10,8 +10,8 @@ import pytest
 from conftest import make_clip_frames, write_sequence
 from edge.cli.main import main
 from edge.engines.base import EngineOutput
+from edge.engines.model_meta import ModelMeta
 from edge.evaluation.rounding_noise import GREY_LEVELS, RoundingNoise, spread
-from edge.model_meta import ModelMeta
 
 
 class Recorder:

@@ -24,7 +24,8 @@ from edge.runtime.loop import TrackingLoop
 from edge.sim.run import OracleTracker, run_sim
 from edge.sim.world import SimConfig
 from edge.target import TargetRequest
-from edge.tracker import TrackResult, TrackState
+from edge.trackers.contract import Capabilities, TrackerInfo
+from edge.trackers.state import TrackResult, TrackState
 
 
 class RecordingOutput(LogOutput):
@@ -92,6 +93,11 @@ def test_grabber_reconnects_with_backoff_after_a_disconnect():
 class ScriptedTracker:
     """Returns scripted (box, score, state) per update; records init calls."""
 
+    capabilities = Capabilities(widen_search=True)
+    info = TrackerInfo("fake", "fake", "none")
+    base_search_factor = 4.0
+    box = None
+
     def __init__(self, script):
         self.script = list(script)
         self.search_factor = 4.0
@@ -157,7 +163,7 @@ def test_lost_holds_the_gimbal_widens_the_search_and_recovers():
 def test_non_finite_network_output_never_moves_the_gimbal(tiny_model_path):
     from edge.engines import open_engine
     from edge.engines.base import EngineOutput
-    from edge.tracker import Tracker
+    from edge.trackers.mixformer import MixFormerTracker
 
     engine = open_engine(tiny_model_path)
     real_run = engine.run
@@ -172,7 +178,7 @@ def test_non_finite_network_output_never_moves_the_gimbal(tiny_model_path):
     engine.run = flaky
     out = RecordingOutput()
     frames, gt = make_clip_frames(12, size=(320, 240))
-    loop = TrackingLoop(tracker=Tracker(engine), grabber=QueueGrabber(frames), outputs=[out],
+    loop = TrackingLoop(tracker=MixFormerTracker(engine), grabber=QueueGrabber(frames), outputs=[out],
                         config=load_config({}), initial_target=TargetRequest(box=tuple(gt[0])))
     loop.run(threading.Event())
     for u in out.updates:
@@ -251,15 +257,15 @@ def test_closed_loop_with_a_real_tracker_in_the_simulator():
 def test_closed_loop_with_the_bundled_model_and_no_model_configured():
     """A config without model.path gets the default tracker (the catalog's rule): it keeps the
     simulated target centred and finds it again after an occlusion."""
-    from edge.build import build_tracker
+    from edge.build import tracker_for_config
     from edge.trackers.catalog import load_catalog
 
     cfg = load_config({})
     assert cfg.model.path == ""
     named = load_config({"model": {"path": load_catalog().default().name}})
-    assert build_tracker(cfg).meta.preset == build_tracker(named).meta.preset
+    assert tracker_for_config(cfg).meta.preset == tracker_for_config(named).meta.preset
     sim = SimConfig(path="lissajous", amplitude_deg=20.0, period_s=12.0, occlusions=((5.0, 5.5),))
-    report = run_sim(sim, cfg, lambda world: build_tracker(cfg), seconds=8.0)
+    report = run_sim(sim, cfg, lambda world: tracker_for_config(cfg), seconds=8.0)
     # Measured: NanoTrack V3 (the default since 2026-12-07) mean 1.23, p95 4.83 deg, re-acquired 0.53 s
     # after the occlusion; the MixFormerV2 hybrid before it 1.07 / 3.61 deg, 0.37 s. The bounds are
     # those of any real tracker in this loop (test_closed_loop_with_a_real_tracker_in_the_simulator).

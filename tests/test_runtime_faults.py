@@ -24,7 +24,7 @@ from edge.camera.grabber import LatestFrameGrabber
 from edge.config import load_config
 from edge.errors import EdgeTrackError
 from edge.io.sdnotify import SystemdNotifier
-from edge.outputs.base import TrackRequest
+from edge.outputs.base import RemoteTarget
 from edge.runtime.loop import TrackingLoop
 from edge.runtime.telemetry import TrackLog
 from edge.target import TargetRequest
@@ -489,7 +489,7 @@ class PollingOutput(RecordingOutput):
 
     def __init__(self, boxes):
         super().__init__()
-        self.pending = [TrackRequest("pixels", pixels=b) for b in boxes]
+        self.pending = [RemoteTarget("pixels", pixels=b) for b in boxes]
 
     def poll(self):
         return [self.pending.pop(0)] if self.pending else []

@@ -57,7 +57,7 @@ def test_a_stop_during_the_wait_ends_it():
 def test_a_long_call_reports_while_it_runs_and_stops_reporting_when_it_ends():
     import threading
 
-    from edge.progress import reporting_while
+    from edge.io.progress import reporting_while
 
     reports, three = [], threading.Event()
 

@@ -40,7 +40,7 @@ def test_stem_loader_rejects_another_network(tiny_model_path):
 
 def test_nanostem_export_cached_and_pixels_in_metadata(tmp_path):
     from edge.engines import open_engine
-    from edge.preprocess import Normalizer
+    from edge.trackers.preprocess import Normalizer
     from train.export.onnx import export_onnx
     from train.models.model import build_model
     from train.models.presets import get_preset

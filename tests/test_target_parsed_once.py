@@ -11,7 +11,7 @@ from edge.config import load_config
 from edge.errors import ConfigError
 from edge.runtime.loop import TrackingLoop
 from edge.target import CentreROI, TargetRequest, initial_request
-from edge.tracker import TrackState
+from edge.trackers.state import TrackState
 
 
 def test_a_roi_request_holds_the_parsed_roi_and_a_bad_one_is_refused_when_made():
@@ -29,7 +29,7 @@ def test_the_loop_starts_on_the_parsed_roi_without_reading_text_again(monkeypatc
     def no_text(*args, **kwargs):
         raise AssertionError("the loop parsed target text again")
 
-    for name in ("read_roi_size", "parse_target", "parse_box", "check_target"):
+    for name in ("roi_size_from_text", "target_from_option", "box_from_option", "check_target"):
         monkeypatch.setattr(edge.target, name, no_text)
     tracker = ScriptedTracker([((300, 220, 40, 40), 0.9, TrackState.TRACKING)] * 2)
     out = RecordingOutput()

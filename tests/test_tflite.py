@@ -11,7 +11,7 @@ from conftest import make_clip_frames  # noqa: E402
 from edge.engines import open_engine  # noqa: E402
 from edge.engines.tflite_metadata import read_metadata  # noqa: E402
 from edge.errors import ModelError  # noqa: E402
-from edge.tracker import Tracker  # noqa: E402
+from edge.trackers.mixformer import MixFormerTracker  # noqa: E402
 from train.export.onnx import export_onnx  # noqa: E402
 from train.export.tflite import export_tflite  # noqa: E402
 from train.models.model import build_model  # noqa: E402
@@ -32,7 +32,7 @@ def test_fp32_tflite_tracks_like_onnx(tiny):
     engine = open_engine(report.path)
     assert engine.name == "tflite-fp32-cached" and engine.meta.checkpoint_sha256 == "ef" * 32
     frames, gt = make_clip_frames(10)
-    trackers = [Tracker(engine), Tracker(open_engine(onnx_path))]
+    trackers = [MixFormerTracker(engine), MixFormerTracker(open_engine(onnx_path))]
     for t in trackers:
         t.init(frames[0], gt[0])
     for frame in frames[1:]:

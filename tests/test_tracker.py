@@ -1,4 +1,4 @@
-"""Tracker bookkeeping against a scripted engine: templates, thresholds, LOST, bad outputs."""
+"""MixFormerTracker bookkeeping against a scripted engine: templates, thresholds, LOST, bad outputs."""
 
 import math
 import os
@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from edge.engines.base import EngineOutput
+from edge.engines.model_meta import ModelMeta
 from edge.errors import ConfigError
-from edge.model_meta import ModelMeta
-from edge.tracker import Tracker, TrackState
+from edge.trackers.mixformer import MixFormerTracker
+from edge.trackers.state import TrackState
 
 META = ModelMeta(preset="fake", template_size=16, search_size=32, search_factor=2.0, bins=8,
                  update_interval=4, lost_score_threshold=0.3, lost_frames=3)
@@ -50,7 +51,7 @@ def frame(value):
 
 
 def run(engine, n, **kwargs):
-    tracker = Tracker(engine, **kwargs)
+    tracker = MixFormerTracker(engine, **kwargs)
     tracker.init(frame(10), (40, 40, 20, 20))
     return tracker, [tracker.update(frame(10 + i)) for i in range(1, n + 1)]
 
@@ -112,17 +113,17 @@ def test_centred_prediction_keeps_the_box():
 def test_bad_init_and_overrides():
     engine = ScriptedEngine([0.9])
     with pytest.raises(ConfigError):
-        Tracker(engine).init(frame(1), (10, 10, 0, 5))
+        MixFormerTracker(engine).init(frame(1), (10, 10, 0, 5))
     with pytest.raises(ConfigError):
-        Tracker(engine).init(frame(1), (500, 500, 10, 10))
+        MixFormerTracker(engine).init(frame(1), (500, 500, 10, 10))
     with pytest.raises(ConfigError, match="search_factor"):
-        Tracker(engine, search_factor=-2.0)
+        MixFormerTracker(engine, search_factor=-2.0)
     with pytest.raises(RuntimeError):
-        Tracker(engine).update(frame(1))
+        MixFormerTracker(engine).update(frame(1))
 
 
 def test_init_box_partly_outside_is_clipped():
-    tracker = Tracker(ScriptedEngine([0.9]))
+    tracker = MixFormerTracker(ScriptedEngine([0.9]))
     result = tracker.init(frame(1), (-20, 90, 50, 50))
     assert result.box == (0.0, 90.0, 30.0, 10.0)
 
@@ -138,7 +139,7 @@ def test_size_update_rate_smooths_size_but_not_centre():
     x, y, w, h = half[0].box
     assert (w, h) == pytest.approx((30, 30)) and (x + w / 2, y + h / 2) == pytest.approx((60, 50))
     with pytest.raises(ConfigError, match="size_update_rate"):
-        Tracker(ScriptedEngine([0.9]), size_update_rate=1.5)
+        MixFormerTracker(ScriptedEngine([0.9]), size_update_rate=1.5)
 
 
 def test_unconfident_boxes_are_not_followed():
@@ -150,16 +151,16 @@ def test_unconfident_boxes_are_not_followed():
     # The official loop (the default) follows every box, confident or not.
     _, results = run(ScriptedEngine([0.1, 0.1, 0.9], box=(1.0, 0.5, 0.5, 0.5)), 3)
     assert results[0].box[0] > 50 and results[1].box[0] > results[0].box[0]
-    assert Tracker(ScriptedEngine([0.1]), hold_low_score_box=True).meta.hold_low_score_box
+    assert MixFormerTracker(ScriptedEngine([0.1]), hold_low_score_box=True).meta.hold_low_score_box
 
 
 def spec_loop_boxes(engine, frames, box):
     """Spec section 4.2 steps 1-3 as written: crop around the last state, run, map back, clip;
     the new state is always accepted (no score gating). Frames < update_interval, so the online
     template stays the first one."""
-    from edge.crop import sample_target
-    from edge.geometry import clip_box, map_box_back
-    from edge.preprocess import Normalizer
+    from edge.trackers.crop import sample_target
+    from edge.trackers.geometry import clip_box, map_box_back
+    from edge.trackers.preprocess import Normalizer
 
     meta = engine.meta
     normalize = Normalizer(meta)
@@ -184,7 +185,7 @@ def test_official_s_model_follows_low_score_boxes_like_the_spec_loop(s_model):
     frames, gt = make_clip_frames(8, size=(320, 240), box=(120, 90, 48, 40), step=(6, 3))
     engine = open_engine(path, threads=1)
     assert engine.meta.hold_low_score_box is False
-    tracker = Tracker(engine, lost_score_threshold=1.0)
+    tracker = MixFormerTracker(engine, lost_score_threshold=1.0)
     tracker.init(frames[0], gt[0])
     results = [tracker.update(f) for f in frames[1:]]
     assert all(r.score < 1.0 for r in results) and results[-1].state == TrackState.LOST
@@ -205,7 +206,7 @@ def test_bundled_model_holds_the_last_confident_box():
     assert engine.meta.hold_low_score_box is True
     gt = read_boxes(SAMPLE_GROUNDTRUTH)
     names = sorted(os.listdir(SAMPLE_FRAMES))[:6]
-    tracker = Tracker(engine, frame_color_order="BGR", lost_score_threshold=1.0)
+    tracker = MixFormerTracker(engine, frame_color_order="BGR", lost_score_threshold=1.0)
     start = tracker.init(cv2.imread(os.path.join(SAMPLE_FRAMES, names[0])), gt[0]).box
     results = [tracker.update(cv2.imread(os.path.join(SAMPLE_FRAMES, n))) for n in names[1:]]
     assert all(r.score < 1.0 and r.box == start for r in results)

@@ -90,9 +90,9 @@ def test_nanotrack_teacher_finds_the_target_on_real_frames():
     if not os.path.isdir(NANOTRACK_DIR):
         pytest.skip("needs ../shared/models/opencv (NanoTrack)")
     from edge.camera.folder import read_rgb
-    from edge.crop import sample_target
     from edge.evaluation.datasets import find_sequences
     from edge.evaluation.metrics import iou
+    from edge.trackers.crop import sample_target
     from train.distill.teachers import NanoTrackTeacher
 
     teacher = NanoTrackTeacher(NANOTRACK_DIR)

@@ -68,7 +68,7 @@ def gt():
 
 
 def test_a_session_tracks_the_sample_as_track_does_and_ends_cleanly(start):
-    from edge.build import open_model
+    from edge.build import open_named_tracker
     from edge.camera.folder import read_rgb
     from edge.trackers.lost_search import LostSearch
 
@@ -89,7 +89,7 @@ def test_a_session_tracks_the_sample_as_track_does_and_ends_cleanly(start):
     assert "Traceback" not in err
     # the default tracker in this process, through the device's step: the same boxes, up to the text
     # form TraX carries (float32)
-    tracker = LostSearch(open_model(None)[0])
+    tracker = LostSearch(open_named_tracker(None)[0])
     tracker.init(read_rgb(os.path.join(SAMPLE_FRAMES, "0001.jpg")), tuple(first))
     want = [tracker.update(read_rgb(os.path.join(SAMPLE_FRAMES, f"{i:04d}.jpg"))).box for i in range(2, 11)]
     np.testing.assert_allclose(np.array(got), np.array(want), atol=1e-3)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from edge.errors import SourceError
+from edge.io.video_out import VideoOut
 from edge.runtime.sinks import build_recorder
-from edge.video_out import VideoOut
 
 
 def _frames(n, width=64, height=48):

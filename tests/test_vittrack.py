@@ -1,5 +1,5 @@
 """VitTrack: OpenCV's ``cv2.TrackerVit`` as a peer, and the runtime's own loop on onnxruntime
-(``edge.vittrack``), which must give OpenCV's boxes."""
+(``edge.trackers.vittrack``), which must give OpenCV's boxes."""
 
 from __future__ import annotations
 
@@ -17,8 +17,17 @@ from edge.camera.folder import read_rgb
 from edge.errors import ConfigError
 from edge.evaluation.datasets import find_sequences
 from edge.evaluation.peers import create_peer
-from edge.tracker import TrackState
-from edge.vittrack import MEAN, OUTPUTS, SCALE, VitTracker, VitTrackModel, crop_square, hanning_window, open_vittrack
+from edge.trackers.state import TrackState
+from edge.trackers.vittrack import (
+    MEAN,
+    OUTPUTS,
+    SCALE,
+    VitTracker,
+    VitTrackModel,
+    crop_square,
+    hanning_window,
+    open_vittrack,
+)
 
 
 def vittrack_file() -> str:
@@ -157,7 +166,7 @@ def test_the_frames_colour_order_is_honoured():
         return blob[0] / SCALE[:, None, None] + MEAN[:, None, None]
 
     np.testing.assert_allclose(pixels(net.searches[0]), pixels(inputs[0])[::-1], atol=1e-3)
-    assert tracker.label == "VitTrack (RGB input)"
+    assert tracker.info.label == "VitTrack (RGB input)"
     for bad in ({"frame_color_order": "YUV"}, {"input_order": "rgb"}):
         with pytest.raises(ConfigError):
             VitTracker(FakeNet([]), **bad)
@@ -175,7 +184,7 @@ def test_bad_initial_boxes_and_update_before_init():
 
 def test_runtime_attributes_like_nanotracks():
     tracker = open_vittrack(vittrack_file(), threads=1)
-    assert tracker.engine.name == "onnxruntime" and tracker.label == "VitTrack"
+    assert tracker.engine.name == "onnxruntime" and tracker.info.label == "VitTrack"
     assert tracker.meta.preset == "vittrack" and tracker.meta.search_size == 256
     assert tracker.search_factor == 4 and tracker.box is None
 
@@ -233,7 +242,7 @@ def test_bench_worker_runs_vittrack_without_torch(tmp_path, peer):
     frames, boxes = make_clip_frames(n=8, size=(320, 240), box=(120, 90, 40, 32), step=(3, 2))
     write_sequence(str(tmp_path / "seqs" / "square"), frames, boxes)
     out = tmp_path / "v.json"
-    proc = subprocess.run([sys.executable, "-m", "edge.benchmark", "--peer", peer, "--vittrack-model",
+    proc = subprocess.run([sys.executable, "-m", "edge.bench.engine_timing", "--peer", peer, "--vittrack-model",
                            vittrack_file(), "--sequences", str(tmp_path / "seqs"), "--threads", "1",
                            "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -16,7 +16,7 @@ pytest.importorskip("onnx")
 from edge.camera.folder import read_rgb  # noqa: E402
 from edge.errors import ModelError  # noqa: E402
 from edge.evaluation.datasets import find_sequences  # noqa: E402
-from edge.vittrack import VitTracker, VitTrackModel  # noqa: E402
+from edge.trackers.vittrack import VitTracker, VitTrackModel  # noqa: E402
 from train.models.vittrack import BLOCKS, load_vittrack  # noqa: E402
 
 

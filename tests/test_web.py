@@ -22,7 +22,8 @@ from edge.config import load_config
 from edge.errors import ConfigError
 from edge.outputs.base import LogOutput
 from edge.runtime.loop import TrackingLoop
-from edge.tracker import TrackResult, TrackState
+from edge.trackers.contract import Capabilities, TrackerInfo
+from edge.trackers.state import TrackResult, TrackState
 from edge.web.publisher import FramePublisher
 from edge.web.server import ConsoleServer
 from edge.web.token_file import load_or_create_token
@@ -48,6 +49,10 @@ class LiveGrabber:
 
 class FollowingTracker:
     """Reports TRACKING on the box it was given (the console's job is getting that box to it)."""
+
+    capabilities = Capabilities(widen_search=True)
+    info = TrackerInfo("fake", "fake", "none")
+    base_search_factor = 4.0
 
     def __init__(self):
         self.search_factor = 4.0

@@ -107,7 +107,7 @@ def _tracker_inputs(model: str, sequences: str, frames=(1, 30, 60)):
     from edge.camera.folder import read_rgb
     from edge.engines import open_engine
     from edge.evaluation.datasets import find_sequences
-    from edge.tracker import Tracker
+    from edge.trackers.mixformer import MixFormerTracker
 
     class Recorder:
         def __init__(self, engine):
@@ -128,7 +128,7 @@ def _tracker_inputs(model: str, sequences: str, frames=(1, 30, 60)):
 
     seq = find_sequences(sequences)[0]
     rec = Recorder(open_engine(model, threads=1))
-    tracker = Tracker(rec)
+    tracker = MixFormerTracker(rec)
     tracker.init(read_rgb(seq.frames[0]), seq.gt[0])
     for path in seq.frames[1:max(frames) + 1]:
         tracker.update(read_rgb(path))
@@ -143,7 +143,7 @@ def dequantize(model: str, output: str) -> None:
     fp32 export when only the INT8 file is at hand, e.g. to try other quantisation settings."""
     import onnx
 
-    from edge.model_meta import step_path_for
+    from edge.engines.model_meta import step_path_for
     from train.export.onnx_files import load_with_meta, save_together, set_meta
 
     proto, meta = load_with_meta(model)
@@ -160,7 +160,7 @@ def dequantize(model: str, output: str) -> None:
 def build(model: str, sequences: str, out: str) -> None:
     import onnx
 
-    from edge.model_meta import step_path_for
+    from edge.engines.model_meta import step_path_for
 
     os.makedirs(out, exist_ok=True)
     graphs = {"contract": model}

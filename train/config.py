@@ -101,7 +101,7 @@ class TrainConfig:
 
 
 def load_train_config(path: str) -> TrainConfig:
-    from edge.safe_yaml import read_yaml
+    from edge.io.safe_yaml import read_yaml
 
     raw = read_yaml(path, "training config")
     try:

@@ -19,7 +19,7 @@ import time
 import torch
 
 from edge.errors import CheckpointError, ConfigError
-from edge.progress import Progress
+from edge.io.progress import Progress
 from train.config import TrainConfig
 from train.data.pairs import PairConfig, PairDataset
 from train.data.sources import load_videos

@@ -1,7 +1,7 @@
 """The rows a runtime-only install can time: bundled trackers, model files, NanoTrack folders, OpenCV peers.
 
 Each row is a ``Row``: how to get its model file (``build``) and how the worker process
-(``python -m edge.benchmark``) opens it. None of them needs PyTorch.
+(``python -m edge.bench.engine_timing``) opens it. None of them needs PyTorch.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def model_row(path: str, label: str, independent: bool = True) -> Row:
 
 
 def nanotrack_row(folder: str, label: str) -> Row:
-    """NanoTrack's own loop (``edge.nanotrack``) on onnxruntime, on the two files in ``folder``."""
+    """NanoTrack's own loop (``edge.trackers.nanotrack``) on onnxruntime, on the two files in ``folder``."""
     return Row(f"{label} (onnxruntime)", "fp32", False, build=lambda work, f=folder: f, engine="onnxruntime",
                worker_args=["--nanotrack-dir", folder], independent=True, peer="nanotrack-upstream")
 
@@ -109,7 +109,7 @@ def opencv_nanotrack_rows(nanotrack_dir: str | None, skipped: dict) -> list[Row]
 def upstream_nanotrack_rows(folders, skipped: dict) -> list[Row]:
     """NanoTrack as its authors run it, on each folder (V2 or V3). Named so that OpenCV's row
     stays the one every ratio is taken against."""
-    from edge.nanotrack import NanoTrackModel
+    from edge.trackers.nanotrack_model import NanoTrackModel
 
     rows = []
     for folder in folders:
@@ -126,14 +126,14 @@ def vittrack_rows(path: str, skipped: dict) -> list[Row]:
     """VitTrack on its ONNX file: OpenCV's ``cv2.TrackerVit`` (4.9+) and the runtime's own loop (BGR
     as OpenCV feeds it, and RGB).
 
-    The seam for the VitTrack peer (``edge.vittrack``, the worker's ``--peer vittrack`` and
+    The seam for the VitTrack peer (``edge.trackers.vittrack``, the worker's ``--peer vittrack`` and
     ``--vittrack-model``): until that is in this install, the rows are skipped with the reason."""
     import cv2
 
     try:
-        from edge.vittrack import VitTrackModel
+        from edge.trackers.vittrack import VitTrackModel
     except ImportError:
-        skipped["vittrack"] = "this install has no VitTrack peer (edge.vittrack)"
+        skipped["vittrack"] = "this install has no VitTrack peer (edge.trackers.vittrack)"
         return []
     try:
         VitTrackModel(path).close()

@@ -1,6 +1,6 @@
 """One bench run: every row, each in its own runtime-only worker process, at each thread count, in rounds.
 
-Rows that need PyTorch come from a ``Contribution`` (train/bench.py supplies one): a baseline
+Rows that need PyTorch come from a ``Contribution`` (train/bench/pytorch_rows.py supplies one): a baseline
 measured in this process, engines built from a checkpoint, the reference boxes they are compared
 with, and the FLOP ceiling columns. Without one the run times what a device can run, torch-free.
 """
@@ -17,9 +17,9 @@ from typing import Protocol
 
 import numpy as np
 
+from edge.bench.engine_timing import load_frames, physical_cores
 from edge.bench.quiet import libraries_quiet
 from edge.bench.rows import NANOTRACK_PEER, Row
-from edge.benchmark import load_frames, physical_cores
 from edge.errors import ConfigError, EdgeTrackError
 from edge.evaluation.metrics import iou, score_sequence
 
@@ -27,7 +27,7 @@ TIMING_KEYS = ("median_ms", "p90_ms", "frame_median_ms", "frame_p90_ms")
 
 
 class Contribution(Protocol):
-    """Rows a plug-in adds (train/bench.py: the PyTorch baseline and the engines built from a checkpoint)."""
+    """Rows a plug-in adds (train/bench/pytorch_rows.py: the PyTorch baseline, engines built from a checkpoint)."""
 
     title: str                # what the run is about, e.g. "MixFormerV2-S"
     baseline: str             # the name of the row measured in this process
@@ -43,11 +43,11 @@ class Contribution(Protocol):
 
 def run_worker(path: str | None, row: Row, sequences: str, threads: int, max_frames: int,
                profile: bool = False, pace_fps: float | None = None) -> dict:
-    """Time one row in a fresh ``python -m edge.benchmark`` process (no torch: its peak RSS is its own)."""
+    """Time one row in a fresh ``python -m edge.bench.engine_timing`` process (no torch: its peak RSS is its own)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
     what = ["--peer", row.peer] if row.peer else ["--model", path, "--engine", row.engine]
-    cmd = [sys.executable, "-m", "edge.benchmark", *what,
+    cmd = [sys.executable, "-m", "edge.bench.engine_timing", *what,
            "--sequences", sequences, "--threads", str(threads), "--max-frames", str(max_frames),
            "--out", out, *row.worker_args, *(["--profile"] if profile else []),
            *(["--pace", str(pace_fps)] if pace_fps else [])]
@@ -122,7 +122,7 @@ def threads_list_text(counts: list[int]) -> str:
 
 def _size_mb(path: str) -> float:
     """A model file with its step graph, or a peer's folder (its ONNX files)."""
-    from edge.model_meta import step_path_for
+    from edge.engines.model_meta import step_path_for
 
     if os.path.isdir(path):
         files = [os.path.join(path, f) for f in os.listdir(path) if f.endswith(".onnx")]
@@ -145,7 +145,7 @@ def run_bench(rows: list[Row], sequences: str, *, threads: int | list[int] | Non
     (A1 B1 A2 B2, A1 B1 A2 B2, ...), and each timing is the median over rounds: on a machine whose
     speed drifts, every row then sees the same mix of fast and slow minutes.
 
-    pace_fps: every row gets its frames at this rate, as from a camera (``edge.benchmark.Pacer``);
+    pace_fps: every row gets its frames at this rate, as from a camera (``edge.bench.engine_timing.Pacer``);
     the profile run is never paced. profile: profile the best INT8 onnxruntime engine (at the first
     thread count).
     """

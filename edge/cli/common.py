@@ -55,7 +55,7 @@ def add_tracker_overrides(parser) -> None:
 
 
 def tracker_overrides(args) -> dict:
-    """The Tracker keyword arguments those options set (None: the model's own value)."""
+    """The MixFormerTracker keyword arguments those options set (None: the model's own value)."""
     return {"search_factor": args.search_factor, "update_interval": args.update_interval,
             "size_update_rate": args.size_update_rate}
 
@@ -64,12 +64,12 @@ def check_roi(text: str) -> None:
     """``--roi`` as typed: ``center:WxH`` with W, H > 0, or one ConfigError line naming the flag
     (the desk shorthand and ``track`` both take it)."""
     from edge.errors import ConfigError
-    from edge.target import ROI_PREFIX, read_roi_size
+    from edge.target import ROI_PREFIX, roi_size_from_text
 
     try:
         if not text.strip().startswith(ROI_PREFIX):
             raise ValueError(f"got {text!r}")
-        read_roi_size(text)
+        roi_size_from_text(text)
     except ValueError as exc:
         raise ConfigError(f"--roi must be {ROI_PREFIX}WxH (a box of W x H pixels in the middle of the frame): "
                           f"{exc}") from None

@@ -186,12 +186,12 @@ def run_sim_command(args) -> int:
         def factory(world):
             return peer
     else:
-        from edge.build import build_tracker
+        from edge.build import tracker_for_config
 
         device.model.path = args.model or device.model.path
 
         def factory(world):
-            return build_tracker(device)
+            return tracker_for_config(device)
 
     report = run_sim(sim, device, factory, seconds=args.seconds)
     d = report.as_dict()

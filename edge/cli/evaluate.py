@@ -17,9 +17,9 @@ from edge.evaluation.metrics import FAILED_IOU, TRACKED_IOU, LostCounts, lost_co
 from edge.evaluation.peers import PEERS, create_peer
 from edge.evaluation.rounding_noise import GREY_LEVELS, spread, with_noise
 from edge.evaluation.segments import temporal_segments
-from edge.progress import Progress
-from edge.tracker import TrackState
+from edge.io.progress import Progress
 from edge.trackers.lost_search import LostSearch
+from edge.trackers.state import TrackState
 
 
 def register(subparsers) -> None:
@@ -62,9 +62,9 @@ def register(subparsers) -> None:
 
 def _make_tracker(args):
     if args.tracker in ("model", "mixformer"):
-        from edge.build import open_model
+        from edge.build import open_named_tracker
 
-        tracker, _, entry = open_model(args.model, threads=args.threads, **tracker_overrides(args))
+        tracker, _, entry = open_named_tracker(args.model, threads=args.threads, **tracker_overrides(args))
         name = entry.name if entry is not None else \
             f"{tracker.meta.preset}:{os.path.basename(os.path.normpath(args.model))}"
         return name, tracker

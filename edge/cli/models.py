@@ -39,15 +39,16 @@ def _bundled_row(entry: Entry, default: Entry | None) -> dict:
 
 
 def _user_row(model: str) -> dict:
-    from edge.build import open_tracker
-    from edge.nanotrack import NanoTracker
-    from edge.tracker import Tracker
+    from edge.build import open_tracker_at
+    from edge.trackers.mixformer import MixFormerTracker
+    from edge.trackers.nanotrack import NanoTracker
 
     path, entry = resolve(model)
-    tracker = open_tracker(path)
-    family = {NanoTracker: "nanotrack", Tracker: "mixformerv2"}.get(type(tracker), type(tracker).__name__.lower())
+    tracker = open_tracker_at(path)
+    family = {NanoTracker: "nanotrack", MixFormerTracker: "mixformerv2"}.get(type(tracker),
+                                                                          type(tracker).__name__.lower())
     files = sorted(os.listdir(path)) if os.path.isdir(path) else [os.path.basename(path)]
-    return {"name": tracker.label, "family": family, "precision": tracker.meta.precision, "bundled": False,
+    return {"name": tracker.info.label, "family": family, "precision": tracker.meta.precision, "bundled": False,
             "default": False, "path": os.path.abspath(path), "files": files, "licence": "-",
             "description": f"{tracker.meta.preset} from {path}", "results": {}}
 

@@ -6,21 +6,20 @@ import os
 import sys
 import time
 
-from edge.boxes import parse_box
-from edge.build import describe, open_model
+from edge.build import describe, open_named_tracker
 from edge.camera import open_source, source_kind
 from edge.camera.opencv import quiet_opencv_log
 from edge.cli.common import add_model_option, add_tracker_overrides, check_roi, positive_int, tracker_overrides
 from edge.errors import ConfigError, SourceError
 from edge.evaluation.datasets import TRACK_CSV_HEADER as CSV_HEADER
-from edge.overlay import draw
-from edge.paths import check_writable_file
-from edge.progress import Progress
+from edge.io.paths import check_writable_file
+from edge.io.progress import Progress
+from edge.io.video_out import SUFFIXES, VideoOut, check_video_path
 from edge.sample import SAMPLE_FRAMES, first_box_beside
-from edge.target import parse_target
-from edge.tracker import TrackResult, TrackState
+from edge.target import box_from_option, target_from_option
 from edge.trackers.lost_search import LostSearch
-from edge.video_out import SUFFIXES, VideoOut, check_video_path
+from edge.trackers.overlay import draw
+from edge.trackers.state import TrackResult, TrackState
 
 
 def register(subparsers) -> None:
@@ -88,7 +87,7 @@ def run(args) -> int:
         raise ConfigError("give --init x,y,w,h or --roi center:WxH, not both")
     if args.roi:
         check_roi(args.roi)
-    init_box = parse_box(args.init, "--init") if args.init else None
+    init_box = box_from_option(args.init, "--init") if args.init else None
     if init_box is None and not args.roi:
         init_box = first_box_beside(args.video) if os.path.isdir(args.video) else None
         if init_box is None:
@@ -96,7 +95,7 @@ def run(args) -> int:
                               "annotated sequence folder gives its own first box)")
     check_output_paths(args)
     make_output_folders(args)
-    opened, path, entry = open_model(args.model, threads=args.threads, **tracker_overrides(args))
+    opened, path, entry = open_named_tracker(args.model, threads=args.threads, **tracker_overrides(args))
     tracker = LostSearch(opened)   # the device's per-frame step: the search widens while LOST
     quiet_opencv_log()   # a camera that does not open is our one line, not OpenCV's WARN per backend tried
     try:
@@ -123,7 +122,7 @@ def run(args) -> int:
                 break
             if frame.index == 0:
                 height, width = frame.image.shape[:2]
-                result = tracker.init(frame.image, init_box or parse_target(args.roi, width, height, "--roi"))
+                result = tracker.init(frame.image, init_box or target_from_option(args.roi, width, height, "--roi"))
                 if args.out:
                     height, width = frame.image.shape[:2]
                     video = VideoOut(args.out, 25.0, (width, height))

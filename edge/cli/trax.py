@@ -49,10 +49,10 @@ def _load_trax():
 def open_served_tracker(args):
     """The tracker the session serves (the one place the CLI opens it), in the device's per-frame
     step, so the toolkit scores what a device and ``edge-track eval`` do."""
-    from edge.build import open_model
+    from edge.build import open_named_tracker
     from edge.trackers.lost_search import LostSearch
 
-    return LostSearch(open_model(args.model, threads=args.threads, **tracker_overrides(args))[0])
+    return LostSearch(open_named_tracker(args.model, threads=args.threads, **tracker_overrides(args))[0])
 
 
 def read_image(images) -> object:
@@ -129,7 +129,7 @@ def run(args) -> int:
     tracker = open_served_tracker(args)   # before the handshake: a bad --model is our one line, not a TraX error
     try:
         server = Server([Region.RECTANGLE], [Image.PATH], ["color"], tracker_name=TRACKER_NAME,
-                        tracker_description=getattr(tracker, "label", ""), tracker_family="edge-track",
+                        tracker_description=tracker.info.label, tracker_family="edge-track",
                         log=args.log or False)
     except TraxException as exc:
         raise ConfigError(f"no TraX client on this process's stdin/stdout or TRAX_SOCKET: {exc}") from None

@@ -30,7 +30,7 @@ class CameraModel:
 
     @classmethod
     def from_calibration_file(cls, path: str, width: int, height: int) -> "CameraModel":
-        from edge.safe_yaml import read_yaml
+        from edge.io.safe_yaml import read_yaml
 
         data = read_yaml(path, "camera calibration")
         try:

@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from edge.model_meta import ModelMeta
+from edge.engines.model_meta import ModelMeta
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,16 @@ import os
 import numpy as np
 
 from edge.engines.base import EngineOutput
+from edge.engines.model_meta import (
+    INPUT_NAMES,
+    KV_NAME,
+    METADATA_KEY,
+    OUTPUT_NAMES,
+    STEP_INPUT_NAMES,
+    ModelMeta,
+    step_path_for,
+)
 from edge.errors import ModelError
-from edge.model_meta import INPUT_NAMES, KV_NAME, METADATA_KEY, OUTPUT_NAMES, STEP_INPUT_NAMES, ModelMeta, step_path_for
 
 
 def _import_ort():

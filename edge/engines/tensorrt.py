@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.engines.base import EngineOutput
+from edge.engines.model_meta import KV_NAME, ModelMeta
 from edge.errors import ModelError, clipped
-from edge.model_meta import KV_NAME, ModelMeta
 
 MAGIC = b"EDGETRT1"
 

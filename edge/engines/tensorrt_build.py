@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from edge.engines.model_meta import step_path_for
 from edge.engines.onnx import open_session, read_meta
 from edge.engines.tensorrt import Backend, write_engine_file
 from edge.errors import ConfigError, ModelError
-from edge.model_meta import step_path_for
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ import os
 import numpy as np
 
 from edge.engines.base import EngineOutput
+from edge.engines.model_meta import KV_NAME, METADATA_KEY, ModelMeta
 from edge.engines.tflite_metadata import read_metadata
 from edge.errors import ModelError
-from edge.model_meta import KV_NAME, METADATA_KEY, ModelMeta
 
 
 def _interpreter_class():

@@ -1,11 +1,11 @@
-"""OpenCV's trackers behind the same init/update verbs as ``edge.tracker.Tracker``.
+"""OpenCV's trackers as ``edge.trackers.contract.Tracker``s (declaring no capabilities).
 
 KCF and CSRT come with opencv-contrib (``pip install 'edge-track[peers]'``); NanoTrack is in
 the main OpenCV build but needs its two ONNX files (backbone and head). ``nanotrack-upstream``
 is the same kind of files (V2 or V3) run by the authors' own tracking loop on onnxruntime
-(``edge.nanotrack``), which is what the peer's published numbers come from. ``vittrack`` is
+(``edge.trackers.nanotrack``), which is what the peer's published numbers come from. ``vittrack`` is
 OpenCV's ``cv2.TrackerVit`` on VitTrack's ONNX file (main OpenCV 4.9+), and ``vittrack-onnxruntime``
-the runtime's own loop on the same file (``edge.vittrack``, OpenCV's conventions on onnxruntime);
+the runtime's own loop on the same file (``edge.trackers.vittrack``, OpenCV's conventions on onnxruntime);
 ``vittrack-rgb`` is that loop feeding the network RGB (OpenCV feeds it BGR with RGB's mean and
 std); it scores higher on the validation split.
 """
@@ -19,18 +19,31 @@ import numpy as np
 
 from edge.camera.opencv import quiet_opencv_log
 from edge.errors import ConfigError
-from edge.tracker import TrackResult, TrackState
+from edge.trackers.contract import Capabilities, TrackerInfo
+from edge.trackers.state import TrackResult, TrackState
 
 PEERS = ("kcf", "csrt", "nanotrack", "nanotrack-upstream", "vittrack", "vittrack-onnxruntime", "vittrack-rgb")
 NANOTRACK_FILES = ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx")
 
 
 class OpenCVPeer:
-    """Wraps a cv2.Tracker; frames come in RGB like everywhere else in edge-track."""
+    """Wraps a cv2.Tracker; frames come in RGB like everywhere else in edge-track. Its search
+    region is OpenCV's own: nothing to widen."""
+
+    capabilities = Capabilities()
 
     def __init__(self, name: str, factory) -> None:
         self.name = name
         self._factory = factory
+        self._box = None
+
+    @property
+    def info(self) -> TrackerInfo:
+        return TrackerInfo(f"OpenCV {self.name}", self.name, "opencv")
+
+    @property
+    def box(self):
+        return self._box
 
     def init(self, frame: np.ndarray, box_xywh) -> TrackResult:
         self._tracker = self._factory()
@@ -59,7 +72,7 @@ def create_peer(name: str, nanotrack_dir: str | None = None, threads: int | None
     if name in ("vittrack", "vittrack-onnxruntime", "vittrack-rgb"):
         return _vittrack(name, vittrack_model, threads)
     if name == "nanotrack-upstream":
-        from edge.nanotrack import open_nanotrack
+        from edge.trackers.nanotrack import open_nanotrack
 
         if not nanotrack_dir:
             raise ConfigError("nanotrack-upstream needs --nanotrack-dir, a folder with NanoTrack's "
@@ -91,7 +104,7 @@ def create_peer(name: str, nanotrack_dir: str | None = None, threads: int | None
 
 
 def _vittrack(name: str, path: str | None, threads: int | None):
-    from edge.vittrack import VitTracker, VitTrackModel
+    from edge.trackers.vittrack import VitTracker, VitTrackModel
 
     if not path:
         raise ConfigError(f"{name} needs --vittrack-model, VitTrack's ONNX file (vitTracker.onnx from "

@@ -67,11 +67,11 @@ class NanoTrackRoundingNoise:
 def with_noise(tracker, seed: int):
     """A copy of ``tracker`` (same settings, same networks) whose search crops carry seed's noise,
     or None for a tracker whose input this cannot reach (OpenCV's peers)."""
-    from edge.nanotrack import NanoTracker
-    from edge.tracker import Tracker
+    from edge.trackers.mixformer import MixFormerTracker
+    from edge.trackers.nanotrack import NanoTracker
 
-    if isinstance(tracker, Tracker):
-        return Tracker(RoundingNoise(tracker.engine, seed), **{k: getattr(tracker.meta, k) for k in (
+    if isinstance(tracker, MixFormerTracker):
+        return MixFormerTracker(RoundingNoise(tracker.engine, seed), **{k: getattr(tracker.meta, k) for k in (
             "search_factor", "update_interval", "lost_score_threshold", "lost_frames", "size_update_rate",
             "hold_low_score_box")})
     if isinstance(tracker, NanoTracker):

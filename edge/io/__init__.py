@@ -1,1 +1,3 @@
-"""Transports (serial ports) and notifications (systemd) used by the outputs and the service."""
+"""What the runtime reads and writes outside itself: files (checked paths, atomic writes, safe YAML,
+recorded video), the terminal's progress line, serial-port backoff, optional libraries and systemd
+notifications."""

@@ -34,8 +34,9 @@ def _unit(value) -> bool:
 
 
 @dataclass(frozen=True)
-class TrackRequest:
-    """A target request received by an output (a ground station, the serial link).
+class RemoteTarget:
+    """A target as a remote sender (a ground station, the serial link) asked for it, in its own terms;
+    the loop takes it as ``edge.target.TargetRequest(remote=...)``, the one request it acts on.
 
     kind: "rectangle" (normalised x1, y1, x2, y2), "point" (normalised x, y + radius, a share of
     the image width), "pixels" (x, y, w, h) or "stop".

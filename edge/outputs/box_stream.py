@@ -48,7 +48,7 @@ class BoxStreamOutput(HeadDriver):
 
     def poll(self):
         """Target commands the microcontroller sent back ($EDSEL / $EDSTP lines)."""
-        from edge.outputs.base import TrackRequest
+        from edge.outputs.base import RemoteTarget
 
         requests = []
         for _ in range(MAX_READS_PER_POLL):
@@ -56,7 +56,7 @@ class BoxStreamOutput(HeadDriver):
             if not data:
                 break
             for kind, box in self._commands.feed(data):
-                requests.append(TrackRequest("stop") if kind == "stop" else TrackRequest("pixels", pixels=box))
+                requests.append(RemoteTarget("stop") if kind == "stop" else RemoteTarget("pixels", pixels=box))
         return requests
 
     def counters(self) -> dict:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from edge.errors import ConfigError
 from edge.io.libraries import PYMAVLINK
 from edge.io.log_limit import RateLimitedLog
-from edge.outputs.base import MAX_READS_PER_POLL, OutputConfig, OutputKind, TrackRequest, output_type, required_port
+from edge.outputs.base import MAX_READS_PER_POLL, OutputConfig, OutputKind, RemoteTarget, output_type, required_port
 from edge.outputs.driver import HeadDriver
 from edge.outputs.mavlink_camera import CAMERA_COMMANDS, UNSUPPORTED, CameraComponent
 from edge.outputs.transport import MavlinkLink, check_mavlink_port, is_serial_port, open_mavlink
@@ -176,7 +176,7 @@ class MavlinkGimbalOutput(HeadDriver):
             self._camera.step()
 
     # -- receiving -----------------------------------------------------------------------------
-    def poll(self) -> list[TrackRequest]:
+    def poll(self) -> list[RemoteTarget]:
         """Handle pending messages without waiting; returns the tracking requests received."""
         got = []
         for _ in range(MAX_READS_PER_POLL):
@@ -214,11 +214,11 @@ class MavlinkGimbalOutput(HeadDriver):
         request = None
         try:   # checked before the answer: ACCEPTED means the loop will take it
             if msg.command == MAV_CMD_CAMERA_TRACK_RECTANGLE:
-                request = TrackRequest("rectangle", rect=(msg.param1, msg.param2, msg.param3, msg.param4))
+                request = RemoteTarget("rectangle", rect=(msg.param1, msg.param2, msg.param3, msg.param4))
             elif msg.command == MAV_CMD_CAMERA_TRACK_POINT:
-                request = TrackRequest("point", point=(msg.param1, msg.param2), radius=msg.param3)
+                request = RemoteTarget("point", point=(msg.param1, msg.param2), radius=msg.param3)
             elif msg.command == MAV_CMD_CAMERA_STOP_TRACKING:
-                request = TrackRequest("stop")
+                request = RemoteTarget("stop")
             else:
                 if msg.target_component != 0:   # addressed to us, and we do not do it: say so
                     self._ack(msg, UNSUPPORTED, to_camera)

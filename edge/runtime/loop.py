@@ -23,12 +23,11 @@ from edge.outputs.base import ControlUpdate
 from edge.runtime.telemetry import status_line
 from edge.runtime.telemetry_worker import TelemetryWorker
 from edge.target import TargetRequest, fit_target
-from edge.tracker import TrackState
 from edge.trackers.lost_search import LostSearch, LostSearchSettings
+from edge.trackers.state import TrackState
 
 log = logging.getLogger("edge.runtime")
 
-IDLE, TRACKING, LOST = "IDLE", "TRACKING", "LOST"
 TRACK_LOG_QUEUE = 256     # lines waiting for the track log's thread (8 s at 30 fps) before they are dropped
 RECORDING_QUEUE = 4       # frames waiting to be recorded: a few, each is a whole image
 TELEMETRY_CLOSE_S = 2.0   # at exit, how long the telemetry threads get to write what they hold
@@ -41,7 +40,7 @@ class LoopStats:
     fps: float = 0.0
     frame_age_ms: float = 0.0
     latency_ms: float = 0.0
-    state: str = IDLE
+    state: TrackState = TrackState.IDLE
     score: float = 0.0
     box: tuple | None = None
     command: GimbalCommand = field(default_factory=GimbalCommand.stop)
@@ -74,7 +73,7 @@ class TrackingLoop:
         self._pending_lock = threading.Lock()
         self.superseded = 0               # requests replaced by a newer one before a frame took them
         self._init_frame = -2             # stats.frames at the last init: the next waits for a tracked frame
-        self._state = IDLE
+        self._state = TrackState.IDLE
         self._seq = 0
         self._last_frame_t = clock()
         self._last_update_t = None
@@ -111,7 +110,7 @@ class TrackingLoop:
             return req
 
     @property
-    def state(self) -> str:
+    def state(self) -> TrackState:
         return self._state
 
     def set_dry_run(self, on: bool) -> None:
@@ -143,8 +142,8 @@ class TrackingLoop:
                 self._stale = True
                 self.stats.outage = True
                 log.warning("no frame for %.1f s: stopping the gimbal", gap)
-                if self._state == TRACKING:
-                    self._set_state(LOST)
+                if self._state == TrackState.TRACKING:
+                    self._set_state(TrackState.LOST)
                 self._stop_outputs()
             if gap > 0:   # a frame overdue by gap s: the rate is at most 1/gap, not the last one seen
                 self.stats.fps = min(self.stats.fps, 1.0 / gap)
@@ -167,7 +166,7 @@ class TrackingLoop:
             self._collect_requests(out)
         started = self._apply_requests(frame, width, height)
 
-        if self._state == IDLE or started:   # the frame a target was picked on is its template
+        if self._state == TrackState.IDLE or started:   # the frame a target was picked on is its template
             now_state = self._heartbeat_state()
             for out in self.outputs:
                 self._guard(out, lambda o=out: o.heartbeat(now_ms, now_state))
@@ -184,16 +183,16 @@ class TrackingLoop:
             dt = min(max(now - self._last_update_t, 1e-3), 0.5)
         self._last_update_t = now
         if result.state is TrackState.LOST:
-            if self._state != LOST:
+            if self._state != TrackState.LOST:
                 log.warning("target lost (score %.2f): holding the gimbal%s", result.score,
                             ", widening the search" if self.tracker.widens else "")
-                self._set_state(LOST)
+                self._set_state(TrackState.LOST)
             command = self.controller.stop()
             self.stats.lost_frames += 1
         else:
-            if self._state == LOST:
+            if self._state == TrackState.LOST:
                 log.info("target re-acquired (score %.2f)", result.score)
-            self._set_state(TRACKING)
+            self._set_state(TrackState.TRACKING)
             x, y, w, h = result.box
             yaw, pitch = self.camera_model.angles_deg(x + w / 2, y + h / 2)
             command = self.controller.update(yaw, pitch, dt)
@@ -232,7 +231,7 @@ class TrackingLoop:
             move_home = req.recenter and not self._dry   # a re-centre is motion
             log.info("tracking stopped (%s)%s", req.source, ", re-centring" if move_home else
                      ", not re-centring in a dry run" if req.recenter else "")
-            self._set_state(IDLE)
+            self._set_state(TrackState.IDLE)
             self._stop_outputs()
             if move_home:
                 for out in self.outputs:
@@ -258,7 +257,7 @@ class TrackingLoop:
         self._last_update_t = None
         self._init_frame = self.stats.frames
         log.info("tracking target %s (%s)", tuple(round(v, 1) for v in box), req.source)
-        self._set_state(TRACKING)
+        self._set_state(TrackState.TRACKING)
         return True
 
     def _apply_dry_run(self) -> None:
@@ -276,12 +275,12 @@ class TrackingLoop:
             self._last_update_t = None
         self._dry = dry
 
-    def _heartbeat_state(self) -> str:
+    def _heartbeat_state(self) -> TrackState:
         """The state heartbeats carry: IDLE in dry run, since receivers act on TRACKING
         (docs/serial-box-protocol.md) and a dry run must move nothing downstream."""
-        return IDLE if self._dry else self._state
+        return TrackState.IDLE if self._dry else self._state
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: TrackState) -> None:
         self._state = state
         self.stats.state = state
 

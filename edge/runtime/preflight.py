@@ -17,15 +17,15 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from edge.build import build_tracker, camera_model_for
+from edge.build import camera_model_for, tracker_for_config
 from edge.camera import is_live, open_source
 from edge.errors import ConfigError, SourceError
+from edge.io.progress import reporting_while
+from edge.io.video_out import check_video_path
 from edge.outputs import check_outputs
-from edge.progress import reporting_while
 from edge.runtime.telemetry import check_track_log_path
 from edge.target import fit_target, initial_request
-from edge.tracker import Tracker
-from edge.video_out import check_video_path
+from edge.trackers.mixformer import MixFormerTracker
 
 if TYPE_CHECKING:
     from edge.config import CameraConfig, DeviceConfig
@@ -43,7 +43,7 @@ def _still_loading(what: str, waited_s: float) -> None:
 class Checked:
     """What the checks built, for ``run`` to go on with."""
 
-    tracker: Tracker                      # loaded as run loads it, and warmed up
+    tracker: MixFormerTracker                      # loaded as run loads it, and warmed up
     initial: TargetRequest | None         # tracking.init as a request
     live: bool                            # a camera, waited for by run; not opened here
     frame_size: tuple[int, int] | None    # (width, height) of a file or folder source
@@ -67,7 +67,7 @@ def preflight(cfg: DeviceConfig, checkpoint=lambda: None) -> Checked:
         checkpoint()
     # A large model on a slow card can take a while: say so every 5 s rather than look hung.
     with reporting_while(f"loading the model {cfg.model.path or '(the default tracker)'}", _still_loading):
-        tracker = build_tracker(cfg)
+        tracker = tracker_for_config(cfg)
         checkpoint()
         warm_up(tracker)
     checkpoint()
@@ -145,7 +145,7 @@ def check_initial_target(initial, width: int, height: int) -> None:
         raise ConfigError(f"tracking.init: {exc}") from None
 
 
-def warm_up(tracker: Tracker) -> None:
+def warm_up(tracker: MixFormerTracker) -> None:
     """One init + update on a blank frame, so the first real frame is not the slow one."""
     import numpy as np
 

@@ -110,9 +110,10 @@ def _run(cfg: DeviceConfig, signals: StopSignals, environ, show: bool, target_so
         if started.console is not None:
             running.callback(quietly, started.console.close)
         tracker, model = started.tracker, cfg.model.path or "the default tracker"
-        notifier.ready(f"tracking with {tracker.label}, {tracker.meta.precision}, {tracker.engine.name} ({model})")
-        log.info("ready: %s, %s, %s (%s), source %s, %d output(s)", tracker.label, tracker.meta.precision,
-                 tracker.engine.name, model, cfg.camera.source, len(sinks.outputs))
+        info = tracker.info
+        notifier.ready(f"tracking with {info.label}, {info.precision}, {info.engine} ({model})")
+        log.info("ready: %s, %s, %s (%s), source %s, %d output(s)", info.label, info.precision,
+                 info.engine, model, cfg.camera.source, len(sinks.outputs))
         loop.run(signals)   # polled: a signal sets only a flag (edge.runtime.signals)
     started.locks.release()
     log.info("stopped after %d frames", loop.stats.frames)

@@ -13,10 +13,10 @@ import threading
 from dataclasses import dataclass, field
 
 from edge.config import DeviceConfig
+from edge.io.video_out import VideoOut
 from edge.outputs import open_outputs
-from edge.overlay import draw
 from edge.runtime.telemetry import TrackLog
-from edge.video_out import VideoOut
+from edge.trackers.overlay import draw
 
 log = logging.getLogger("edge.runtime")
 

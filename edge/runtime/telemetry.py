@@ -12,7 +12,7 @@ import sys
 import time
 
 from edge.errors import ConfigError
-from edge.paths import check_regular_file, check_writable_file
+from edge.io.paths import check_regular_file, check_writable_file
 
 log = logging.getLogger("edge.telemetry")
 CHECK_PATH_S = 1.0   # how often the track log looks whether its file was rotated or deleted away

@@ -20,7 +20,8 @@ from edge.errors import ConfigError
 from edge.runtime.loop import TrackingLoop
 from edge.sim.world import SimConfig, World
 from edge.target import TargetRequest
-from edge.tracker import TrackResult, TrackState
+from edge.trackers.contract import Capabilities, TrackerInfo
+from edge.trackers.state import TrackResult, TrackState
 
 
 class SimClock:
@@ -97,16 +98,24 @@ class SimGimbalOutput:
 
 
 class OracleTracker:
-    """Returns the simulator's true box: tests the control loop without the vision part."""
+    """Returns the simulator's true box: tests the control loop without the vision part. It takes a
+    search factor (so the loop's LOST search runs as with a real tracker) and ignores it."""
+
+    capabilities = Capabilities(widen_search=True)
+    info = TrackerInfo("oracle", "oracle", "simulator")
 
     def __init__(self, world: World, search_factor: float = 4.0) -> None:
         self.world = world
-        self.search_factor = search_factor
+        self.search_factor = self.base_search_factor = search_factor
         self._frame = 0
         self._box = None
 
     def set_search_factor(self, factor: float) -> None:
         self.search_factor = factor
+
+    @property
+    def box(self):
+        return self._box
 
     def init(self, frame, box) -> TrackResult:
         self._frame = 0

@@ -5,7 +5,7 @@ target-like blob is, so a tracker sitting on a look-alike still reports 0.9+. Th
 keeps what the softmax throws away: a real target gives one strong peak over a low background,
 a lost one a weak peak or many middling ones. ``LogitConfidence`` is a logistic model on the
 peak and the mean of the map's target-minus-background logits, fitted on the training corpus
-(``train/nanotrack_confidence.py``); its LOST threshold is chosen on the validation split.
+(``train/measure/nanotrack_confidence.py``); its LOST threshold is chosen on the validation split.
 
 The numbers for a kind of file travel beside it as JSON (``edge-track.json`` in the model's folder),
 or, for the upstream files this package knows, in ``edge/data/nanotrack/<version>.json``.
@@ -70,7 +70,7 @@ def _finite(value, name: str, source: str, lo: float = -1e6, hi: float = 1e6) ->
 
 def read_meta(path: str) -> dict:
     """The JSON object at ``path``, read only if it is a small regular file."""
-    from edge.paths import read_regular_file
+    from edge.io.paths import read_regular_file
 
     try:
         raw = json.loads(read_regular_file(path, MAX_META_BYTES, "metadata file").decode("utf-8"))

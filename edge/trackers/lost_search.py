@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge.trackers.contract import Capabilities, Tracker, TrackerInfo
 from edge.trackers.state import TrackResult, TrackState
 
 
@@ -19,22 +20,29 @@ class LostSearchSettings:
 
 
 class LostSearch:
-    """``tracker`` with the LOST search around it, behind the same verbs (init, update, box, label,
-    engine, meta). Trackers that cannot change their search region (OpenCV's peers) pass through."""
+    """``tracker`` with the LOST search around it, itself a ``Tracker`` (the loop's messages, the web
+    console and the bench read its ``info`` and ``box``). A tracker that does not declare
+    ``widen_search`` (OpenCV's peers) passes through unchanged."""
 
-    def __init__(self, tracker, settings: LostSearchSettings = LostSearchSettings()) -> None:
+    def __init__(self, tracker: Tracker, settings: LostSearchSettings = LostSearchSettings()) -> None:
         self.tracker = tracker
         self.settings = settings
-        self.widens = callable(getattr(tracker, "set_search_factor", None))
+        self.widens = tracker.capabilities.widen_search
         # The tracker's own search, not whatever it holds now: a tracker reused after a run that
         # ended LOST still holds a widened one.
-        self.base_search_factor = getattr(tracker, "base_search_factor", tracker.search_factor) if self.widens \
-            else None
+        self.base_search_factor = tracker.base_search_factor if self.widens else None
 
-    def __getattr__(self, name):
-        # The wrapper stands where the tracker stood (the loop's messages, the web console and the
-        # bench read label, engine, meta, box off it).
-        return getattr(self.tracker, name)
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.tracker.capabilities
+
+    @property
+    def info(self) -> TrackerInfo:
+        return self.tracker.info
+
+    @property
+    def box(self):
+        return self.tracker.box
 
     def init(self, frame, box) -> TrackResult:
         self.reset()

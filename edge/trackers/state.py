@@ -8,8 +8,17 @@ from dataclasses import dataclass
 
 
 class TrackState(str, enum.Enum):
+    """The one state vocabulary: a tracker answers TRACKING or LOST; the loop is IDLE before a target
+    is picked and after a stop. Each reads as its name in text (log lines, the wire, JSON)."""
+
+    IDLE = "IDLE"
     TRACKING = "TRACKING"
     LOST = "LOST"
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
 
 
 @dataclass(frozen=True)

@@ -73,14 +73,13 @@ class Console:
     def state(self) -> dict:
         loop = self.loop
         st = loop.stats
-        engine = getattr(loop.tracker, "engine", None)
-        meta = getattr(loop.tracker, "meta", None)
+        info = loop.tracker.info
         cam = loop.camera_model
         return {"state": loop.state, "box": list(st.box) if st.box else None, "score": round(st.score, 4),
                 "fps": round(st.fps, 2), "frame_age_ms": round(st.frame_age_ms, 1),
                 "latency_ms": round(st.latency_ms, 1), "frames": st.frames, "counters": st.counters,
                 "frame_size": [cam.width, cam.height] if cam else None,
-                "engine": getattr(engine, "name", None), "model": getattr(meta, "preset", None),
+                "engine": info.engine, "model": info.model,
                 "dry_run": loop.dry_run, "viewers": self.publisher.viewers if self.publisher else 0,
                 "command": {"yaw_dps": round(st.command.yaw_rate_dps, 3),
                             "pitch_dps": round(st.command.pitch_rate_dps, 3), "active": st.command.active}}
@@ -103,7 +102,7 @@ class Console:
         return data[-lines:]
 
     def calibration(self) -> dict:
-        from edge.safe_yaml import read_yaml
+        from edge.io.safe_yaml import read_yaml
 
         out = {"camera_calibration": self.cfg.camera.calibration or None,
                "gimbal_profile": self.cfg.control.profile or None}

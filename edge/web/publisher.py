@@ -12,7 +12,7 @@ import time
 
 import cv2
 
-from edge.overlay import draw
+from edge.trackers.overlay import draw
 
 
 class FramePublisher:

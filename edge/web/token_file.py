@@ -9,8 +9,8 @@ import re
 import secrets
 import stat
 
-from edge.atomic_file import write_atomic
 from edge.errors import ConfigError
+from edge.io.atomic_file import write_atomic
 
 log = logging.getLogger("edge.web")
 

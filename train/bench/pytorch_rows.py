@@ -17,10 +17,10 @@ import os
 import torch
 
 from edge.bench import session
+from edge.bench.engine_timing import TimedEngine, summarize, track_all
 from edge.bench.quiet import libraries_quiet
 from edge.bench.rows import Row, extra_model_rows, runtime_rows
-from edge.benchmark import TimedEngine, summarize, track_all
-from edge.tracker import Tracker
+from edge.trackers.mixformer import MixFormerTracker
 from train.bench.flops import frame_macs
 from train.bench.gemm_peak import gemm_peak_gops
 from train.bench.torch_engine import TorchEngine
@@ -47,7 +47,7 @@ class PyTorchRows:
 
         def torch_factory():
             timed = TimedEngine(TorchEngine(self.model, meta))
-            return Tracker(timed), timed
+            return MixFormerTracker(timed), timed
 
         torch.set_num_threads(threads)
         boxes, frame_s, net_s = track_all(torch_factory, clips, pace_fps=pace_fps)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from edge.engines.base import EngineOutput
-from edge.model_meta import ModelMeta
+from edge.engines.model_meta import ModelMeta
 from train.models.model import MixFormerV2
 
 

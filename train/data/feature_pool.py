@@ -15,7 +15,7 @@ Where pairs come from (labelled data is scarce offline, so most of it is made):
   between template and search, among distractor patches;
 - a share of negatives: a search region from another image (the score head learns absence).
 
-Crops use the runtime's crop (``edge.crop``), colour BGR as the stem wants.
+Crops use the runtime's crop (``edge.trackers.crop``), colour BGR as the stem wants.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 
 from edge.camera.opencv import quiet_opencv_log
-from edge.crop import crop_and_resize, crop_window
 from edge.errors import DatasetError
+from edge.trackers.crop import crop_and_resize, crop_window
 
 log = logging.getLogger("train")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from edge.camera.folder import read_rgb
-from edge.crop import crop_and_resize, crop_window
-from edge.preprocess import Normalizer
+from edge.trackers.crop import crop_and_resize, crop_window
+from edge.trackers.preprocess import Normalizer
 from train.config import DataConfig
 from train.data.sources import Video
 
@@ -190,6 +190,6 @@ def _flip(target):
 
 
 def _imagenet():
-    from edge.model_meta import ModelMeta
+    from edge.engines.model_meta import ModelMeta
 
     return Normalizer(ModelMeta(preset="train", template_size=1, search_size=1, search_factor=1.0, bins=1))

@@ -13,9 +13,9 @@ import os
 import numpy as np
 
 from edge.engines import open_engine
+from edge.engines.model_meta import INPUT_NAMES
 from edge.errors import EdgeTrackError
-from edge.model_meta import INPUT_NAMES
-from edge.tracker import Tracker
+from edge.trackers.mixformer import MixFormerTracker
 
 
 class RecordingEngine:
@@ -47,7 +47,7 @@ def record(frames, init_box, model_path: str, *, every: int = 5, max_samples: in
     """frames: iterable of RGB images; returns {input name: (N, 3, S, S) float32}."""
     base = engine or open_engine(model_path)
     recorder = RecordingEngine(base, lambda i: i % every == 0 and len(recorder.samples) < max_samples)
-    tracker = Tracker(recorder)
+    tracker = MixFormerTracker(recorder)
     first = True
     for image in frames:
         if first:

@@ -8,7 +8,7 @@ Sources:
   a later box, search region around the previous frame's box, as in tracking;
 - a video or image folder without boxes: crops around seeded random boxes (10-40 % of the frame).
 
-Crops and normalisation come from ``edge.crop`` and ``edge.preprocess``: the same code the
+Crops and normalisation come from ``edge.trackers.crop`` and ``edge.trackers.preprocess``: the same code the
 runtime runs, so the activation ranges are measured on exactly the runtime's input distribution.
 """
 
@@ -20,11 +20,11 @@ import numpy as np
 
 from edge.camera import open_source
 from edge.camera.folder import read_rgb
-from edge.crop import sample_target
+from edge.engines.model_meta import INPUT_NAMES, ModelMeta
 from edge.errors import ConfigError, DatasetError, EdgeTrackError, SourceError
 from edge.evaluation.datasets import find_sequences
-from edge.model_meta import INPUT_NAMES, ModelMeta
-from edge.preprocess import Normalizer
+from edge.trackers.crop import sample_target
+from edge.trackers.preprocess import Normalizer
 
 
 def _crop(meta: ModelMeta, normalize, frame, box, template: bool) -> np.ndarray:

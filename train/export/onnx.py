@@ -23,10 +23,17 @@ import torch
 import torch.nn as nn
 
 import edge
-from edge.atomic_file import atomic_paths
+from edge.engines.model_meta import (
+    INPUT_NAMES,
+    KV_NAME,
+    OUTPUT_NAMES,
+    STEP_INPUT_NAMES,
+    ModelMeta,
+    holds_box_by_default,
+)
 from edge.engines.onnx import open_session
 from edge.errors import ModelError
-from edge.model_meta import INPUT_NAMES, KV_NAME, OUTPUT_NAMES, STEP_INPUT_NAMES, ModelMeta, holds_box_by_default
+from edge.io.atomic_file import atomic_paths
 from train.export.onnx_files import set_meta, step_path_for
 from train.models.model import MixFormerV2
 

@@ -7,8 +7,8 @@ import tempfile
 
 import onnx
 
+from edge.engines.model_meta import METADATA_KEY, ModelMeta, step_path_for  # noqa: F401 (re-export)
 from edge.errors import ModelError
-from edge.model_meta import METADATA_KEY, ModelMeta, step_path_for  # noqa: F401 (re-export)
 
 
 def load_with_meta(path: str) -> tuple[onnx.ModelProto, ModelMeta]:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import onnx
 
+from edge.engines.model_meta import KV_NAME, ModelMeta, step_path_for
 from edge.engines.onnx import open_session
 from edge.errors import ConfigError, ModelError
-from edge.model_meta import KV_NAME, ModelMeta, step_path_for
 from train.export.onnx_files import load_with_meta, save_together, set_meta
 
 QUANTIZED_OPS = ["MatMul", "Gemm", "Conv"]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from edge.engines.model_meta import METADATA_KEY
 from edge.errors import ConfigError, ModelError
-from edge.model_meta import METADATA_KEY
 from train.export.onnx import BOX_TOLERANCE, ContractWithCache, SearchStep, model_meta, random_inputs, stack_kv
 from train.models.model import MixFormerV2
 

@@ -33,11 +33,12 @@ from edge.evaluation.metrics import TRACKED_IOU as TRACKED
 from edge.evaluation.metrics import LostCounts, lost_counts, score_sequence
 from edge.evaluation.metrics import iou as overlaps
 from edge.evaluation.segments import temporal_segments
-from edge.nanotrack import NanoTracker, NanoTrackModel
-from edge.tracker import TrackState
 from edge.trackers.catalog import LOST_ON_FAILED_MIN, LOST_ON_TRACKED_MAX
 from edge.trackers.confidence import LogitConfidence, NanoTrackMeta
 from edge.trackers.lost_search import LostSearch
+from edge.trackers.nanotrack import NanoTracker
+from edge.trackers.nanotrack_model import NanoTrackModel
+from edge.trackers.state import TrackState
 
 STARTS = 2
 # A scan crop away from the box takes the target only at this confidence or above: an even bet at

@@ -22,8 +22,8 @@ import onnx
 import torch
 from onnx import numpy_helper
 
+from edge.engines.model_meta import METADATA_KEY, ModelMeta
 from edge.errors import ModelError
-from edge.model_meta import METADATA_KEY, ModelMeta
 from train.models.model import MixFormerV2, build_model
 from train.models.presets import get_preset
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from edge.errors import SourceError
-from edge.paths import check_regular_file, check_writable_file
+from edge.io.paths import check_regular_file, check_writable_file
 
 # Containers OpenCV's FFmpeg writer opens with the codecs chosen below (MJPG in .avi, mp4v else).
 SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".m4v")

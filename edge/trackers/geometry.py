@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from edge.crop import CropWindow
+from edge.trackers.crop import CropWindow
 
 # The official tracker keeps every box at least this many pixels wide/high and inside the frame.
 CLIP_MARGIN_PX = 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import cv2
 
-from edge.tracker import TrackResult, TrackState
+from edge.trackers.state import TrackResult, TrackState
 
 
 def draw(frame_rgb, result: TrackResult | None = None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.model_meta import ModelMeta
+from edge.engines.model_meta import ModelMeta
 
 
 class Normalizer:

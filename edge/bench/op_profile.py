@@ -89,8 +89,8 @@ def profile_engine_graph(model_path: str, template: np.ndarray, online_template:
     template K/V computed once, as the engine does), else the full graph."""
     import onnxruntime as ort
 
+    from edge.engines.model_meta import KV_NAME, step_path_for
     from edge.engines.onnx import read_meta, session_options
-    from edge.model_meta import KV_NAME, step_path_for
 
     contract = ort.InferenceSession(model_path, sess_options=session_options(threads),
                                     providers=["CPUExecutionProvider"])

@@ -3,10 +3,10 @@
 ``edge-track bench`` starts one of these per engine, so each row's peak RSS is that engine's
 alone. Usable by hand too::
 
-    python -m edge.benchmark --model m.onnx --sequences DIR --threads 2 --out result.json
+    python -m edge.bench.engine_timing --model m.onnx --sequences DIR --threads 2 --out result.json
 
 Per frame it records the network time (``Engine.run`` alone) and the whole-frame time
-(``Tracker.update``: crop + normalise + engine + back-projection), and the boxes, for the
+(``MixFormerTracker.update``: crop + normalise + engine + back-projection), and the boxes, for the
 accuracy comparison made by the caller. ``--peer nanotrack`` measures OpenCV's NanoTrack on the
 same frames instead (whole-frame time only: OpenCV does not expose its network call).
 ``--profile`` adds onnxruntime's per-operator profile of the per-frame graph, run on the search
@@ -30,7 +30,7 @@ from edge.camera.folder import read_rgb
 from edge.engines import ENGINES, open_engine
 from edge.errors import EdgeTrackError
 from edge.evaluation.datasets import find_sequences
-from edge.tracker import Tracker
+from edge.trackers.mixformer import MixFormerTracker
 
 
 def peak_rss_mb() -> float:
@@ -179,7 +179,7 @@ class _Untimed:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m edge.benchmark", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m edge.bench.engine_timing", description=__doc__.splitlines()[0])
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--model")
     what.add_argument("--peer", choices=["nanotrack", "nanotrack-upstream", "kcf", "csrt", "vittrack",
@@ -221,7 +221,7 @@ def main(argv=None) -> int:
                                vittrack_model=args.vittrack_model), _Untimed()
         timed = TimedEngine(open_engine(args.model, args.engine, **kwargs), keep_inputs=keep)
         made.append(timed)
-        return Tracker(timed), timed
+        return MixFormerTracker(timed), timed
 
     try:
         boxes, frame_s, network_s = track_all(factory, clips, pace_fps=args.pace)
@@ -230,7 +230,7 @@ def main(argv=None) -> int:
         return 2
     result = summarize(frame_s, network_s)
     if args.profile and made and args.engine == "onnxruntime" and made[0].searches:
-        from edge.op_profile import profile_engine_graph
+        from edge.bench.op_profile import profile_engine_graph
 
         timed = made[0]
         result["profile"] = profile_engine_graph(args.model, *timed.templates, timed.searches, args.threads)

@@ -1,6 +1,6 @@
 """The MixFormerV2 online tracking loop (spec section 4) in numpy, with an injected engine.
 
-    tracker = Tracker(engine)
+    tracker = MixFormerTracker(engine)
     tracker.init(frame_rgb, (x, y, w, h))
     result = tracker.update(frame_rgb)
 
@@ -19,14 +19,15 @@ import math
 
 import numpy as np
 
-from edge.crop import sample_target
 from edge.engines.base import Engine
 from edge.errors import ConfigError
-from edge.geometry import clip_box, is_finite_box, map_box_back
-from edge.preprocess import Normalizer
+from edge.trackers.contract import Capabilities, TrackerInfo, checked_search_factor
+from edge.trackers.crop import sample_target
+from edge.trackers.geometry import clip_box, is_finite_box, map_box_back
+from edge.trackers.preprocess import Normalizer
 from edge.trackers.state import LostStreak, TrackResult, TrackState
 
-__all__ = ["Tracker", "TrackResult", "TrackState", "sigmoid"]
+__all__ = ["MixFormerTracker", "sigmoid"]
 
 
 def sigmoid(x: float) -> float:
@@ -44,8 +45,8 @@ def _smooth_size(new, old, rate: float):
     return (cx - w / 2, cy - h / 2, w, h)
 
 
-class Tracker:
-    """Single-object tracker around an ``Engine``.
+class MixFormerTracker:
+    """Single-object tracker around an ``Engine`` (an ``edge.trackers.contract.Tracker``).
 
     Args:
         engine: anything implementing ``edge.engines.base.Engine``; its ``meta`` gives every size,
@@ -54,6 +55,8 @@ class Tracker:
         search_factor, update_interval, lost_score_threshold, lost_frames, size_update_rate,
         hold_low_score_box: overrides of the model's metadata.
     """
+
+    capabilities = Capabilities(widen_search=True, template_update=True)
 
     def __init__(self, engine: Engine, *, frame_color_order: str = "RGB",
                  search_factor: float | None = None, update_interval: int | None = None,
@@ -101,7 +104,7 @@ class Tracker:
     def update(self, frame: np.ndarray) -> TrackResult:
         """Track the target into ``frame``; returns the new box, score and state."""
         if self._box is None:
-            raise RuntimeError("Tracker.update() called before init()")
+            raise RuntimeError("MixFormerTracker.update() called before init()")
         self._frame_id += 1
         meta = self.meta
         patch, window = sample_target(frame, self._box, meta.search_factor, meta.search_size)
@@ -128,9 +131,8 @@ class Tracker:
         return TrackResult(box=self._box, score=score, state=self._state, frame_id=self._frame_id)
 
     @property
-    def label(self) -> str:
-        """What the service's messages call this tracker."""
-        return f"MixFormerV2-{self.meta.preset}"
+    def info(self) -> TrackerInfo:
+        return TrackerInfo(f"MixFormerV2-{self.meta.preset}", self.meta.preset, self.engine.name, self.meta.precision)
 
     @property
     def box(self):
@@ -142,9 +144,7 @@ class Tracker:
 
     def set_search_factor(self, factor: float) -> None:
         """Change the search region (the runtime widens it step by step while LOST)."""
-        if not (math.isfinite(factor) and factor > 0):
-            raise ConfigError(f"search factor must be a positive number, got {factor!r}")
-        self.meta = self.meta.replace(search_factor=float(factor))
+        self.meta = self.meta.replace(search_factor=checked_search_factor(factor))
 
     # -- internals ------------------------------------------------------------------------
     def _template_at(self, frame: np.ndarray, box) -> np.ndarray:

@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 
 from edge.errors import ConfigError
-from edge.tracker import TrackResult, TrackState
-from edge.trackers.state import LostStreak
+from edge.trackers.contract import Capabilities, TrackerInfo, checked_search_factor
+from edge.trackers.state import LostStreak, TrackResult, TrackState
 
 INPUTS = {"template": [1, 3, 128, 128], "search": [1, 3, 256, 256]}
 OUTPUTS = {"output1": [1, 1, 16, 16], "output2": [1, 2, 16, 16], "output3": [1, 2, 16, 16]}
@@ -44,7 +44,7 @@ LARGE_CROP = 2048                          # px: a widened search square above t
 
 @dataclass(frozen=True)
 class VitTrackInfo:
-    """What the runtime reads off a tracker for its messages and warm-up (as ``Tracker.meta``)."""
+    """What the runtime reads off a tracker for its messages and warm-up (as ``MixFormerTracker.meta``)."""
 
     preset: str
     search_size: int
@@ -127,13 +127,15 @@ def hanning_window(size: int = MAP) -> np.ndarray:
 
 
 class VitTracker:
-    """VitTrack behind the same verbs as ``edge.tracker.Tracker``: init, update, box,
-    search_factor / set_search_factor (the device loop widens the search while LOST), with
+    """VitTrack as an ``edge.trackers.contract.Tracker`` that declares ``widen_search`` (the device
+    loop widens its search while LOST), with
     TRACKING / LOST from ``lost_score_threshold`` held for ``lost_frames`` frames.
 
     The defaults are OpenCV's own "not ok" (one frame below 0.20): on the validation split, from
     each first frame, that is LOST on 57 % of the frames where the box has failed (IoU < 0.1) and
     on 0.1 % of those where it tracks (IoU > 0.5); three frames in a row: 40 % and 0 %."""
+
+    capabilities = Capabilities(widen_search=True)
 
     def __init__(self, model: VitTrackModel, *, frame_color_order: str = "RGB", input_order: str = "BGR",
                  lost_score_threshold: float = HOLD_THRESHOLD, lost_frames: int = 1) -> None:
@@ -150,8 +152,9 @@ class VitTracker:
         self._rect = None
 
     @property
-    def label(self) -> str:
-        return "VitTrack" if self.input_order == "BGR" else "VitTrack (RGB input)"
+    def info(self) -> TrackerInfo:
+        label = "VitTrack" if self.input_order == "BGR" else "VitTrack (RGB input)"
+        return TrackerInfo(label, self.meta.preset, self.engine.name)
 
     @property
     def box(self):
@@ -162,10 +165,13 @@ class VitTracker:
         """Search side over sqrt(w * h) of the box (4 in OpenCV)."""
         return self._factor
 
+    @property
+    def base_search_factor(self) -> float:
+        """OpenCV's search; the LOST search widens from it and comes back to it."""
+        return float(SEARCH_FACTOR)
+
     def set_search_factor(self, factor: float) -> None:
-        if not (math.isfinite(factor) and factor > 0):
-            raise ConfigError(f"search factor must be a positive number, got {factor!r}")
-        self._factor = float(factor)
+        self._factor = checked_search_factor(factor)
 
     def _blob(self, frame: np.ndarray, factor: float, size: int) -> tuple[np.ndarray, int]:
         crop, side = crop_square(frame, self._rect, factor, size)

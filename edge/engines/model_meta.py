@@ -5,7 +5,7 @@ JSON. The runtime reads crop factors, input sizes, normalisation, bins and thres
 from nowhere else, so a model converted from another checkpoint or preset just works.
 
 The defaults below are the official MixFormerV2 tracking settings (spec sections 3 and 4); the
-presets in ``train/presets.py`` override the per-model ones (sizes, search factor, interval).
+presets in ``train/models/presets.py`` override the per-model ones (sizes, search factor, interval).
 """
 
 from __future__ import annotations
