@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 
@@ -83,3 +84,18 @@ def s_model(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("models") / "s.onnx")
     report = export_onnx(model, path)
     return model, path, report
+
+
+@pytest.fixture
+def records():
+    """Edge's log records during the test (support.logs.Records)."""
+    from support.logs import Records
+
+    handler = Records()
+    logger = logging.getLogger("edge")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)

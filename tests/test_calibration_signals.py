@@ -3,18 +3,14 @@ head on a pty keeps its last speed otherwise) and exits 128 + n, writing no prof
 
 import json
 import signal
-import subprocess
-import time
 
 import pytest
-from test_runtime import edge_track_cmd, write_video
+from support.gimbal_frames import frames7
+from support.media import write_video
+from support.processes import Child, edge_track_cmd
+from support.seams import Pty
 
 from edge.gimbal.protocols import pelco_d
-from test_outputs import Pty
-
-
-def frames(data):
-    return [data[i:i + 7] for i in range(0, len(data), 7)]
 
 
 @pytest.mark.parametrize("step,signame", [("gimbal", "SIGTERM"), ("gimbal", "SIGHUP"), ("gimbal", "SIGINT"),
@@ -30,26 +26,23 @@ def test_a_stop_signal_mid_calibration_stops_the_head_and_exits_128_plus_n(tmp_p
         "tracking": {"lost_score": 0.0},       # the target always counts as tracked: the step moves the head
         "outputs": [{"type": "pelco_d", "port": pelco.link, "address": 1}]}))
     profile = tmp_path / "gimbal.yaml"
-    proc = subprocess.Popen(edge_track_cmd() + ["calibrate", step, "--config", str(cfg), "--profile", str(profile),
-                                                "--init", ",".join(f"{v:g}" for v in gt[0])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    data = b""
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not any(f != pelco_d.stop(1) for f in frames(data)):
-            assert proc.poll() is None, proc.communicate()
-            data += pelco.read(0.01)
-        assert any(f != pelco_d.stop(1) for f in frames(data)), data   # the head is turning now
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    data += pelco.read(0.3)
+    received = [b""]
+
+    def turning():
+        return any(f != pelco_d.stop(1) for f in frames7(received[0]))
+
+    def read():
+        received[0] += pelco.read(0.01)
+
+    with Child(edge_track_cmd() + ["calibrate", step, "--config", str(cfg), "--profile", str(profile),
+                                   "--init", ",".join(f"{v:g}" for v in gt[0])]) as child:
+        assert child.wait_until(turning, step=read), received[0]   # the head is turning now
+        assert child.stop(sig, guard_s=30), child.err
+    data = received[0] + pelco.read(0.3)
     pelco.close()
-    assert frames(data)[-1] == pelco_d.stop(1), (frames(data)[-3:], err)
-    assert proc.returncode == 128 + sig, (proc.returncode, err)
+    err = child.err
+    assert frames7(data)[-1] == pelco_d.stop(1), (frames7(data)[-3:], err)
+    assert child.returncode == 128 + sig, (child.returncode, err)
     assert "Traceback" not in err, err
     assert not profile.exists()
     if sig == signal.SIGINT:

@@ -2,10 +2,10 @@
 
 import argparse
 import signal
-import subprocess
 
 import pytest
-from test_runtime import edge_track_cmd, write_video
+from support.media import write_video
+from support.processes import Child, edge_track_cmd
 
 from edge.cli.main import build_parser
 
@@ -30,19 +30,8 @@ def test_the_desk_log_names_the_flag_the_target_came_from(tmp_path, tiny_model_p
     video = str(tmp_path / "clip.avi")
     gt = write_video(video, n=120)
     target = ",".join(f"{v:g}" for v in gt[0]) if flag == "--init" else "center:60x60"
-    proc = subprocess.Popen(edge_track_cmd() + ["--camera", video, "--model", tiny_model_path, flag, target],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = []
-    try:
-        for line in proc.stderr:
-            seen.append(line)
-            if "tracking target" in line:
-                break
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    started = [line for line in seen if "tracking target" in line]
-    assert started and started[0].rstrip().endswith(f"({flag})"), "".join(seen)
+    with Child(edge_track_cmd() + ["--camera", video, "--model", tiny_model_path, flag, target]) as child:
+        child.wait_for_line("tracking target")
+        child.stop(signal.SIGTERM)
+    started = [line for line in child.seen if "tracking target" in line]
+    assert started and started[0].rstrip().endswith(f"({flag})"), "".join(child.seen)

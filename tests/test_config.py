@@ -218,7 +218,7 @@ def test_the_outputs_do_not_import_the_device_schema():
     # The device schema reads the outputs' registry (each type's settings); an arrow back from an
     # output to edge.config closed a circle through them (#25). The outputs build their settings
     # with the framework (edge.schema) alone.
-    from test_import_layers import import_graph
+    from support.imports import import_graph
 
     back = [f"{module}:{line} imports {name}" for module, imported in import_graph().items()
             if module == "edge.outputs" or module.startswith("edge.outputs.")

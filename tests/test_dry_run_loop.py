@@ -3,7 +3,7 @@ head, and a dry run switched on from another thread always sends its stop."""
 
 import threading
 
-from test_runtime import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
+from support.loop_fakes import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
 
 from edge.config import load_config
 from edge.runtime.loop import TrackingLoop

@@ -4,8 +4,9 @@ for SimpleBGC, pymavlink on UDP loopback, the SMBus seam for the PCA9685, gpioze
 import math
 
 import pytest
-from test_mavlink_commands import free_udp_port
-from test_output_reconnect import FlakySMBus, sbgc_frames
+from support.gimbal_frames import sbgc_frames
+from support.loop_fakes import FixedTracker, FrameList
+from support.seams import FlakySMBus, Pty, free_udp_port
 
 from edge.config import ControlConfig, load_config
 from edge.gimbal.protocols.simplebgc import MODE_SPEED
@@ -15,7 +16,6 @@ from edge.outputs.pelco import PelcoDConfig
 from edge.outputs.pwm import PwmConfig
 from edge.outputs.simplebgc import SimpleBGCConfig
 from edge.target import TargetRequest
-from test_outputs import Pty, _FixedTracker, _FrameList
 
 pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
 mavutil = pytest.importorskip("pymavlink.mavutil")
@@ -45,7 +45,7 @@ def test_recentre_in_a_dry_run_moves_no_head(tmp_path):
         clock[0] += 0.1
         return clock[0]
 
-    loop = TrackingLoop(tracker=_FixedTracker(), grabber=_FrameList(40), outputs=outputs, config=load_config({}),
+    loop = TrackingLoop(tracker=FixedTracker(), grabber=FrameList(40), outputs=outputs, config=load_config({}),
                         clock=tick, initial_target=TargetRequest(box=(300, 200, 40, 40)))
     for _ in range(10):                           # tracking a target right of centre: the heads turn
         loop.step()
@@ -77,7 +77,7 @@ def test_recentre_in_a_dry_run_moves_no_head(tmp_path):
     pty.close()
 
 
-class PausingFrames(_FrameList):
+class PausingFrames(FrameList):
     """Frames, then none for a while (a camera hiccup shorter than frame_timeout_s), never finished."""
 
     def __init__(self, n):
@@ -89,7 +89,7 @@ class PausingFrames(_FrameList):
 
 
 def test_dry_run_turned_on_between_frames_holds_the_head_at_once(tmp_path):
-    from test_output_reconnect import frames7
+    from support.gimbal_frames import frames7
 
     from edge.gimbal.protocols import pelco_d
     from edge.outputs.pelco import PelcoDOutput
@@ -104,7 +104,7 @@ def test_dry_run_turned_on_between_frames_holds_the_head_at_once(tmp_path):
         return clock[0]
 
     grabber = PausingFrames(40)
-    loop = TrackingLoop(tracker=_FixedTracker(), grabber=grabber, outputs=[out], config=load_config({}), clock=tick,
+    loop = TrackingLoop(tracker=FixedTracker(), grabber=grabber, outputs=[out], config=load_config({}), clock=tick,
                         initial_target=TargetRequest(box=(300, 200, 40, 40)))
     for _ in range(10):
         loop.step()

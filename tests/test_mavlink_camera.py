@@ -15,7 +15,7 @@ from edge.outputs.mavlink import MavlinkConfig
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
 
-from test_mavlink_commands import free_udp_port  # noqa: E402
+from support.seams import free_udp_port  # noqa: E402
 
 CAMERA = 100
 MSG_CAMERA_INFORMATION = 259

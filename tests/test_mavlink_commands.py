@@ -5,18 +5,11 @@ import socket
 import time
 
 import pytest
+from support.seams import free_udp_port
 
 from edge.outputs.mavlink import MavlinkConfig
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from test_import_layers import import_graph
+from support.imports import import_graph
 
 REPO = Path(__file__).resolve().parent.parent
 

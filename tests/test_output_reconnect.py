@@ -3,6 +3,8 @@ counts as delivered: pty pairs for the serial heads, pymavlink on a pty for MAVL
 the PCA9685."""
 
 import pytest
+from support.gimbal_frames import frames7, mavlink_messages, sbgc_frames, update
+from support.seams import FlakySMBus, Pty
 
 from edge.config import ControlConfig
 from edge.gimbal.protocols import pelco_d
@@ -12,7 +14,6 @@ from edge.outputs.pca9685 import Pca9685Config
 from edge.outputs.pelco import PelcoDConfig
 from edge.outputs.pwm import PwmConfig
 from edge.outputs.simplebgc import SimpleBGCConfig
-from test_outputs import Pty, update
 
 pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
 
@@ -21,10 +22,6 @@ def serial_link(pty, clock):
     from edge.outputs.transport import SerialLink
 
     return SerialLink(pty.link, 115200, backoff_initial_s=0.1, clock=lambda: clock[0])
-
-
-def frames7(data: bytes) -> list[bytes]:
-    return [data[i:i + 7] for i in range(0, len(data), 7)]
 
 
 def test_pelco_stop_asked_for_while_unplugged_reaches_the_head_when_it_is_back(tmp_path):
@@ -88,27 +85,6 @@ def test_box_stream_heartbeat_that_failed_does_not_count_as_sent(tmp_path):
     pty2.close()
 
 
-def sbgc_frames(data: bytes):
-    """(modes, (roll, pitch, yaw) speeds in deg/s, (roll, pitch, yaw) angles in deg) per CMD_CONTROL frame
-    (the CMD_CONTROL_CONFIG written on each port opened is left out: test_simplebgc_control_config)."""
-    import struct
-
-    from edge.gimbal.protocols import simplebgc
-
-    out = []
-    while data:
-        size = 6 + data[2]
-        cmd, payload = simplebgc.parse_v2(data[:size])
-        data = data[size:]
-        if cmd == simplebgc.CMD_CONTROL_CONFIG:
-            continue
-        assert cmd == simplebgc.CMD_CONTROL
-        v = struct.unpack("<BBBhhhhhh", payload)
-        out.append((v[:3], tuple(round(s * simplebgc.SPEED_UNIT_DPS, 1) for s in v[3::2]),
-                    tuple(round(a * simplebgc.ANGLE_UNIT_DEG, 1) for a in v[4::2])))
-    return out
-
-
 def test_simplebgc_recentre_asked_for_while_unplugged_is_what_the_head_gets_back(tmp_path):
     from edge.gimbal.protocols.simplebgc import MODE_ANGLE
     from edge.outputs.simplebgc import SimpleBGCOutput
@@ -161,14 +137,6 @@ def test_simplebgc_angle_mode_resumes_from_the_last_delivered_set_point(tmp_path
     pty2.close()
 
 
-def mavlink_messages(pty, wait=0.3):
-    from pymavlink.dialects.v20 import common
-
-    parser = common.MAVLink(None)
-    parser.robust_parsing = True
-    return [m for m in parser.parse_buffer(pty.read(wait)) or [] if m.get_type() != "BAD_DATA"]
-
-
 @pytest.mark.parametrize("lost", ["stop", "recenter"])
 def test_mavlink_stop_or_recentre_lost_with_the_link_reaches_the_gimbal_when_it_is_back(tmp_path, lost):
     import math
@@ -199,27 +167,6 @@ def test_mavlink_stop_or_recentre_lost_with_the_link_reaches_the_gimbal_when_it_
         assert (got.yaw, got.pitch) == (0.0, 0.0) and math.isnan(got.yaw_rate) and math.isnan(got.pitch_rate)
     out.close()
     pty2.close()
-
-
-class FlakySMBus:
-    """smbus2's SMBus seam: writes recorded; while ``unplugged`` every write fails as an unpowered board does."""
-
-    def __init__(self, unplugged=False):
-        self.writes, self.unplugged, self.closed = [], unplugged, False
-
-    def _record(self, entry):
-        if self.unplugged:
-            raise OSError(121, "Remote I/O error")
-        self.writes.append(entry)
-
-    def write_byte_data(self, addr, reg, value):
-        self._record((addr, reg, value))
-
-    def write_i2c_block_data(self, addr, reg, data):
-        self._record((addr, reg, list(data)))
-
-    def close(self):
-        self.closed = True
 
 
 def pulse(deg):

@@ -1,15 +1,15 @@
 """Outputs through the real libraries' seams: pty pairs, pymavlink over UDP loopback, MockFactory."""
 
 import os
-import socket
 import time
 
 import pytest
+from support.gimbal_frames import sbgc_split, update
+from support.loop_fakes import FixedTracker, FrameList
+from support.seams import Pty, free_udp_port
 
 from edge.config import ControlConfig
-from edge.control.command import GimbalCommand
 from edge.gimbal.protocols import boxproto, pelco_d, simplebgc
-from edge.outputs.base import ControlUpdate
 from edge.outputs.box_stream import BoxStreamConfig
 from edge.outputs.mavlink import MavlinkConfig
 from edge.outputs.pca9685 import Pca9685Config
@@ -18,43 +18,6 @@ from edge.outputs.pwm import PwmConfig
 from edge.outputs.simplebgc import SimpleBGCConfig
 
 serial = pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
-
-
-class Pty:
-    """A pseudo-terminal pair; the output opens the slave by name, the test reads the master."""
-
-    def __init__(self, tmp_path, name="tty"):
-        self.master, slave = os.openpty()
-        self.slave_name = os.ttyname(slave)
-        os.close(slave)
-        self.link = str(tmp_path / name)
-        os.symlink(self.slave_name, self.link)
-        os.set_blocking(self.master, False)
-
-    def read(self, wait=0.2) -> bytes:
-        deadline, data = time.monotonic() + wait, b""
-        while time.monotonic() < deadline:
-            try:
-                chunk = os.read(self.master, 4096)
-            except BlockingIOError:
-                time.sleep(0.01)
-                continue
-            except OSError:           # EIO: the slave side is closed and everything was read
-                break
-            data += chunk
-        return data
-
-    def write(self, data: bytes) -> None:
-        os.write(self.master, data)
-
-    def close(self):
-        os.close(self.master)
-        os.remove(self.link)
-
-
-def update(seq=0, state="TRACKING", yaw=10.0, pitch=-5.0, active=True, box=(300, 200, 40, 80)):
-    return ControlUpdate(seq=seq, t_ms=1000 + seq * 33, state=state, box=box, score=0.9, frame_size=(640, 480),
-                         command=GimbalCommand(yaw, pitch, active))
 
 
 def test_box_stream_frames_heartbeat_and_stop(tmp_path):
@@ -86,16 +49,6 @@ def test_box_stream_receives_target_commands(tmp_path):
     assert pty.read().startswith(b"$EDTRK,0,TRACKING,300,200,40,80,")
     out.close()
     pty.close()
-
-
-def sbgc_split(data: bytes):
-    """(command, payload) of each SimpleBGC v2 frame in ``data``."""
-    out = []
-    while data:
-        size = 6 + data[2]
-        out.append(simplebgc.parse_v2(data[:size]))
-        data = data[size:]
-    return out
 
 
 def test_serial_port_that_vanishes_is_reopened(tmp_path):
@@ -139,14 +92,6 @@ def test_pelco_sends_changes_and_an_explicit_stop(tmp_path):
     pty.close()
 
 
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_mavlink_rates_heartbeat_and_ground_station_commands():
     from edge.outputs.mavlink import DIALECT, MAV_CMD_CAMERA_TRACK_RECTANGLE, MavlinkGimbalOutput
 
@@ -185,17 +130,24 @@ def test_mavlink_rates_heartbeat_and_ground_station_commands():
     ground.close()
 
 
-def test_mavlink_silent_link_never_blocks():
-    pytest.importorskip("pymavlink.mavutil")
+def test_mavlink_silent_link_never_blocks(monkeypatch):
+    mavutil = pytest.importorskip("pymavlink.mavutil")
     from edge.outputs.mavlink import MavlinkGimbalOutput
 
+    reads, real = [], mavutil.mavfile.recv_match
+
+    def recv_match(self, *args, **kwargs):
+        reads.append((args, kwargs))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(mavutil.mavfile, "recv_match", recv_match)
     out = MavlinkGimbalOutput(MavlinkConfig(port=f"udpout:127.0.0.1:{free_udp_port()}"))
-    start = time.monotonic()
     for i in range(50):
         out.send(update(i))
         assert out.poll() == []
     out.close()
-    assert time.monotonic() - start < 2.0
+    # Each poll read once, asking only for what had already arrived: none waited on the silent link.
+    assert len(reads) == 50 and all(args == () and kw == {"blocking": False} for args, kw in reads), reads[:3]
 
 
 def test_pwm_servos_with_mock_pins():
@@ -279,41 +231,6 @@ def test_box_stream_takes_the_next_command_after_line_noise(tmp_path):
     pty.close()
 
 
-class _FixedTracker:
-    """A tracker that always sees the target right of centre: any sent command would move the head."""
-
-    search_factor = 4.0
-
-    def set_search_factor(self, f):
-        self.search_factor = f
-
-    def init(self, frame, box):
-        pass
-
-    def update(self, frame):
-        from edge.tracker import TrackResult, TrackState
-
-        return TrackResult((500, 200, 40, 40), 0.9, TrackState.TRACKING, 0)
-
-
-class _FrameList:
-    def __init__(self, n):
-        import numpy as np
-
-        self.frames, self.finished, self.dropped = [np.zeros((480, 640, 3), np.uint8)] * n, False, 0
-
-    def get(self, timeout):
-        from edge.camera.base import Frame
-
-        if not self.frames:
-            self.finished = True
-            return None
-        return Frame(self.frames.pop(), time.monotonic_ns(), 0)
-
-    def stop(self):
-        pass
-
-
 def test_dry_run_keeps_the_box_stream_heartbeat_and_sends_no_box(tmp_path):
     import threading
 
@@ -329,7 +246,7 @@ def test_dry_run_keeps_the_box_stream_heartbeat_and_sends_no_box(tmp_path):
         clock[0] += 0.1
         return clock[0]
 
-    loop = TrackingLoop(tracker=_FixedTracker(), grabber=_FrameList(30), outputs=[out], config=load_config({}),
+    loop = TrackingLoop(tracker=FixedTracker(), grabber=FrameList(30), outputs=[out], config=load_config({}),
                         clock=tick, initial_target=TargetRequest(box=(300, 200, 40, 40)))
     loop.set_dry_run(True)
     loop.run(threading.Event())

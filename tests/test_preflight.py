@@ -10,7 +10,8 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from test_runtime import edge_track_cmd, write_video
+from support.media import write_video
+from support.processes import edge_track_cmd
 
 from edge.cli.main import main
 

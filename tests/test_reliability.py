@@ -6,41 +6,23 @@ import errno
 import json
 import logging
 import os
+import signal
 import threading
 import time
 import urllib.request
 
 import pytest
-from test_runtime import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
-from test_runtime_faults import FillingDisk, Records, whole_json_lines
+from support.disk import FillingDisk, whole_json_lines
+from support.gimbal_frames import sbgc_split
+from support.loop_fakes import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
+from support.seams import free_tcp_port
+from support.waiting import run_in_thread
 
 from edge.config import load_config
 from edge.errors import ConfigError
 from edge.runtime.loop import TRACK_LOG_QUEUE, TrackingLoop
 from edge.runtime.telemetry import CHECK_PATH_S, TrackLog
 from edge.target import TargetRequest
-
-
-@pytest.fixture
-def records():
-    handler = Records()
-    logger = logging.getLogger("edge")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
-
-
-def run_in_thread(fn, timeout=30.0):
-    """fn() on a daemon thread; True when it returned within ``timeout`` (a hang fails the test
-    instead of hanging it)."""
-    thread = threading.Thread(target=fn, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return not thread.is_alive()
-
 
 # -- the track log: a FIFO put at its path, a hung disk, copytruncate ------------------------------
 
@@ -235,7 +217,7 @@ def test_a_stop_is_never_held_back_by_the_init_limit():
 def test_sixteen_local_clients_flooding_select_do_not_stop_the_frames(tmp_path):
     """16 clients POST /api/select as fast as they can on 127.0.0.1: frames, commands and the
     track log go on, and the tracker is initialised at most every other frame."""
-    from test_web import FollowingTracker, LiveGrabber
+    from support.loop_fakes import FollowingTracker, LiveGrabber
 
     from edge.web.server import ConsoleServer
 
@@ -302,10 +284,12 @@ def test_a_serial_device_that_stops_reading_never_makes_a_write_wait(tmp_path, r
     that took nothing for STUCK_S is reported once and reopened; when the device reads again the
     newest command is what it gets last."""
     pytest.importorskip("serial")
+    from support.gimbal_frames import update
+    from support.seams import Pty
+
     from edge.gimbal.protocols import pelco_d
     from edge.outputs.pelco import PelcoDConfig, PelcoDOutput
     from edge.outputs.transport import STUCK_S, SerialLink
-    from test_outputs import Pty, update
 
     pty, clock = Pty(tmp_path), [0.0]
     link = SerialLink(pty.link, 9600, clock=lambda: clock[0])
@@ -542,37 +526,23 @@ def test_a_looped_file_that_no_longer_opens_is_a_failure_with_its_reason():
 
 
 def test_run_on_a_looped_mp4_truncated_mid_run_exits_non_zero_with_a_reason(tmp_path, tiny_model_path):
-    import subprocess
-
-    import cv2
-    from test_runtime import edge_track_cmd, make_clip_frames
+    from support.media import write_video
+    from support.processes import Child, edge_track_cmd
 
     video = tmp_path / "clip.mp4"
-    frames, gt = make_clip_frames(30, size=(320, 240))
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30, (320, 240))
-    for f in frames:
-        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    writer.release()
+    gt = write_video(str(video), n=30, fourcc="mp4v")
     log_path = tmp_path / "track.jsonl"
     cfg = tmp_path / "device.yaml"
     cfg.write_text(json.dumps({"camera": {"source": str(video), "loop_file": True},
                                "model": {"path": tiny_model_path},
                                "tracking": {"init": ",".join(f"{v:g}" for v in gt[0])},
                                "telemetry": {"track_log": str(log_path)}}))
-    proc = subprocess.Popen(edge_track_cmd() + ["run", "--config", str(cfg)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not (log_path.exists() and log_path.stat().st_size > 0):
-            assert proc.poll() is None, proc.communicate()[1]
-            time.sleep(0.05)
+    with Child(edge_track_cmd() + ["run", "--config", str(cfg)]) as child:
+        child.wait_until(lambda: log_path.exists() and log_path.stat().st_size > 0)
         os.truncate(video, video.stat().st_size // 2)    # cut short mid-run: the next pass cannot open it
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode != 0, err
+        assert child.finish(guard_s=60), child.err
+    err = child.err
+    assert child.returncode != 0, err
     assert err.splitlines()[-1].startswith("edge-track: error: camera.source"), err
     assert "ended unexpectedly" in err.splitlines()[-1] and "Traceback" not in err, err
 
@@ -599,36 +569,17 @@ def test_a_second_holder_of_a_device_is_refused_and_holds_nothing(tmp_path):
     alone.release()
 
 
-def free_tcp_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def bgc_frames(data: bytes):
-    """(command id, payload) of each SimpleBGC v2 frame."""
-    from edge.gimbal.protocols import simplebgc
-
-    frames = []
-    while len(data) >= 6 and len(data) >= 6 + data[2]:
-        size = 6 + data[2]
-        frames.append(simplebgc.parse_v2(data[:size]))
-        data = data[size:]
-    return frames
-
-
 def test_a_second_run_on_the_same_devices_is_refused_before_it_sends_anything(tmp_path, tiny_model_path):
     """The first instance drives a SimpleBGC head; a second `run` on the same config (its web port
     taken too), and one on the same head without the console, are refused with one line and exit 2
     without one byte to the head: no CMD_CONTROL_CONFIG, no zero speed, no release."""
     import subprocess
 
-    from test_runtime import edge_track_cmd, write_video
+    from support.media import write_video
+    from support.processes import Child, edge_track_cmd
+    from support.seams import Pty
 
     from edge.gimbal.protocols import simplebgc
-    from test_outputs import Pty
 
     bgc = Pty(tmp_path, "bgc")
     video = str(tmp_path / "clip.avi")
@@ -643,32 +594,26 @@ def test_a_second_run_on_the_same_devices_is_refused_before_it_sends_anything(tm
     headless = tmp_path / "headless.yaml"
     headless.write_text(json.dumps(base))
     env = dict(os.environ, EDGE_TRACK_LOCK_DIR=str(tmp_path))
-    first = subprocess.Popen(edge_track_cmd() + ["run", "--config", str(same)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
-    data = b""
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not (log_path.exists() and log_path.stat().st_size > 0):
-            assert first.poll() is None, first.communicate()[1]
-            data += bgc.read(0.05)
+    received = [b""]
+
+    def read():
+        received[0] += bgc.read(0.05)
+
+    with Child(edge_track_cmd() + ["run", "--config", str(same)], env=env) as first:
+        first.wait_until(lambda: log_path.exists() and log_path.stat().st_size > 0, step=read)
         for config in (same, headless):
             second = subprocess.run(edge_track_cmd() + ["run", "--config", str(config)], capture_output=True,
                                     text=True, env=env, timeout=120)
             assert second.returncode == 2, second.stderr
             last = second.stderr.splitlines()[-1]
             assert last.startswith("edge-track: error: outputs[0] (simplebgc)") and "in use by another" in last, last
-        data += bgc.read(0.3)
-        commands = [cmd for cmd, _ in bgc_frames(data)]
+        data = received[0] + bgc.read(0.3)
+        commands = [cmd for cmd, _ in sbgc_split(data)]
         assert commands.count(simplebgc.CMD_CONTROL_CONFIG) == 1      # the first instance's, once
         assert simplebgc.CMD_CONTROL in commands
         assert all(cmd in (simplebgc.CMD_CONTROL_CONFIG, simplebgc.CMD_CONTROL) for cmd in commands), commands
-        first.terminate()
-        first.communicate(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.communicate()
-        bgc.close()
+        first.stop(signal.SIGTERM, guard_s=30)
+    bgc.close()
     assert first.returncode == 143
 
 
@@ -732,10 +677,11 @@ def test_a_signal_before_the_command_begins_exits_128_plus_n_not_by_its_default_
 
 def test_pwm_with_pin_factory_mock_drives_its_servos_as_run_opens_it():
     pytest.importorskip("gpiozero")
+    from support.gimbal_frames import update
+
     from edge.config import ControlConfig
     from edge.outputs import open_output
     from edge.outputs.pwm import PwmConfig
-    from test_outputs import update
 
     out = open_output(PwmConfig(pin_factory="mock", pan_pin=12, tilt_pin=13), ControlConfig())
     try:
@@ -847,10 +793,11 @@ def test_the_last_stop_reaches_a_serial_head_whose_port_was_full_at_exit(monkeyp
     import types
 
     pytest.importorskip("serial")
+    from support.gimbal_frames import update
+
     from edge.gimbal.protocols import pelco_d
     from edge.outputs.pelco import PelcoDConfig, PelcoDOutput
     from edge.outputs.transport import SerialLink
-    from test_outputs import update
 
     port = SaturatedPort()
     link = SerialLink("/dev/ttyFAKE", 2400)

@@ -1,13 +1,11 @@
 """The device loop under faults (#13): a full disk, a vanished image folder, an outage in the status,
 start-up order, measured latency and counters, and targets that make no sense for the frame."""
 
-import errno
 import json
 import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +14,12 @@ import time
 import cv2
 import numpy as np
 import pytest
-from test_runtime import QueueGrabber, RecordingOutput, ScriptedTracker, edge_track_cmd, frame640, write_video
+from support.disk import FillingDisk, whole_json_lines
+from support.loop_fakes import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
+from support.media import write_video
+from support.processes import Child, edge_track_cmd
+from support.systemd import NotifySocket
+from support.waiting import run_in_thread
 
 from edge.camera import open_source
 from edge.camera.base import Frame
@@ -29,83 +32,7 @@ from edge.runtime.loop import TrackingLoop
 from edge.runtime.telemetry import TrackLog
 from edge.target import TargetRequest
 
-
-class Records(logging.Handler):
-    """Collects edge's log records whatever propagate says (setup_logging turns it off)."""
-
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-    def lines(self, level=logging.DEBUG, contains=""):
-        return [r.getMessage() for r in self.records if r.levelno >= level and contains in r.getMessage()]
-
-
-@pytest.fixture
-def records():
-    handler = Records()
-    logger = logging.getLogger("edge")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
-
-
-class NotifySocket:
-    """A fake $NOTIFY_SOCKET: what the service would tell systemd."""
-
-    def __init__(self, tmp_path):
-        self.path = str(tmp_path / "notify.sock")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.settimeout(0.01)
-        self.messages = []
-
-    def drain(self):
-        while True:
-            try:
-                self.messages.append((time.monotonic(), self.sock.recv(1024).decode()))
-            except (socket.timeout, BlockingIOError):
-                return self.messages
-
-    def close(self):
-        self.sock.close()
-
-
 # -- 1. a full disk under the track log ----------------------------------------------------------
-
-class FillingDisk:
-    """A real file on a disk that fills up after ``capacity`` bytes: the write that crosses it
-    lands partly (as write(2) does), then ENOSPC, until ``capacity`` is raised again."""
-
-    def __init__(self, path, capacity):
-        self.capacity = capacity
-        self.f = open(path, "ab", buffering=0)
-        self.failures = 0
-
-    def write(self, data):
-        room = self.capacity - self.f.tell()
-        if len(data) > room:
-            self.failures += 1
-            if room > 0:
-                self.f.write(data[:room])
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return self.f.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.f, name)
-
-
-def whole_json_lines(path):
-    data = open(path, "rb").read()
-    assert data == b"" or data.endswith(b"\n"), data[-80:]
-    return [json.loads(line) for line in data.splitlines()]
-
 
 def test_full_disk_under_the_track_log_warns_once_and_tracking_goes_on(tmp_path, records):
     path = str(tmp_path / "track.jsonl")
@@ -173,22 +100,14 @@ def test_full_disk_in_the_service_keeps_tracking(tmp_path, tiny_model_path):
     # (threaded: onnxruntime, JAX) process, which can deadlock.
     limited = [sys.executable, "-c", "import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, "
                "(4000, 4000)); os.execv(sys.argv[1], sys.argv[1:])"]
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.Popen(limited + edge_track_cmd() + ["run", "--config", str(cfg)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (log_path.exists() and log_path.stat().st_size > 3000):
-            assert proc.poll() is None, proc.communicate()[1]
-            time.sleep(0.1)
+    env = {"PYTHONDONTWRITEBYTECODE": "1"}
+    with Child(limited + edge_track_cmd() + ["run", "--config", str(cfg)], env=env) as child:
+        child.wait_until(lambda: log_path.exists() and log_path.stat().st_size > 3000, guard_s=60)
         time.sleep(2.0)                                # well past the point the disk was full
-        assert proc.poll() is None, proc.communicate()[1]
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM, err      # 143: SuccessExitStatus in the unit
+        child.alive()
+        assert child.stop(signal.SIGTERM, guard_s=15), child.err
+    err = child.err
+    assert child.returncode == 128 + signal.SIGTERM, err      # 143: SuccessExitStatus in the unit
     assert "Traceback" not in err
     warned = [line for line in err.splitlines()
               if "track log" in line and ("WARNING" in line or line.startswith("<4>"))]
@@ -312,12 +231,19 @@ def test_image_folder_that_ends_is_still_the_end(tmp_path):
     folder.mkdir()
     for i in range(5):
         cv2.imwrite(str(folder / f"{i:04d}.png"), np.zeros((48, 64, 3), np.uint8))
-    grabber = LatestFrameGrabber(lambda: open_source(str(folder)), reconnect=False, pace_fps=100).start()
+    waits = []
+
+    def wait(stop, seconds):            # the grabber's real waits, recorded
+        waits.append(seconds)
+        return stop.wait(seconds)
+
+    grabber = LatestFrameGrabber(lambda: open_source(str(folder)), reconnect=False, pace_fps=100,
+                                 wait=wait).start()
     loop = TrackingLoop(tracker=ScriptedTracker([]), grabber=grabber, outputs=[RecordingOutput()],
                         config=load_config({}), initial_target=TargetRequest(roi="center:20x20"))
-    started = time.monotonic()
-    loop.run(threading.Event())
-    assert loop.stats.frames == 5 and time.monotonic() - started < 5
+    assert run_in_thread(lambda: loop.run(threading.Event())), "the loop did not end with the folder"
+    assert loop.stats.frames == 5 and grabber.finished and grabber.reconnects == 0
+    assert len(waits) == 5 and max(waits) <= 0.01 + 1e-6     # only the pacing: no wait to reopen it
 
 
 # -- 4. the status during an outage ---------------------------------------------------------------
@@ -385,29 +311,6 @@ def test_initial_target_outside_the_frame_is_rejected_before_ready(tmp_path, tin
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "tracking.init" in proc.stderr, proc.stderr
     assert not any(m.startswith("READY=1") for m in messages), messages
-
-
-def test_ctrl_c_while_waiting_for_the_camera_is_one_line_exit_130(tmp_path, tiny_model_path):
-    cfg = tmp_path / "device.yaml"
-    cfg.write_text(json.dumps({"camera": {"source": "/dev/video77", "start_timeout_s": 30.0,
-                                          "reconnect_initial_s": 0.2, "reconnect_max_s": 0.2},
-                               "model": {"path": tiny_model_path}}))
-    proc = subprocess.Popen(edge_track_cmd() + ["run", "--config", str(cfg)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        seen = []
-        for line in proc.stderr:          # the model is up, the grabber thread is retrying the camera
-            seen.append(line)
-            if "camera unavailable" in line:
-                break
-        proc.send_signal(signal.SIGINT)
-        _, rest = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    err = "".join(seen) + rest
-    assert proc.returncode == 130, err                # not 134: the grabber thread was stopped first
-    assert "Traceback" not in err and err.splitlines()[-1] == "edge-track: interrupted", err
 
 
 # -- 6. latency and counters --------------------------------------------------------------------
@@ -563,7 +466,7 @@ def test_an_unreadable_image_in_a_folder_is_skipped_not_a_replay(tmp_path, recor
 
 
 def test_a_video_file_that_fails_mid_stream_ends_and_is_not_replayed():
-    from test_runtime import ListSource
+    from support.loop_fakes import ListSource
     opened = []
 
     def opener():

@@ -2,19 +2,18 @@
 exits with 128 + the signal's number, and a signal during start-up never reaches READY."""
 
 import json
-import os
 import signal
 import struct
-import subprocess
 import sys
-import time
 
 import pytest
-from test_runtime import edge_track_cmd, write_video
-from test_runtime_faults import NotifySocket
+from support.media import write_video
+from support.paths import REPO
+from support.processes import Child, edge_track_cmd
+from support.seams import Pty, free_udp_port
+from support.systemd import NotifySocket
 
 from edge.gimbal.protocols import boxproto, pelco_d, simplebgc
-from test_outputs import Pty, free_udp_port
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
 
@@ -101,30 +100,21 @@ def test_every_terminating_signal_stops_every_output_then_exits_128_plus_n(tmp_p
     heads = Heads(tmp_path)
     cfg = device_yaml(tmp_path, heads, model={"path": tiny_model_path})
     notify = NotifySocket(tmp_path)
-    proc = subprocess.Popen(edge_track_cmd() + ["run", "--config", str(cfg)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, NOTIFY_SOCKET=notify.path))
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not all(heads.moved().values()):
-            assert proc.poll() is None, proc.communicate()[1]
-            heads.drain()
-        assert all(heads.moved().values()), heads.moved()        # every head was moving when the signal came
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    with Child(edge_track_cmd() + ["run", "--config", str(cfg)], env=notify.env) as child:
+        # every head was moving when the signal came
+        assert child.wait_until(lambda: all(heads.moved().values()), step=heads.drain), heads.moved()
+        assert child.stop(sig), child.err
     heads.drain(0.3)
-    messages = [m for _, m in notify.drain()]
+    messages = notify.texts()
     notify.close()
     heads.close()
+    err = child.err
     speeds = [s for s in heads.bgc_speeds() if s is not None]
     last = {"box": heads.box_states()[-1], "bgc": speeds[-1], "pelco": heads.pelco_frames()[-1],
             "mavlink": heads.rates[-1]}
     assert last == {"box": "IDLE", "bgc": (0, 0), "pelco": pelco_d.stop(1), "mavlink": (0.0, 0.0)}, err
     assert "STOPPING=1" in messages
-    assert proc.returncode == 128 + sig, (proc.returncode, err)
+    assert child.returncode == 128 + sig, (child.returncode, err)
     assert "Traceback" not in err, err
     if sig == signal.SIGINT:
         assert err.splitlines()[-1] == "edge-track: interrupted", err
@@ -133,8 +123,7 @@ def test_every_terminating_signal_stops_every_output_then_exits_128_plus_n(tmp_p
 def test_the_unit_counts_the_sigterm_exit_as_a_clean_stop():
     # systemctl stop sends SIGTERM; the service exits 143 after stopping the outputs (above). Only
     # that exit is clean: after a HUP or QUIT (or an error) Restart=on-failure starts it again.
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    unit = open(os.path.join(here, "firmware_scripts", "edge-track.service.in")).read().splitlines()
+    unit = (REPO / "firmware_scripts" / "edge-track.service.in").read_text().splitlines()
     success = [line.split("=", 1)[1].split() for line in unit if line.startswith("SuccessExitStatus=")]
     assert success == [[str(128 + signal.SIGTERM)]], success
     assert "Restart=on-failure" in unit
@@ -162,33 +151,17 @@ def test_ctrl_c_while_pymavlink_imports_curses_never_reaches_ready(tmp_path, tin
     heads = Heads(tmp_path)
     cfg = device_yaml(tmp_path, heads, model={"path": tiny_model_path})
     notify = NotifySocket(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_CURSES, "run", "--config", str(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, NOTIFY_SOCKET=notify.path))
-    seen = []
-    try:
-        for line in proc.stderr:
-            seen.append(line)
-            if "importing curses" in line:
-                break
-        proc.send_signal(signal.SIGINT)
-        try:
-            _, rest = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:     # the Ctrl-C was lost: the service is running
-            proc.kill()
-            _, rest = proc.communicate()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    with Child([sys.executable, "-c", SLOW_CURSES, "run", "--config", str(cfg)], env=notify.env) as child:
+        child.wait_for_line("importing curses")
+        child.stop(signal.SIGINT, guard_s=30)    # False: the Ctrl-C was lost, the service ran (killed)
     heads.drain(0.3)
-    messages = [m for _, m in notify.drain()]
+    messages = notify.texts()
     notify.close()
     heads.close()
-    err = "".join(seen) + rest
+    err = child.err
     assert not any(m.startswith("READY=1") for m in messages), messages
     assert not any(heads.moved().values()), heads.moved()
-    assert proc.returncode == 130, err
+    assert child.returncode == 130, err
     assert "Traceback" not in err and err.splitlines()[-1] == "edge-track: interrupted", err
 
 
@@ -199,29 +172,18 @@ def test_the_desk_camera_shorthand_exits_like_run(tmp_path, tiny_model_path, sig
     sig = getattr(signal, signame)
     video = str(tmp_path / "clip.avi")
     gt = write_video(video, n=120)                   # 4 s at 30 fps: still running when the signal comes
-    proc = subprocess.Popen(edge_track_cmd() + ["--camera", video, "--model", tiny_model_path,
-                                                "--init", ",".join(f"{v:g}" for v in gt[0])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = []
-    try:
-        for line in proc.stderr:
-            seen.append(line)
-            if "ready:" in line:
-                break
-        proc.send_signal(sig)
-        _, rest = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    err = "".join(seen) + rest
-    assert proc.returncode == 128 + sig, err
+    with Child(edge_track_cmd() + ["--camera", video, "--model", tiny_model_path,
+                                   "--init", ",".join(f"{v:g}" for v in gt[0])]) as child:
+        child.wait_for_line("ready:")
+        assert child.stop(sig), child.err
+    err = child.err
+    assert child.returncode == 128 + sig, err
     assert "Traceback" not in err, err
     if sig == signal.SIGINT:
         assert err.splitlines()[-1] == "edge-track: interrupted", err
 
 
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP", "SIGINT"])
 def test_a_stop_signal_while_waiting_for_the_camera_exits_128_plus_n_before_ready(tmp_path, tiny_model_path, signame):
     sig = getattr(signal, signame)
     cfg = tmp_path / "device.yaml"
@@ -229,22 +191,14 @@ def test_a_stop_signal_while_waiting_for_the_camera_exits_128_plus_n_before_read
                                           "reconnect_initial_s": 0.2, "reconnect_max_s": 0.2},
                                "model": {"path": tiny_model_path}}))
     notify = NotifySocket(tmp_path)
-    proc = subprocess.Popen(edge_track_cmd() + ["run", "--config", str(cfg)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, NOTIFY_SOCKET=notify.path))
-    try:
-        seen = []
-        for line in proc.stderr:          # the model is up, the grabber thread is retrying the camera
-            seen.append(line)
-            if "camera unavailable" in line:
-                break
-        proc.send_signal(sig)
-        _, rest = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    messages = [m for _, m in notify.drain()]
+    with Child(edge_track_cmd() + ["run", "--config", str(cfg)], env=notify.env) as child:
+        child.wait_for_line("camera unavailable")   # the model is up, the grabber thread is retrying the camera
+        assert child.stop(sig), child.err
+    messages = notify.texts()
     notify.close()
-    err = "".join(seen) + rest
-    assert proc.returncode == 128 + sig, err          # not -15 or -1: handled, the grabber thread stopped
+    err = child.err
+    # not -15 or -1 (nor 134 after a Ctrl-C): handled, the grabber thread stopped first
+    assert child.returncode == 128 + sig, err
     assert "Traceback" not in err and not any(m.startswith("READY=1") for m in messages), (err, messages)
+    if sig == signal.SIGINT:                          # Ctrl-C is one line: exit 130
+        assert err.splitlines()[-1] == "edge-track: interrupted", err

@@ -35,6 +35,7 @@ def test_a_short_wait_reports_nothing_and_a_timeout_gives_none():
     assert reports == []
     never = SlowCamera(after_s=None)
     assert wait_for_first_frame(never, 11.0, lambda: None, progress=reports.append, clock=never.clock) is None
+    assert never.now - 100.0 == pytest.approx(11.0)        # None only once the whole timeout has passed
     assert [round(r) for r in reports] == [5, 10]
 
 

@@ -1,15 +1,12 @@
 """edge.runtime.signals on a real child process with real signals: the handler cannot deadlock
 against the stop event's lock, and a second stop signal ends a hung shutdown at once."""
 
-import os
-import select
 import signal
-import subprocess
 import sys
 
 import pytest
-
-HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from support.paths import REPO
+from support.processes import Child
 
 INSIDE_SET = """
 import signal, threading
@@ -46,43 +43,22 @@ print("finished", flush=True)
 """
 
 
-def read_line(proc, timeout: float = 20.0) -> str:
-    """The child's next output line, or "" if none comes in ``timeout`` s (never a hung test)."""
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    return proc.stdout.readline() if ready else ""
-
-
 def child(script):
-    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, PYTHONPATH=HERE))
+    return Child([sys.executable, "-c", script], env={"PYTHONPATH": str(REPO)})
 
 
 def test_a_signal_inside_the_stop_events_lock_does_not_deadlock():
-    proc = child(INSIDE_SET)
-    try:
-        out, err = proc.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"the signal handler deadlocked on the stop event's lock: {out!r}")
-    assert proc.returncode == 0, err
-    assert out.split("\n")[:2] == [f"handled {int(signal.SIGTERM)}", "stopped"], (out, err)
+    with child(INSIDE_SET) as proc:
+        assert proc.finish(), f"the signal handler deadlocked on the stop event's lock: {proc.out!r}"
+    assert proc.returncode == 0, proc.err
+    assert proc.out.split("\n")[:2] == [f"handled {int(signal.SIGTERM)}", "stopped"], (proc.out, proc.err)
 
 
 @pytest.mark.parametrize("first,second", [("SIGINT", "SIGINT"), ("SIGTERM", "SIGINT"), ("SIGHUP", "SIGTERM")])
 def test_a_second_stop_signal_ends_a_hung_shutdown_by_that_signal(first, second):
-    proc = child(HUNG_SHUTDOWN)
-    try:
-        assert read_line(proc) == "ready\n"
-        proc.send_signal(getattr(signal, first))
-        assert read_line(proc) == "shutting down\n"
-        proc.send_signal(getattr(signal, second))
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            pytest.fail("a second signal did not end the hung shutdown")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    with child(HUNG_SHUTDOWN) as proc:
+        assert proc.read_line() == "ready\n"
+        proc.send(getattr(signal, first))
+        assert proc.read_line() == "shutting down\n"
+        assert proc.stop(getattr(signal, second)), "a second signal did not end the hung shutdown"
     assert proc.returncode == -getattr(signal, second)

@@ -4,7 +4,7 @@ request made in code): the loop takes the parsed value as it is and reads no tex
 import threading
 
 import pytest
-from test_runtime import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
+from support.loop_fakes import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
 
 import edge.target
 from edge.config import load_config
