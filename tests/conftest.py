@@ -59,6 +59,14 @@ def write_sequence(folder: str, frames, boxes, gt_name: str = "groundtruth_rect.
     return folder
 
 
+def square_sequence(root, n: int) -> str:
+    """A dataset folder ``root`` holding one OTB sequence, "square": a 40x32 textured square
+    crossing a 320x240 frame in ``n`` frames. Returns ``root``."""
+    frames, boxes = make_clip_frames(n=n, size=(320, 240), box=(120, 90, 40, 32), step=(3, 2))
+    write_sequence(str(root / "square"), frames, boxes)
+    return str(root)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory):
     """A seeded tiny-preset model exported through the real export path."""

@@ -10,15 +10,12 @@ import sys
 
 import pytest
 
-from conftest import NANOTRACK_DIR, make_clip_frames, shared_path, write_sequence
+from conftest import NANOTRACK_DIR, shared_path, square_sequence
 
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bench_seqs")
-    frames, boxes = make_clip_frames(n=14, size=(320, 240), box=(120, 90, 40, 32), step=(3, 2))
-    write_sequence(str(root / "square"), frames, boxes)
-    return str(root)
+    return square_sequence(tmp_path_factory.mktemp("bench_seqs"), n=14)
 
 
 def test_worker_measures_nanotrack_whole_frame_time_without_torch(clip_dir, tmp_path):

@@ -13,9 +13,7 @@ import sys
 
 import pytest
 
-from conftest import make_clip_frames, write_sequence
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO, square_sequence
 
 BLOCKER = '''
 import importlib.abc
@@ -44,10 +42,7 @@ def runtime_env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bench_runtime_seqs")
-    frames, boxes = make_clip_frames(n=10, size=(320, 240), box=(120, 90, 40, 32), step=(3, 2))
-    write_sequence(str(root / "square"), frames, boxes)
-    return str(root)
+    return square_sequence(tmp_path_factory.mktemp("bench_runtime_seqs"), n=10)
 
 
 def _bench(env, *args):

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from conftest import REPO
 from edge.engines import open_engine
 from edge.evaluation.metrics import score_sequence
 from edge.model_meta import step_path_for
@@ -98,7 +99,7 @@ def test_model_card_reports_held_out_scores():
 def test_the_validation_split_named_in_the_card_is_what_training_held_out():
     """Both training runs behind the shipped weights exclude exactly the card's validation split."""
     yaml = pytest.importorskip("yaml")
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = REPO
     text = open(CARD, encoding="utf-8").read()
     recipe = open(os.path.join(repo, "train", "recipes", "default_model_v5.sh"), encoding="utf-8").read()
     excluded = []

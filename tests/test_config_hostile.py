@@ -11,18 +11,18 @@ import sys
 
 import pytest
 
+from conftest import REPO
 from edge.config import load_config, load_config_file
 from edge.errors import ConfigError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOES_NOT_HANG_S = 60
 
 
 def edge_track(*argv: str) -> tuple[int, str]:
     """Run ``python -m edge.cli.main ARGV`` in a child; (exit status, stderr)."""
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
     try:
-        done = subprocess.run([sys.executable, "-m", "edge.cli.main", *argv], cwd=ROOT, env=env,
+        done = subprocess.run([sys.executable, "-m", "edge.cli.main", *argv], cwd=REPO, env=env,
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               errors="replace", timeout=DOES_NOT_HANG_S)
     except subprocess.TimeoutExpired:

@@ -12,13 +12,18 @@ from edge.crop import crop_window, sample_target
 from edge.geometry import clip_box, map_box_back
 
 
-def reference_crop(frame, box, factor, out):
-    """Pad the whole frame, blank the last row/column when the crop reaches them, then slice."""
+def reference_window(box, factor):
+    """The crop square as written upstream: (side, x1, y1, x2, y2)."""
     x, y, w, h = box
     side = math.ceil(math.sqrt(w * h) * factor)
     x1 = round(x + 0.5 * w - side * 0.5)
     y1 = round(y + 0.5 * h - side * 0.5)
-    x2, y2 = x1 + side, y1 + side
+    return side, x1, y1, x1 + side, y1 + side
+
+
+def reference_crop(frame, box, factor, out):
+    """Pad the whole frame, blank the last row/column when the crop reaches them, then slice."""
+    side, x1, y1, x2, y2 = reference_window(box, factor)
     H, W = frame.shape[:2]
     img = frame.copy()
     if x2 >= W:
@@ -33,11 +38,7 @@ def reference_crop(frame, box, factor, out):
 
 def official_style_crop(frame, box, factor, out):
     """The upstream slice + copyMakeBorder formulation, valid when the crop overlaps the frame."""
-    x, y, w, h = box
-    side = math.ceil(math.sqrt(w * h) * factor)
-    x1 = round(x + 0.5 * w - side * 0.5)
-    y1 = round(y + 0.5 * h - side * 0.5)
-    x2, y2 = x1 + side, y1 + side
+    side, x1, y1, x2, y2 = reference_window(box, factor)
     H, W = frame.shape[:2]
     x1_pad, y1_pad = max(0, -x1), max(0, -y1)
     x2_pad, y2_pad = max(x2 - W + 1, 0), max(y2 - H + 1, 0)

@@ -8,13 +8,14 @@ import pytest
 pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
+from support.int8_bounds import int8_reference  # noqa: E402
+
 from conftest import make_clip_frames, shared_path, write_sequence  # noqa: E402
 from edge.cli.main import main  # noqa: E402
 from edge.crop import sample_target  # noqa: E402
 from edge.engines import open_engine  # noqa: E402
 from edge.errors import EdgeTrackError, ModelError, SourceError  # noqa: E402
 from edge.preprocess import Normalizer  # noqa: E402
-from int8_bounds import int8_reference  # noqa: E402
 from train.calibration_data import calibration_feeds  # noqa: E402
 from train.quantize import convert_fp16, int8_kernel_counts, quantize_model  # noqa: E402
 
@@ -54,7 +55,7 @@ def test_static_int8_agrees_with_fp32_on_real_crops(s_model, real_feeds, tmp_pat
     simulated, allowed = int8_reference(report.path, held_out)
     error_px = np.abs(simulated * 224 - crop_boxes(fp32, held_out))
     assert error_px.mean() < 0.5 and error_px.max() < 2.0, error_px
-    # The INT8 kernels against that simulation: within a few quantisation steps (tests/int8_bounds.py;
+    # The INT8 kernels against that simulation: within a few quantisation steps (tests/support/int8_bounds.py;
     # test_training's QAT test shows a wrong scale breaking the bound). Measured on AVX2 without
     # VNNI (u8s8 saturation): 1.9 px, allowed 16 px.
     kernel_px = np.abs(crop_boxes(int8, held_out) - simulated * 224)

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from support.models import assert_refuses_bad_and_missing
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -84,12 +85,7 @@ def test_model_without_metadata_is_refused(tmp_path, tiny_model_path):
 
 
 def test_corrupt_and_missing_models(tmp_path):
-    bad = tmp_path / "bad.onnx"
-    bad.write_bytes(b"\x08\x07garbage")
-    with pytest.raises(ModelError, match="cannot load model"):
-        open_engine(str(bad))
-    with pytest.raises(ModelError, match="not found"):
-        open_engine(str(tmp_path / "missing.onnx"))
+    assert_refuses_bad_and_missing(open_engine, tmp_path, "bad.onnx", b"\x08\x07garbage", "cannot load model")
 
 
 def test_metadata_with_wrong_values_is_refused(tmp_path, tiny_model_path):

@@ -166,6 +166,14 @@ class Frames:
         pass
 
 
+def step_until(loop, state, guard_s=5.0):
+    """Step the loop until it is in ``state`` (the time limit is a hang guard: callers assert on what follows)."""
+    deadline = time.monotonic() + guard_s
+    while loop.state != state and time.monotonic() < deadline:
+        loop.step()
+        time.sleep(0.01)
+
+
 def step_and_collect(loop, ground, steps):
     """Step the loop ``steps`` times (a frame of the injected clock each), reading what the ground
     station gets as it goes (so no socket buffer fills)."""
@@ -185,10 +193,7 @@ def start_track(loop, ground, out, rect=(0.25, 0.25, 0.5, 0.75)):
     from pymavlink.dialects.v20 import common as m
 
     command(ground, (1, CAMERA), m.MAV_CMD_CAMERA_TRACK_RECTANGLE, *rect)
-    deadline = time.monotonic() + 5
-    while loop.state != "TRACKING" and time.monotonic() < deadline:
-        loop.step()
-        time.sleep(0.01)
+    step_until(loop, "TRACKING")
     assert loop.state == "TRACKING"
 
 
@@ -218,10 +223,7 @@ def test_a_rectangle_track_streams_its_status_at_the_asked_rate_then_idle_after_
     assert math.isnan(s.point_x)
 
     command(ground, (1, CAMERA), m.MAV_CMD_CAMERA_STOP_TRACKING)
-    deadline = time.monotonic() + 5
-    while loop.state != "IDLE" and time.monotonic() < deadline:
-        loop.step()
-        time.sleep(0.01)
+    step_until(loop, "IDLE")
     got = step_and_collect(loop, ground, 60)
     statuses = of(got, "CAMERA_TRACKING_IMAGE_STATUS", CAMERA)
     assert [(s.tracking_status, s.tracking_mode) for s in statuses][-1:] == [
@@ -240,10 +242,7 @@ def test_a_point_track_reports_its_point_and_a_lost_target_reports_error(link):
                         config=load_config({}), clock=clock)
     drain(ground)
     command(ground, (1, CAMERA), m.MAV_CMD_CAMERA_TRACK_POINT, 0.5, 0.5, 0.1)
-    deadline = time.monotonic() + 5
-    while loop.state != "TRACKING" and time.monotonic() < deadline:
-        loop.step()
-        time.sleep(0.01)
+    step_until(loop, "TRACKING")
     got = step_and_collect(loop, ground, 60)
     statuses = of(got, "CAMERA_TRACKING_IMAGE_STATUS", CAMERA)
     active = [s for s in statuses if s.tracking_status == m.CAMERA_TRACKING_STATUS_FLAGS_ACTIVE]

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from conftest import REPO
 from edge.cli.main import main
 from edge.errors import ConfigError
 from edge.trackers import catalog as cat
@@ -138,7 +139,7 @@ def test_the_results_tables_are_the_catalogs_numbers(page):
     that can drift: each holds the table `python -m train.record_results --table` prints."""
     from train.record_results import results_table
 
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = REPO
     with open(cat.CATALOG, encoding="utf-8") as f:
         table = results_table(json.load(f))
     with open(os.path.join(repo, page), encoding="utf-8") as f:

@@ -1,10 +1,8 @@
 """The outputs sit below the controller: they execute a GimbalCommand, they do not import what makes it."""
 
-from pathlib import Path
 
 from support.imports import import_graph
-
-REPO = Path(__file__).resolve().parent.parent
+from support.paths import REPO
 
 
 def test_no_output_imports_the_controller():

@@ -3,7 +3,7 @@ counts as delivered: pty pairs for the serial heads, pymavlink on a pty for MAVL
 the PCA9685."""
 
 import pytest
-from support.gimbal_frames import frames7, mavlink_messages, sbgc_frames, update
+from support.gimbal_frames import frames7, mavlink_parse, sbgc_frames, update
 from support.seams import FlakySMBus, Pty
 
 from edge.config import ControlConfig
@@ -24,14 +24,39 @@ def serial_link(pty, clock):
     return SerialLink(pty.link, 115200, backoff_initial_s=0.1, clock=lambda: clock[0])
 
 
-def test_pelco_stop_asked_for_while_unplugged_reaches_the_head_when_it_is_back(tmp_path):
+def sent_then_unplugged(tmp_path, make, first):
+    """An output made by ``make(pty, clock)`` on a pty pair, sent ``first``, then unplugged (the pty
+    closed): (output, its clock as [seconds], the bytes it had written)."""
+    pty, clock = Pty(tmp_path), [0.0]
+    out = make(pty, clock)
+    out.send(first)
+    data = pty.read()
+    pty.close()
+    return out, clock, data
+
+
+def pelco(pty, clock):
     from edge.outputs.pelco import PelcoDOutput
 
-    pty, clock = Pty(tmp_path), [0.0]
-    out = PelcoDOutput(PelcoDConfig(port=pty.link, address=1), link=serial_link(pty, clock))
-    out.send(update(yaw=30.0, pitch=0.0))
-    assert frames7(pty.read()) == [pelco_d.speed_command(1, 30.0, 0.0, 60.0)]   # the head is moving
-    pty.close()                                   # unplugged while moving
+    return PelcoDOutput(PelcoDConfig(port=pty.link, address=1), link=serial_link(pty, clock))
+
+
+def simplebgc(pty, clock):
+    from edge.outputs.simplebgc import SimpleBGCOutput
+
+    return SimpleBGCOutput(SimpleBGCConfig(port=pty.link), ControlConfig(), link=serial_link(pty, clock))
+
+
+def mavlink(pty, clock):
+    pytest.importorskip("pymavlink.mavutil")
+    from edge.outputs.mavlink import MavlinkGimbalOutput
+
+    return MavlinkGimbalOutput(MavlinkConfig(port=pty.link, baud=115200), clock=lambda: clock[0])
+
+
+def test_pelco_stop_asked_for_while_unplugged_reaches_the_head_when_it_is_back(tmp_path):
+    out, clock, sent = sent_then_unplugged(tmp_path, pelco, update(yaw=30.0, pitch=0.0))   # unplugged while moving
+    assert frames7(sent) == [pelco_d.speed_command(1, 30.0, 0.0, 60.0)]   # the head was moving
     out.stop()                                    # Stop: the write fails
     for _ in range(3):
         clock[0] += 0.05
@@ -47,13 +72,7 @@ def test_pelco_stop_asked_for_while_unplugged_reaches_the_head_when_it_is_back(t
 
 
 def test_pelco_moving_command_that_failed_is_written_after_the_reconnect_and_not_before(tmp_path):
-    from edge.outputs.pelco import PelcoDOutput
-
-    pty, clock = Pty(tmp_path), [0.0]
-    out = PelcoDOutput(PelcoDConfig(port=pty.link, address=1), link=serial_link(pty, clock))
-    out.send(update(yaw=30.0, pitch=0.0))
-    pty.read()
-    pty.close()
+    out, clock, _ = sent_then_unplugged(tmp_path, pelco, update(yaw=30.0, pitch=0.0))
     out.send(update(yaw=-20.0, pitch=10.0))       # a new speed, lost with the port
     pty2 = Pty(tmp_path)
     clock[0] += 1.0
@@ -69,11 +88,10 @@ def test_box_stream_heartbeat_that_failed_does_not_count_as_sent(tmp_path):
     from edge.gimbal.protocols import boxproto
     from edge.outputs.box_stream import BoxStreamOutput
 
-    pty, clock = Pty(tmp_path), [0.0]
-    out = BoxStreamOutput(BoxStreamConfig(port=pty.link, heartbeat_hz=5), link=serial_link(pty, clock))
-    out.send(update(0))                           # t_ms 1000, TRACKING
-    pty.read()
-    pty.close()
+    def box_stream(pty, clock):
+        return BoxStreamOutput(BoxStreamConfig(port=pty.link, heartbeat_hz=5), link=serial_link(pty, clock))
+
+    out, clock, _ = sent_then_unplugged(tmp_path, box_stream, update(0))   # t_ms 1000, TRACKING
     out.stop()                                    # IDLE: lost with the port
     out.heartbeat(1300, "IDLE")                   # due (200 ms period), lost too
     pty2 = Pty(tmp_path)
@@ -87,13 +105,8 @@ def test_box_stream_heartbeat_that_failed_does_not_count_as_sent(tmp_path):
 
 def test_simplebgc_recentre_asked_for_while_unplugged_is_what_the_head_gets_back(tmp_path):
     from edge.gimbal.protocols.simplebgc import MODE_ANGLE
-    from edge.outputs.simplebgc import SimpleBGCOutput
 
-    pty, clock = Pty(tmp_path), [0.0]
-    out = SimpleBGCOutput(SimpleBGCConfig(port=pty.link), ControlConfig(), link=serial_link(pty, clock))
-    out.send(update(yaw=20.0, pitch=0.0))
-    pty.read()
-    pty.close()
+    out, clock, _ = sent_then_unplugged(tmp_path, simplebgc, update(yaw=20.0, pitch=0.0))
     out.stop()
     out.recenter()                                # Re-centre: lost with the port
     pty2 = Pty(tmp_path)
@@ -137,19 +150,22 @@ def test_simplebgc_angle_mode_resumes_from_the_last_delivered_set_point(tmp_path
     pty2.close()
 
 
+def mavlink_turning_then_unplugged(tmp_path):
+    """(output, clock, the rates it had sent) for a MAVLink gimbal sent 20 deg/s, then unplugged."""
+    out, clock, data = sent_then_unplugged(tmp_path, mavlink, update(yaw=20.0, pitch=0.0))
+    return out, clock, [m.yaw_rate for m in mavlink_parse(data) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+
+
+def set_points(pty):
+    return [m for m in mavlink_parse(pty.read(0.3)) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+
+
 @pytest.mark.parametrize("lost", ["stop", "recenter"])
 def test_mavlink_stop_or_recentre_lost_with_the_link_reaches_the_gimbal_when_it_is_back(tmp_path, lost):
     import math
 
-    pytest.importorskip("pymavlink.mavutil")
-    from edge.outputs.mavlink import MavlinkGimbalOutput
-
-    pty, clock = Pty(tmp_path), [0.0]
-    out = MavlinkGimbalOutput(MavlinkConfig(port=pty.link, baud=115200), clock=lambda: clock[0])
-    out.send(update(yaw=20.0, pitch=0.0))
-    assert [m.yaw_rate for m in mavlink_messages(pty) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"] == [
-        pytest.approx(math.radians(20.0))]
-    pty.close()                                   # unplugged while the gimbal turns at 20 deg/s
+    out, clock, rates = mavlink_turning_then_unplugged(tmp_path)   # unplugged while it turns at 20 deg/s
+    assert rates == [pytest.approx(math.radians(20.0))]
     getattr(out, lost)()                          # the write fails
     for _ in range(3):
         clock[0] += 0.05
@@ -158,7 +174,7 @@ def test_mavlink_stop_or_recentre_lost_with_the_link_reaches_the_gimbal_when_it_
     for _ in range(3):
         clock[0] += 30.0                          # past the reopen backoff
         out.heartbeat(0, "IDLE")                  # idle: only heartbeats from the loop
-    sets = [m for m in mavlink_messages(pty2) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+    sets = set_points(pty2)
     assert len(sets) == 1, sets                   # once: the gimbal manager keeps it
     got = sets[0]
     if lost == "stop":
@@ -233,13 +249,7 @@ def test_pwm_servo_write_that_fails_does_not_move_the_set_point():
 
 
 def test_pelco_heartbeat_after_a_reconnect_stops_a_head_whose_speed_was_lost(tmp_path):
-    from edge.outputs.pelco import PelcoDOutput
-
-    pty, clock = Pty(tmp_path), [0.0]
-    out = PelcoDOutput(PelcoDConfig(port=pty.link, address=1), link=serial_link(pty, clock))
-    out.send(update(yaw=30.0, pitch=0.0))
-    pty.read()
-    pty.close()
+    out, clock, _ = sent_then_unplugged(tmp_path, pelco, update(yaw=30.0, pitch=0.0))
     out.send(update(yaw=40.0, pitch=0.0))         # a new speed, lost with the port
     pty2 = Pty(tmp_path)                          # the head was power-cycled: it stands still
     for _ in range(3):
@@ -253,13 +263,7 @@ def test_pelco_heartbeat_after_a_reconnect_stops_a_head_whose_speed_was_lost(tmp
 
 
 def test_pelco_close_during_the_reopen_backoff_still_sends_the_last_stop(tmp_path):
-    from edge.outputs.pelco import PelcoDOutput
-
-    pty, clock = Pty(tmp_path), [0.0]
-    out = PelcoDOutput(PelcoDConfig(port=pty.link, address=1), link=serial_link(pty, clock))
-    out.send(update(yaw=30.0, pitch=0.0))
-    pty.read()
-    pty.close()
+    out, clock, _ = sent_then_unplugged(tmp_path, pelco, update(yaw=30.0, pitch=0.0))
     out.send(update(yaw=40.0, pitch=0.0))         # the write fails: the port is dropped
     out.send(update(yaw=50.0, pitch=0.0))         # the reopen fails: the backoff starts
     pty2 = Pty(tmp_path)                          # the adapter is back before the backoff is due
@@ -270,13 +274,8 @@ def test_pelco_close_during_the_reopen_backoff_still_sends_the_last_stop(tmp_pat
 
 def test_simplebgc_close_during_the_reopen_backoff_still_stops_and_releases(tmp_path):
     from edge.gimbal.protocols.simplebgc import MODE_NO_CONTROL, MODE_SPEED
-    from edge.outputs.simplebgc import SimpleBGCOutput
 
-    pty, clock = Pty(tmp_path), [0.0]
-    out = SimpleBGCOutput(SimpleBGCConfig(port=pty.link), ControlConfig(), link=serial_link(pty, clock))
-    out.send(update(yaw=20.0, pitch=0.0))
-    pty.read()
-    pty.close()
+    out, clock, _ = sent_then_unplugged(tmp_path, simplebgc, update(yaw=20.0, pitch=0.0))
     out.send(update(yaw=20.0, pitch=0.0))         # the write fails: the port is dropped
     out.send(update(yaw=20.0, pitch=0.0))         # the reopen fails: the backoff starts
     pty2 = Pty(tmp_path)
@@ -290,23 +289,16 @@ def test_simplebgc_close_during_the_reopen_backoff_still_stops_and_releases(tmp_
 def test_mavlink_heartbeat_after_a_reconnect_stops_a_gimbal_whose_rate_was_lost(tmp_path):
     import math
 
-    pytest.importorskip("pymavlink.mavutil")
-    from edge.outputs.mavlink import MavlinkGimbalOutput
-
-    pty, clock = Pty(tmp_path), [0.0]
-    out = MavlinkGimbalOutput(MavlinkConfig(port=pty.link, baud=115200), clock=lambda: clock[0])
-    out.send(update(yaw=20.0, pitch=0.0))
-    mavlink_messages(pty)
-    pty.close()
+    out, clock, _ = mavlink_turning_then_unplugged(tmp_path)
     out.send(update(yaw=30.0, pitch=0.0))         # a new rate, lost with the link
     pty2 = Pty(tmp_path)
     for _ in range(3):
         clock[0] += 30.0
         out.heartbeat(0, "TRACKING")              # a camera frame gap: no frame asks for motion
-    sets = [m for m in mavlink_messages(pty2) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+    sets = set_points(pty2)
     assert [(m.yaw_rate, m.pitch_rate) for m in sets] == [(0.0, 0.0)], sets
     out.send(update(yaw=30.0, pitch=0.0))         # a fresh frame still moves the gimbal
-    sets = [m for m in mavlink_messages(pty2) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+    sets = set_points(pty2)
     assert [m.yaw_rate for m in sets] == [pytest.approx(math.radians(30.0))], sets
     out.close()
     pty2.close()
@@ -315,19 +307,12 @@ def test_mavlink_heartbeat_after_a_reconnect_stops_a_gimbal_whose_rate_was_lost(
 def test_mavlink_close_while_the_link_is_down_still_sends_the_last_stop(tmp_path):
     import math
 
-    pytest.importorskip("pymavlink.mavutil")
-    from edge.outputs.mavlink import MavlinkGimbalOutput
-
-    pty, clock = Pty(tmp_path), [0.0]
-    out = MavlinkGimbalOutput(MavlinkConfig(port=pty.link, baud=115200), clock=lambda: clock[0])
-    out.send(update(yaw=20.0, pitch=0.0))
-    mavlink_messages(pty)
-    pty.close()
+    out, clock, _ = mavlink_turning_then_unplugged(tmp_path)
     out.send(update(yaw=20.0, pitch=0.0))         # the write fails: the link is lost, the backoff starts
     assert not out.connected
     pty2 = Pty(tmp_path)                          # back before the backoff is due
     out.close()
-    sets = [m for m in mavlink_messages(pty2) if m.get_type() == "GIMBAL_MANAGER_SET_PITCHYAW"]
+    sets = set_points(pty2)
     assert [(m.yaw_rate, m.pitch_rate) for m in sets] == [(0.0, 0.0)], sets
     assert math.isnan(sets[0].yaw)
     pty2.close()

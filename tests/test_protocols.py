@@ -8,10 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import REPO
 from edge.gimbal.protocols import boxproto, pelco_d, simplebgc
 from edge.gimbal.protocols.crc import crc16_ccitt, crc16_sbgc
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def mcu_module():

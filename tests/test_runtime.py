@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from support.clock import FakeClock
 from support.loop_fakes import ListSource, QueueGrabber, RecordingOutput, ScriptedTracker, frame640
-from support.media import write_video
+from support.media import device_config, write_video
 from support.processes import Child, edge_track_cmd
 from support.systemd import NotifySocket
 from support.waiting import wait_for
 
-from conftest import NANOTRACK_DIR, make_clip_frames
+from conftest import NANOTRACK_DIR, REPO, make_clip_frames
 from edge.camera.grabber import LatestFrameGrabber
 from edge.config import load_config
 from edge.errors import SourceError
@@ -193,18 +193,10 @@ def test_closed_loop_with_the_bundled_model_and_no_model_configured():
 def test_service_ready_watchdog_sigterm_and_stop(tmp_path, tiny_model_path):
     from support.seams import Pty
 
-    video = str(tmp_path / "clip.avi")
-    gt = write_video(video)
     pty = Pty(tmp_path)
     log_path = tmp_path / "track.jsonl"
-    cfg = tmp_path / "device.yaml"
-    cfg.write_text(json.dumps({
-        "camera": {"source": video, "loop_file": True},
-        "model": {"path": tiny_model_path},
-        "tracking": {"init": ",".join(f"{v:g}" for v in gt[0])},
-        "outputs": [{"type": "serial_box", "port": pty.link}],
-        "telemetry": {"track_log": str(log_path), "status_interval_s": 0.5},
-    }))
+    cfg = device_config(tmp_path, tiny_model_path, outputs=[{"type": "serial_box", "port": pty.link}],
+                        telemetry={"track_log": str(log_path), "status_interval_s": 0.5})
     notify = NotifySocket(tmp_path)
     env = dict(notify.env, WATCHDOG_USEC="1000000", JOURNAL_STREAM="8:1")
     with Child(edge_track_cmd() + ["run", "--config", str(cfg)], env=env) as child:
@@ -253,7 +245,7 @@ def test_rendered_unit_passes_systemd_analyze_verify(tmp_path):
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze not installed (apt-get install systemd)")
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = REPO
     template = open(os.path.join(here, "firmware_scripts", "edge-track.service.in")).read()
     exe = tmp_path / "edge-track"
     exe.write_text("#!/bin/sh\nexit 0\n")
@@ -272,13 +264,8 @@ def test_rendered_unit_passes_systemd_analyze_verify(tmp_path):
 @pytest.mark.slow
 def test_soak_rss_and_frame_age_stay_flat(tmp_path, tiny_model_path):
     seconds = float(os.environ.get("EDGE_TRACK_SOAK_S", "150"))
-    video = str(tmp_path / "clip.avi")
-    gt = write_video(video, n=90)
     log_path = tmp_path / "track.jsonl"
-    cfg = tmp_path / "device.yaml"
-    cfg.write_text(json.dumps({"camera": {"source": video, "loop_file": True}, "model": {"path": tiny_model_path},
-                               "tracking": {"init": ",".join(f"{v:g}" for v in gt[0])},
-                               "telemetry": {"track_log": str(log_path)}}))
+    cfg = device_config(tmp_path, tiny_model_path, n=90, telemetry={"track_log": str(log_path)})
     samples = []
     with Child(edge_track_cmd() + ["run", "--config", str(cfg)], stdout=subprocess.DEVNULL) as child:
         start = time.monotonic()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from support.disk import FillingDisk, whole_json_lines
 from support.loop_fakes import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
-from support.media import write_video
+from support.media import device_config, write_video
 from support.processes import Child, edge_track_cmd
 from support.systemd import NotifySocket
 from support.waiting import run_in_thread
@@ -85,16 +85,8 @@ def test_track_log_writes_again_once_there_is_room(tmp_path, records):
 def test_full_disk_in_the_service_keeps_tracking(tmp_path, tiny_model_path):
     """The kernel's own partial write: the service runs with a file size limit (EFBIG, the same
     code path as ENOSPC) and keeps tracking until SIGTERM, with exit 143 (128 + 15)."""
-    video = str(tmp_path / "clip.avi")
-    gt = write_video(video)
     log_path = tmp_path / "track.jsonl"
-    cfg = tmp_path / "device.yaml"
-    cfg.write_text(json.dumps({
-        "camera": {"source": video, "loop_file": True},
-        "model": {"path": tiny_model_path},
-        "tracking": {"init": ",".join(f"{v:g}" for v in gt[0])},
-        "telemetry": {"track_log": str(log_path), "status_interval_s": 0.2},
-    }))
+    cfg = device_config(tmp_path, tiny_model_path, telemetry={"track_log": str(log_path), "status_interval_s": 0.2})
 
     # The limit is set by a small exec wrapper, not preexec_fn: that runs Python in a fork of this
     # (threaded: onnxruntime, JAX) process, which can deadlock.

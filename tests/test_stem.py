@@ -143,14 +143,10 @@ def _frozen_stem_sources(tmp_path):
     return video, photos
 
 
-def test_frozen_stem_training_end_to_end(tmp_path):
-    """Pool from a generated video (NanoTrack pseudo-tracks) and photos, a few steps, export."""
-    shared_path("models", "opencv", "nanotrack_head_sim.onnx")
-    from train.config import load_train_config
-    from train.export import export_onnx
-    from train.trainer import train
-
+def _frozen_stem_recipe(tmp_path, pool: int, per_epoch: int, optim: str = "", extra: str = "") -> str:
+    """A frozen_stem recipe on _frozen_stem_sources, two epochs of batches of 8; its path."""
     video, photos = _frozen_stem_sources(tmp_path)
+    optim = ", " + optim if optim else ""
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(f"""
 stage: frozen_stem
@@ -160,12 +156,23 @@ data:
   sources:
     - {{path: {video}, kind: pseudo_video, weight: 1.0}}
     - {{path: {photos}, kind: images, weight: 1.0}}
-  pool_samples: 24
-  samples_per_epoch: 16
+  pool_samples: {pool}
+  samples_per_epoch: {per_epoch}
 teacher: {{kind: nanotrack, path: {NANOTRACK_DIR}}}
-optim: {{lr: 0.001, epochs: 2, lr_drop_epoch: 2, batch_size: 8, backbone_lr_scale: 1.0}}
+{extra}
+optim: {{lr: 0.001, epochs: 2, lr_drop_epoch: 2, batch_size: 8{optim}}}
 """)
-    cfg = load_train_config(str(cfg_path))
+    return str(cfg_path)
+
+
+def test_frozen_stem_training_end_to_end(tmp_path):
+    """Pool from a generated video (NanoTrack pseudo-tracks) and photos, a few steps, export."""
+    shared_path("models", "opencv", "nanotrack_head_sim.onnx")
+    from train.config import load_train_config
+    from train.export import export_onnx
+    from train.trainer import train
+
+    cfg = load_train_config(_frozen_stem_recipe(tmp_path, pool=24, per_epoch=16, optim="backbone_lr_scale: 1.0"))
     stem_before = None
     result = train(cfg)
     assert result["steps"] == 4 and all(np.isfinite(h["loss"]) for h in result["history"])
@@ -195,23 +202,8 @@ def test_frozen_stem_training_can_remove_a_layer(tmp_path):
     from train.config import load_train_config
     from train.trainer import train
 
-    video, photos = _frozen_stem_sources(tmp_path)
-    cfg_path = tmp_path / "cfg.yaml"
-    cfg_path.write_text(f"""
-stage: frozen_stem
-variant: nanostem
-output: {tmp_path / 'run'}
-data:
-  sources:
-    - {{path: {video}, kind: pseudo_video, weight: 1.0}}
-    - {{path: {photos}, kind: images, weight: 1.0}}
-  pool_samples: 16
-  samples_per_epoch: 8
-teacher: {{kind: nanotrack, path: {NANOTRACK_DIR}}}
-elimination: {{layers: [1], decay_epochs: 2}}
-optim: {{lr: 0.001, epochs: 2, lr_drop_epoch: 2, batch_size: 8}}
-""")
-    result = train(load_train_config(str(cfg_path)))
+    result = train(load_train_config(_frozen_stem_recipe(tmp_path, pool=16, per_epoch=8,
+                                                         extra="elimination: {layers: [1], decay_epochs: 2}")))
     model, _ = load_model(result["checkpoint"], None)
     assert model.cfg.depth == 2 and len(model.backbone.blocks) == 2
     last, _ = load_model(str(tmp_path / "run" / "checkpoint_last.pth.tar"), None)

@@ -1,11 +1,13 @@
-"""TensorRT/pycuda glue against the faithful fake (tests/fake_tensorrt.py): no GPU needed."""
+"""TensorRT/pycuda glue against the faithful fake (tests/support/fake_tensorrt.py): no GPU needed."""
 
 import numpy as np
 import pytest
+from support.models import assert_refuses_bad_and_missing
 
 pytest.importorskip("onnx")   # the fake builder parses the ONNX file; a runtime-only install skips
 
-import fake_tensorrt  # noqa: E402
+from support import fake_tensorrt  # noqa: E402
+
 from edge.engines import open_engine  # noqa: E402
 from edge.engines.tensorrt import TensorRTEngine, read_engine_file, tensorrt_available  # noqa: E402
 from edge.engines.tensorrt_build import build_engine  # noqa: E402
@@ -99,12 +101,8 @@ def test_buffer_shapes_come_from_the_engine_tensors(built):
 
 
 def test_bad_engine_files(tmp_path):
-    bad = tmp_path / "x.engine"
-    bad.write_bytes(b"not an engine")
-    with pytest.raises(ModelError, match="not an edge-track TensorRT engine"):
-        read_engine_file(str(bad))
-    with pytest.raises(ModelError, match="not found"):
-        read_engine_file(str(tmp_path / "none.engine"))
+    assert_refuses_bad_and_missing(read_engine_file, tmp_path, "x.engine", b"not an engine",
+                                   "not an edge-track TensorRT engine")
 
 
 def test_clear_error_when_tensorrt_is_absent(built):

@@ -12,7 +12,7 @@ import yaml
 
 torch = pytest.importorskip("torch")
 
-from conftest import NANOTRACK_DIR, SEQUENCES, make_clip_frames, write_sequence  # noqa: E402
+from conftest import NANOTRACK_DIR, REPO, SEQUENCES, make_clip_frames, write_sequence  # noqa: E402
 from edge.cli.main import main  # noqa: E402
 from train.actors import BoxActor  # noqa: E402
 from train.config import LossConfig, load_train_config  # noqa: E402
@@ -174,7 +174,7 @@ def test_history_is_bounded_and_the_csv_log_has_every_logged_step(tmp_path, data
 
 
 def test_every_shipped_training_config_loads():
-    configs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train", "configs")
+    configs = os.path.join(REPO, "train", "configs")
     from train.trainer import STAGES
 
     names = sorted(os.listdir(configs))
@@ -277,9 +277,9 @@ def test_trackingnet_and_coco_readers(tmp_path):
 
 def test_qat_exports_a_qdq_graph_onnxruntime_runs_in_int8(tmp_path, dataset_root):
     import onnx
+    from support.int8_bounds import QdqRunner, int8_reference, with_wrong_dequant_scale
 
     from edge.engines import open_engine
-    from int8_bounds import QdqRunner, int8_reference, with_wrong_dequant_scale
     from train.qat import calibrate, export_qat_onnx, int8_ops_after_optimisation, prepare_qat
 
     model = build_model(get_preset("tiny"), seed=0)
@@ -289,7 +289,7 @@ def test_qat_exports_a_qdq_graph_onnxruntime_runs_in_int8(tmp_path, dataset_root
     ops = int8_ops_after_optimisation(report.step_path)
     assert ops.get("QGemm", 0) == 4 * model.cfg.depth                   # every transformer Linear
     # onnxruntime's float simulation of the graph is the fake-quant model; its INT8 kernels round
-    # onto the same grid, within a few quantisation steps on any CPU (tests/int8_bounds.py).
+    # onto the same grid, within a few quantisation steps on any CPU (tests/support/int8_bounds.py).
     engine = open_engine(report.path)
     batch = next(iter(torch.utils.data.DataLoader(pairs(dataset_root), batch_size=4)))
     feeds = [{k: batch[k][i:i + 1].numpy() for k in ("template", "online_template", "search")} for i in range(4)]

@@ -1,6 +1,6 @@
 """``edge-track trax``: a TraX client (vot-trax's own) drives the server through pipes, as the VOT
 toolkit does; bad input from the client ends the session with a TraX quit that says why, and exit
-status 2, never a traceback. The real toolkit's run is tests/test_vot_toolkit.py."""
+status 2, never a traceback. The real toolkit's run is tests/edge/evaluation/test_vot_toolkit.py."""
 
 import os
 import subprocess

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import REPO, shared_path
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
@@ -129,7 +129,7 @@ def test_dense_to_sparse_trains_resumes_and_exports(tmp_path):
     from train.trainer import train
 
     shared_path("data", "train")
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = REPO
     cfg = load_train_config(os.path.join(repo, "train", "configs", "vitstem_dense_to_sparse.yaml"))
     for source in cfg.data.sources:
         source.path = os.path.join(repo, source.path) if not os.path.isabs(source.path) else source.path

@@ -1,5 +1,6 @@
 """The web console: the JSON API over real HTTP on loopback, and the page in headless Chromium."""
 
+import contextlib
 import http.client
 import json
 import logging
@@ -695,22 +696,34 @@ def test_a_point_near_the_edge_selects_the_part_inside_the_frame(console):
     assert call(console["base"], "/api/select", {"box": [0, 0, 320, 240]})[0] == 200   # the whole frame is fine
 
 
-def test_a_target_before_the_first_frame_is_refused(tmp_path):
-    class NoFrameYet:
-        camera_model, dry_run = None, False
-        requests = []
+class StubLoop:
+    """What the console reads of a loop (no frame yet), and the target requests it was handed."""
 
-        def request(self, req):
-            self.requests.append(req)
+    camera_model, dry_run = None, False
 
-    loop = NoFrameYet()
+    def __init__(self):
+        self.requests = []
+
+    def request(self, req):
+        self.requests.append(req)
+
+
+@contextlib.contextmanager
+def console_on(loop, tmp_path):
+    """A console in front of ``loop`` (no live view); yields its base URL."""
     server = ConsoleServer(loop, None, load_config({}), port=0, state_dir=str(tmp_path)).start()
     try:
         host, port = server.httpd.server_address[:2]
-        status, reply = call(f"http://{host}:{port}", "/api/select", {"box": [40, 30, 24, 20]})
-        assert status == 409 and "frame" in reply["error"] and loop.requests == []
+        yield f"http://{host}:{port}"
     finally:
         server.close()
+
+
+def test_a_target_before_the_first_frame_is_refused(tmp_path):
+    loop = StubLoop()
+    with console_on(loop, tmp_path) as base:
+        status, reply = call(base, "/api/select", {"box": [40, 30, 24, 20]})
+        assert status == 409 and "frame" in reply["error"] and loop.requests == []
 
 
 # -- the token file ---------------------------------------------------------------------------------
@@ -818,25 +831,17 @@ def test_fit_target_lives_with_the_targets():
 def test_a_target_during_an_outage_is_409(tmp_path):
     from edge.runtime.loop import LoopStats
 
-    class CameraGone:
-        camera_model, dry_run = type("Cam", (), {"width": 320, "height": 240})(), False
+    class CameraGone(StubLoop):
+        camera_model = type("Cam", (), {"width": 320, "height": 240})()
         stats = LoopStats(outage=True)
-        requests = []
-
-        def request(self, req):
-            self.requests.append(req)
 
     loop = CameraGone()
-    server = ConsoleServer(loop, None, load_config({}), port=0, state_dir=str(tmp_path)).start()
-    try:
-        host, port = server.httpd.server_address[:2]
-        status, reply = call(f"http://{host}:{port}", "/api/select", {"box": [40, 30, 24, 20]})
+    with console_on(loop, tmp_path) as base:
+        status, reply = call(base, "/api/select", {"box": [40, 30, 24, 20]})
         assert status == 409 and "no signal" in reply["error"] and loop.requests == []
         loop.stats.outage = False
-        assert call(f"http://{host}:{port}", "/api/select", {"box": [40, 30, 24, 20]})[0] == 200
+        assert call(base, "/api/select", {"box": [40, 30, 24, 20]})[0] == 200
         assert len(loop.requests) == 1
-    finally:
-        server.close()
 
 
 def test_a_page_open_across_a_restart_gets_the_new_minute(console):

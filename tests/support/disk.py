@@ -19,8 +19,12 @@ class FillingDisk:
         self.f = open(path, "ab", buffering=0)
         self.failures = 0
 
+    def size(self) -> int:
+        """How much of the disk the file takes (where the next write lands)."""
+        return self.f.tell()
+
     def write(self, data):
-        room = self.capacity - self.f.tell()
+        room = self.capacity - self.size()
         if len(data) > room:
             self.failures += 1
             if room > 0:

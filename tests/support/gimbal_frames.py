@@ -5,12 +5,13 @@ from edge.gimbal.protocols import simplebgc
 from edge.outputs.base import ControlUpdate
 
 
-def mavlink_messages(pty, wait=0.3):
+def mavlink_parse(data: bytes):
+    """The MAVLink v2 messages in ``data`` (bad bytes skipped)."""
     from pymavlink.dialects.v20 import common
 
     parser = common.MAVLink(None)
     parser.robust_parsing = True
-    return [m for m in parser.parse_buffer(pty.read(wait)) or [] if m.get_type() != "BAD_DATA"]
+    return [m for m in parser.parse_buffer(data) or [] if m.get_type() != "BAD_DATA"]
 
 
 def sbgc_frames(data: bytes):

@@ -8,7 +8,7 @@ import numpy as np
 from conftest import make_clip_frames
 from edge.camera.base import Frame
 from edge.outputs.base import LogOutput
-from edge.tracker import TrackResult, TrackState
+from edge.trackers.state import TrackResult, TrackState
 
 
 class FrameList:

@@ -173,16 +173,16 @@ class FakeLogger:
 # -- builder -------------------------------------------------------------------------------
 
 
+def _counted(items: str):
+    """TensorRT's pair of accessors for a list (``num_inputs`` and ``get_input(i)``)."""
+    return property(lambda self: len(getattr(self, items))), lambda self, i: getattr(self, items)[i]
+
+
 class FakeNetwork:
+    num_inputs, get_input = _counted("inputs")
+
     def __init__(self) -> None:
         self.inputs = []
-
-    @property
-    def num_inputs(self):
-        return len(self.inputs)
-
-    def get_input(self, i):
-        return self.inputs[i]
 
 
 class FakeParser:
@@ -200,12 +200,7 @@ class FakeParser:
         self.network.onnx_bytes = data
         return True
 
-    @property
-    def num_errors(self):
-        return len(self.errors)
-
-    def get_error(self, i):
-        return self.errors[i]
+    num_errors, get_error = _counted("errors")
 
 
 class FakeTimingCache:
