@@ -5,12 +5,12 @@ import json
 import signal
 
 import pytest
+
+from edge.gimbal.protocols import pelco_d
 from support.gimbal_frames import frames7
 from support.media import write_video
 from support.processes import Child, edge_track_cmd
 from support.seams import Pty
-
-from edge.gimbal.protocols import pelco_d
 
 
 @pytest.mark.parametrize("step,signame", [("gimbal", "SIGTERM"), ("gimbal", "SIGHUP"), ("gimbal", "SIGINT"),

@@ -4,10 +4,10 @@ import argparse
 import signal
 
 import pytest
-from support.media import write_video
-from support.processes import Child, edge_track_cmd
 
 from edge.cli.main import build_parser
+from support.media import write_video
+from support.processes import Child, edge_track_cmd
 
 
 def subcommand(parser, *names):

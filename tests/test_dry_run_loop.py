@@ -3,12 +3,11 @@ head, and a dry run switched on from another thread always sends its stop."""
 
 import threading
 
-from support.loop_fakes import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
-
 from edge.config import load_config
 from edge.runtime.loop import TrackingLoop
 from edge.target import TargetRequest
 from edge.tracker import TrackState
+from support.loop_fakes import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
 
 FAR_RIGHT = ((580, 220, 40, 40), 0.9, TrackState.TRACKING)   # well off centre: a large rate is wanted
 

@@ -4,9 +4,6 @@ for SimpleBGC, pymavlink on UDP loopback, the SMBus seam for the PCA9685, gpioze
 import math
 
 import pytest
-from support.gimbal_frames import sbgc_frames
-from support.loop_fakes import FixedTracker, FrameList
-from support.seams import FlakySMBus, Pty, free_udp_port
 
 from edge.config import ControlConfig, load_config
 from edge.gimbal.protocols.simplebgc import MODE_SPEED
@@ -16,6 +13,9 @@ from edge.outputs.pelco import PelcoDConfig
 from edge.outputs.pwm import PwmConfig
 from edge.outputs.simplebgc import SimpleBGCConfig
 from edge.target import TargetRequest
+from support.gimbal_frames import sbgc_frames
+from support.loop_fakes import FixedTracker, FrameList
+from support.seams import FlakySMBus, Pty, free_udp_port
 
 pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
 mavutil = pytest.importorskip("pymavlink.mavutil")
@@ -89,11 +89,10 @@ class PausingFrames(FrameList):
 
 
 def test_dry_run_turned_on_between_frames_holds_the_head_at_once(tmp_path):
-    from support.gimbal_frames import frames7
-
     from edge.gimbal.protocols import pelco_d
     from edge.outputs.pelco import PelcoDOutput
     from edge.runtime.loop import TrackingLoop
+    from support.gimbal_frames import frames7
 
     pty = Pty(tmp_path)
     out = PelcoDOutput(PelcoDConfig(port=pty.link, address=1))

@@ -8,14 +8,13 @@ import pytest
 pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from support.int8_bounds import int8_reference  # noqa: E402
-
 from conftest import make_clip_frames, shared_path, write_sequence  # noqa: E402
 from edge.cli.main import main  # noqa: E402
 from edge.crop import sample_target  # noqa: E402
 from edge.engines import open_engine  # noqa: E402
 from edge.errors import EdgeTrackError, ModelError, SourceError  # noqa: E402
 from edge.preprocess import Normalizer  # noqa: E402
+from support.int8_bounds import int8_reference  # noqa: E402
 from train.calibration_data import calibration_feeds  # noqa: E402
 from train.quantize import convert_fp16, int8_kernel_counts, quantize_model  # noqa: E402
 

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+
 from support.models import assert_refuses_bad_and_missing
 
 torch = pytest.importorskip("torch")

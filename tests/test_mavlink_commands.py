@@ -5,9 +5,9 @@ import socket
 import time
 
 import pytest
-from support.seams import free_udp_port
 
 from edge.outputs.mavlink import MavlinkConfig
+from support.seams import free_udp_port
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
 

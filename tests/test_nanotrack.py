@@ -292,9 +292,8 @@ def test_run_tracks_with_nanotrack_and_logs_the_same_telemetry(tmp_path, capsys)
     service tracks a video to its end with the same track-log records as the default model."""
     import json
 
-    from support.media import write_video
-
     from edge.cli.main import main
+    from support.media import write_video
 
     folder = shared_path("models", "nanotrack_v3")
     video = str(tmp_path / "clip.avi")

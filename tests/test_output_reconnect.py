@@ -3,8 +3,6 @@ counts as delivered: pty pairs for the serial heads, pymavlink on a pty for MAVL
 the PCA9685."""
 
 import pytest
-from support.gimbal_frames import frames7, mavlink_parse, sbgc_frames, update
-from support.seams import FlakySMBus, Pty
 
 from edge.config import ControlConfig
 from edge.gimbal.protocols import pelco_d
@@ -14,6 +12,8 @@ from edge.outputs.pca9685 import Pca9685Config
 from edge.outputs.pelco import PelcoDConfig
 from edge.outputs.pwm import PwmConfig
 from edge.outputs.simplebgc import SimpleBGCConfig
+from support.gimbal_frames import frames7, mavlink_parse, sbgc_frames, update
+from support.seams import FlakySMBus, Pty
 
 pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
 

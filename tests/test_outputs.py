@@ -4,9 +4,6 @@ import os
 import time
 
 import pytest
-from support.gimbal_frames import sbgc_split, update
-from support.loop_fakes import FixedTracker, FrameList
-from support.seams import Pty, free_udp_port
 
 from edge.config import ControlConfig
 from edge.gimbal.protocols import boxproto, pelco_d, simplebgc
@@ -16,6 +13,9 @@ from edge.outputs.pca9685 import Pca9685Config
 from edge.outputs.pelco import PelcoDConfig
 from edge.outputs.pwm import PwmConfig
 from edge.outputs.simplebgc import SimpleBGCConfig
+from support.gimbal_frames import sbgc_split, update
+from support.loop_fakes import FixedTracker, FrameList
+from support.seams import Pty, free_udp_port
 
 serial = pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
 

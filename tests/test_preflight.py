@@ -10,10 +10,10 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from support.media import write_video
-from support.processes import edge_track_cmd
 
 from edge.cli.main import main
+from support.media import write_video
+from support.processes import edge_track_cmd
 
 
 def _cases(tmp_path):

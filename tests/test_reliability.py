@@ -12,17 +12,17 @@ import time
 import urllib.request
 
 import pytest
-from support.disk import FillingDisk, whole_json_lines
-from support.gimbal_frames import sbgc_split
-from support.loop_fakes import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
-from support.seams import free_tcp_port
-from support.waiting import run_in_thread
 
 from edge.config import load_config
 from edge.errors import ConfigError
 from edge.runtime.loop import TRACK_LOG_QUEUE, TrackingLoop
 from edge.runtime.telemetry import CHECK_PATH_S, TrackLog
 from edge.target import TargetRequest
+from support.disk import FillingDisk, whole_json_lines
+from support.gimbal_frames import sbgc_split
+from support.loop_fakes import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
+from support.seams import free_tcp_port
+from support.waiting import run_in_thread
 
 # -- the track log: a FIFO put at its path, a hung disk, copytruncate ------------------------------
 
@@ -211,9 +211,8 @@ def test_a_stop_is_never_held_back_by_the_init_limit():
 def test_sixteen_local_clients_flooding_select_do_not_stop_the_frames(tmp_path):
     """16 clients POST /api/select as fast as they can on 127.0.0.1: frames, commands and the
     track log go on, and the tracker is initialised at most every other frame."""
-    from support.loop_fakes import FollowingTracker, LiveGrabber
-
     from edge.web.server import ConsoleServer
+    from support.loop_fakes import FollowingTracker, LiveGrabber
 
     cfg = load_config({"telemetry": {"track_log": str(tmp_path / "track.jsonl")}})
     tracker, out = FollowingTracker(), RecordingOutput()
@@ -278,12 +277,11 @@ def test_a_serial_device_that_stops_reading_never_makes_a_write_wait(tmp_path, r
     that took nothing for STUCK_S is reported once and reopened; when the device reads again the
     newest command is what it gets last."""
     pytest.importorskip("serial")
-    from support.gimbal_frames import update
-    from support.seams import Pty
-
     from edge.gimbal.protocols import pelco_d
     from edge.outputs.pelco import PelcoDConfig, PelcoDOutput
     from edge.outputs.transport import STUCK_S, SerialLink
+    from support.gimbal_frames import update
+    from support.seams import Pty
 
     pty, clock = Pty(tmp_path), [0.0]
     link = SerialLink(pty.link, 9600, clock=lambda: clock[0])
@@ -569,11 +567,10 @@ def test_a_second_run_on_the_same_devices_is_refused_before_it_sends_anything(tm
     without one byte to the head: no CMD_CONTROL_CONFIG, no zero speed, no release."""
     import subprocess
 
+    from edge.gimbal.protocols import simplebgc
     from support.media import write_video
     from support.processes import Child, edge_track_cmd
     from support.seams import Pty
-
-    from edge.gimbal.protocols import simplebgc
 
     bgc = Pty(tmp_path, "bgc")
     video = str(tmp_path / "clip.avi")
@@ -671,11 +668,10 @@ def test_a_signal_before_the_command_begins_exits_128_plus_n_not_by_its_default_
 
 def test_pwm_with_pin_factory_mock_drives_its_servos_as_run_opens_it():
     pytest.importorskip("gpiozero")
-    from support.gimbal_frames import update
-
     from edge.config import ControlConfig
     from edge.outputs import open_output
     from edge.outputs.pwm import PwmConfig
+    from support.gimbal_frames import update
 
     out = open_output(PwmConfig(pin_factory="mock", pan_pin=12, tilt_pin=13), ControlConfig())
     try:
@@ -787,11 +783,10 @@ def test_the_last_stop_reaches_a_serial_head_whose_port_was_full_at_exit(monkeyp
     import types
 
     pytest.importorskip("serial")
-    from support.gimbal_frames import update
-
     from edge.gimbal.protocols import pelco_d
     from edge.outputs.pelco import PelcoDConfig, PelcoDOutput
     from edge.outputs.transport import SerialLink
+    from support.gimbal_frames import update
 
     port = SaturatedPort()
     link = SerialLink("/dev/ttyFAKE", 2400)

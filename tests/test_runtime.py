@@ -10,12 +10,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-from support.clock import FakeClock
-from support.loop_fakes import ListSource, QueueGrabber, RecordingOutput, ScriptedTracker, frame640
-from support.media import device_config, write_video
-from support.processes import Child, edge_track_cmd
-from support.systemd import NotifySocket
-from support.waiting import wait_for
 
 from conftest import NANOTRACK_DIR, REPO, make_clip_frames
 from edge.camera.grabber import LatestFrameGrabber
@@ -27,6 +21,12 @@ from edge.sim.run import OracleTracker, run_sim
 from edge.sim.world import SimConfig
 from edge.target import TargetRequest
 from edge.tracker import TrackState
+from support.clock import FakeClock
+from support.loop_fakes import ListSource, QueueGrabber, RecordingOutput, ScriptedTracker, frame640
+from support.media import device_config, write_video
+from support.processes import Child, edge_track_cmd
+from support.systemd import NotifySocket
+from support.waiting import wait_for
 
 # -- grabber ---------------------------------------------------------------------------------
 

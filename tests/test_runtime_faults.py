@@ -14,12 +14,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-from support.disk import FillingDisk, whole_json_lines
-from support.loop_fakes import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
-from support.media import device_config, write_video
-from support.processes import Child, edge_track_cmd
-from support.systemd import NotifySocket
-from support.waiting import run_in_thread
 
 from edge.camera import open_source
 from edge.camera.base import Frame
@@ -31,6 +25,12 @@ from edge.outputs.base import TrackRequest
 from edge.runtime.loop import TrackingLoop
 from edge.runtime.telemetry import TrackLog
 from edge.target import TargetRequest
+from support.disk import FillingDisk, whole_json_lines
+from support.loop_fakes import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
+from support.media import device_config, write_video
+from support.processes import Child, edge_track_cmd
+from support.systemd import NotifySocket
+from support.waiting import run_in_thread
 
 # -- 1. a full disk under the track log ----------------------------------------------------------
 

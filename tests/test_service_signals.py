@@ -7,13 +7,13 @@ import struct
 import sys
 
 import pytest
+
+from edge.gimbal.protocols import boxproto, pelco_d, simplebgc
 from support.media import write_video
 from support.paths import REPO
 from support.processes import Child, edge_track_cmd
 from support.seams import Pty, free_udp_port
 from support.systemd import NotifySocket
-
-from edge.gimbal.protocols import boxproto, pelco_d, simplebgc
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
 

@@ -4,12 +4,12 @@ its port, and again on every port it reopens: a pty pair stands in for the board
 import struct
 
 import pytest
-from support.gimbal_frames import sbgc_split, update
-from support.seams import Pty
 
 from edge.config import ControlConfig
 from edge.gimbal.protocols import simplebgc
 from edge.outputs.simplebgc import SimpleBGCConfig
+from support.gimbal_frames import sbgc_split, update
+from support.seams import Pty
 
 pytest.importorskip("serial", reason="needs pyserial (pip install 'edge-track[gimbal]')")
 

@@ -5,6 +5,7 @@ import signal
 import sys
 
 import pytest
+
 from support.paths import REPO
 from support.processes import Child
 

@@ -4,7 +4,6 @@ request made in code): the loop takes the parsed value as it is and reads no tex
 import threading
 
 import pytest
-from support.loop_fakes import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
 
 import edge.target
 from edge.config import load_config
@@ -12,6 +11,7 @@ from edge.errors import ConfigError
 from edge.runtime.loop import TrackingLoop
 from edge.target import CentreROI, TargetRequest, initial_request
 from edge.tracker import TrackState
+from support.loop_fakes import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
 
 
 def test_a_roi_request_holds_the_parsed_roi_and_a_bad_one_is_refused_when_made():

@@ -2,16 +2,16 @@
 
 import numpy as np
 import pytest
+
 from support.models import assert_refuses_bad_and_missing
 
 pytest.importorskip("onnx")   # the fake builder parses the ONNX file; a runtime-only install skips
-
-from support import fake_tensorrt  # noqa: E402
 
 from edge.engines import open_engine  # noqa: E402
 from edge.engines.tensorrt import TensorRTEngine, read_engine_file, tensorrt_available  # noqa: E402
 from edge.engines.tensorrt_build import build_engine  # noqa: E402
 from edge.errors import ModelError  # noqa: E402
+from support import fake_tensorrt  # noqa: E402
 
 
 @pytest.fixture()

@@ -277,9 +277,9 @@ def test_trackingnet_and_coco_readers(tmp_path):
 
 def test_qat_exports_a_qdq_graph_onnxruntime_runs_in_int8(tmp_path, dataset_root):
     import onnx
-    from support.int8_bounds import QdqRunner, int8_reference, with_wrong_dequant_scale
 
     from edge.engines import open_engine
+    from support.int8_bounds import QdqRunner, int8_reference, with_wrong_dequant_scale
     from train.qat import calibrate, export_qat_onnx, int8_ops_after_optimisation, prepare_qat
 
     model = build_model(get_preset("tiny"), seed=0)

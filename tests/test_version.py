@@ -3,10 +3,10 @@
 from importlib import metadata
 
 import pytest
-from support.paths import REPO
 
 import edge
 from edge.cli.main import main
+from support.paths import REPO
 
 
 def test_pyproject_takes_the_version_from_the_package():

@@ -16,9 +16,6 @@ import urllib.request
 from urllib.parse import urlsplit
 
 import pytest
-from support.clock import FakeClock
-from support.loop_fakes import FollowingTracker, LiveGrabber
-from support.waiting import wait_for
 
 from conftest import make_clip_frames
 from edge.config import load_config
@@ -29,6 +26,9 @@ from edge.tracker import TrackResult, TrackState
 from edge.web.publisher import FramePublisher
 from edge.web.server import ConsoleServer
 from edge.web.token_file import load_or_create_token
+from support.clock import FakeClock
+from support.loop_fakes import FollowingTracker, LiveGrabber
+from support.waiting import wait_for
 
 
 class RecenterOutput(LogOutput):
