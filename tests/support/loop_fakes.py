@@ -41,8 +41,6 @@ class FixedTracker:
         pass
 
     def update(self, frame):
-        from edge.tracker import TrackResult, TrackState
-
         return TrackResult((500, 200, 40, 40), 0.9, TrackState.TRACKING, 0)
 
 
