@@ -27,7 +27,7 @@ sequences=""
 layers=""
 check_only=0
 # Torch-free tests that finish in minutes under emulation; the rest of the suite is x86's job.
-tests="tests/test_metrics.py tests/test_crop.py tests/test_tracker.py tests/test_bench_profile.py"
+tests="tests/edge/evaluation/test_metrics.py tests/edge/trackers/test_crop.py tests/edge/trackers/test_tracker.py tests/edge/bench/test_bench_profile.py"
 host_python=""
 mirror=""
 noise_runs=8

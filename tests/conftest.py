@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 
@@ -58,6 +59,14 @@ def write_sequence(folder: str, frames, boxes, gt_name: str = "groundtruth_rect.
     return folder
 
 
+def square_sequence(root, n: int) -> str:
+    """A dataset folder ``root`` holding one OTB sequence, "square": a 40x32 textured square
+    crossing a 320x240 frame in ``n`` frames. Returns ``root``."""
+    frames, boxes = make_clip_frames(n=n, size=(320, 240), box=(120, 90, 40, 32), step=(3, 2))
+    write_sequence(str(root / "square"), frames, boxes)
+    return str(root)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory):
     """A seeded tiny-preset model exported through the real export path."""
@@ -83,3 +92,18 @@ def s_model(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("models") / "s.onnx")
     report = export_onnx(model, path)
     return model, path, report
+
+
+@pytest.fixture
+def records():
+    """Edge's log records during the test (support.logs.Records)."""
+    from support.logs import Records
+
+    handler = Records()
+    logger = logging.getLogger("edge")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)

@@ -12,10 +12,10 @@ import subprocess
 import pytest
 import yaml
 
+from conftest import REPO
 from edge.config import DeviceConfig, dump_defaults
 from edge.outputs import OutputConfig
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(REPO, "docs")
 README = os.path.join(REPO, "README.md")
 

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO
+
 INSTALL = os.path.join(REPO, "firmware_scripts", "install.sh")
 UNIT = os.path.join(REPO, "firmware_scripts", "edge-track.service.in")
 

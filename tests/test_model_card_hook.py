@@ -11,7 +11,8 @@ import re
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO
+
 markdown = pytest.importorskip("markdown")
 
 

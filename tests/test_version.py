@@ -1,19 +1,17 @@
 """The version is written in one place (edge/__init__.py); packaging and the command line read it."""
 
 from importlib import metadata
-from pathlib import Path
 
 import pytest
 
 import edge
 from edge.cli.main import main
-
-ROOT = Path(__file__).resolve().parents[1]
+from support.paths import REPO
 
 
 def test_pyproject_takes_the_version_from_the_package():
     tomllib = pytest.importorskip("tomllib")   # Python 3.11+
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "edge.__version__"}
 
@@ -27,7 +25,7 @@ def test_the_built_metadata_and_the_command_line_report_the_package_version(tmp_
     src = tmp_path / "src"
     (src / "edge").mkdir(parents=True)
     for name in ("pyproject.toml", "README.md", "edge/__init__.py"):
-        shutil.copy(ROOT / name, src / name)
+        shutil.copy(REPO / name, src / name)
     monkeypatch.chdir(src)
     dist_info = prepare_metadata_for_build_wheel(str(tmp_path))
     assert metadata.PathDistribution(tmp_path / dist_info).metadata["Version"] == edge.__version__

@@ -21,11 +21,15 @@ log = logging.getLogger("edge.camera")
 
 class LatestFrameGrabber:
     def __init__(self, open_source, *, reconnect_initial_s: float = 0.5, reconnect_max_s: float = 10.0,
-                 reconnect: bool = True, pace_fps: float | None = None, replay: bool = False) -> None:
+                 reconnect: bool = True, pace_fps: float | None = None, replay: bool = False,
+                 clock_ns=time.monotonic_ns, wait=threading.Event.wait) -> None:
         """pace_fps: deliver at most this many frames per second (files and folders read at
         disk speed; pacing makes them behave like the camera they stand in for). replay: a finite
-        source that ends is started again at once (a demo clip looped), not as an outage."""
+        source that ends is started again at once (a demo clip looped), not as an outage.
+        clock_ns and wait(stop_event, seconds) -> stopped: the time the pacing and the backoff go
+        by (a test gives a fake one to check them without waiting)."""
         self._open = open_source
+        self._clock_ns, self._wait = clock_ns, wait
         self._period = 1.0 / pace_fps if pace_fps else 0.0
         self._backoff = Backoff(reconnect_initial_s, reconnect_max_s)
         self._reconnect = reconnect
@@ -70,7 +74,7 @@ class LatestFrameGrabber:
                     reported = str(exc)
                 else:
                     log.debug("camera still unavailable; retrying in %.1f s", wait)
-                self._stop.wait(wait)
+                self._wait(self._stop, wait)
                 continue
             reported = ""
             if not first:
@@ -79,7 +83,7 @@ class LatestFrameGrabber:
             first = failed = False
             self.connected = True
             self._backoff.succeeded()
-            next_due = time.monotonic()
+            next_due = self._clock_ns() / 1e9
             frames_before = self.frames   # a pass with no frame is not replayed at once (no spin)
             try:
                 for frame in source:
@@ -88,9 +92,9 @@ class LatestFrameGrabber:
                     t_capture = frame.t_capture_ns
                     if self._period:
                         next_due += self._period
-                        if self._stop.wait(max(0.0, next_due - time.monotonic())):
+                        if self._wait(self._stop, max(0.0, next_due - self._clock_ns() / 1e9)):
                             break
-                        t_capture = time.monotonic_ns()   # a paced file is "captured" when released
+                        t_capture = self._clock_ns()   # a paced file is "captured" when released
                     with self._cond:
                         if self._latest is not None and self._latest.index != self._taken_index:
                             self.dropped += 1
@@ -120,7 +124,7 @@ class LatestFrameGrabber:
                 continue
             wait = self._backoff.failed()
             log.warning("camera stream ended; reopening in %.1f s", wait)
-            self._stop.wait(wait)
+            self._wait(self._stop, wait)
         with self._cond:
             self.finished = True
             self._cond.notify_all()

@@ -22,15 +22,16 @@ class DeadlineReader(io.RawIOBase):
     """Socket reads that share one deadline: a per-read timeout alone lets a client that trickles a
     byte a second hold its thread for as long as it likes."""
 
-    def __init__(self, sock: socket.socket, deadline) -> None:
+    def __init__(self, sock: socket.socket, deadline, clock=time.monotonic) -> None:
+        """deadline() is a time on ``clock``."""
         super().__init__()
-        self._sock, self._deadline = sock, deadline
+        self._sock, self._deadline, self._clock = sock, deadline, clock
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        remaining = self._deadline() - time.monotonic()
+        remaining = self._deadline() - self._clock()
         if remaining <= 0:
             raise TimeoutError("the request did not arrive in time")
         self._sock.settimeout(remaining)
