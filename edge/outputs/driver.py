@@ -84,6 +84,18 @@ class HeadDriver:
         self._delivered_on = None
         return False
 
+    @property
+    def connected(self) -> bool:
+        return self.link.connected
+
+    @property
+    def write_errors(self) -> int:
+        return self.link.write_errors
+
+    @property
+    def reconnects(self) -> int:
+        return self.link.reconnects
+
     def stop(self) -> None:  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 

@@ -108,18 +108,6 @@ class MavlinkGimbalOutput(HeadDriver):
             self._camera = CameraComponent(encoder, self.link.send, clock=self._clock)
         return self._camera
 
-    @property
-    def connected(self) -> bool:
-        return self.link.connected
-
-    @property
-    def write_errors(self) -> int:
-        return self.link.write_errors
-
-    @property
-    def reconnects(self) -> int:
-        return self.link.reconnects
-
     # -- sending -------------------------------------------------------------------------------
     def _heartbeat_if_due(self) -> bool:
         """The 1 Hz HEARTBEAT; True when one was handed to the link now."""

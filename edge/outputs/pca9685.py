@@ -87,14 +87,6 @@ class Pca9685ServoOutput(ServoHead):
                                      servo_limits(control_cfg.tilt_limits_deg), clock=clock)
         self._set(self.angles.pan_deg, self.angles.tilt_deg)
 
-    @property
-    def write_errors(self) -> int:
-        return self.link.write_errors
-
-    @property
-    def reconnects(self) -> int:
-        return self.link.reconnects
-
 
 class BoardLink:
     """The board as the driver's link: ``connected`` while it answers, and a new ``connection``

@@ -12,6 +12,19 @@ from edge.trackers.contract import Capabilities, TrackerInfo
 from edge.trackers.state import TrackResult, TrackState
 
 
+class FakeTracker:
+    """What the stand-in trackers declare (tracker contract): a search the loop's LOST step may widen."""
+
+    capabilities = Capabilities(widen_search=True)
+    info = TrackerInfo("fake", "fake", "none")
+    base_search_factor = 4.0
+    search_factor = 4.0
+    box = None
+
+    def set_search_factor(self, f):
+        self.search_factor = f
+
+
 class FrameList:
     def __init__(self, n):
         import numpy as np
@@ -30,18 +43,8 @@ class FrameList:
         pass
 
 
-class FixedTracker:
+class FixedTracker(FakeTracker):
     """A tracker that always sees the target right of centre: any sent command would move the head."""
-
-    capabilities = Capabilities(widen_search=True)
-    info = TrackerInfo("fake", "fake", "none")
-    base_search_factor = 4.0
-    box = None
-
-    search_factor = 4.0
-
-    def set_search_factor(self, f):
-        self.search_factor = f
 
     def init(self, frame, box):
         pass
@@ -84,22 +87,13 @@ class QueueGrabber:
         pass
 
 
-class ScriptedTracker:
+class ScriptedTracker(FakeTracker):
     """Returns scripted (box, score, state) per update; records init calls."""
-
-    capabilities = Capabilities(widen_search=True)
-    info = TrackerInfo("fake", "fake", "none")
-    base_search_factor = 4.0
-    box = None
 
     def __init__(self, script):
         self.script = list(script)
-        self.search_factor = 4.0
         self.factors = []
         self.inits = []
-
-    def set_search_factor(self, f):
-        self.search_factor = f
 
     def init(self, frame, box):
         self.inits.append(tuple(box))
@@ -139,20 +133,12 @@ class RecordingOutput(LogOutput):
         self.updates.append(update)
 
 
-class FollowingTracker:
+class FollowingTracker(FakeTracker):
     """Reports TRACKING on the box it was given (the console's job is getting that box to it)."""
 
-    capabilities = Capabilities(widen_search=True)
-    info = TrackerInfo("fake", "fake", "none")
-    base_search_factor = 4.0
-
     def __init__(self):
-        self.search_factor = 4.0
         self.inits = []
         self.box = None
-
-    def set_search_factor(self, f):
-        self.search_factor = f
 
     def init(self, frame, box):
         self.inits.append(tuple(round(v, 1) for v in box))

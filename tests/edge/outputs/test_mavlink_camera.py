@@ -12,10 +12,10 @@ import pytest
 
 from edge.config import load_config
 from edge.outputs.mavlink import MavlinkConfig
-from edge.trackers.contract import Capabilities, TrackerInfo
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
 
+from support.loop_fakes import FakeTracker  # noqa: E402
 from support.seams import free_udp_port  # noqa: E402
 
 CAMERA = 100
@@ -124,21 +124,11 @@ def test_requests_for_other_systems_components_or_messages_get_no_answer_from_it
         (m.MAV_CMD_REQUEST_MESSAGE, m.MAV_RESULT_UNSUPPORTED, CAMERA)]
 
 
-class BoxTracker:
+class BoxTracker(FakeTracker):
     """Sees the target where it was picked, or loses it from frame ``lose_after`` on."""
-
-    capabilities = Capabilities(widen_search=True)
-    info = TrackerInfo("fake", "fake", "none")
-    base_search_factor = 4.0
-    box = None
-
-    search_factor = 4.0
 
     def __init__(self, lose_after=None):
         self.inits, self.updates, self.lose_after = [], 0, lose_after
-
-    def set_search_factor(self, f):
-        self.search_factor = f
 
     def init(self, frame, box):
         self.inits.append(tuple(box))

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from edge.outputs.mavlink import MavlinkConfig
-from edge.trackers.contract import Capabilities, TrackerInfo
+from support.loop_fakes import FakeTracker
 from support.seams import free_udp_port
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
@@ -71,21 +71,11 @@ def test_commands_for_another_system_or_component_are_ignored_and_not_acknowledg
     assert [(a.command, a.result) for a in acks] == [(MAV_CMD_CAMERA_TRACK_RECTANGLE, 0)] * len(ours), acks
 
 
-class RecordingTracker:
+class RecordingTracker(FakeTracker):
     """Sees the target where it was picked: records what the loop starts it on."""
-
-    capabilities = Capabilities(widen_search=True)
-    info = TrackerInfo("fake", "fake", "none")
-    base_search_factor = 4.0
-    box = None
-
-    search_factor = 4.0
 
     def __init__(self):
         self.inits = []
-
-    def set_search_factor(self, f):
-        self.search_factor = f
 
     def init(self, frame, box):
         self.inits.append(tuple(round(v, 1) for v in box))
