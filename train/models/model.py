@@ -88,6 +88,12 @@ class PatchEmbed(nn.Module):
         return F.linear(patches, self.proj.weight.flatten(1), self.proj.bias)       # (B, N, D)
 
 
+def _regroup(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, h, N, d) -> (B, heads, N, h*d/heads): the same channels, cut into other heads."""
+    B, h, N, d = x.shape
+    return x.transpose(1, 2).reshape(B, N, heads, h * d // heads).transpose(1, 2)
+
+
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
     """Plain softmax attention; (B, h, Nq, d) x (B, h, Nk, d) -> (B, h, Nq, d).
 
@@ -100,15 +106,27 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> 
 
 
 class MixedAttention(nn.Module):
-    """Asymmetric mixed attention (spec 2.2). ``qkv`` rows are [q | k | v], heads of 64."""
+    """Asymmetric mixed attention (spec 2.2). ``qkv`` rows are [q | k | v], heads of 64.
 
-    def __init__(self, dim: int, num_heads: int) -> None:
+    ``token_heads`` (0: off) splits the prediction tokens' queries, keys and values into more,
+    narrower heads than the other tokens use, with the same weights. A student copied from a
+    one-head teacher (VitTrack: one 48-wide head) keeps the teacher's attention for every image
+    token, while each prediction token may look at several places at once: with one head its
+    attention is one soft pointer and the tokens never located the target (issue 29).
+    """
+
+    def __init__(self, dim: int, num_heads: int, token_heads: int = 0) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        if token_heads and dim % token_heads:
+            raise ValueError(f"dim {dim} is not divisible by token_heads {token_heads}")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim ** -0.5
+        self.token_heads = token_heads if token_heads != num_heads else 0
+        # The prediction tokens' scale over ``scale``: export folds ``scale`` into q and sets it to 1.
+        self.token_ratio = (self.head_dim / (dim // token_heads)) ** 0.5 if self.token_heads else 1.0
         self.qkv = nn.Linear(dim, dim * 3, bias=True)
         self.proj = nn.Linear(dim, dim)
 
@@ -126,8 +144,18 @@ class MixedAttention(nn.Module):
         q, k, v = self._split(x)
         m = num_template_tokens
         out_t = _attend(q[:, :, :m], k[:, :, :m], v[:, :, :m], self.scale)         # templates only
-        out_s = _attend(q[:, :, m:], k, v, self.scale)                             # everything
+        out_s = self._attend_search(q[:, :, m:], k, v)                             # everything
         return self.proj(self._merge(torch.cat([out_t, out_s], dim=2)))
+
+    def _attend_search(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Search and prediction-token queries over all keys; (B, h, N, d) in and out."""
+        if not self.token_heads:
+            return _attend(q, k, v, self.scale)
+        n = NUM_PRED_TOKENS
+        image = _attend(q[:, :, :-n], k, v, self.scale)
+        th = self.token_heads
+        tokens = _attend(*(_regroup(t, th) for t in (q[:, :, -n:], k, v)), self.scale * self.token_ratio)
+        return torch.cat([image, _regroup(tokens, self.num_heads)], dim=2)
 
     def forward_templates(self, x_t: torch.Tensor):
         """Template tokens alone -> (output, k_t, v_t); k_t/v_t: (B, h, M, d)."""
@@ -139,7 +167,7 @@ class MixedAttention(nn.Module):
         q, k, v = self._split(x_s)
         k = torch.cat([k_t, k], dim=2)
         v = torch.cat([v_t, v], dim=2)
-        return self.proj(self._merge(_attend(q, k, v, self.scale)))
+        return self.proj(self._merge(self._attend_search(q, k, v)))
 
 
 class Mlp(nn.Module):
@@ -160,10 +188,10 @@ class Block(nn.Module):
     layers removed by progressive elimination (deep-to-shallow distillation).
     """
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, token_heads: int = 0) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = MixedAttention(dim, num_heads)
+        self.attn = MixedAttention(dim, num_heads, token_heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.residual_scale = 1.0
@@ -206,7 +234,7 @@ class Backbone(nn.Module):
         self.reg_tokens = nn.Parameter(torch.zeros(1, NUM_PRED_TOKENS, D))
         self.pos_embed_reg = nn.Parameter(torch.zeros(1, NUM_PRED_TOKENS, D))
         self.patch_embed = _patch_embed(cfg)
-        self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio, cfg.token_heads) for _ in range(cfg.depth))
         nn.init.trunc_normal_(self.reg_tokens, std=0.02)
 
     def embed_template(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,10 +11,10 @@ from train.models.model import MixedAttention, build_model, sincos_pos_embed_2d 
 from train.models.presets import get_preset  # noqa: E402
 
 
-def reference_masked_attention(attn: MixedAttention, x, m):
+def reference_masked_attention(attn: MixedAttention, x, m, heads=None):
     """Full attention with an explicit mask: template queries may not see search/token keys."""
     B, N, C = x.shape
-    h = attn.num_heads
+    h = heads or attn.num_heads
     qkv = x @ attn.qkv.weight.T + attn.qkv.bias
     q, k, v = qkv.split(C, dim=-1)
     q, k, v = (t.reshape(B, N, h, C // h).transpose(1, 2) for t in (q, k, v))
@@ -33,6 +33,18 @@ def test_mixed_attention_equals_masked_reference():
     assert torch.allclose(attn(x, 12), reference_masked_attention(attn, x, 12), atol=1e-6)
 
 
+def test_prediction_tokens_may_have_their_own_heads():
+    """token_heads: the image tokens attend as the block's heads do, the four prediction tokens
+    (last) as that many heads over the same projections; the template cache stays exact."""
+    torch.manual_seed(2)
+    attn = MixedAttention(48, 1, token_heads=4)
+    x = torch.randn(2, 30, 48)
+    out = attn(x, 12)
+    assert torch.allclose(out[:, :-4], reference_masked_attention(attn, x, 12)[:, :-4], atol=1e-6)
+    assert torch.allclose(out[:, -4:], reference_masked_attention(attn, x, 12, heads=4)[:, -4:], atol=1e-6)
+    assert not torch.allclose(out[:, -4:], reference_masked_attention(attn, x, 12)[:, -4:], atol=1e-3)
+
+
 def test_templates_do_not_see_the_search_image():
     torch.manual_seed(1)
     attn = MixedAttention(64, 4)
@@ -42,7 +54,7 @@ def test_templates_do_not_see_the_search_image():
     assert torch.equal(attn(x, 12)[:, :12], attn(y, 12)[:, :12])
 
 
-@pytest.mark.parametrize("preset", ["tiny", "S", "B"])
+@pytest.mark.parametrize("preset", ["tiny", "S", "B", "vitstem4"])
 def test_cached_template_path_equals_full_forward(preset):
     model = build_model(get_preset(preset), seed=0)
     t, s = model.cfg.template_size, model.cfg.search_size
@@ -110,3 +122,13 @@ def test_tiny_forward_backward_runs():
     assert model.backbone.pos_embed_s.grad is None  # frozen, as upstream
     assert boxes.shape == (2, 4) and scores.shape == (2,)
     assert np.isfinite(boxes.detach().numpy()).all()
+
+
+def test_a_student_with_token_heads_exports_and_agrees(tmp_path):
+    """The export folds the attention scale into q, the prediction tokens keep their own scale on top
+    (export_onnx checks the ONNX graphs against PyTorch and raises when they disagree)."""
+    pytest.importorskip("onnxruntime")
+    from train.export.onnx import export_onnx
+
+    report = export_onnx(build_model(get_preset("vitstem4"), seed=0), str(tmp_path / "s.onnx"))
+    assert report.box_max_abs_diff <= 1e-4
