@@ -5,14 +5,18 @@ tokens ride through VitTrack's three single-head blocks and stay near one box fo
 This probe separates the features from the readout. It caches the frozen teacher's search
 features for training pairs (the same sampler and held-out list as the student's config), then
 trains only a readout on them: four learned queries, one cross-attention over the search tokens
-(with ``--heads`` heads), and the MLP edge head over ``bins`` positions, with the student's
-losses (KL to the teacher's edge distributions + L1 to the truth). If the readout reaches the
+(with ``--heads`` heads; ``train.models.model.TokenReadout``), and the student's edge head
+over ``bins`` positions (``DistributionBoxHead``), with the student's losses (KL to the
+teacher's edge distributions + L1 to the truth). ``graft`` puts a readout fitted on the last
+block's features into the student ``vitstem-readout`` (VitTrack's blocks, untouched), ready to
+export and evaluate. If the readout reaches the
 teacher's own IoU on held pairs, the features suffice and the bottleneck is the student's
 in-block readout; if not, it is the features.
 
     python -m tools.token_readout_probe cache --config CFG --pairs 16000 --seed 11 --out train.pt
     python -m tools.token_readout_probe cache --config CFG --pairs 3000 --seed 7 --out held.pt
-    python -m tools.token_readout_probe fit --train train.pt --held held.pt --heads 4 --layer last
+    python -m tools.token_readout_probe fit --train train.pt --held held.pt --heads 4 --layer last --save ro.pt
+    python -m tools.token_readout_probe graft --config CFG --readout ro.pt --out student.pth
 
 The held pairs come from other draws of the same training videos (a learnability check, not an
 evaluation: the validation split stays for choosing models). Needs the training extra.
@@ -31,21 +35,20 @@ SEARCH_TOKENS = 256
 LAYERS = {"last": "final", "previous": "previous"}
 
 
-class Readout(nn.Module):
-    """Four queries -> one cross-attention over the search tokens -> per-token MLP -> bin logits."""
+class ProbeHead(nn.Module):
+    """The student's prediction tokens, readout and box head, on cached features."""
 
-    def __init__(self, dim: int = 48, heads: int = 1, bins: int = 64, tokens: int = SEARCH_TOKENS) -> None:
+    def __init__(self, dim: int, heads: int, bins: int, tokens: int) -> None:
         super().__init__()
-        self.queries = nn.Parameter(torch.randn(4, dim) * 0.02)
-        self.pos = nn.Parameter(torch.randn(tokens, dim) * 0.02)
-        self.norm = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, bins))
+        from train.models.model import NUM_PRED_TOKENS, DistributionBoxHead, TokenReadout
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        kv = self.norm(features + self.pos)
-        out, _ = self.attn(self.queries.expand(features.shape[0], -1, -1), kv, kv)
-        return self.mlp(out + self.queries)                                     # (B, 4, bins)
+        self.queries = nn.Parameter(torch.randn(1, NUM_PRED_TOKENS, dim) * 0.02)
+        self.readout = TokenReadout(dim, heads, tokens)
+        self.box_head = DistributionBoxHead(dim, bins, search_size=4 * bins)
+
+    def forward(self, features: torch.Tensor):
+        """-> (boxes (B, 4) cx, cy, w, h over the crop, edge logits (B, 4, bins))."""
+        return self.box_head(self.readout(self.queries.expand(features.shape[0], -1, -1), features))
 
 
 def edge_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -58,22 +61,28 @@ def edge_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def expected_edges(probs: torch.Tensor) -> torch.Tensor:
-    centres = (torch.arange(probs.shape[-1], dtype=probs.dtype) + 0.5) / probs.shape[-1]
-    return (probs * centres).sum(-1)
+    """(B, 4, bins) -> (B, 4) edges over the crop, bins at i / bins as the box head places them."""
+    return (probs * torch.arange(probs.shape[-1], dtype=probs.dtype) / probs.shape[-1]).sum(-1)
+
+
+def to_edges(boxes: torch.Tensor) -> torch.Tensor:
+    """(cx, cy, w, h) -> (left, right, top, bottom)."""
+    cx, cy, w, h = boxes.unbind(-1)
+    return torch.stack([cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2], dim=-1)
 
 
 def fit(train: dict, held: dict, layer: str, heads: int, steps: int, batch: int = 64, lr: float = 2e-3,
         seed: int = 0, log=print) -> dict:
-    """Train a Readout on cached features; -> {"held_iou", "teacher_iou", "train_iou"}."""
+    """Train a ProbeHead on cached features; -> {"held_iou", "teacher_iou", "train_iou", "head"}."""
     torch.manual_seed(seed)
     key = LAYERS[layer]
     bins = train["probs"].shape[-1]
-    model = Readout(train[key].shape[-1], heads, bins, train[key].shape[1])
+    model = ProbeHead(train[key].shape[-1], heads, bins, train[key].shape[1])
     opt = torch.optim.AdamW(model.parameters(), lr)
 
     def run(d, idx):
-        logits = model(d[key][idx].float())
-        edges = expected_edges(logits.softmax(-1))
+        boxes, logits = model(d[key][idx].float())
+        edges = to_edges(boxes)
         truth = d["truth"][idx][:, [0, 2, 1, 3]]                                # xyxy -> l, r, t, b
         loss = F.kl_div(logits.log_softmax(-1), d["probs"][idx].float().clamp_min(1e-8), reduction="batchmean")
         return loss + 5 * F.l1_loss(edges, truth), edge_iou(edges, truth).mean()
@@ -93,7 +102,23 @@ def fit(train: dict, held: dict, layer: str, heads: int, steps: int, batch: int 
         _, held_iou = run(held, torch.arange(held[key].shape[0]))
     truth = held["truth"][:, [0, 2, 1, 3]]
     teacher = edge_iou(expected_edges(held["probs"].float()), truth).mean()
-    return {"held_iou": float(held_iou), "teacher_iou": float(teacher), "train_iou": train_iou}
+    return {"held_iou": float(held_iou), "teacher_iou": float(teacher), "train_iou": train_iou, "head": model}
+
+
+def graft(teacher_path: str, head: ProbeHead):
+    """The student ``vitstem-readout`` started from VitTrack (its ONNX file), with a readout
+    fitted on the teacher's last-block features (``fit --layer last``)."""
+    from train.distill.vittrack_teacher import student_from_teacher
+    from train.models.presets import get_preset
+    from train.models.vittrack import load_vittrack
+
+    student = student_from_teacher(load_vittrack(teacher_path), get_preset("vitstem-readout"))
+    with torch.no_grad():
+        student.backbone.reg_tokens.copy_(head.queries)
+        student.backbone.pos_embed_reg.zero_()
+    student.readout.load_state_dict(head.readout.state_dict())
+    student.box_head.load_state_dict(head.box_head.state_dict())
+    return student
 
 
 @torch.no_grad()
@@ -135,12 +160,29 @@ def main(argv=None) -> int:
     f.add_argument("--layer", choices=sorted(LAYERS), default="last")
     f.add_argument("--heads", type=int, default=1)
     f.add_argument("--steps", type=int, default=6000)
+    f.add_argument("--save", default="", help="write the fitted head here (for graft)")
+    g = sub.add_parser("graft", help="a vitstem-readout student with a fitted head, as a state dict")
+    g.add_argument("--config", required=True, help="the student's training config (its teacher)")
+    g.add_argument("--readout", required=True, help="a head written by fit --save (last-block features)")
+    g.add_argument("--heads", type=int, default=4)
+    g.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.command == "cache":
         torch.save(cache(args.config, args.pairs, args.seed), args.out)
         return 0
+    if args.command == "graft":
+        state = torch.load(args.readout)
+        head = ProbeHead(state["queries"].shape[-1], args.heads, state["box_head.layers.1.0.weight"].shape[0],
+                         state["readout.pos"].shape[1])
+        head.load_state_dict(state)
+        from train.config import load_train_config
+
+        torch.save(graft(load_train_config(args.config).teacher.path, head).state_dict(), args.out)
+        return 0
     r = fit(torch.load(args.train), torch.load(args.held), args.layer, args.heads, args.steps)
+    if args.save:
+        torch.save(r["head"].state_dict(), args.save)
     print(f"held IoU {r['held_iou']:.3f} (teacher's own maps {r['teacher_iou']:.3f}), "
           f"{args.layer} features, {args.heads} head(s), {args.steps} steps")
     return 0

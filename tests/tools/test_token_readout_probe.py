@@ -6,7 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tools.token_readout_probe import expected_edges, fit  # noqa: E402
+from conftest import shared_path  # noqa: E402
+from tools.token_readout_probe import ProbeHead, expected_edges, fit, graft  # noqa: E402
 
 GRID, BINS = 8, 32
 
@@ -23,24 +24,41 @@ def _pairs(n, seed, informative=True):
                 feats[i, cy * GRID + x: cy * GRID + x + 2, 0] += 3.0
         truth[i] = torch.tensor([x / GRID, y / GRID, (x + 2) / GRID, (y + 2) / GRID])
     edges = truth[:, [0, 2, 1, 3]]
-    centres = (torch.arange(BINS) + 0.5) / BINS
+    centres = torch.arange(BINS) / BINS                    # bin i at i / bins, as the box head
     probs = torch.softmax(-((centres[None, None] - edges[..., None]) ** 2) / 2e-3, dim=-1)
     return {"final": feats, "previous": feats, "probs": probs, "truth": truth}
 
 
-def test_expected_edges_of_a_sharp_distribution_is_its_bin_centre():
+def test_expected_edges_of_a_sharp_distribution_is_its_bin():
     probs = torch.zeros(1, 4, BINS)
     probs[0, :, 8] = 1.0
-    assert torch.allclose(expected_edges(probs), torch.full((1, 4), 8.5 / BINS))
+    assert torch.allclose(expected_edges(probs), torch.full((1, 4), 8 / BINS))
 
 
 def test_the_readout_finds_a_target_the_features_mark():
-    result = fit(_pairs(512, 0), _pairs(128, 1), "last", heads=4, steps=300, batch=32, lr=1e-2, log=None)
+    result = fit(_pairs(512, 0), _pairs(128, 1), "last", heads=4, steps=400, batch=32, lr=1e-2, log=None)
     assert result["teacher_iou"] > 0.8                      # the synthetic "teacher" is near the truth
     assert result["held_iou"] > 0.3                         # 0.45 here; chance is under 0.1
 
 
 def test_the_readout_cannot_find_a_target_the_features_do_not_mark():
     result = fit(_pairs(512, 0, informative=False), _pairs(128, 1, informative=False), "last", heads=4,
-                 steps=300, batch=32, lr=1e-2, log=None)
+                 steps=400, batch=32, lr=1e-2, log=None)
     assert result["held_iou"] < 0.2
+
+
+def test_a_grafted_head_is_the_students_head():
+    """graft: the student's boxes are the fitted head's on the student's own normed search tokens."""
+    head = ProbeHead(48, 4, 64, 256)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    student = graft(shared_path("models", "vittrack", "vitTracker.onnx"), head)
+    g = torch.Generator().manual_seed(0)
+    z, oz, x = torch.randn(2, 3, 128, 128, generator=g), torch.randn(2, 3, 128, 128, generator=g), \
+        torch.randn(2, 3, 256, 256, generator=g)
+    with torch.no_grad():
+        boxes, _ = student(z, oz, x)
+        search = student.backbone(z, oz, x)[:, -256:]
+        expected, _ = head(student.norm(search))
+    assert torch.allclose(boxes, expected, atol=1e-6)

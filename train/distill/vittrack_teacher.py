@@ -34,6 +34,8 @@ def student_from_teacher(teacher: VitTrack, cfg, seed: int = 0):
             for a, b in ((mine.norm1, theirs.norm1), (mine.norm2, theirs.norm2), (mine.attn.qkv, theirs.qkv),
                          (mine.attn.proj, theirs.proj), (mine.mlp.fc1, theirs.fc1), (mine.mlp.fc2, theirs.fc2)):
                 a.load_state_dict(b.state_dict())
+        if cfg.readout_heads:
+            student.norm.load_state_dict(teacher.norm.state_dict())
     return student.eval()
 
 

@@ -235,6 +235,7 @@ class Backbone(nn.Module):
         self.pos_embed_reg = nn.Parameter(torch.zeros(1, NUM_PRED_TOKENS, D))
         self.patch_embed = _patch_embed(cfg)
         self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio, cfg.token_heads) for _ in range(cfg.depth))
+        self.tokens_in_blocks = not cfg.readout_heads
         nn.init.trunc_normal_(self.reg_tokens, std=0.02)
 
     def embed_template(self, x: torch.Tensor) -> torch.Tensor:
@@ -246,8 +247,12 @@ class Backbone(nn.Module):
         """-> (templates (B, 2Nt, D), search + prediction tokens (B, Ns + 4, D))."""
         t, ot = self.embed_template(template), self.embed_template(online_template)
         s = self.patch_embed(search) + self.pos_embed_s
-        tokens = (self.reg_tokens + self.pos_embed_reg).expand(s.shape[0], -1, -1)
-        return torch.cat([t, ot], dim=1), torch.cat([s, tokens], dim=1)
+        if not self.tokens_in_blocks:
+            return torch.cat([t, ot], dim=1), s
+        return torch.cat([t, ot], dim=1), torch.cat([s, self.queries(s.shape[0])], dim=1)
+
+    def queries(self, batch: int) -> torch.Tensor:
+        return (self.reg_tokens + self.pos_embed_reg).expand(batch, -1, -1)
 
     def forward(self, template, online_template, search, return_all: bool = False):
         """-> final tokens (B, 2Nt + Ns + 4, D), or the list after every block if return_all."""
@@ -297,6 +302,34 @@ class DistributionBoxHead(nn.Module):
         return (edges[..., None] * self.edges_to_cxcywh).sum(dim=-2), logits
 
 
+class TokenReadout(nn.Module):
+    """The four prediction tokens read the final search tokens in one multi-head cross-attention
+    with projections of its own and a learned position per search token (preset
+    ``readout_heads``). A one-head student copied from VitTrack could not learn to locate the
+    target with its tokens inside VitTrack's blocks (issue 29): the blocks' projections serve the
+    image tokens, and one head is one soft pointer."""
+
+    def __init__(self, dim: int, heads: int, search_tokens: int) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by readout heads {heads}")
+        self.heads = heads
+        self.scale = (dim // heads) ** -0.5
+        self.pos = nn.Parameter(torch.zeros(1, search_tokens, dim))
+        self.norm = nn.LayerNorm(dim)
+        self.q, self.kv, self.proj = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
+        nn.init.trunc_normal_(self.pos, std=0.02)
+
+    def forward(self, queries: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+        """queries (B, 4, D), search (B, Ns, D) -> prediction tokens (B, 4, D)."""
+        B, _, D = search.shape
+        h = self.heads
+        k, v = self.kv(self.norm(search + self.pos)).reshape(B, -1, 2, h, D // h).permute(2, 0, 3, 1, 4).unbind(0)
+        q = self.q(queries).reshape(B, -1, h, D // h).transpose(1, 2)
+        out = _attend(q, k, v, self.scale).transpose(1, 2).reshape(B, -1, D)
+        return self.proj(out) + queries
+
+
 class ScoreHead(nn.Module):
     """Per-token MLP to one logit; the four logits are averaged (spec 2.4)."""
 
@@ -321,7 +354,17 @@ class MixFormerV2(nn.Module):
         self.backbone = Backbone(cfg)
         self.box_head = DistributionBoxHead(cfg.embed_dim, cfg.bins, cfg.search_size)
         self.score_head = ScoreHead(cfg.embed_dim)
+        if cfg.readout_heads:
+            self.norm = nn.LayerNorm(cfg.embed_dim)
+            self.readout = TokenReadout(cfg.embed_dim, cfg.readout_heads, cfg.search_grid ** 2)
         self.apply(_init_weights)
+
+    def pred_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The prediction tokens from the last block's search-side tokens."""
+        if self.backbone.tokens_in_blocks:
+            return x[:, -NUM_PRED_TOKENS:]
+        search = self.norm(x[:, -self.cfg.search_grid ** 2:])
+        return self.readout(self.backbone.queries(x.shape[0]), search)
 
     def forward_heads(self, pred_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         boxes, logits = self.box_head(pred_tokens)
@@ -332,9 +375,8 @@ class MixFormerV2(nn.Module):
         block's tokens too (training calls the model itself, so DDP sees the forward)."""
         if train_outputs:
             feats = self.backbone(template, online_template, search, return_all=True)
-            return {**self.forward_heads(feats[-1][:, -NUM_PRED_TOKENS:]), "features": feats}
-        tokens = self.backbone(template, online_template, search)[:, -NUM_PRED_TOKENS:]
-        out = self.forward_heads(tokens)
+            return {**self.forward_heads(self.pred_tokens(feats[-1])), "features": feats}
+        out = self.forward_heads(self.pred_tokens(self.backbone(template, online_template, search)))
         return out["pred_boxes"], out["pred_scores"]
 
     # -- exact cached-template path ---------------------------------------------------------
@@ -351,11 +393,10 @@ class MixFormerV2(nn.Module):
     def forward_search(self, search, cache):
         bb = self.backbone
         s = bb.patch_embed(search) + bb.pos_embed_s
-        tokens = (bb.reg_tokens + bb.pos_embed_reg).expand(s.shape[0], -1, -1)
-        x = torch.cat([s, tokens], dim=1)
+        x = torch.cat([s, bb.queries(s.shape[0])], dim=1) if bb.tokens_in_blocks else s
         for block, (k_t, v_t) in zip(bb.blocks, cache):
             x = block.forward_search(x, k_t, v_t)
-        out = self.forward_heads(x[:, -NUM_PRED_TOKENS:])
+        out = self.forward_heads(self.pred_tokens(x))
         return out["pred_boxes"], out["pred_scores"]
 
 

@@ -25,6 +25,9 @@ class Architecture:
     mlp_ratio: float = 4.0
     # Heads for the prediction tokens' queries (0: num_heads), see train.models.model.MixedAttention.
     token_heads: int = 0
+    # >0: the prediction tokens stay out of the blocks and read the final (normed) search tokens
+    # in one cross-attention of this many heads (train.models.model.TokenReadout).
+    readout_heads: int = 0
     patch_size: int = 16
     template_size: int = 128
     search_size: int = 288
@@ -91,6 +94,12 @@ PRESETS: dict[str, Architecture] = {
     "vitstem4": Architecture("vitstem4", embed_dim=48, depth=3, num_heads=1, mlp_ratio=4.0,
                              template_size=128, search_size=256, bins=64, search_factor=4.0,
                              update_interval=25, stem="vittrack", token_heads=4),
+    # VitTrack's blocks untouched (the image tokens attend as in vitstem, the templates to
+    # themselves), the four prediction tokens in a 4-head readout after the final norm: the
+    # student whose readout tools/token_readout_probe.py can train on cached teacher features.
+    "vitstem-readout": Architecture("vitstem-readout", embed_dim=48, depth=3, num_heads=1, mlp_ratio=4.0,
+                                    template_size=128, search_size=256, bins=64, search_factor=4.0,
+                                    update_interval=25, stem="vittrack", readout_heads=4),
     # For tests: seconds to build, export and run.
     "tiny": Architecture("tiny", embed_dim=64, depth=2, num_heads=2, mlp_ratio=2.0,
                         template_size=64, search_size=128, bins=32, search_factor=4.0,

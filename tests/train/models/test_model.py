@@ -54,7 +54,7 @@ def test_templates_do_not_see_the_search_image():
     assert torch.equal(attn(x, 12)[:, :12], attn(y, 12)[:, :12])
 
 
-@pytest.mark.parametrize("preset", ["tiny", "S", "B", "vitstem4"])
+@pytest.mark.parametrize("preset", ["tiny", "S", "B", "vitstem4", "vitstem-readout"])
 def test_cached_template_path_equals_full_forward(preset):
     model = build_model(get_preset(preset), seed=0)
     t, s = model.cfg.template_size, model.cfg.search_size
@@ -124,11 +124,12 @@ def test_tiny_forward_backward_runs():
     assert np.isfinite(boxes.detach().numpy()).all()
 
 
-def test_a_student_with_token_heads_exports_and_agrees(tmp_path):
+@pytest.mark.parametrize("preset", ["vitstem4", "vitstem-readout"])
+def test_a_student_with_token_heads_or_a_readout_exports_and_agrees(tmp_path, preset):
     """The export folds the attention scale into q, the prediction tokens keep their own scale on top
     (export_onnx checks the ONNX graphs against PyTorch and raises when they disagree)."""
     pytest.importorskip("onnxruntime")
     from train.export.onnx import export_onnx
 
-    report = export_onnx(build_model(get_preset("vitstem4"), seed=0), str(tmp_path / "s.onnx"))
+    report = export_onnx(build_model(get_preset(preset), seed=0), str(tmp_path / "s.onnx"))
     assert report.box_max_abs_diff <= 1e-4
