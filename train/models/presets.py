@@ -90,13 +90,13 @@ PRESETS: dict[str, Architecture] = {
                            update_interval=25, stem="vittrack"),
     # The same student with its prediction tokens' queries in 4 heads of 12 (the image tokens keep
     # VitTrack's one head): a readout over VitTrack's features reaches 0.53 IoU on held training
-    # pairs with 4 heads, 0.46 with one (tools/token_readout_probe.py; the teacher's maps: 0.59).
+    # pairs with 4 heads, 0.46 with one (train/distill/cached_readout.py; the teacher's maps: 0.59).
     "vitstem4": Architecture("vitstem4", embed_dim=48, depth=3, num_heads=1, mlp_ratio=4.0,
                              template_size=128, search_size=256, bins=64, search_factor=4.0,
                              update_interval=25, stem="vittrack", token_heads=4),
     # VitTrack's blocks untouched (the image tokens attend as in vitstem, the templates to
     # themselves), the four prediction tokens in a 4-head readout after the final norm: the
-    # student whose readout tools/token_readout_probe.py can train on cached teacher features.
+    # student whose readout train/distill/cached_readout.py can train on cached teacher features.
     "vitstem-readout": Architecture("vitstem-readout", embed_dim=48, depth=3, num_heads=1, mlp_ratio=4.0,
                                     template_size=128, search_size=256, bins=64, search_factor=4.0,
                                     update_interval=25, stem="vittrack", readout_heads=4),

@@ -1,22 +1,21 @@
-"""Can four prediction tokens read a box out of VitTrack's features? (issue 29's student diagnosis)
+"""Dense-to-sparse on cached features: the VitTrack student's prediction tokens learn to read the
+box from the frozen teacher's search tokens (issue 29).
 
-The VitTrack student (preset ``vitstem``) never learned to locate the target: its prediction
-tokens ride through VitTrack's three single-head blocks and stay near one box for every pair.
-This probe separates the features from the readout. It caches the frozen teacher's search
-features for training pairs (the same sampler and held-out list as the student's config), then
-trains only a readout on them: four learned queries, one cross-attention over the search tokens
-(with ``--heads`` heads; ``train.models.model.TokenReadout``), and the student's edge head
-over ``bins`` positions (``DistributionBoxHead``), with the student's losses (KL to the
-teacher's edge distributions + L1 to the truth). ``graft`` puts a readout fitted on the last
-block's features into the student ``vitstem-readout`` (VitTrack's blocks, untouched), ready to
-export and evaluate. If the readout reaches the
-teacher's own IoU on held pairs, the features suffice and the bottleneck is the student's
-in-block readout; if not, it is the features.
+The students whose prediction tokens ride inside VitTrack's single-head blocks (``vitstem``,
+``vitstem4``) never learned to locate the target. Here the features stay the teacher's: ``cache``
+runs the frozen teacher over training pairs (the student config's sampler and held-out list) and
+keeps its search tokens after the last block (normed) and the one before, its edge distributions
+and the truth; ``fit`` trains only the student's readout on them (four queries, one multi-head
+cross-attention: ``train.models.model.TokenReadout``; the edge head ``DistributionBoxHead``) with the
+student's losses (KL to the teacher's edge distributions + L1 to the truth); ``graft`` puts a head
+fitted on the last block's features into the student ``vitstem-readout``, whose blocks are
+VitTrack's, ready for the score stage and export. ``fit`` also tells features from readout: if a
+readout reaches the teacher's own IoU on held pairs, the features suffice.
 
-    python -m tools.token_readout_probe cache --config CFG --pairs 16000 --seed 11 --out train.pt
-    python -m tools.token_readout_probe cache --config CFG --pairs 3000 --seed 7 --out held.pt
-    python -m tools.token_readout_probe fit --train train.pt --held held.pt --heads 4 --layer last --save ro.pt
-    python -m tools.token_readout_probe graft --config CFG --readout ro.pt --out student.pth
+    python -m train.distill.cached_readout cache --config CFG --pairs 16000 --seed 11 --out train.pt
+    python -m train.distill.cached_readout cache --config CFG --pairs 3000 --seed 7 --out held.pt
+    python -m train.distill.cached_readout fit --train train.pt --held held.pt --heads 4 --layer last --save ro.pt
+    python -m train.distill.cached_readout graft --config CFG --readout ro.pt --out student.pth
 
 The held pairs come from other draws of the same training videos (a learnability check, not an
 evaluation: the validation split stays for choosing models). Needs the training extra.
@@ -147,7 +146,7 @@ def cache(config: str, pairs: int, seed: int) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.token_readout_probe")
+    p = argparse.ArgumentParser(prog="python -m train.distill.cached_readout")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("cache", help="cache the teacher's features for training pairs")
     c.add_argument("--config", required=True, help="the student's training config (its data and teacher)")

@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import shared_path  # noqa: E402
-from tools.token_readout_probe import ProbeHead, expected_edges, fit, graft  # noqa: E402
+from train.distill.cached_readout import ProbeHead, expected_edges, fit, graft  # noqa: E402
 
 GRID, BINS = 8, 32
 
