@@ -173,7 +173,7 @@ def _probe(args, check):
     from edge.config import load_config_file
     from edge.outputs import open_outputs
     from edge.runtime.service import wait_for_first_frame
-    from edge.target import target_from_option as parse_target
+    from edge.target import target_from_option
 
     cfg = load_config_file(args.config)
     cam = cfg.camera
@@ -191,7 +191,7 @@ def _probe(args, check):
         if first is None:
             raise ConfigError(f"no frames from {cam.source} within {cam.start_timeout_s:g} s")
         h, w = first.image.shape[:2]
-        init = parse_target(args.init or "center:100x100", w, h, "--init")
+        init = target_from_option(args.init or "center:100x100", w, h, "--init")
         yield DeviceProbe(outputs, grabber, tracker, camera_model_for(cam, w, h), init, check=check)
 
 

@@ -155,7 +155,7 @@ def config_check(args) -> int:
         return signals.exit_status()
     waits = " (a camera: run waits for it)" if checked.live else ""
     print(f"{args.file}: OK ({len(cfg.outputs)} output(s), camera {cfg.camera.source}{waits}, "
-          f"model {checked.tracker.meta.preset} on {checked.tracker.engine.name})")
+          f"model {checked.tracker.info.model} on {checked.tracker.info.engine})")
     return 0
 
 

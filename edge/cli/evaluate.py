@@ -73,8 +73,9 @@ def _make_tracker(args):
     peer = create_peer(args.tracker, args.nanotrack_dir, threads=args.threads, vittrack_model=args.vittrack_model)
     if args.tracker.startswith("vittrack"):     # one model, no version to add to the name
         return args.tracker, peer
-    preset = getattr(getattr(peer, "meta", None), "preset", None)
-    return (f"{args.tracker}-{preset.split('-')[-1]}" if preset else args.tracker), peer
+    if args.tracker != "nanotrack-upstream":   # OpenCV's trackers: their name says it all
+        return args.tracker, peer
+    return f"{args.tracker}-{peer.info.model.split('-')[-1]}", peer
 
 
 def format_table(name: str, rows: list[dict], mean: dict) -> str:

@@ -48,9 +48,9 @@ def _user_row(model: str) -> dict:
     family = {NanoTracker: "nanotrack", MixFormerTracker: "mixformerv2"}.get(type(tracker),
                                                                           type(tracker).__name__.lower())
     files = sorted(os.listdir(path)) if os.path.isdir(path) else [os.path.basename(path)]
-    return {"name": tracker.info.label, "family": family, "precision": tracker.meta.precision, "bundled": False,
+    return {"name": tracker.info.label, "family": family, "precision": tracker.info.precision, "bundled": False,
             "default": False, "path": os.path.abspath(path), "files": files, "licence": "-",
-            "description": f"{tracker.meta.preset} from {path}", "results": {}}
+            "description": f"{tracker.info.model} from {path}", "results": {}}
 
 
 def format_table(rows: list[dict]) -> str:

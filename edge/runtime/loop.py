@@ -182,7 +182,7 @@ class TrackingLoop:
         else:
             dt = min(max(now - self._last_update_t, 1e-3), 0.5)
         self._last_update_t = now
-        if result.state is TrackState.LOST:
+        if result.state is not TrackState.TRACKING:     # only a tracked target moves the head
             if self._state != TrackState.LOST:
                 log.warning("target lost (score %.2f): holding the gimbal%s", result.score,
                             ", widening the search" if self.tracker.widens else "")

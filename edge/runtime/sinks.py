@@ -58,11 +58,6 @@ def open_sinks(cfg: DeviceConfig, size: tuple[int, int], *, show: bool, stop: th
         _created_file(tel.record, stack)
         sinks.recorder = build_recorder(tel.record, cfg.camera.fps, size)
         stack.callback(quietly, sinks.recorder.close)
-    checkpoint()
-    sinks.outputs = open_outputs(cfg.outputs, cfg.control)
-    for out in sinks.outputs:
-        stack.callback(quietly, out.close)
-    checkpoint()
     if cfg.web.enabled:
         from edge.web.publisher import FramePublisher
 
@@ -71,6 +66,11 @@ def open_sinks(cfg: DeviceConfig, size: tuple[int, int], *, show: bool, stop: th
     sinks.viewer = build_viewer(stop) if show else None
     if sinks.viewer is not None:
         stack.callback(quietly, sinks.viewer.close)
+    checkpoint()
+    sinks.outputs = open_outputs(cfg.outputs, cfg.control)   # last: opening one may move its head (servos centre)
+    for out in sinks.outputs:
+        stack.callback(quietly, out.close)
+    checkpoint()
     return sinks
 
 

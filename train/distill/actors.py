@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from edge.errors import ModelError
 from train.distill.losses import IOU_LOSSES, cxcywh_to_xyxy, edge_kl_loss, feature_mimic_loss, score_loss
 
 
@@ -100,6 +101,8 @@ class FrozenStemActor:
         return self
 
     def __call__(self, model, batch):
+        if not model.backbone.tokens_in_blocks:
+            raise ModelError(f"{model.cfg.name} reads its tokens after the blocks: this stage needs them inside")
         out = model(batch["template"], batch["online_template"], batch["search"], train_outputs=True)
         pos = batch["label"] > 0
         tokens = out["features"][-1]

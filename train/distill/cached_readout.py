@@ -30,6 +30,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from edge.errors import ModelError
+
 SEARCH_TOKENS = 256
 LAYERS = {"last": "final", "previous": "previous"}
 
@@ -111,7 +113,11 @@ def graft(teacher_path: str, head: ProbeHead):
     from train.models.presets import get_preset
     from train.models.vittrack import load_vittrack
 
-    student = student_from_teacher(load_vittrack(teacher_path), get_preset("vitstem-readout"))
+    preset = get_preset("vitstem-readout")
+    if head.readout.heads != preset.readout_heads:   # the weights fit any head count: only the file can tell
+        raise ModelError(f"the readout was fitted with {head.readout.heads} heads, {preset.name} reads with "
+                         f"{preset.readout_heads}: fit again with --heads {preset.readout_heads}")
+    student = student_from_teacher(load_vittrack(teacher_path), preset)
     with torch.no_grad():
         student.backbone.reg_tokens.copy_(head.queries)
         student.backbone.pos_embed_reg.zero_()
@@ -157,13 +163,12 @@ def main(argv=None) -> int:
     f.add_argument("--train", required=True)
     f.add_argument("--held", required=True)
     f.add_argument("--layer", choices=sorted(LAYERS), default="last")
-    f.add_argument("--heads", type=int, default=1)
+    f.add_argument("--heads", type=int, default=4, help="readout heads (the student vitstem-readout has 4)")
     f.add_argument("--steps", type=int, default=6000)
     f.add_argument("--save", default="", help="write the fitted head here (for graft)")
     g = sub.add_parser("graft", help="a vitstem-readout student with a fitted head, as a state dict")
     g.add_argument("--config", required=True, help="the student's training config (its teacher)")
     g.add_argument("--readout", required=True, help="a head written by fit --save (last-block features)")
-    g.add_argument("--heads", type=int, default=4)
     g.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -171,8 +176,9 @@ def main(argv=None) -> int:
         torch.save(cache(args.config, args.pairs, args.seed), args.out)
         return 0
     if args.command == "graft":
-        state = torch.load(args.readout)
-        head = ProbeHead(state["queries"].shape[-1], args.heads, state["box_head.layers.1.0.weight"].shape[0],
+        saved = torch.load(args.readout)
+        state = saved["state"]
+        head = ProbeHead(state["queries"].shape[-1], saved["heads"], state["box_head.layers.1.0.weight"].shape[0],
                          state["readout.pos"].shape[1])
         head.load_state_dict(state)
         from train.config import load_train_config
@@ -181,7 +187,7 @@ def main(argv=None) -> int:
         return 0
     r = fit(torch.load(args.train), torch.load(args.held), args.layer, args.heads, args.steps)
     if args.save:
-        torch.save(r["head"].state_dict(), args.save)
+        torch.save({"heads": args.heads, "state": r["head"].state_dict()}, args.save)
     print(f"held IoU {r['held_iou']:.3f} (teacher's own maps {r['teacher_iou']:.3f}), "
           f"{args.layer} features, {args.heads} head(s), {args.steps} steps")
     return 0

@@ -82,6 +82,18 @@ def test_lost_holds_the_gimbal_widens_the_search_and_recovers():
     assert out.stops >= 1                                            # shutdown stops the outputs
 
 
+def test_only_a_tracking_answer_moves_the_gimbal():
+    """A tracker answer that is not TRACKING (IDLE is in the same enum) holds the head like LOST."""
+    box = (400, 240, 40, 40)
+    script = [(box, 0.9, TrackState.TRACKING), (box, 0.9, TrackState.IDLE), (box, 0.9, TrackState.TRACKING)]
+    out = RecordingOutput()
+    loop = TrackingLoop(tracker=ScriptedTracker(script), grabber=QueueGrabber([frame640()] * 4), outputs=[out],
+                        config=load_config({}), initial_target=TargetRequest(roi="center:40x40"))
+    loop.run(threading.Event())
+    assert [u.command.active for u in out.updates] == [True, False, True]
+    assert out.updates[1].command.yaw_rate_dps == 0 and out.updates[1].state == "LOST"
+
+
 def test_non_finite_network_output_never_moves_the_gimbal(tiny_model_path):
     from edge.engines import open_engine
     from edge.engines.base import EngineOutput

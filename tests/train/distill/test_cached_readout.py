@@ -62,3 +62,11 @@ def test_a_grafted_head_is_the_students_head():
         search = student.backbone(z, oz, x)[:, -256:]
         expected, _ = head(student.norm(search))
     assert torch.allclose(boxes, expected, atol=1e-6)
+
+
+def test_graft_refuses_a_readout_fitted_with_another_head_count():
+    """The readout's weights fit any head count: a 1-head fit must not load into the 4-head student."""
+    from edge.errors import ModelError
+
+    with pytest.raises(ModelError, match="fitted with 1 heads"):
+        graft(shared_path("models", "vittrack", "vitTracker.onnx"), ProbeHead(48, 1, 64, 256))
