@@ -15,6 +15,7 @@ from edge.outputs.mavlink import MavlinkConfig
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
 
+from support.clock import FakeClock  # noqa: E402
 from support.loop_fakes import FakeTracker  # noqa: E402
 from support.seams import free_udp_port  # noqa: E402
 
@@ -24,19 +25,11 @@ MSG_STATUS = 275
 MSG_GIMBAL_MANAGER_INFORMATION = 280
 
 
-class Clock:
-    def __init__(self):
-        self.t = 1000.0
-
-    def __call__(self):
-        return self.t
-
-
 @pytest.fixture
 def link():
     from edge.outputs.mavlink import DIALECT, MavlinkGimbalOutput
 
-    port, clock = free_udp_port(), Clock()
+    port, clock = free_udp_port(), FakeClock(start=1000.0)
     ground = mavutil.mavlink_connection(f"udpin:127.0.0.1:{port}", source_system=255, source_component=190,
                                         dialect=DIALECT)
     out = MavlinkGimbalOutput(MavlinkConfig(port=f"udpout:127.0.0.1:{port}", camera_component_id=CAMERA), clock=clock)

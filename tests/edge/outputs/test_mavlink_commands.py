@@ -7,7 +7,7 @@ import time
 import pytest
 
 from edge.outputs.mavlink import MavlinkConfig
-from support.loop_fakes import FakeTracker
+from support.loop_fakes import FakeTracker, FrameList
 from support.seams import free_udp_port
 
 mavutil = pytest.importorskip("pymavlink.mavutil")
@@ -86,26 +86,6 @@ class RecordingTracker(FakeTracker):
         return TrackResult(self.inits[-1], 0.9, TrackState.TRACKING, 0)
 
 
-class Frames:
-    def __init__(self, n):
-        import numpy as np
-
-        self.left, self.finished, self.dropped = n, False, 0
-        self.image = np.zeros((480, 640, 3), np.uint8)
-
-    def get(self, timeout):
-        from edge.camera.base import Frame
-
-        if not self.left:
-            self.finished = True
-            return None
-        self.left -= 1
-        return Frame(self.image, time.monotonic_ns(), 0)
-
-    def stop(self):
-        pass
-
-
 def test_track_point_is_acknowledged_as_the_loop_takes_it(link, caplog):
     import threading
 
@@ -120,7 +100,7 @@ def test_track_point_is_acknowledged_as_the_loop_takes_it(link, caplog):
     for x, y, radius in points:
         ground.mav.command_long_send(1, 191, MAV_CMD_CAMERA_TRACK_POINT, 0, x, y, radius, 0, 0, 0, 0)
     tracker = RecordingTracker()
-    loop = TrackingLoop(tracker=tracker, grabber=Frames(20), outputs=[out], config=load_config({}))
+    loop = TrackingLoop(tracker=tracker, grabber=FrameList(20), outputs=[out], config=load_config({}))
     with caplog.at_level("INFO"):
         deadline = time.monotonic() + 5
         while not tracker.inits and time.monotonic() < deadline:

@@ -7,23 +7,15 @@ from edge.config import load_config
 from edge.runtime.loop import TrackingLoop
 from edge.target import TargetRequest
 from edge.trackers.state import TrackState
+from support.clock import FakeClock
 from support.loop_fakes import QueueGrabber, RecordingOutput, ScriptedTracker, frame640
 
 FAR_RIGHT = ((580, 220, 40, 40), 0.9, TrackState.TRACKING)   # well off centre: a large rate is wanted
 
 
-class Clock:
-    def __init__(self, dt):
-        self.t, self.dt = 100.0, dt
-
-    def __call__(self):
-        self.t += self.dt
-        return self.t
-
-
 def make_loop(out, frames=400, accel=100.0):
     cfg = load_config({"control": {"max_accel_dps2": accel}})
-    clock = Clock(0.033)
+    clock = FakeClock(step=0.033)
     loop = TrackingLoop(tracker=ScriptedTracker([FAR_RIGHT] * frames), grabber=QueueGrabber([frame640()] * frames),
                         outputs=[out], config=cfg, clock=clock, initial_target=TargetRequest(box=(580, 220, 40, 40)))
     return loop, cfg
@@ -73,7 +65,7 @@ def test_a_dry_run_switched_on_mid_step_still_sends_its_stop():
     out = RecordingOutput()
     cfg = load_config({})
     loop = FlippedMidStep(tracker=ScriptedTracker([FAR_RIGHT] * 20), grabber=QueueGrabber([frame640()] * 20),
-                          outputs=[out], config=cfg, clock=Clock(0.033),
+                          outputs=[out], config=cfg, clock=FakeClock(step=0.033),
                           initial_target=TargetRequest(box=(580, 220, 40, 40)))
     for _ in range(5):
         loop.step()
