@@ -5,11 +5,12 @@ The students whose prediction tokens ride inside VitTrack's single-head blocks (
 ``vitstem4``) never learned to locate the target. Here the features stay the teacher's: ``cache``
 runs the frozen teacher over training pairs (the student config's sampler and held-out list) and
 keeps its search tokens after the last block (normed) and the one before, its edge distributions
-and the truth; ``fit`` trains only the student's readout on them (four queries, one multi-head
-cross-attention: ``train.models.model.TokenReadout``; the edge head ``DistributionBoxHead``) with the
-student's losses (KL to the teacher's edge distributions + L1 to the truth); ``graft`` puts a head
-fitted on the last block's features into the student ``vitstem-readout``, whose blocks are
-VitTrack's, ready for the score stage and export. ``fit`` also tells features from readout: if a
+and the truth; ``fit`` trains only the student's readout on them (four queries, one or more layers
+of multi-head cross-attention, each with an MLP when asked: ``train.models.model.TokenReadout``;
+the edge head ``DistributionBoxHead``) with the student's losses (KL to the teacher's edge
+distributions + L1 to the truth); ``graft`` puts a head fitted on the last block's features into
+the config's student (``vitstem-readout``: one layer, no MLP; ``vitstem-decoder``: two layers with
+MLPs), whose blocks are VitTrack's, ready for the score stage and export. ``fit`` also tells features from readout: if a
 readout reaches the teacher's own IoU on held pairs, the features suffice.
 
     python -m train.distill.cached_readout cache --config CFG --pairs 16000 --seed 11 --out train.pt
@@ -24,6 +25,7 @@ evaluation: the validation split stays for choosing models). Needs the training 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import torch
@@ -37,19 +39,34 @@ LAYERS = {"last": "final", "previous": "previous"}
 
 
 class ProbeHead(nn.Module):
-    """The student's prediction tokens, readout and box head, on cached features."""
+    """The student's prediction tokens, readout layers and box head, on cached features."""
 
-    def __init__(self, dim: int, heads: int, bins: int, tokens: int) -> None:
+    def __init__(self, dim: int, heads: int, bins: int, tokens: int, layers: int = 1, mlp_ratio: float = 0.0) -> None:
         super().__init__()
         from train.models.model import NUM_PRED_TOKENS, DistributionBoxHead, TokenReadout
 
+        self.heads, self.layers, self.mlp_ratio = heads, layers, mlp_ratio
         self.queries = nn.Parameter(torch.randn(1, NUM_PRED_TOKENS, dim) * 0.02)
-        self.readout = TokenReadout(dim, heads, tokens)
+        self.readout = nn.ModuleList(TokenReadout(dim, heads, tokens, mlp_ratio) for _ in range(layers))
         self.box_head = DistributionBoxHead(dim, bins, search_size=4 * bins)
 
     def forward(self, features: torch.Tensor):
         """-> (boxes (B, 4) cx, cy, w, h over the crop, edge logits (B, 4, bins))."""
-        return self.box_head(self.readout(self.queries.expand(features.shape[0], -1, -1), features))
+        from train.models.model import read_tokens
+
+        return self.box_head(read_tokens(self.readout, self.queries.expand(features.shape[0], -1, -1), features))
+
+    def shape(self) -> dict:
+        """What a saved head must say about itself: its weights fit any head count."""
+        return {"heads": self.heads, "layers": self.layers, "mlp_ratio": self.mlp_ratio}
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> "ProbeHead":
+        state = saved["state"]
+        head = cls(state["queries"].shape[-1], saved["heads"], state["box_head.layers.1.0.weight"].shape[0],
+                   state["readout.0.pos"].shape[1], saved.get("layers", 1), saved.get("mlp_ratio", 0.0))
+        head.load_state_dict(state)
+        return head
 
 
 def edge_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -73,13 +90,16 @@ def to_edges(boxes: torch.Tensor) -> torch.Tensor:
 
 
 def fit(train: dict, held: dict, layer: str, heads: int, steps: int, batch: int = 64, lr: float = 2e-3,
-        seed: int = 0, log=print) -> dict:
-    """Train a ProbeHead on cached features; -> {"held_iou", "teacher_iou", "train_iou", "head"}."""
+        seed: int = 0, log=print, layers: int = 1, mlp_ratio: float = 0.0, cosine: bool = False) -> dict:
+    """Train a ProbeHead on cached features (with ``cosine`` the rate falls on a cosine to 0);
+    -> {"held_iou", "teacher_iou", "train_iou", "head"}."""
     torch.manual_seed(seed)
     key = LAYERS[layer]
     bins = train["probs"].shape[-1]
-    model = ProbeHead(train[key].shape[-1], heads, bins, train[key].shape[1])
+    model = ProbeHead(train[key].shape[-1], heads, bins, train[key].shape[1], layers, mlp_ratio)
     opt = torch.optim.AdamW(model.parameters(), lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: 0.5 * (1.0 + math.cos(math.pi * step / steps)) if cosine else 1.0)
 
     def run(d, idx):
         boxes, logits = model(d[key][idx].float())
@@ -96,6 +116,7 @@ def fit(train: dict, held: dict, layer: str, heads: int, steps: int, batch: int 
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
         train_iou = 0.98 * train_iou + 0.02 * float(iou.detach()) if step else float(iou.detach())
         if log and (step % 500 == 0 or step == steps - 1):
             log(f"step {step}: loss {float(loss.detach()):.3f}, train IoU {train_iou:.3f}")
@@ -106,17 +127,19 @@ def fit(train: dict, held: dict, layer: str, heads: int, steps: int, batch: int 
     return {"held_iou": float(held_iou), "teacher_iou": float(teacher), "train_iou": train_iou, "head": model}
 
 
-def graft(teacher_path: str, head: ProbeHead):
-    """The student ``vitstem-readout`` started from VitTrack (its ONNX file), with a readout
-    fitted on the teacher's last-block features (``fit --layer last``)."""
+def graft(teacher_path: str, head: ProbeHead, preset_name: str = "vitstem-readout"):
+    """The student ``preset_name`` (a VitTrack student with a readout) started from VitTrack (its
+    ONNX file), with a readout fitted on the teacher's last-block features (``fit --layer last``)."""
     from train.distill.vittrack_teacher import student_from_teacher
     from train.models.presets import get_preset
     from train.models.vittrack import load_vittrack
 
-    preset = get_preset("vitstem-readout")
-    if head.readout.heads != preset.readout_heads:   # the weights fit any head count: only the file can tell
-        raise ModelError(f"the readout was fitted with {head.readout.heads} heads, {preset.name} reads with "
-                         f"{preset.readout_heads}: fit again with --heads {preset.readout_heads}")
+    preset = get_preset(preset_name)
+    wanted = {"heads": preset.readout_heads, "layers": preset.readout_layers, "mlp_ratio": preset.readout_mlp_ratio}
+    if head.shape() != wanted:   # the weights fit any head count: only the file can tell
+        fitted = ", ".join(f"{k} {v:g}" for k, v in head.shape().items())
+        raise ModelError(f"the readout was fitted with {fitted}; {preset.name} reads with "
+                         + ", ".join(f"{k} {v:g}" for k, v in wanted.items()) + ": fit again to match")
     student = student_from_teacher(load_vittrack(teacher_path), preset)
     with torch.no_grad():
         student.backbone.reg_tokens.copy_(head.queries)
@@ -151,6 +174,12 @@ def cache(config: str, pairs: int, seed: int) -> dict:
     return {k: torch.cat(v) for k, v in out.items()}
 
 
+def _load_caches(paths: str) -> dict:
+    """One cache, or several (comma-separated) joined: more pairs without caching again."""
+    parts = [torch.load(p) for p in paths.split(",")]
+    return {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.distill.cached_readout")
     sub = p.add_subparsers(dest="command", required=True)
@@ -160,14 +189,20 @@ def main(argv=None) -> int:
     c.add_argument("--seed", type=int, default=11)
     c.add_argument("--out", required=True)
     f = sub.add_parser("fit", help="train a readout on cached features and report held IoU")
-    f.add_argument("--train", required=True)
+    f.add_argument("--train", required=True, help="a cache file, or several comma-separated")
     f.add_argument("--held", required=True)
     f.add_argument("--layer", choices=sorted(LAYERS), default="last")
-    f.add_argument("--heads", type=int, default=4, help="readout heads (the student vitstem-readout has 4)")
+    f.add_argument("--heads", type=int, default=4, help="readout heads (the students vitstem-readout and "
+                                                        "vitstem-decoder have 4)")
+    f.add_argument("--layers", type=int, default=1, help="readout layers (vitstem-decoder: 2)")
+    f.add_argument("--mlp-ratio", type=float, default=0.0, help="each layer's MLP ratio, 0: none (vitstem-decoder: 4)")
     f.add_argument("--steps", type=int, default=6000)
+    f.add_argument("--cosine", action="store_true", help="let the rate fall on a cosine to 0 (default: constant)")
     f.add_argument("--save", default="", help="write the fitted head here (for graft)")
-    g = sub.add_parser("graft", help="a vitstem-readout student with a fitted head, as a state dict")
+    g = sub.add_parser("graft", help="a VitTrack student with a fitted head, as a state dict")
     g.add_argument("--config", required=True, help="the student's training config (its teacher)")
+    g.add_argument("--preset", default="vitstem-readout", help="the student: vitstem-readout (default) or "
+                                                               "vitstem-decoder")
     g.add_argument("--readout", required=True, help="a head written by fit --save (last-block features)")
     g.add_argument("--out", required=True)
     args = p.parse_args(argv)
@@ -176,20 +211,18 @@ def main(argv=None) -> int:
         torch.save(cache(args.config, args.pairs, args.seed), args.out)
         return 0
     if args.command == "graft":
-        saved = torch.load(args.readout)
-        state = saved["state"]
-        head = ProbeHead(state["queries"].shape[-1], saved["heads"], state["box_head.layers.1.0.weight"].shape[0],
-                         state["readout.pos"].shape[1])
-        head.load_state_dict(state)
         from train.config import load_train_config
 
-        torch.save(graft(load_train_config(args.config).teacher.path, head).state_dict(), args.out)
+        head = ProbeHead.from_saved(torch.load(args.readout))
+        torch.save(graft(load_train_config(args.config).teacher.path, head, args.preset).state_dict(), args.out)
         return 0
-    r = fit(torch.load(args.train), torch.load(args.held), args.layer, args.heads, args.steps)
+    r = fit(_load_caches(args.train), _load_caches(args.held), args.layer, args.heads, args.steps,
+            layers=args.layers, mlp_ratio=args.mlp_ratio, cosine=args.cosine)
     if args.save:
-        torch.save({"heads": args.heads, "state": r["head"].state_dict()}, args.save)
+        torch.save({**r["head"].shape(), "state": r["head"].state_dict()}, args.save)
     print(f"held IoU {r['held_iou']:.3f} (teacher's own maps {r['teacher_iou']:.3f}), "
-          f"{args.layer} features, {args.heads} head(s), {args.steps} steps")
+          f"{args.layer} features, {args.layers} layer(s) of {args.heads} head(s), MLP ratio {args.mlp_ratio:g}, "
+          f"{args.steps} steps")
     return 0
 
 

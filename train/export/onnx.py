@@ -65,7 +65,8 @@ def model_meta(model: MixFormerV2, checkpoint_sha256: str = "", step_file: str =
         step_file=step_file, **pixels,
         extra={"stem": cfg.stem, "edge_track_version": edge.__version__, "embed_dim": cfg.embed_dim,
                "depth": cfg.depth, "num_heads": cfg.num_heads, "mlp_ratio": cfg.mlp_ratio,
-               "patch_size": cfg.patch_size},
+               "patch_size": cfg.patch_size,
+               **({"box_mode_window": cfg.box_mode_window} if cfg.box_mode_window else {})},
     )
 
 

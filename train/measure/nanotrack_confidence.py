@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -27,25 +28,19 @@ import numpy as np
 
 from edge.camera.folder import read_rgb
 from edge.evaluation.datasets import find_sequences
-from edge.evaluation.harness import run_sequence
 from edge.evaluation.metrics import FAILED_IOU as FAILED
 from edge.evaluation.metrics import TRACKED_IOU as TRACKED
-from edge.evaluation.metrics import LostCounts, lost_counts, score_sequence
 from edge.evaluation.metrics import iou as overlaps
 from edge.evaluation.segments import temporal_segments
-from edge.trackers.catalog import LOST_ON_FAILED_MIN, LOST_ON_TRACKED_MAX
 from edge.trackers.confidence import LogitConfidence, NanoTrackMeta
-from edge.trackers.lost_search import LostSearch
 from edge.trackers.nanotrack import NanoTracker
 from edge.trackers.nanotrack_model import NanoTrackModel
-from edge.trackers.state import TrackState
+from train.measure.lost_rule import LOST_FRAMES, STARTS, Scored, budget_threshold, in_the_loop, pick_rule
 
-STARTS = 2
 # A scan crop away from the box takes the target only at this confidence or above: an even bet at
 # least (on the validation split 0.5 and 0.7 tracked alike, 66.8 and 66.7, and both better than
 # taking any crop above the LOST threshold, 66.5).
 REACQUIRE_SCORE = 0.5
-LOST_FRAMES = (1, 2, 3, 4, 5)
 
 
 @dataclass
@@ -103,67 +98,23 @@ def fit_logistic(frames: Frames, l2: float = 1e-3, steps: int = 4000) -> LogitCo
     return LogitConfidence(peak=float(w_raw[0]), mean=float(w_raw[1]), bias=float(b - (w_raw * mu).sum()))
 
 
-def streak_lost(conf: np.ndarray, run: np.ndarray, threshold: float, lost_frames: int) -> np.ndarray:
-    """The tracker's LOST rule replayed: LOST once ``lost_frames`` frames in a row are below."""
-    lost = np.zeros(len(conf), bool)
-    streak, previous = 0, None
-    for i, (c, r) in enumerate(zip(conf, run)):
-        if r != previous:
-            streak, previous = 0, r
-        streak = streak + 1 if c < threshold else 0
-        lost[i] = streak >= lost_frames
-    return lost
-
-
-def lost_shares(lost: np.ndarray, iou: np.ndarray) -> tuple[float, float]:
-    """(share of failed frames marked LOST, share of tracked frames marked LOST)."""
-    failed, tracked = iou < FAILED, iou > TRACKED
-    return float(lost[failed].mean()) if failed.any() else 0.0, float(lost[tracked].mean()) if tracked.any() else 0.0
-
-
-def budget_threshold(conf: np.ndarray, frames: Frames, lost_frames: int, good_budget: float) -> float:
-    """The highest threshold whose replayed streak rule keeps at most ``good_budget`` of the
-    tracked frames LOST (that share only grows with the threshold)."""
-    candidates = np.unique(np.round(conf, 4))
-    lo, hi = 0, len(candidates) - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if lost_shares(streak_lost(conf, frames.run, candidates[mid], lost_frames), frames.iou)[1] <= good_budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    return float(candidates[lo])
-
-
-def in_the_loop(model: NanoTrackModel, meta: NanoTrackMeta, folder: str) -> dict:
-    """AUC and LOST shares of the rule inside the device's per-frame step (the LOST search)."""
-    step = LostSearch(NanoTracker(model, calibration=meta))
-    aucs, lost = [], LostCounts()
-    for seq in find_sequences(folder):
-        for seg in temporal_segments(seq, STARTS):
-            run = run_sequence(step, seg)
-            aucs.append(score_sequence(run.boxes, seg.gt, seg.absent).auc)
-            lost = lost + lost_counts(run.boxes, seg.gt, [s == TrackState.LOST.value for s in run.states], seg.absent)
-    return {"auc": float(np.mean(aucs)), "lost_on_failed": lost.on_failed, "lost_on_tracked": lost.on_tracked}
-
-
 def choose_rule(model: NanoTrackModel, confidence: LogitConfidence, frames: Frames, folder: str,
                 good_budget: float, log=None) -> dict:
     """For each ``lost_frames`` its budget threshold; of those whose LOST state works in the loop
     (at least LOST_ON_FAILED_MIN of the failed frames, at most ``good_budget`` of the tracked), the
     one that tracks best (AUC), since widening the search costs accuracy when it starts too easily."""
     conf = np.array([confidence.of(p, m) for p, m in zip(frames.peak, frames.mean)])
+    scored = Scored(conf, frames.iou, frames.run)
     rows = []
     for k in LOST_FRAMES:
-        threshold = budget_threshold(conf, frames, k, good_budget)
+        threshold = budget_threshold(scored, k, good_budget)
         meta = NanoTrackMeta(model.settings.version, confidence, threshold, k, "", reacquire_score=REACQUIRE_SCORE)
-        row = {"lost_frames": k, "lost_score_threshold": threshold, **in_the_loop(model, meta, folder)}
+        step = functools.partial(NanoTracker, model, calibration=meta)
+        row = {"lost_frames": k, "lost_score_threshold": threshold, **in_the_loop(step, folder)}
         if log:
             log(json.dumps(row))
         rows.append(row)
-    works = [r for r in rows if (r["lost_on_failed"] or 0.0) >= LOST_ON_FAILED_MIN
-             and (r["lost_on_tracked"] or 0.0) <= min(good_budget, LOST_ON_TRACKED_MAX)]
-    return max(works or rows, key=lambda r: (r["auc"], r["lost_on_failed"])), rows
+    return pick_rule(rows, good_budget), rows
 
 
 def main(argv=None) -> int:

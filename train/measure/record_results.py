@@ -55,12 +55,13 @@ def _frame(results: dict) -> str:
     return " / ".join(parts)
 
 
-def results_table(catalog: dict) -> str:
-    """The markdown table the README, the model card and the docs show, from the catalog alone."""
+def results_table(catalog: dict, students: bool = False) -> str:
+    """The markdown table the README, the model card and the docs show, from the catalog alone;
+    with ``students`` also the students measured in the run (trained here, not shipped)."""
     lines = ["| tracker | validation AUC (band) | dev AUC | LOST on failed / tracked frames | "
              "frame vs OpenCV NanoTrack, 1 / 2 threads |", "|---|---|---|---|---|"]
     rows = [(f"`{e['name']}` ({e['precision']})", e["results"]) for e in catalog["trackers"]]
-    rows += [(p["name"], p["results"]) for p in catalog.get("peers", [])]
+    rows += [(p["name"], p["results"]) for p in catalog.get("peers", []) if students or not p.get("student")]
     for name, r in rows:
         band = r.get("validation_band")
         val = _pct(r.get("validation_auc")) + (f" ({_pct(band)})" if band is not None else "")
@@ -77,17 +78,21 @@ def main(argv=None) -> int:
                    help="a bundled tracker's eval outputs (repeatable)")
     p.add_argument("--peer", nargs=3, action="append", default=[], metavar=("LABEL", "VAL_JSON", "DEV_JSON"),
                    help="a tracker measured in the same run that is not bundled (repeatable)")
+    p.add_argument("--student", nargs=3, action="append", default=[], metavar=("LABEL", "VAL_JSON", "DEV_JSON"),
+                   help="a student trained here, not shipped, measured in the same run (repeatable; only "
+                        "the tables printed with --students show it)")
     p.add_argument("--bench-row", nargs=2, action="append", default=[], metavar=("NAME_OR_LABEL", "ROW_PREFIX"),
                    help="which bench row gives a tracker's or peer's frame time (default for a bundled "
                         "tracker: 'default NAME' or 'bundled NAME')")
     p.add_argument("--command", action="append", default=[], help="a command of the run, recorded with it")
     p.add_argument("--catalog", default=CATALOG)
     p.add_argument("--table", action="store_true", help="only print the catalog's results as a markdown table")
+    p.add_argument("--students", action="store_true", help="with --table: the students' rows too")
     args = p.parse_args(argv)
     with open(args.catalog, encoding="utf-8") as f:
         catalog = json.load(f)
     if args.table:
-        print(results_table(catalog))
+        print(results_table(catalog, students=args.students))
         return 0
     if not args.cpu:
         p.error("--cpu is required to record a run")
@@ -109,9 +114,10 @@ def main(argv=None) -> int:
         by_name[name]["results"] = results
         by_name[name]["measured"] = run
     peers = {peer["name"]: peer for peer in catalog.get("peers", [])}
-    for label, val, dev in args.peer:
+    for label, val, dev, student in [(*peer, False) for peer in args.peer] + [(*s, True) for s in args.student]:
         peers[label] = {"name": label, "measured": run, "results": {
-            **eval_numbers(val, dev), **(frame_numbers(bench, rows[label]) if label in rows else {})}}
+            **eval_numbers(val, dev), **(frame_numbers(bench, rows[label]) if label in rows else {})},
+            **({"student": True} if student else {})}
     catalog["peers"] = list(peers.values())
     catalog["measured"] = {**run, "commands": args.command}
     with open(args.catalog, "w", encoding="utf-8") as f:

@@ -273,10 +273,11 @@ class DistributionBoxHead(nn.Module):
     # re-creates that graph (train/weights/recover_onnx.py needs its initialiser numbering).
     stack_form = False
 
-    def __init__(self, dim: int, bins: int, search_size: int) -> None:
+    def __init__(self, dim: int, bins: int, search_size: int, mode_window: int = 0) -> None:
         super().__init__()
         self.bins = bins
         self.search_size = search_size
+        self.mode_window = mode_window
         self.layers = nn.Sequential(
             nn.Sequential(nn.Linear(dim, dim), nn.LayerNorm(dim), nn.ReLU()),
             nn.Sequential(nn.Linear(dim, bins), nn.LayerNorm(bins)),
@@ -292,7 +293,10 @@ class DistributionBoxHead(nn.Module):
     def forward(self, tokens: torch.Tensor):
         """tokens: (B, 4, D) -> (boxes (B, 4) cx, cy, w, h normalised, edge logits (B, 4, bins))."""
         logits = self.layers(tokens)                                               # (B, 4, F)
-        edges = (logits.softmax(dim=-1) * self.bin_pos).sum(dim=-1)               # (B, 4): l r t b, px
+        probs = logits.softmax(dim=-1)
+        if self.mode_window and not self.training:
+            probs = self._near_mode(probs)
+        edges = (probs * self.bin_pos).sum(dim=-1)                                # (B, 4): l r t b, px
         if self.stack_form:
             x1, x2, y1, y2 = (edges / self.search_size).unbind(-1)
             return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], dim=-1), logits
@@ -302,14 +306,26 @@ class DistributionBoxHead(nn.Module):
         return (edges[..., None] * self.edges_to_cxcywh).sum(dim=-2), logits
 
 
-class TokenReadout(nn.Module):
-    """The four prediction tokens read the final search tokens in one multi-head cross-attention
-    with projections of its own and a learned position per search token (preset
-    ``readout_heads``). A one-head student copied from VitTrack could not learn to locate the
-    target with its tokens inside VitTrack's blocks (issue 29): the blocks' projections serve the
-    image tokens, and one head is one soft pointer."""
+    def _near_mode(self, probs: torch.Tensor) -> torch.Tensor:
+        """Each distribution kept only within ``mode_window`` bins of its most likely bin, renormalised.
+        Where the target and a look-alike both draw mass, the full expectation puts the edge between
+        them and the next crop drifts; the local one stays on the stronger. Training keeps the full
+        expectation (the mask has no gradient of its own)."""
+        idx = torch.arange(self.bins, dtype=probs.dtype, device=probs.device)
+        top = probs.argmax(dim=-1, keepdim=True).to(probs.dtype)
+        near = probs * ((idx - top).abs() <= self.mode_window).to(probs.dtype)
+        return near / near.sum(dim=-1, keepdim=True)
 
-    def __init__(self, dim: int, heads: int, search_tokens: int) -> None:
+
+class TokenReadout(nn.Module):
+    """One layer of the prediction tokens' readout: the tokens read the final search tokens in a
+    multi-head cross-attention with projections of its own and a learned position per search token
+    (preset ``readout_heads``), then, with ``mlp_ratio`` > 0, a pre-norm MLP of their own. A
+    one-head student copied from VitTrack could not learn to locate the target with its tokens
+    inside VitTrack's blocks (issue 29): the blocks' projections serve the image tokens, and one
+    head is one soft pointer."""
+
+    def __init__(self, dim: int, heads: int, search_tokens: int, mlp_ratio: float = 0.0) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by readout heads {heads}")
@@ -318,6 +334,8 @@ class TokenReadout(nn.Module):
         self.pos = nn.Parameter(torch.zeros(1, search_tokens, dim))
         self.norm = nn.LayerNorm(dim)
         self.q, self.kv, self.proj = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
+        self.mlp_norm = nn.LayerNorm(dim) if mlp_ratio else None
+        self.mlp = Mlp(dim, int(dim * mlp_ratio)) if mlp_ratio else None
         nn.init.trunc_normal_(self.pos, std=0.02)
 
     def forward(self, queries: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
@@ -327,7 +345,22 @@ class TokenReadout(nn.Module):
         k, v = self.kv(self.norm(search + self.pos)).reshape(B, -1, 2, h, D // h).permute(2, 0, 3, 1, 4).unbind(0)
         q = self.q(queries).reshape(B, -1, h, D // h).transpose(1, 2)
         out = _attend(q, k, v, self.scale).transpose(1, 2).reshape(B, -1, D)
-        return self.proj(out) + queries
+        tokens = self.proj(out) + queries
+        if self.mlp is not None:
+            tokens = tokens + self.mlp(self.mlp_norm(tokens))
+        return tokens
+
+
+def read_tokens(layers: nn.ModuleList, queries: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+    """The prediction tokens after every readout layer, each reading the same search tokens."""
+    for layer in layers:
+        queries = layer(queries, search)
+    return queries
+
+
+def readout_layers(cfg: Architecture) -> nn.ModuleList:
+    return nn.ModuleList(TokenReadout(cfg.embed_dim, cfg.readout_heads, cfg.search_grid ** 2, cfg.readout_mlp_ratio)
+                         for _ in range(cfg.readout_layers))
 
 
 class ScoreHead(nn.Module):
@@ -352,11 +385,11 @@ class MixFormerV2(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.backbone = Backbone(cfg)
-        self.box_head = DistributionBoxHead(cfg.embed_dim, cfg.bins, cfg.search_size)
+        self.box_head = DistributionBoxHead(cfg.embed_dim, cfg.bins, cfg.search_size, cfg.box_mode_window)
         self.score_head = ScoreHead(cfg.embed_dim)
         if cfg.readout_heads:
             self.norm = nn.LayerNorm(cfg.embed_dim)
-            self.readout = TokenReadout(cfg.embed_dim, cfg.readout_heads, cfg.search_grid ** 2)
+            self.readout = readout_layers(cfg)
         self.apply(_init_weights)
 
     def pred_tokens(self, x: torch.Tensor) -> torch.Tensor:
@@ -364,7 +397,7 @@ class MixFormerV2(nn.Module):
         if self.backbone.tokens_in_blocks:
             return x[:, -NUM_PRED_TOKENS:]
         search = self.norm(x[:, -self.cfg.search_grid ** 2:])
-        return self.readout(self.backbone.queries(x.shape[0]), search)
+        return read_tokens(self.readout, self.backbone.queries(x.shape[0]), search)
 
     def forward_heads(self, pred_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         boxes, logits = self.box_head(pred_tokens)

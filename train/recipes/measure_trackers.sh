@@ -24,10 +24,30 @@ PEERS=(
   "VitTrack, own loop (RGB input)|--tracker vittrack-rgb --vittrack-model $SHARED/models/vittrack/vitTracker.onnx"
   "CSRT, OpenCV|--tracker csrt"
 )
+# The MixFormerV2 students of issue 29 (trained here, not shipped; train/recipes/vitstem_readout.sh
+# and vitstem_decoder.sh leave them under $RUNS), measured in the same run where their files are
+# present. Only the model card's table shows them.
+RUNS=${RUNS:-runs}
+STUDENT_FILES=(
+  "MixFormerV2 student of VitTrack: decoder, 3 blocks (fp32)|vitstem-decoder/decoder3.onnx"
+  "MixFormerV2 student of VitTrack: decoder, 3 blocks (int8)|vitstem-decoder/decoder3-int8.onnx"
+  "MixFormerV2 student of VitTrack: decoder, 2 blocks (fp32)|vitstem-decoder/decoder2.onnx"
+  "MixFormerV2 student of VitTrack: decoder, 2 blocks (int8)|vitstem-decoder/decoder2-int8.onnx"
+  "MixFormerV2 student of VitTrack: readout, 3 blocks (fp32)|vitstem-readout/readout3.onnx"
+  "MixFormerV2 student of VitTrack: readout, 3 blocks (int8)|vitstem-readout/readout3-int8.onnx"
+  "MixFormerV2 student of VitTrack: readout, 2 blocks (fp32)|vitstem-readout/readout2.onnx"
+  "MixFormerV2 student of VitTrack: readout, 2 blocks (int8)|vitstem-readout/readout2-int8.onnx"
+)
+STUDENTS=()
+STUDENT_BENCH=()
+for item in "${STUDENT_FILES[@]}"; do
+  file="$RUNS/${item#*|}"
+  if [[ -f "$file" ]]; then STUDENTS+=("${item%%|*}|--model $file"); STUDENT_BENCH+=(--extra-model "$file"); fi
+done
 slug() { echo "$1" | tr -c 'A-Za-z0-9\n' '_'; }
 
 if [[ " $STEPS " == *" eval "* ]]; then
-  for item in "${TRACKERS[@]}" "${PEERS[@]}"; do
+  for item in "${TRACKERS[@]}" "${PEERS[@]}" "${STUDENTS[@]}"; do
     name=${item%%|*}; opts=${item#*|}; s=$(slug "$name")
     # shellcheck disable=SC2086
     edge-track eval --sequences "$VAL" --starts 2 --noise-runs 4 --threads 1 $opts --json "$OUT/$s.val.json" >/dev/null
@@ -38,12 +58,18 @@ if [[ " $STEPS " == *" eval "* ]]; then
 fi
 if [[ " $STEPS " == *" bench "* ]]; then
   edge-track bench --sequences "$DEV" --rounds 3 --threads 1,2 --upstream-nanotrack "$SHARED/models/opencv" \
-    --vittrack-model "$SHARED/models/vittrack/vitTracker.onnx" --no-profile --json "$OUT/bench.json" > "$OUT/bench.md"
+    --vittrack-model "$SHARED/models/vittrack/vitTracker.onnx" "${STUDENT_BENCH[@]}" --no-profile \
+    --json "$OUT/bench.json" > "$OUT/bench.md"
 fi
 if [[ " $STEPS " == *" record "* ]]; then
   args=()
   for item in "${TRACKERS[@]}"; do name=${item%%|*}; s=$(slug "$name"); args+=(--tracker "$name" "$OUT/$s.val.json" "$OUT/$s.dev.json"); done
   for item in "${PEERS[@]}"; do name=${item%%|*}; s=$(slug "$name"); args+=(--peer "$name" "$OUT/$s.val.json" "$OUT/$s.dev.json"); done
+  for item in "${STUDENTS[@]}"; do
+    name=${item%%|*}; s=$(slug "$name"); file=${item#*--model }
+    precision=fp32; [[ "$file" == *-int8.onnx ]] && precision=int8
+    args+=(--student "$name" "$OUT/$s.val.json" "$OUT/$s.dev.json" --bench-row "$name" "onnxruntime-$precision ($(basename "$file"))")
+  done
   python -m train.measure.record_results --cpu "${CPU:?say which CPU: CPU=\"...\"}" --bench "$OUT/bench.json" "${args[@]}" \
     --bench-row "NanoTrack V2, OpenCV TrackerNano" "nanotrack (opencv)" \
     --bench-row "NanoTrack V2, authors' loop" "upstream nanotrack-v2" \

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Issue 29's student that tracks: VitTrack (OpenCV model zoo) copied into MixFormerV2, its blocks
 # untouched, four prediction tokens reading the box in one 4-head cross-attention after the final
-# norm (preset vitstem-readout). Dense-to-sparse runs on cached features: the frozen teacher's
-# search tokens and edge distributions for 16,000 training pairs (the held-out list of
-# vitstem_dense_to_sparse.yaml applies), the readout fitted on them, grafted into the student;
-# then the score stage, export and INT8. About 25 minutes on 2 CPU cores. Not shipped: its
-# validation band is below its teacher's (docs/benchmarks/2026-12-07-vitstem-student.md).
+# norm (preset vitstem-readout). Not shipped: its validation band is below its teacher's
+# (docs/benchmarks/2026-12-07-vitstem-student.md).
+#   1. dense-to-sparse on cached features: the frozen teacher's search tokens and edge
+#      distributions for 16,000 training pairs (the held-out list of vitstem_dense_to_sparse.yaml
+#      applies), the readout fitted on them and grafted into the student; the score stage;
+#   2. 8 epochs end to end; the epoch is chosen on the validation split (EPOCH, 5 on 2026-12-07);
+#   3. deep-to-shallow, 3 -> 2 blocks, taught by the 3-block student;
+#   4. each depth exported, its LOST rule chosen on the validation split, then INT8.
+# About 90 minutes on 2 CPU cores; the files land in runs/vitstem-readout/readout{3,2}[-int8].onnx,
+# where train/recipes/measure_trackers.sh picks them up.
 set -euo pipefail
+SHARED=${SHARED:-../shared}
+EPOCH=${EPOCH:-5}
 CFG=train/configs/vitstem_dense_to_sparse.yaml
 OUT=runs/vitstem-readout
 mkdir -p "$OUT"
@@ -15,6 +22,20 @@ python -m train.distill.cached_readout cache --config "$CFG" --pairs 3000 --seed
 python -m train.distill.cached_readout fit --train "$OUT/train.pt" --held "$OUT/held.pt" --heads 4 --layer last \
   --steps 5000 --save "$OUT/readout.pt"
 python -m train.distill.cached_readout graft --config "$CFG" --readout "$OUT/readout.pt" --out "$OUT/student.pth"
-edge-track train train/configs/vitstem_readout_score.yaml        # runs/vitstem-readout-score/final.pth.tar
-edge-track export --checkpoint runs/vitstem-readout-score/final.pth.tar --output "$OUT/student.onnx"
-edge-track quantize --model "$OUT/student.onnx" --output "$OUT/student-int8.onnx" --calib ../shared/data/train/OTB_Biker
+edge-track train train/configs/vitstem_readout_score.yaml              # runs/vitstem-readout-score/
+edge-track train train/configs/vitstem_readout_finetune.yaml           # runs/vitstem-readout-ft/epochN
+# (choose EPOCH: edge-track eval --sequences $SHARED/data/validation --starts 2 on each epoch's export)
+cp "runs/vitstem-readout-ft/epoch$EPOCH.pth.tar" runs/vitstem-readout-ft/chosen.pth.tar
+edge-track train train/configs/vitstem_readout_deep_to_shallow.yaml    # runs/vitstem-readout-2blocks/
+for depth in 3 2; do
+  ckpt=runs/vitstem-readout-ft/chosen.pth.tar
+  [[ $depth == 2 ]] && ckpt=runs/vitstem-readout-2blocks/final.pth.tar
+  edge-track export --checkpoint "$ckpt" --output "$OUT/plain$depth.onnx"
+  edge-track quantize --model "$OUT/plain$depth.onnx" --output "$OUT/plain$depth-int8.onnx" \
+    --calib "$SHARED/data/train/OTB_Biker"
+  # INT8 moves the scores a little: each precision gets its own rule.
+  for kind in "" -int8; do
+    python -m train.measure.lost_rule "$OUT/plain$depth$kind.onnx" --validation "$SHARED/data/validation" \
+      --output "$OUT/readout$depth$kind.onnx"
+  done
+done

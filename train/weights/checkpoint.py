@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import zipfile
 from typing import TYPE_CHECKING
 
@@ -81,6 +82,8 @@ def _read(path: str):
         raise CheckpointError(f"{path} holds no model weights (found: {keys})")
     model_config = obj.get("model_config") if isinstance(obj, dict) else None
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    # The first readout students (2026-12-07) had one readout layer, not a list of them.
+    state = {f"readout.0.{k[len('readout.'):]}" if re.match(r"readout\.[a-z]", k) else k: v for k, v in state.items()}
     return state, model_config if isinstance(model_config, dict) else None
 
 

@@ -133,20 +133,31 @@ def test_the_default_tracker_runs_when_nothing_is_named():
     assert tracker.meta.precision == default.precision
 
 
-@pytest.mark.parametrize("page", ["README.md", "docs/models/default-tracker.md", "edge/data/model/MODEL_CARD.md"])
-def test_the_results_tables_are_the_catalogs_numbers(page):
+@pytest.mark.parametrize("page, students", [("README.md", False), ("docs/models/default-tracker.md", False),
+                                             ("edge/data/model/MODEL_CARD.md", True)])
+def test_the_results_tables_are_the_catalogs_numbers(page, students):
     """The front page, the docs and the model card show what the measuring run recorded, not a copy
-    that can drift: each holds the table `python -m train.measure.record_results --table` prints."""
+    that can drift: each holds the table `python -m train.measure.record_results --table` prints
+    (the model card with `--students`: the MixFormerV2 students of the same run)."""
     from train.measure.record_results import results_table
 
-    repo = REPO
     with open(cat.CATALOG, encoding="utf-8") as f:
-        table = results_table(json.load(f))
-    with open(os.path.join(repo, page), encoding="utf-8") as f:
+        table = results_table(json.load(f), students=students)
+    with open(os.path.join(REPO, page), encoding="utf-8") as f:
         text = f.read()
-    start, end = "<!-- results: python -m train.measure.record_results --table -->\n", "\n<!-- /results -->"
+    command = "python -m train.measure.record_results --table" + (" --students" if students else "")
+    start, end = f"<!-- results: {command} -->\n", "\n<!-- /results -->"
     assert start in text and end in text, page
     assert text.split(start, 1)[1].split(end, 1)[0] == table
+
+
+def test_students_show_only_where_asked():
+    from train.measure.record_results import results_table
+
+    catalog = {"trackers": [], "peers": [{"name": "peer", "results": {}},
+                                         {"name": "student", "student": True, "results": {}}]}
+    assert "| student |" not in results_table(catalog)
+    assert "| student |" in results_table(catalog, students=True) and "| peer |" in results_table(catalog)
 
 
 def test_a_bundled_name_in_another_case_is_the_same_tracker():

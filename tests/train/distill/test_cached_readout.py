@@ -41,6 +41,23 @@ def test_the_readout_finds_a_target_the_features_mark():
     assert result["held_iou"] > 0.3                         # 0.45 here; chance is under 0.1
 
 
+def test_a_two_layer_readout_with_mlps_finds_it_too_and_grafts_only_into_its_preset(tmp_path):
+    from edge.errors import ModelError
+
+    result = fit(_pairs(512, 0), _pairs(128, 1), "last", heads=4, steps=400, batch=32, lr=1e-2, log=None,
+                 layers=2, mlp_ratio=4.0)
+    assert result["held_iou"] > 0.3
+    saved = {**result["head"].shape(), "state": result["head"].state_dict()}
+    again = ProbeHead.from_saved(saved)
+    feats = _pairs(4, 2)["final"]
+    assert torch.equal(again(feats)[0], result["head"](feats)[0])
+    teacher = shared_path("models", "vittrack", "vitTracker.onnx")
+    with pytest.raises(ModelError, match="layers 2"):
+        graft(teacher, ProbeHead(48, 4, 64, 256, layers=2, mlp_ratio=4.0), "vitstem-readout")
+    student = graft(teacher, ProbeHead(48, 4, 64, 256, layers=2, mlp_ratio=4.0), "vitstem-decoder")
+    assert len(student.readout) == 2 and student.readout[1].mlp is not None
+
+
 def test_the_readout_cannot_find_a_target_the_features_do_not_mark():
     result = fit(_pairs(512, 0, informative=False), _pairs(128, 1, informative=False), "last", heads=4,
                  steps=400, batch=32, lr=1e-2, log=None)
@@ -48,7 +65,8 @@ def test_the_readout_cannot_find_a_target_the_features_do_not_mark():
 
 
 def test_a_grafted_head_is_the_students_head():
-    """graft: the student's boxes are the fitted head's on the student's own normed search tokens."""
+    """graft: the student's edge distributions are the fitted head's on the student's own normed
+    search tokens (its boxes then read them near their mode, as its preset says)."""
     head = ProbeHead(48, 4, 64, 256)
     with torch.no_grad():
         for p in head.parameters():
@@ -58,15 +76,15 @@ def test_a_grafted_head_is_the_students_head():
     z, oz, x = torch.randn(2, 3, 128, 128, generator=g), torch.randn(2, 3, 128, 128, generator=g), \
         torch.randn(2, 3, 256, 256, generator=g)
     with torch.no_grad():
-        boxes, _ = student(z, oz, x)
-        search = student.backbone(z, oz, x)[:, -256:]
-        expected, _ = head(student.norm(search))
-    assert torch.allclose(boxes, expected, atol=1e-6)
+        tokens = student.backbone(z, oz, x)
+        logits = student.forward_heads(student.pred_tokens(tokens))["edge_logits"]
+        _, expected = head(student.norm(tokens[:, -256:]))
+    assert torch.allclose(logits, expected, atol=1e-6)
 
 
 def test_graft_refuses_a_readout_fitted_with_another_head_count():
     """The readout's weights fit any head count: a 1-head fit must not load into the 4-head student."""
     from edge.errors import ModelError
 
-    with pytest.raises(ModelError, match="fitted with 1 heads"):
+    with pytest.raises(ModelError, match="fitted with heads 1"):
         graft(shared_path("models", "vittrack", "vitTracker.onnx"), ProbeHead(48, 1, 64, 256))

@@ -54,7 +54,7 @@ def test_templates_do_not_see_the_search_image():
     assert torch.equal(attn(x, 12)[:, :12], attn(y, 12)[:, :12])
 
 
-@pytest.mark.parametrize("preset", ["tiny", "S", "B", "vitstem4", "vitstem-readout"])
+@pytest.mark.parametrize("preset", ["tiny", "S", "B", "vitstem4", "vitstem-readout", "vitstem-decoder"])
 def test_cached_template_path_equals_full_forward(preset):
     model = build_model(get_preset(preset), seed=0)
     t, s = model.cfg.template_size, model.cfg.search_size
@@ -124,7 +124,7 @@ def test_tiny_forward_backward_runs():
     assert np.isfinite(boxes.detach().numpy()).all()
 
 
-@pytest.mark.parametrize("preset", ["vitstem4", "vitstem-readout"])
+@pytest.mark.parametrize("preset", ["vitstem4", "vitstem-readout", "vitstem-decoder"])
 def test_a_student_with_token_heads_or_a_readout_exports_and_agrees(tmp_path, preset):
     """The export folds the attention scale into q, the prediction tokens keep their own scale on top
     (export_onnx checks the ONNX graphs against PyTorch and raises when they disagree)."""
@@ -133,3 +133,23 @@ def test_a_student_with_token_heads_or_a_readout_exports_and_agrees(tmp_path, pr
 
     report = export_onnx(build_model(get_preset(preset), seed=0), str(tmp_path / "s.onnx"))
     assert report.box_max_abs_diff <= 1e-4
+
+
+def test_edges_read_near_their_mode_stay_on_the_stronger_of_two_targets():
+    """A distribution with mass on the target and on a look-alike: the full expectation puts the
+    edge between them, the mode window keeps it on the stronger; training keeps the expectation."""
+    from train.models.model import DistributionBoxHead
+
+    head = DistributionBoxHead(8, bins=64, search_size=256, mode_window=4).eval()
+    probs = torch.full((1, 4, 64), 1e-6)
+    probs[..., 10] = 0.6                                   # the target at bin 10 (40 px)
+    probs[..., 50] = 0.4                                   # a look-alike at bin 50 (200 px)
+    probs = probs / probs.sum(-1, keepdim=True)
+    local = (head._near_mode(probs) * head.bin_pos).sum(-1)
+    full = (probs * head.bin_pos).sum(-1)
+    assert torch.allclose(local, torch.full_like(local, 40.0), atol=0.1)
+    assert float(full[0, 0]) > 100                         # between the two
+    tokens = torch.randn(2, 4, 8)
+    plain = DistributionBoxHead(8, bins=64, search_size=256)
+    plain.load_state_dict(head.state_dict())
+    assert torch.allclose(head.train()(tokens)[0], plain.eval()(tokens)[0])
