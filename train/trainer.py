@@ -247,7 +247,7 @@ def _pair_dataset(cfg: TrainConfig, model: MixFormerV2, rank: int, keep_rgb: boo
 def load_resume_state(path: str) -> dict:
     """The dict ``save_checkpoint`` (train/weights/checkpoint.py) wrote; CheckpointError if it holds
     anything but plain data."""
-    from train.weights.checkpoint import unpickling_reason
+    from train.weights.checkpoint import unpickling_reason, upgrade_keys
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -255,7 +255,7 @@ def load_resume_state(path: str) -> dict:
         raise CheckpointError(f"cannot resume from {path}: {unpickling_reason(exc)}") from None
     if not (isinstance(state, dict) and {"net", "optimizer", "scheduler", "epoch"} <= set(state)):
         raise CheckpointError(f"cannot resume from {path}: not a training checkpoint of edge-track")
-    return state
+    return {**state, "net": upgrade_keys(state["net"])}
 
 
 # -- the loop --------------------------------------------------------------------------------

@@ -62,7 +62,9 @@ class ProbeHead(nn.Module):
 
     @classmethod
     def from_saved(cls, saved: dict) -> "ProbeHead":
-        state = saved["state"]
+        from train.weights.checkpoint import upgrade_keys
+
+        state = upgrade_keys(saved["state"])
         head = cls(state["queries"].shape[-1], saved["heads"], state["box_head.layers.1.0.weight"].shape[0],
                    state["readout.0.pos"].shape[1], saved.get("layers", 1), saved.get("mlp_ratio", 0.0))
         head.load_state_dict(state)

@@ -10,7 +10,8 @@ for ``lost_frames`` frames in a row:
 3. Run each of those rules inside the device's per-frame step (the search widens while LOST) and
    keep the one with the best AUC among those whose LOST state works (``LOST_ON_FAILED_MIN`` of
    the failed frames at least, the budget of the tracked ones at most); when none works, the one
-   that comes closest within the budget.
+   that comes closest within the budget; when none keeps the budget, the one that marks the fewest
+   tracked frames LOST. The metadata says which of the three it was.
 
     python -m train.measure.lost_rule runs/student.onnx --validation ../shared/data/validation \\
         --output runs/student-lost.onnx
@@ -89,17 +90,21 @@ def budget_threshold(scored: Scored, lost_frames: int, good_budget: float) -> fl
     return float(candidates[lo])
 
 
-def pick_rule(rows: list[dict], good_budget: float) -> dict:
-    """Of the rules whose LOST state works, the one that tracks best (AUC: widening the search costs
-    accuracy when it starts too easily). When none works, the one that comes closest (the most
-    failed frames LOST) within the budget of tracked frames; when none keeps the budget, the best AUC."""
+def pick_rule(rows: list[dict], good_budget: float) -> tuple[dict, str]:
+    """(rule, how it was picked). Of the rules whose LOST state works, the one that tracks best (AUC:
+    widening the search costs accuracy when it starts too easily). When none works, the one that
+    comes closest (the most failed frames LOST) within the budget of tracked frames. When none keeps
+    the budget, the one that marks the fewest tracked frames LOST: a rule that cuts into good
+    tracking is worse than one that misses failures."""
     within = [r for r in rows if (r["lost_on_tracked"] or 0.0) <= min(good_budget, LOST_ON_TRACKED_MAX)]
     works = [r for r in within if (r["lost_on_failed"] or 0.0) >= LOST_ON_FAILED_MIN]
     if works:
-        return max(works, key=lambda r: (r["auc"], r["lost_on_failed"] or 0.0))
+        return max(works, key=lambda r: (r["auc"], r["lost_on_failed"] or 0.0)), "the best AUC whose LOST state works"
     if within:
-        return max(within, key=lambda r: (r["lost_on_failed"] or 0.0, r["auc"]))
-    return max(rows, key=lambda r: (r["auc"], r["lost_on_failed"] or 0.0))
+        return (max(within, key=lambda r: (r["lost_on_failed"] or 0.0, r["auc"])),
+                "none works: the most failed frames LOST within the budget of tracked ones")
+    return (min(rows, key=lambda r: (r["lost_on_tracked"] or 0.0, -r["auc"])),
+            "none keeps the budget: the fewest tracked frames LOST")
 
 
 def collect(open_tracker, folder: str, log=None) -> Scored:
@@ -136,8 +141,10 @@ def in_the_loop(open_tracker, folder: str) -> dict:
     return {"auc": float(np.mean(aucs)), "lost_on_failed": lost.on_failed, "lost_on_tracked": lost.on_tracked}
 
 
-def choose(open_tracker, folder: str, good_budget: float = DEFAULT_BUDGET, log=None) -> tuple[dict, list[dict]]:
-    """(the chosen rule, every rule tried) for ``open_tracker(lost_score_threshold, lost_frames)``."""
+def choose(open_tracker, folder: str, good_budget: float = DEFAULT_BUDGET,
+           log=None) -> tuple[dict, str, list[dict]]:
+    """(the chosen rule, how it was picked, every rule tried) for ``open_tracker(lost_score_threshold,
+    lost_frames)``."""
     # Threshold 0 never fires: a sigmoid score is never below it.
     scored = collect(lambda: open_tracker(0.0, 1), folder, log=log)
     rows = []
@@ -148,19 +155,26 @@ def choose(open_tracker, folder: str, good_budget: float = DEFAULT_BUDGET, log=N
         if log:
             log(json.dumps(row))
         rows.append(row)
-    return pick_rule(rows, good_budget), rows
+    return (*pick_rule(rows, good_budget), rows)
+
+
+def _step_of(model_path: str, meta) -> str | None:
+    """The step graph the runtime would open beside ``model_path`` (its metadata names it)."""
+    return os.path.join(os.path.dirname(os.path.abspath(model_path)), meta.step_file) if meta.step_file else None
 
 
 def write_rule(model_path: str, output: str, rule: dict, fitted: dict) -> None:
     """``model_path`` (and its step graph) saved as ``output`` with ``rule`` in the metadata."""
     from edge.engines.model_meta import step_path_for
+    from edge.errors import ModelError
     from train.export.onnx_files import load_with_meta, save_together, set_meta
 
     proto, meta = load_with_meta(model_path)
-    step_in = step_path_for(model_path) if meta.step_file else None
-    if step_in and not os.path.isfile(step_in):
-        step_in = os.path.join(os.path.dirname(os.path.abspath(model_path)), meta.step_file)
+    step_in = _step_of(model_path, meta)
     step_out = step_path_for(output) if step_in else None
+    paths = [os.path.realpath(p) for p in (model_path, step_in, output, step_out) if p]
+    if len(set(paths)) != len(paths):
+        raise ModelError(f"{output} would overwrite {model_path} or its step graph: write it elsewhere")
     extra = {**meta.extra, "lost_rule": fitted}
     new_meta = meta.replace(lost_score_threshold=rule["lost_score_threshold"], lost_frames=rule["lost_frames"],
                             step_file=os.path.basename(step_out) if step_out else "", extra=extra)
@@ -184,16 +198,22 @@ def main(argv=None) -> int:
     from edge.errors import EdgeTrackError
 
     say = lambda text: print(text, file=sys.stderr, flush=True)
-    if os.path.abspath(args.output) == os.path.abspath(args.model):
-        p.error("--output must differ from the model: the input is kept as it was")
+    from edge.engines.model_meta import step_path_for
+    from train.export.onnx_files import load_with_meta
+
     try:
-        open_tracker_at(args.model, threads=args.threads)     # a bad file fails here, in one line
+        # A bad file, a NanoTrack folder or an output over the input fails here, in one line.
+        _, meta = load_with_meta(args.model)
+        taken = {os.path.realpath(q) for q in (args.model, _step_of(args.model, meta)) if q}
+        if {os.path.realpath(args.output), os.path.realpath(step_path_for(args.output))} & taken:
+            p.error("--output would overwrite the model or its step graph: the input is kept as it was")
+        open_tracker_at(args.model, threads=args.threads)
         opener = lambda threshold, frames: open_tracker_at(args.model, threads=args.threads,
                                                            lost_score_threshold=threshold, lost_frames=frames)
-        rule, tried = choose(opener, args.validation, args.good_budget, log=say)
+        rule, picked, tried = choose(opener, args.validation, args.good_budget, log=say)
         fitted = {"tool": "python -m train.measure.lost_rule",
                   "chosen_on": os.path.basename(os.path.normpath(args.validation)) + f", {STARTS} starts, in the "
-                               "device's per-frame step: the best AUC whose LOST state works",
+                               f"device's per-frame step: {picked}",
                   "good_budget": args.good_budget,
                   "validation": {k: round(rule[k] or 0.0, 4) for k in ("auc", "lost_on_failed", "lost_on_tracked")},
                   "tried": [{k: round(v or 0.0, 4) for k, v in r.items()} for r in tried]}

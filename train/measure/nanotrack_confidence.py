@@ -7,7 +7,8 @@
 3. Choose the LOST rule on the validation split (two starts): for each ``lost_frames`` the highest
    threshold that keeps at most ``good_budget`` of the tracked frames LOST (replayed on the plain
    run's confidences), then, run inside the device's per-frame step (the search widens while LOST),
-   the rule with the best AUC among those whose LOST state works.
+   the rule with the best AUC among those whose LOST state works (when none works, the fallbacks of
+   ``train.measure.lost_rule.pick_rule``; the metadata says which applied).
 
     python -m train.measure.nanotrack_confidence edge/data/nanotrack/v3 \\
         --corpus ../shared/data/train --corpus ../shared/data/train_v2 \\
@@ -102,7 +103,8 @@ def choose_rule(model: NanoTrackModel, confidence: LogitConfidence, frames: Fram
                 good_budget: float, log=None) -> dict:
     """For each ``lost_frames`` its budget threshold; of those whose LOST state works in the loop
     (at least LOST_ON_FAILED_MIN of the failed frames, at most ``good_budget`` of the tracked), the
-    one that tracks best (AUC), since widening the search costs accuracy when it starts too easily."""
+    one that tracks best (AUC), since widening the search costs accuracy when it starts too easily
+    (when none works, ``train.measure.lost_rule.pick_rule``'s fallbacks; "picked" says which)."""
     conf = np.array([confidence.of(p, m) for p, m in zip(frames.peak, frames.mean)])
     scored = Scored(conf, frames.iou, frames.run)
     rows = []
@@ -114,7 +116,8 @@ def choose_rule(model: NanoTrackModel, confidence: LogitConfidence, frames: Fram
         if log:
             log(json.dumps(row))
         rows.append(row)
-    return pick_rule(rows, good_budget), rows
+    rule, picked = pick_rule(rows, good_budget)
+    return {**rule, "picked": picked}, rows
 
 
 def main(argv=None) -> int:
@@ -152,7 +155,7 @@ def main(argv=None) -> int:
             "corpus_mean_confidence": {"tracked": float(conf_train[train.iou > TRACKED].mean()),
                                        "failed": float(conf_train[train.iou < FAILED].mean())},
             "rule_chosen_on": os.path.basename(os.path.normpath(args.validation)) + f", {STARTS} starts, "
-                              "in the device's per-frame step: the best AUC whose LOST state works",
+                              f"in the device's per-frame step: {rule['picked']}",
             "good_budget": args.good_budget,
             "validation": {k: round(rule[k], 4) for k in ("auc", "lost_on_failed", "lost_on_tracked")},
             "tried": [{k: round(v, 4) for k, v in r.items()} for r in tried],

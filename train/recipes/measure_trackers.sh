@@ -26,7 +26,8 @@ PEERS=(
 )
 # The MixFormerV2 students of issue 29 (trained here, not shipped; train/recipes/vitstem_readout.sh
 # and vitstem_decoder.sh leave them under $RUNS), measured in the same run where their files are
-# present. Only the model card's table shows them.
+# present (when, run in parts with STEPS, all parts see the same files). Only the model card's table
+# shows them.
 RUNS=${RUNS:-runs}
 STUDENT_FILES=(
   "MixFormerV2 student of VitTrack: decoder, 3 blocks (fp32)|vitstem-decoder/decoder3.onnx"
@@ -77,5 +78,5 @@ if [[ " $STEPS " == *" record "* ]]; then
     --bench-row "VitTrack, own loop (RGB input)" "vittrack-rgb (onnxruntime)" \
     --command "edge-track eval --sequences $VAL --starts 2 --noise-runs 4 --threads 1 --model NAME" \
     --command "edge-track eval --sequences $DEV --noise-runs 4 --threads 1 --model NAME" \
-    --command "edge-track bench --sequences $DEV --rounds 3 --threads 1,2 --upstream-nanotrack $SHARED/models/opencv --vittrack-model $SHARED/models/vittrack/vitTracker.onnx"
+    --command "edge-track bench --sequences $DEV --rounds 3 --threads 1,2 --upstream-nanotrack $SHARED/models/opencv --vittrack-model $SHARED/models/vittrack/vitTracker.onnx ${STUDENT_BENCH[*]}"
 fi

@@ -82,9 +82,13 @@ def _read(path: str):
         raise CheckpointError(f"{path} holds no model weights (found: {keys})")
     model_config = obj.get("model_config") if isinstance(obj, dict) else None
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-    # The first readout students (2026-12-07) had one readout layer, not a list of them.
-    state = {f"readout.0.{k[len('readout.'):]}" if re.match(r"readout\.[a-z]", k) else k: v for k, v in state.items()}
-    return state, model_config if isinstance(model_config, dict) else None
+    return upgrade_keys(state), model_config if isinstance(model_config, dict) else None
+
+
+def upgrade_keys(state: dict) -> dict:
+    """Weights named as earlier versions of this code named them, renamed to today's: the first
+    readout students (2026-12-07) had one readout layer (``readout.q``), not a list (``readout.0.q``)."""
+    return {f"readout.0.{k[len('readout.'):]}" if re.match(r"readout\.[a-z]", k) else k: v for k, v in state.items()}
 
 
 def _is_state_dict(obj) -> bool:

@@ -150,3 +150,18 @@ def test_missing_file(tmp_path):
 
 def test_checkpoint_without_weights(tmp_path):
     assert "no model weights" in one_line_error(save(tmp_path, {"epoch": 3, "stats": [1, 2]}), "S")
+
+
+def test_a_readout_student_saved_with_one_readout_layer_loads_as_a_list_of_layers(tmp_path):
+    """The first readout students (2026-12-07) named their readout ``readout.q``; it is ``readout.0.q`` now."""
+    from train.models.model import build_model
+    from train.models.presets import get_preset
+    from train.weights.checkpoint import load_model
+
+    model = build_model(get_preset("vitstem-readout"), seed=1)
+    old = {k.replace("readout.0.", "readout."): v for k, v in model.state_dict().items()}
+    assert "readout.q.weight" in old
+    torch.save({"net": old}, tmp_path / "old.pth.tar")
+    loaded, _ = load_model(str(tmp_path / "old.pth.tar"))
+    assert loaded.cfg.name == "vitstem-readout"
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
