@@ -9,14 +9,16 @@ and the truth; ``fit`` trains only the student's readout on them (four queries, 
 of multi-head cross-attention, each with an MLP when asked: ``train.models.model.TokenReadout``;
 the edge head ``DistributionBoxHead``) with the student's losses (KL to the teacher's edge
 distributions + L1 to the truth); ``graft`` puts a head fitted on the last block's features into
-the config's student (``vitstem-readout``: one layer, no MLP; ``vitstem-decoder``: two layers with
-MLPs), whose blocks are VitTrack's, ready for the score stage and export. ``fit`` also tells features from readout: if a
-readout reaches the teacher's own IoU on held pairs, the features suffice.
+the student ``--preset`` names (``vitstem-readout``: one layer, no MLP; ``vitstem-decoder``: two
+layers with MLPs), whose blocks are VitTrack's, ready for the score stage and export. ``fit`` also
+tells features from readout: if a readout reaches the teacher's own IoU on held pairs, the features
+suffice.
 
     python -m train.distill.cached_readout cache --config CFG --pairs 16000 --seed 11 --out train.pt
     python -m train.distill.cached_readout cache --config CFG --pairs 3000 --seed 7 --out held.pt
     python -m train.distill.cached_readout fit --train train.pt --held held.pt --heads 4 --layer last --save ro.pt
     python -m train.distill.cached_readout graft --config CFG --readout ro.pt --out student.pth
+    # the decoder student: fit ... --layers 2 --mlp-ratio 4 --cosine, graft ... --preset vitstem-decoder
 
 The held pairs come from other draws of the same training videos (a learnability check, not an
 evaluation: the validation split stays for choosing models). Needs the training extra.
