@@ -25,7 +25,7 @@ from edge.io.video_out import check_video_path
 from edge.outputs import check_outputs
 from edge.runtime.telemetry import check_track_log_path
 from edge.target import fit_target, initial_request
-from edge.trackers.mixformer import MixFormerTracker
+from edge.trackers.contract import Tracker
 
 if TYPE_CHECKING:
     from edge.config import CameraConfig, DeviceConfig
@@ -43,7 +43,7 @@ def _still_loading(what: str, waited_s: float) -> None:
 class Checked:
     """What the checks built, for ``run`` to go on with."""
 
-    tracker: MixFormerTracker                      # loaded as run loads it, and warmed up
+    tracker: Tracker                      # loaded as run loads it, and warmed up
     initial: TargetRequest | None         # tracking.init as a request
     live: bool                            # a camera, waited for by run; not opened here
     frame_size: tuple[int, int] | None    # (width, height) of a file or folder source
@@ -145,7 +145,7 @@ def check_initial_target(initial, width: int, height: int) -> None:
         raise ConfigError(f"tracking.init: {exc}") from None
 
 
-def warm_up(tracker: MixFormerTracker) -> None:
+def warm_up(tracker: Tracker) -> None:
     """One init + update on a blank frame, so the first real frame is not the slow one."""
     import numpy as np
 

@@ -35,6 +35,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from edge.errors import ModelError
+from train.models.model import NUM_PRED_TOKENS, DistributionBoxHead, TokenReadout, read_tokens
+from train.weights.checkpoint import upgrade_keys
 
 SEARCH_TOKENS = 256
 LAYERS = {"last": "final", "previous": "previous"}
@@ -45,8 +47,6 @@ class ProbeHead(nn.Module):
 
     def __init__(self, dim: int, heads: int, bins: int, tokens: int, layers: int = 1, mlp_ratio: float = 0.0) -> None:
         super().__init__()
-        from train.models.model import NUM_PRED_TOKENS, DistributionBoxHead, TokenReadout
-
         self.heads, self.layers, self.mlp_ratio = heads, layers, mlp_ratio
         self.queries = nn.Parameter(torch.randn(1, NUM_PRED_TOKENS, dim) * 0.02)
         self.readout = nn.ModuleList(TokenReadout(dim, heads, tokens, mlp_ratio) for _ in range(layers))
@@ -54,8 +54,6 @@ class ProbeHead(nn.Module):
 
     def forward(self, features: torch.Tensor):
         """-> (boxes (B, 4) cx, cy, w, h over the crop, edge logits (B, 4, bins))."""
-        from train.models.model import read_tokens
-
         return self.box_head(read_tokens(self.readout, self.queries.expand(features.shape[0], -1, -1), features))
 
     def shape(self) -> dict:
@@ -64,8 +62,6 @@ class ProbeHead(nn.Module):
 
     @classmethod
     def from_saved(cls, saved: dict) -> "ProbeHead":
-        from train.weights.checkpoint import upgrade_keys
-
         state = upgrade_keys(saved["state"])
         head = cls(state["queries"].shape[-1], saved["heads"], state["box_head.layers.1.0.weight"].shape[0],
                    state["readout.0.pos"].shape[1], saved.get("layers", 1), saved.get("mlp_ratio", 0.0))

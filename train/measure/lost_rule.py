@@ -107,26 +107,38 @@ def pick_rule(rows: list[dict], good_budget: float) -> tuple[dict, str]:
             "none keeps the budget: the fewest tracked frames LOST")
 
 
+def tracked_runs(open_tracker, folders, on_frame, exclude=frozenset(), log=None) -> tuple[np.ndarray, np.ndarray]:
+    """Every sequence of ``folders`` (but ``exclude``) from ``STARTS`` starts, each by a fresh
+    ``open_tracker()`` with no LOST search; ``on_frame(tracker, result)`` is called on each tracked
+    frame. -> (IoU with the truth per frame, NaN where the target is absent; the run of each frame)."""
+    iou, run = [], []
+    runs = 0
+    for folder in folders:
+        for seq in find_sequences(folder):
+            if seq.name in exclude:
+                continue
+            for seg in temporal_segments(seq, STARTS):
+                tracker = open_tracker()
+                tracker.init(read_rgb(seg.frames[0]), seg.gt[0])
+                boxes = []
+                for i in range(1, len(seg)):
+                    result = tracker.update(read_rgb(seg.frames[i]))
+                    boxes.append(result.box)
+                    on_frame(tracker, result)
+                ious = overlaps(np.asarray(boxes), seg.gt[1:])
+                iou.extend(np.where(~seg.absent[1:], ious, np.nan))
+                run.extend([runs] * len(boxes))
+                runs += 1
+            if log:
+                log(f"{seq.name}: {len(iou)} frames")
+    return np.asarray(iou, dtype=np.float64), np.asarray(run)
+
+
 def collect(open_tracker, folder: str, log=None) -> Scored:
     """Scores and IoUs of ``open_tracker()`` (LOST off) over ``folder``, ``STARTS`` starts each."""
-    conf, iou, run = [], [], []
-    runs = 0
-    for seq in find_sequences(folder):
-        for seg in temporal_segments(seq, STARTS):
-            tracker = open_tracker()
-            tracker.init(read_rgb(seg.frames[0]), seg.gt[0])
-            boxes = []
-            for i in range(1, len(seg)):
-                result = tracker.update(read_rgb(seg.frames[i]))
-                boxes.append(result.box)
-                conf.append(float(result.score))
-            ious = overlaps(np.asarray(boxes), seg.gt[1:])
-            iou.extend(np.where(~seg.absent[1:], ious, np.nan))
-            run.extend([runs] * len(boxes))
-            runs += 1
-        if log:
-            log(f"{seq.name}: {len(conf)} frames")
-    return Scored(np.asarray(conf), np.asarray(iou, dtype=np.float64), np.asarray(run))
+    conf = []
+    iou, run = tracked_runs(open_tracker, [folder], lambda tracker, result: conf.append(float(result.score)), log=log)
+    return Scored(np.asarray(conf), iou, run)
 
 
 def in_the_loop(open_tracker, folder: str) -> dict:
@@ -163,18 +175,28 @@ def _step_of(model_path: str, meta) -> str | None:
     return os.path.join(os.path.dirname(os.path.abspath(model_path)), meta.step_file) if meta.step_file else None
 
 
-def write_rule(model_path: str, output: str, rule: dict, fitted: dict) -> None:
-    """``model_path`` (and its step graph) saved as ``output`` with ``rule`` in the metadata."""
+def check_output(model_path: str, meta, output: str) -> None:
+    """ModelError when writing ``output`` (and its step graph) would replace ``model_path`` or its
+    step graph, by whatever path."""
     from edge.engines.model_meta import step_path_for
     from edge.errors import ModelError
-    from train.export.onnx_files import load_with_meta, save_together, set_meta
 
-    proto, meta = load_with_meta(model_path)
     step_in = _step_of(model_path, meta)
     step_out = step_path_for(output) if step_in else None
     paths = [os.path.realpath(p) for p in (model_path, step_in, output, step_out) if p]
     if len(set(paths)) != len(paths):
         raise ModelError(f"{output} would overwrite {model_path} or its step graph: write it elsewhere")
+
+
+def write_rule(model_path: str, output: str, rule: dict, fitted: dict) -> None:
+    """``model_path`` (and its step graph) saved as ``output`` with ``rule`` in the metadata."""
+    from edge.engines.model_meta import step_path_for
+    from train.export.onnx_files import load_with_meta, save_together, set_meta
+
+    proto, meta = load_with_meta(model_path)
+    check_output(model_path, meta, output)
+    step_in = _step_of(model_path, meta)
+    step_out = step_path_for(output) if step_in else None
     extra = {**meta.extra, "lost_rule": fitted}
     new_meta = meta.replace(lost_score_threshold=rule["lost_score_threshold"], lost_frames=rule["lost_frames"],
                             step_file=os.path.basename(step_out) if step_out else "", extra=extra)
@@ -195,18 +217,17 @@ def main(argv=None) -> int:
     p.add_argument("--output", required=True, help="where the model with its rule is written")
     args = p.parse_args(argv)
     from edge.build import open_tracker_at
-    from edge.errors import EdgeTrackError
-
-    say = lambda text: print(text, file=sys.stderr, flush=True)
-    from edge.engines.model_meta import step_path_for
+    from edge.errors import EdgeTrackError, ModelError
     from train.export.onnx_files import load_with_meta
 
+    say = lambda text: print(text, file=sys.stderr, flush=True)
     try:
         # A bad file, a NanoTrack folder or an output over the input fails here, in one line.
         _, meta = load_with_meta(args.model)
-        taken = {os.path.realpath(q) for q in (args.model, _step_of(args.model, meta)) if q}
-        if {os.path.realpath(args.output), os.path.realpath(step_path_for(args.output))} & taken:
-            p.error("--output would overwrite the model or its step graph: the input is kept as it was")
+        try:
+            check_output(args.model, meta, args.output)
+        except ModelError as exc:
+            p.error(f"--output: {exc}")
         open_tracker_at(args.model, threads=args.threads)
         opener = lambda threshold, frames: open_tracker_at(args.model, threads=args.threads,
                                                            lost_score_threshold=threshold, lost_frames=frames)

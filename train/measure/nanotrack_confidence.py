@@ -27,16 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.camera.folder import read_rgb
-from edge.evaluation.datasets import find_sequences
 from edge.evaluation.metrics import FAILED_IOU as FAILED
 from edge.evaluation.metrics import TRACKED_IOU as TRACKED
-from edge.evaluation.metrics import iou as overlaps
-from edge.evaluation.segments import temporal_segments
 from edge.trackers.confidence import LogitConfidence, NanoTrackMeta
 from edge.trackers.nanotrack import NanoTracker
 from edge.trackers.nanotrack_model import NanoTrackModel
-from train.measure.lost_rule import LOST_FRAMES, STARTS, Scored, budget_threshold, in_the_loop, pick_rule
+from train.measure.lost_rule import LOST_FRAMES, STARTS, Scored, budget_threshold, in_the_loop, pick_rule, tracked_runs
 
 # A scan crop away from the box takes the target only at this confidence or above: an even bet at
 # least (on the validation split 0.5 and 0.7 tracked alike, 66.8 and 66.7, and both better than
@@ -55,29 +51,16 @@ class Frames:
 
 
 def collect(model: NanoTrackModel, folders: list[str], exclude: set[str] = frozenset(), log=None) -> Frames:
-    peak, mean, iou, run = [], [], [], []
-    runs = 0
-    for folder in folders:
-        for seq in find_sequences(folder):
-            if seq.name in exclude:
-                continue
-            for seg in temporal_segments(seq, STARTS):
-                # The upstream score and no LOST search: the features of the files themselves.
-                tracker = NanoTracker(model, calibration=NanoTrackMeta(model.settings.version, None, 0.0, 1, ""))
-                tracker.init(read_rgb(seg.frames[0]), seg.gt[0])
-                boxes = []
-                for i in range(1, len(seg)):
-                    boxes.append(tracker.update(read_rgb(seg.frames[i])).box)
-                    peak.append(float(tracker.margin.max()))
-                    mean.append(float(tracker.margin.mean()))
-                present = ~seg.absent[1:]
-                ious = overlaps(np.asarray(boxes), seg.gt[1:])
-                iou.extend(np.where(present, ious, np.nan))
-                run.extend([runs] * len(boxes))
-                runs += 1
-            if log:
-                log(f"{seq.name}: {len(iou)} frames")
-    return Frames(*(np.asarray(v, dtype=np.float64) for v in (peak, mean, iou, run)))
+    peak, mean = [], []
+
+    def features(tracker, result):
+        peak.append(float(tracker.margin.max()))
+        mean.append(float(tracker.margin.mean()))
+
+    # The upstream score and no LOST search: the features of the files themselves.
+    fresh = functools.partial(NanoTracker, model, calibration=NanoTrackMeta(model.settings.version, None, 0.0, 1, ""))
+    iou, run = tracked_runs(fresh, folders, features, exclude, log=log)
+    return Frames(np.asarray(peak), np.asarray(mean), iou, run.astype(np.float64))
 
 
 def fit_logistic(frames: Frames, l2: float = 1e-3, steps: int = 4000) -> LogitConfidence:

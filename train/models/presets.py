@@ -63,6 +63,10 @@ class Architecture:
                 f"{self.template_size}/{self.search_size} px, {self.bins} bins")
 
 
+# VitTrack's shape and crops, shared by every student copied from it (the "vitstem" presets below).
+_VITTRACK = dict(embed_dim=48, depth=3, num_heads=1, mlp_ratio=4.0, template_size=128, search_size=256, bins=64,
+                 search_factor=4.0, update_interval=25, stem="vittrack")
+
 PRESETS: dict[str, Architecture] = {
     "S": Architecture("S", depth=4, mlp_ratio=1.0, template_size=112, search_size=224,
                      search_factor=4.4, update_interval=200),
@@ -92,30 +96,22 @@ PRESETS: dict[str, Architecture] = {
     # against 57.3 on the BGR OpenCV feeds it), learned position
     # embeddings and 3 blocks of width 48, one head, MLP 192; crops 2x/4x the target at 128/256
     # px, as VitTrack's. 4 px per bin.
-    "vitstem": Architecture("vitstem", embed_dim=48, depth=3, num_heads=1, mlp_ratio=4.0,
-                           template_size=128, search_size=256, bins=64, search_factor=4.0,
-                           update_interval=25, stem="vittrack"),
+    "vitstem": Architecture("vitstem", **_VITTRACK),
     # The same student with its prediction tokens' queries in 4 heads of 12 (the image tokens keep
     # VitTrack's one head): a readout over VitTrack's features reaches 0.53 IoU on held training
     # pairs with 4 heads, 0.46 with one (train/distill/cached_readout.py; the teacher's maps: 0.59).
-    "vitstem4": Architecture("vitstem4", embed_dim=48, depth=3, num_heads=1, mlp_ratio=4.0,
-                             template_size=128, search_size=256, bins=64, search_factor=4.0,
-                             update_interval=25, stem="vittrack", token_heads=4),
+    "vitstem4": Architecture("vitstem4", **_VITTRACK, token_heads=4),
     # VitTrack's blocks untouched (the image tokens attend as in vitstem, the templates to
     # themselves), the four prediction tokens in a 4-head readout after the final norm: the
     # student whose readout train/distill/cached_readout.py can train on cached teacher features.
     # Edges are read near their mode, within 4 bins (16 px, one token): on the validation split
     # the full expectation tracked 2 to 6 points worse for both readout students.
-    "vitstem-readout": Architecture("vitstem-readout", embed_dim=48, depth=3, num_heads=1, mlp_ratio=4.0,
-                                    template_size=128, search_size=256, bins=64, search_factor=4.0,
-                                    update_interval=25, stem="vittrack", readout_heads=4, box_mode_window=4),
+    "vitstem-readout": Architecture("vitstem-readout", **_VITTRACK, readout_heads=4, box_mode_window=4),
     # The same with a readout of two layers, each a 4-head cross-attention and an MLP of ratio 4
     # (a small DETR-style decoder): fitted on the same 16,000 cached teacher features for 8,000
     # steps it reaches 0.567 IoU on held training pairs where one layer without MLP stops at 0.548
     # (0.576 on 48,000 pairs).
-    "vitstem-decoder": Architecture("vitstem-decoder", embed_dim=48, depth=3, num_heads=1, mlp_ratio=4.0,
-                                    template_size=128, search_size=256, bins=64, search_factor=4.0,
-                                    update_interval=25, stem="vittrack", readout_heads=4, readout_layers=2,
+    "vitstem-decoder": Architecture("vitstem-decoder", **_VITTRACK, readout_heads=4, readout_layers=2,
                                     readout_mlp_ratio=4.0, box_mode_window=4),
     # For tests: seconds to build, export and run.
     "tiny": Architecture("tiny", embed_dim=64, depth=2, num_heads=2, mlp_ratio=2.0,

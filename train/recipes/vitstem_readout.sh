@@ -8,7 +8,8 @@
 #      applies), the readout fitted on them and grafted into the student; the score stage;
 #   2. 8 epochs end to end; the epoch is chosen on the validation split (EPOCH, 5 on 2026-12-07);
 #   3. deep-to-shallow, 3 -> 2 blocks, taught by the 3-block student;
-#   4. each depth exported, its LOST rule chosen on the validation split, then INT8.
+#   4. each depth exported, fp32 and INT8, each with its LOST rule chosen on the validation split
+#      (train/recipes/student_files.sh).
 # About 90 minutes on 2 CPU cores; the files land in runs/vitstem-readout/readout{3,2}[-int8].onnx,
 # where train/recipes/measure_trackers.sh picks them up.
 set -euo pipefail
@@ -27,15 +28,5 @@ edge-track train train/configs/vitstem_readout_finetune.yaml           # runs/vi
 # (choose EPOCH: edge-track eval --sequences $SHARED/data/validation --starts 2 on each epoch's export)
 cp "runs/vitstem-readout-ft/epoch$EPOCH.pth.tar" runs/vitstem-readout-ft/chosen.pth.tar
 edge-track train train/configs/vitstem_readout_deep_to_shallow.yaml    # runs/vitstem-readout-2blocks/
-for depth in 3 2; do
-  ckpt=runs/vitstem-readout-ft/chosen.pth.tar
-  [[ $depth == 2 ]] && ckpt=runs/vitstem-readout-2blocks/final.pth.tar
-  edge-track export --checkpoint "$ckpt" --output "$OUT/plain$depth.onnx"
-  edge-track quantize --model "$OUT/plain$depth.onnx" --output "$OUT/plain$depth-int8.onnx" \
-    --calib "$SHARED/data/train/OTB_Biker"
-  # INT8 moves the scores a little: each precision gets its own rule.
-  for kind in "" -int8; do
-    python -m train.measure.lost_rule "$OUT/plain$depth$kind.onnx" --validation "$SHARED/data/validation" \
-      --output "$OUT/readout$depth$kind.onnx"
-  done
-done
+SHARED="$SHARED" bash train/recipes/student_files.sh runs/vitstem-readout-ft/chosen.pth.tar "$OUT" readout3
+SHARED="$SHARED" bash train/recipes/student_files.sh runs/vitstem-readout-2blocks/final.pth.tar "$OUT" readout2
